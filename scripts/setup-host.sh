@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs, idempotently, every Debian package the project uses. Fast when all is there:
+# it asks dpkg first and only calls apt-get for what is missing.
+set -euo pipefail
+
+# Runtime: qemu, a kernel with modules, the C toolchain for the init, ext2 tools, cpio.
+# Test oracles and benchmark peers: libguestfs-tools (virt-ls, virt-cat, guestfish),
+# supermin, hyperfine, GNU time, xz/zstd (compressed-module tests).
+PACKAGES=(
+  qemu-system-x86 qemu-utils linux-image-cloud-amd64 musl-tools gcc libc6-dev e2fsprogs cpio
+  libguestfs-tools supermin hyperfine time xz-utils zstd gzip file
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup-host: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

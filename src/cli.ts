@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// The CLI is a thin layer: each command module parses its options and calls the library.
+// Command modules import their implementation lazily so `appliance build` on a cache hit
+// does not pay for loading the writers.
+import { Command } from 'commander';
+import { createRequire } from 'node:module';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+const program = new Command('appliance')
+  .description('Build a tiny Linux appliance from the host\'s own files and boot it in qemu')
+  .version(pkg.version)
+  .showHelpAfterError();
+
+await program.parseAsync(process.argv);
