@@ -4,6 +4,10 @@
 // does not pay for loading the writers.
 import { Command } from 'commander';
 import { createRequire } from 'node:module';
+import { register as registerMkinitrd } from './cli/mkinitrd.js';
+import { register as registerMkext2 } from './cli/mkext2.js';
+import { register as registerBuild } from './cli/build.js';
+import { register as registerCache } from './cli/cache.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -11,5 +15,10 @@ const program = new Command('appliance')
   .description('Build a tiny Linux appliance from the host\'s own files and boot it in qemu')
   .version(pkg.version)
   .showHelpAfterError();
+
+registerMkinitrd(program);
+registerMkext2(program);
+registerBuild(program);
+registerCache(program);
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,76 @@
+/**
+ * `npm run bench:build`: our build against supermin's, from the Debian package list
+ * libguestfs's appliance is made of. Alternating runs, median of 5 after a warm-up
+ * each. Ours runs with its cache emptied before each run, so it really resolves and
+ * writes everything; the compiled init is kept, as supermin's prebuilt init is.
+ * Then the no-op build (a cache hit), Node's start included.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { clearCache } from '../src/cache/evict.js';
+
+const SUPERMIN_D = '/usr/lib/x86_64-linux-gnu/guestfs/supermin.d';
+const CLI = resolve('dist/src/cli.js');
+const RUNS = 5;
+
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { ms: number; stdout: string } {
+  const t = performance.now();
+  const res = spawnSync(cmd, args, { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  const ms = performance.now() - t;
+  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${res.status}):\n${res.stderr}`);
+  return { ms, stdout: res.stdout };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
+
+async function main(): Promise<void> {
+  if (!existsSync(join(SUPERMIN_D, 'packages'))) {
+    console.error(`bench:build needs libguestfs's supermin.d (${SUPERMIN_D}): apt-get install libguestfs-tools`);
+    process.exit(1);
+  }
+  const packages = readFileSync(join(SUPERMIN_D, 'packages'), 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+  const work = mkdtempSync(join(tmpdir(), 'bench-build-'));
+  const cacheDir = join(work, 'cache');
+  const ours = async () => {
+    await clearCache(cacheDir).catch(() => 0);
+    return timed(process.execPath, [CLI, 'build', '--packages', packages.join(','), '--cache-dir', cacheDir, '--json']);
+  };
+  const supermin = () => {
+    const out = join(work, 'supermin-out');
+    rmSync(out, { recursive: true, force: true });
+    return timed('supermin', ['--build', '--format', 'ext2', SUPERMIN_D, '-o', out]);
+  };
+
+  try {
+    console.log(`${packages.length} packages from ${join(SUPERMIN_D, 'packages')}; ${RUNS} runs each after a warm-up, alternating`);
+    const first = JSON.parse((await ours()).stdout) as {
+      manifest: { packages: unknown[]; root: { files: number; entries: number; contentBytes: number; size: number } };
+    };
+    supermin();
+    const oursMs: number[] = [];
+    const superminMs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      oursMs.push((await ours()).ms);
+      superminMs.push(supermin().ms);
+    }
+    const noop = Array.from({ length: RUNS + 1 }, () => timed(process.execPath, [CLI, 'build', '--packages', packages.join(','), '--cache-dir', cacheDir]).ms).slice(1);
+    const defaultCache = join(work, 'default-cache');
+    timed(process.execPath, [CLI, 'build', '--cache-dir', defaultCache]);
+    const noopDefault = Array.from({ length: RUNS + 1 }, () => timed(process.execPath, [CLI, 'build', '--cache-dir', defaultCache]).ms).slice(1);
+
+    const r = first.manifest.root;
+    console.log(`ours:     ${first.manifest.packages.length} packages in the closure, ${r.files} files (${r.entries} entries), ${(r.contentBytes / 1e6).toFixed(1)} MB of content`);
+    console.log(`ours     median ${fmt(median(oursMs))}  (runs: ${oursMs.map(fmt).join(', ')})`);
+    console.log(`supermin median ${fmt(median(superminMs))}  (runs: ${superminMs.map(fmt).join(', ')})`);
+    console.log(`ratio ours/supermin: ${(median(oursMs) / median(superminMs)).toFixed(2)} (target: at most 1.00)`);
+    console.log(`no-op build (cache hit), this package list: median ${fmt(median(noop))}`);
+    console.log(`no-op build (cache hit), default appliance: median ${fmt(median(noopDefault))} (target: at most 150 ms)`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

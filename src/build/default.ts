@@ -1,0 +1,44 @@
+/**
+ * The default appliance: what inspecting a disk image needs, taken program by program
+ * (with the libraries they load) rather than as whole packages, which would bring
+ * locales, helpers and documentation and weigh several times more. Programs missing
+ * on a host are left out (said with --verbose), so one absent tool never breaks the
+ * default build.
+ */
+export const DEFAULT_BINARIES: readonly string[] = [
+  // the shell (dash: bash with its readline and terminfo would weigh 1.8 MB more)
+  'sh',
+  // core utilities
+  'basename', 'cat', 'chgrp', 'chmod', 'chown', 'cp', 'cut', 'date', 'dd', 'df', 'dirname', 'du', 'echo', 'env',
+  'false', 'head', 'id', 'ln', 'ls', 'md5sum', 'mkdir', 'mknod', 'mktemp', 'mv', 'nproc', 'printf', 'pwd',
+  'readlink', 'realpath', 'rm', 'rmdir', 'sha1sum', 'sha256sum', 'sha512sum', 'sleep', 'sort', 'stat',
+  'sync', 'tail', 'tee', 'test', 'touch', 'tr', 'true', 'truncate', 'uname', 'uniq', 'wc',
+  // text and archives
+  'find', 'xargs', 'grep', 'sed', 'tar', 'gzip',
+  // disks and mounts (util-linux)
+  'mount', 'umount', 'blkid', 'lsblk', 'sfdisk', 'findmnt', 'losetup', 'wipefs', 'blockdev',
+  // e2fsprogs
+  'mke2fs', 'mkfs.ext2', 'mkfs.ext3', 'mkfs.ext4', 'e2fsck', 'fsck.ext2', 'fsck.ext3', 'fsck.ext4', 'tune2fs',
+  'dumpe2fs', 'resize2fs', 'debugfs', 'e2label',
+  // kernel modules by hand (modprobe itself comes with the modules)
+  'insmod', 'lsmod',
+];
+
+/**
+ * Host paths the default appliance needs at their standard place whatever $PATH found:
+ * scripts start with #!/bin/sh.
+ */
+export const DEFAULT_PATHS: readonly string[] = ['/bin/sh'];
+
+/**
+ * Kernel modules put in the root so that mounting a filesystem loads its driver on
+ * demand (the kernel runs /sbin/modprobe). Names a kernel has neither as a module nor
+ * built in are skipped: ext4 is built into Debian's kernels, ntfs3 and f2fs are not
+ * in its cloud flavour. The nls tables are what vfat, exfat and isofs ask for by
+ * default; xxhash and blake2b are btrfs's optional checksums; loop is for losetup.
+ * (udf is left out to keep the default under 30 MB; --modules can name it.)
+ */
+export const DEFAULT_ROOT_MODULES: readonly string[] = [
+  'ext4', 'xfs', 'btrfs', 'vfat', 'msdos', 'exfat', 'isofs', 'squashfs', 'ntfs3', 'f2fs', 'loop',
+  'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'nls_ascii', 'xxhash_generic', 'blake2b_generic',
+];

@@ -1,0 +1,114 @@
+import type { Command } from 'commander';
+import type { BuildProgress } from '../build/index.js';
+import { ApplianceError } from '../errors.js';
+import { action, EXIT, progressEnabled } from './common.js';
+
+interface BuildCliOptions {
+  packages?: string[];
+  binaries?: string[];
+  include: string[];
+  kernel?: string;
+  modules?: string[];
+  strict?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  cacheDir?: string;
+}
+
+/** `a,b` and repeated options both add to the list. */
+function commaList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+function repeat(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** `HOST[:GUEST]`; a host path holding ':' can be written with an explicit guest path after the last ':'. */
+export function parseInclude(spec: string): { host: string; guest?: string } {
+  const colon = spec.lastIndexOf(':');
+  if (colon < 0) return { host: spec };
+  const host = spec.slice(0, colon);
+  const guest = spec.slice(colon + 1);
+  if (!host || !guest.startsWith('/')) {
+    throw Object.assign(
+      new ApplianceError('EUSAGE', `--include "${spec}": write HOST_PATH or HOST_PATH:/GUEST/PATH (the guest path is absolute)`),
+      { exitCode: EXIT.usage },
+    );
+  }
+  return { host, guest };
+}
+
+/** One progress line, redrawn in place, at most ten times a second. */
+function progressLine(): { update: (p: BuildProgress) => void; done: () => void } {
+  let last = 0;
+  let shown = false;
+  const mb = (n: number) => (n / 1e6).toFixed(1);
+  return {
+    update: (p) => {
+      const now = Date.now();
+      if (now - last < 100 && p.files < p.totalFiles) return;
+      last = now;
+      shown = true;
+      process.stderr.write(`\r\x1b[Kroot.ext2: ${p.files}/${p.totalFiles} files, ${mb(p.bytes)}/${mb(p.totalBytes)} MB`);
+    },
+    done: () => {
+      if (shown) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('Build the appliance (kernel, initrd, root.ext2, manifest.json) from the host\'s files, or find it in the cache; prints its folder')
+    .option('--packages <names>', 'Debian packages to include with their dependencies (comma-separated, repeatable)', commaList)
+    .option('--binaries <names>', 'programs on $PATH to include with their shared libraries (comma-separated, repeatable)', commaList)
+    .option('--include <host[:guest]>', 'an extra host file or folder, optionally at another guest path (repeatable)', repeat, [])
+    .option('--kernel <path>', 'kernel to boot (default: $APPLIANCE_KERNEL, else the newest installed)')
+    .option('--modules <names>', 'kernel modules for the root, loadable on demand (comma-separated; replaces the default filesystem list)', commaList)
+    .option('--strict', 'key the cache on file contents (sha256) instead of size, mtime and inode')
+    .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
+    .option('--json', 'print the result as JSON')
+    .option('--verbose', 'explain each decision on stderr')
+    .addHelpText(
+      'after',
+      '\nWith no --packages, --binaries or --include, builds the default appliance: a shell, core utilities,\n' +
+        'mount, blkid, lsblk, sfdisk, e2fsprogs, find, tar, with the filesystem modules.',
+    )
+    .action(
+      action(async (opts: BuildCliOptions) => {
+        const { buildAppliance } = await import('../build/index.js');
+        const progress = progressEnabled() && !opts.verbose ? progressLine() : undefined;
+        const started = performance.now();
+        let appliance;
+        try {
+          appliance = await buildAppliance({
+            packages: opts.packages,
+            binaries: opts.binaries,
+            includes: opts.include.map(parseInclude),
+            kernel: opts.kernel,
+            modules: opts.modules,
+            strict: opts.strict,
+            cacheDir: opts.cacheDir,
+            log: opts.verbose ? (msg) => process.stderr.write(`appliance: ${msg}\n`) : undefined,
+            onProgress: progress?.update,
+          });
+        } finally {
+          progress?.done();
+        }
+        if (opts.verbose) {
+          const m = appliance.manifest;
+          process.stderr.write(
+            `appliance: ${appliance.cacheHit ? 'cache hit' : 'built'} in ${Math.round(performance.now() - started)} ms: ` +
+              `${m.root.files} files, ${(m.root.contentBytes / 1e6).toFixed(1)} MB of content, kernel ${appliance.kernelVersion}\n`,
+          );
+        }
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(appliance, null, 2)}\n`);
+        } else {
+          process.stdout.write(`${appliance.dir}\n`);
+        }
+      }),
+    );
+}

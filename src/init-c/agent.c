@@ -1,0 +1,787 @@
+/*
+ * appliance agent: PID 1 in the root after the init's switch. Serves the host over the
+ * virtio-serial port "org.appliance.agent" with the framed protocol of protocol.h: runs
+ * commands (several at once), streams their output, moves files in and out, powers off.
+ *
+ * One poll loop, no threads. Everything it sends goes through a bounded outgoing queue:
+ * while the host is slow to read, the agent stops reading command output, so commands
+ * block on their full pipes (backpressure end to end) and nothing is lost.
+ *
+ * `agent --connect SOCKET` talks over a unix socket instead, as an ordinary process,
+ * so the host tests can run it without a VM.
+ */
+#define _GNU_SOURCE
+#define LOG_PREFIX "appliance-agent"
+#include "util.h"
+#include "protocol.h"
+
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+/* Above this many queued bytes the agent stops reading command output and files. */
+#define OUTQ_HIGH (1024 * 1024)
+#define PORT_WAIT_MS 10000
+
+extern char **environ;
+
+static int port = -1;
+static int on_port;     /* the virtio-serial port (not --connect) */
+static int host_spoke;  /* bytes came from the host: a hangup now means it has gone */
+static int waiting_host; /* the port says hangup because no host is connected yet */
+static int sigfd = -1;
+static char *base_env[4];
+
+static void *xmalloc(size_t n) {
+  void *p = malloc(n);
+  if (!p) fatal("out of memory");
+  return p;
+}
+
+/* ---- outgoing queue ---- */
+
+struct out {
+  struct out *next;
+  size_t len, off;
+  unsigned char data[];
+};
+static struct out *oq_head, **oq_tail = &oq_head;
+static size_t oq_bytes;
+
+static void send2(uint8_t type, uint8_t flags, uint32_t id, const void *a, size_t alen,
+                  const void *b, size_t blen) {
+  struct out *o = xmalloc(sizeof *o + APPL_HEADER_SIZE + alen + blen);
+  o->next = NULL;
+  o->off = 0;
+  o->len = APPL_HEADER_SIZE + alen + blen;
+  appl_put_header(o->data, (uint32_t)(alen + blen), type, flags, id);
+  if (alen) memcpy(o->data + APPL_HEADER_SIZE, a, alen);
+  if (blen) memcpy(o->data + APPL_HEADER_SIZE + alen, b, blen);
+  *oq_tail = o;
+  oq_tail = &o->next;
+  oq_bytes += o->len;
+}
+
+static void send_frame(uint8_t type, uint32_t id, const void *p, size_t n) {
+  send2(type, 0, id, p, n, NULL, 0);
+}
+
+static void send_u32(uint8_t type, uint32_t id, uint32_t v) {
+  unsigned char b[4];
+  appl_put32(b, v);
+  send_frame(type, id, b, 4);
+}
+
+static __attribute__((format(printf, 3, 4))) void send_error(uint32_t id, int err,
+                                                             const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof msg) n = sizeof msg - 1;
+  unsigned char e[4];
+  appl_put32(e, (uint32_t)err);
+  send2(APPL_T_ERROR, 0, id, e, 4, msg, (size_t)n);
+}
+
+/* Writes what the port takes now; returns -1 when the host has gone. */
+static int flush_out(void) {
+  while (oq_head) {
+    struct out *o = oq_head;
+    ssize_t n = write(port, o->data + o->off, o->len - o->off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? 0 : -1;
+    }
+    o->off += (size_t)n;
+    oq_bytes -= (size_t)n;
+    if (o->off == o->len) {
+      oq_head = o->next;
+      if (!oq_head) oq_tail = &oq_head;
+      free(o);
+    }
+  }
+  return 0;
+}
+
+/* ---- requests ---- */
+
+enum { R_EXEC, R_WRITE, R_READ };
+
+struct req {
+  struct req *next;
+  uint32_t id;
+  int kind;
+  /* R_EXEC */
+  pid_t pid;
+  int reaped, status, pty;
+  uint64_t start_ms, end_ms;
+  int out_fd, err_fd, in_fd; /* -1 once closed; a PTY's out_fd and in_fd are its master */
+  unsigned char *in_buf;     /* stdin not yet taken by the command */
+  size_t in_len, in_off;
+  int in_eof;
+  /* R_WRITE, R_READ */
+  int fd;
+  uint32_t mode;
+  char *path;
+};
+static struct req *reqs;
+
+static struct req *find_req(uint32_t id) {
+  for (struct req *r = reqs; r; r = r->next)
+    if (r->id == id) return r;
+  return NULL;
+}
+
+static struct req *new_req(uint32_t id, int kind) {
+  struct req *r = xmalloc(sizeof *r);
+  memset(r, 0, sizeof *r);
+  r->id = id;
+  r->kind = kind;
+  r->out_fd = r->err_fd = r->in_fd = r->fd = -1;
+  r->next = reqs;
+  reqs = r;
+  return r;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
+
+static void free_req(struct req *r) {
+  for (struct req **p = &reqs; *p; p = &(*p)->next)
+    if (*p == r) {
+      *p = r->next;
+      break;
+    }
+  close_fd(&r->out_fd);
+  close_fd(&r->err_fd);
+  close_fd(&r->in_fd);
+  close_fd(&r->fd);
+  free(r->in_buf);
+  free(r->path);
+  free(r);
+}
+
+/* EXIT goes once the command has exited and all its output has been read. */
+static void maybe_finish(struct req *r) {
+  if (!r->reaped || r->out_fd >= 0 || r->err_fd >= 0) return;
+  unsigned char b[12];
+  int sig = WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0;
+  appl_put32(b, sig ? (uint32_t)-1 : (uint32_t)WEXITSTATUS(r->status));
+  appl_put32(b + 4, (uint32_t)sig);
+  appl_put32(b + 8, (uint32_t)(r->end_ms - r->start_ms));
+  send_frame(APPL_T_EXIT, r->id, b, sizeof b);
+  free_req(r);
+}
+
+/* ---- exec ---- */
+
+/* Next NUL-terminated string of a payload, or NULL when it is missing. */
+static const char *next_str(const unsigned char **cur, const unsigned char *end) {
+  const unsigned char *nul = memchr(*cur, 0, (size_t)(end - *cur));
+  if (!nul) return NULL;
+  const char *s = (const char *)*cur;
+  *cur = nul + 1;
+  return s;
+}
+
+static void set_env(char **env, size_t *n, const char *kv) {
+  size_t name = strcspn(kv, "=");
+  for (size_t i = 0; i < *n; i++)
+    if (!strncmp(env[i], kv, name) && env[i][name] == '=') {
+      env[i] = (char *)kv;
+      return;
+    }
+  env[(*n)++] = (char *)kv;
+}
+
+static void set_nonblock(int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* A request that could not start still ends with EXIT, as the protocol promises. */
+static void exec_failed(struct req *r, int code) {
+  r->reaped = 1;
+  r->status = code << 8;
+  r->start_ms = r->end_ms = clock_ms(CLOCK_MONOTONIC);
+  maybe_finish(r);
+}
+
+struct child_error {
+  int stage; /* 0: terminal, 1: chdir, 2: exec */
+  int err;
+};
+
+static __attribute__((noreturn)) void run_child(int errpipe, int in, int out, int err,
+                                                const char *slave, const char *cwd,
+                                                char **argv, char **envp) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  setsid();
+  struct child_error ce = {0, 0};
+  if (slave) {
+    in = out = err = open(slave, O_RDWR);
+    if (in < 0 || ioctl(in, TIOCSCTTY, 0) < 0) goto fail;
+  }
+  dup2(in, 0);
+  dup2(out, 1);
+  dup2(err, 2);
+  ce.stage = 1;
+  if (chdir(*cwd ? cwd : "/") == 0) {
+    environ = envp;
+    execvp(argv[0], argv);
+    ce.stage = 2;
+  }
+fail:
+  ce.err = errno;
+  while (write(errpipe, &ce, sizeof ce) < 0 && errno == EINTR) {}
+  _exit(ce.stage == 2 && ce.err == ENOENT ? 127 : 126);
+}
+
+static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint32_t len) {
+  if (find_req(id)) {
+    send_error(id, EEXIST, "request id %u is already in use", id);
+    return;
+  }
+  struct req *r = new_req(id, R_EXEC);
+  const unsigned char *cur = p + 12, *end = p + len;
+  uint32_t argc = len >= 12 ? appl_get32(p) : 0, envc = len >= 12 ? appl_get32(p + 4) : 0;
+  const char *cwd = len >= 12 ? next_str(&cur, end) : NULL;
+  /* Each string takes at least one byte: this bounds the arrays by the payload size. */
+  if (!cwd || argc == 0 || argc > len || envc > len) {
+    send_error(id, EINVAL, "malformed EXEC request");
+    exec_failed(r, 127);
+    return;
+  }
+  char **argv = xmalloc((argc + 1) * sizeof *argv);
+  char **envp = xmalloc((envc + sizeof base_env / sizeof *base_env + 1) * sizeof *envp);
+  size_t nenv = 0;
+  int ok = 1;
+  for (char **b = base_env; *b; b++) envp[nenv++] = *b;
+  for (uint32_t i = 0; ok && i < argc; i++) ok = (argv[i] = (char *)next_str(&cur, end)) != NULL;
+  for (uint32_t i = 0; ok && i < envc; i++) {
+    const char *kv = next_str(&cur, end);
+    if (kv && strchr(kv, '=')) set_env(envp, &nenv, kv);
+    else ok = 0;
+  }
+  argv[argc] = NULL;
+  envp[nenv] = NULL;
+  if (!ok) {
+    free(argv);
+    free(envp);
+    send_error(id, EINVAL, "malformed EXEC request");
+    exec_failed(r, 127);
+    return;
+  }
+  const char *argv0 = argv[0];
+
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
+  char slave[32] = "";
+  int master = -1;
+  r->pty = (flags & APPL_F_PTY) != 0;
+  if (r->pty) {
+    unsigned n;
+    struct winsize ws = {appl_get16(p + 8), appl_get16(p + 10), 0, 0};
+    ok = (master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)) >= 0 && grantpt(master) == 0 &&
+         unlockpt(master) == 0 && ioctl(master, TIOCGPTN, &n) == 0;
+    if (ok) snprintf(slave, sizeof slave, "/dev/pts/%u", n);
+    if (ok && ws.ws_row && ws.ws_col) ioctl(master, TIOCSWINSZ, &ws);
+  } else {
+    ok = pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 &&
+         (flags & APPL_F_STDIN ? pipe2(in, O_CLOEXEC) == 0
+                               : (in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0);
+  }
+  ok = ok && pipe2(ep, O_CLOEXEC) == 0;
+  pid_t pid = ok ? fork() : -1;
+  if (pid == 0) run_child(ep[1], in[0], out[1], err[1], r->pty ? slave : NULL, cwd, argv, envp);
+  int fork_errno = errno;
+  close_fd(&in[0]);
+  close_fd(&out[1]);
+  close_fd(&err[1]);
+  close_fd(&ep[1]);
+  free(argv);
+  free(envp);
+  if (pid < 0) {
+    close_fd(&in[1]);
+    close_fd(&out[0]);
+    close_fd(&err[0]);
+    close_fd(&ep[0]);
+    close_fd(&master);
+    send_error(id, fork_errno, "cannot start the command: %s", strerror(fork_errno));
+    exec_failed(r, 126);
+    return;
+  }
+  r->pid = pid;
+  r->start_ms = clock_ms(CLOCK_MONOTONIC);
+  if (r->pty) {
+    r->out_fd = master;
+    r->in_fd = (flags & APPL_F_STDIN) ? fcntl(master, F_DUPFD_CLOEXEC, 3) : -1;
+  } else {
+    r->out_fd = out[0];
+    r->err_fd = err[0];
+    r->in_fd = in[1];
+  }
+  if (r->out_fd >= 0) set_nonblock(r->out_fd);
+  if (r->err_fd >= 0) set_nonblock(r->err_fd);
+  if (r->in_fd >= 0) set_nonblock(r->in_fd);
+
+  /* The child reports a failed chdir or exec here; a successful exec closes the pipe. */
+  struct child_error ce;
+  ssize_t n;
+  while ((n = read(ep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {}
+  close(ep[0]);
+  if (n == sizeof ce) {
+    char msg[600];
+    if (ce.stage == 0)
+      snprintf(msg, sizeof msg, "cannot open the terminal %s: %s", slave, strerror(ce.err));
+    else if (ce.stage == 1)
+      snprintf(msg, sizeof msg, "cannot change directory to %s: %s", cwd, strerror(ce.err));
+    else if (ce.err == ENOENT)
+      snprintf(msg, sizeof msg, "%s: command not found", argv0);
+    else
+      snprintf(msg, sizeof msg, "%s: %s", argv0, strerror(ce.err));
+    send2(APPL_T_STDERR, 0, id, msg, strlen(msg), "\n", 1);
+    send_error(id, ce.err, "%s", msg);
+  }
+}
+
+/* ---- stdin ---- */
+
+static void pump_stdin(struct req *r) {
+  size_t done = 0;
+  while (r->in_fd >= 0 && r->in_off < r->in_len) {
+    ssize_t n = write(r->in_fd, r->in_buf + r->in_off, r->in_len - r->in_off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    if (n < 0) { /* the command closed its stdin: drop the rest */
+      n = (ssize_t)(r->in_len - r->in_off);
+      close_fd(&r->in_fd);
+    }
+    r->in_off += (size_t)n;
+    done += (size_t)n;
+  }
+  if (r->in_off == r->in_len) {
+    r->in_off = r->in_len = 0;
+    /* On a terminal, end of input is the EOF character, as typed. */
+    if (r->in_eof && r->pty && r->in_fd >= 0) (void)!write(r->in_fd, "\x04", 1);
+    if (r->in_eof) close_fd(&r->in_fd);
+  }
+  if (done) send_u32(APPL_T_STDIN_ACK, r->id, (uint32_t)done);
+}
+
+static void handle_stdin(struct req *r, const unsigned char *p, uint32_t len) {
+  if (len == 0) {
+    r->in_eof = 1;
+  } else if (r->in_fd < 0) {
+    send_u32(APPL_T_STDIN_ACK, r->id, len);
+    return;
+  } else {
+    if (r->in_off) {
+      memmove(r->in_buf, r->in_buf + r->in_off, r->in_len - r->in_off);
+      r->in_len -= r->in_off;
+      r->in_off = 0;
+    }
+    unsigned char *b = realloc(r->in_buf, r->in_len + len);
+    if (!b) fatal("out of memory");
+    memcpy(b + r->in_len, p, len);
+    r->in_buf = b;
+    r->in_len += len;
+  }
+  pump_stdin(r);
+}
+
+/* ---- output of commands and files ---- */
+
+static void pump_output(struct req *r, int *fd, uint8_t type) {
+  static unsigned char buf[APPL_MAX_PAYLOAD];
+  ssize_t n = read(*fd, buf, sizeof buf);
+  if (n > 0) {
+    send_frame(type, r->id, buf, (size_t)n);
+    return;
+  }
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  /* End of file; a PTY master says EIO once the terminal's last user has gone. */
+  int e = n < 0 ? errno : 0;
+  close_fd(fd);
+  if (r->kind == R_READ) {
+    if (e) send_error(r->id, e, "cannot read %s: %s", r->path, strerror(e));
+    else send_frame(APPL_T_DATA, r->id, NULL, 0);
+    free_req(r);
+  } else {
+    maybe_finish(r);
+  }
+}
+
+static void reap(void) {
+  struct signalfd_siginfo si;
+  while (read(sigfd, &si, sizeof si) > 0) {}
+  int st;
+  pid_t pid;
+  /* As PID 1 this also reaps the orphans the kernel hands us. */
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+    for (struct req *r = reqs; r; r = r->next)
+      if (r->kind == R_EXEC && r->pid == pid && !r->reaped) {
+        r->reaped = 1;
+        r->status = st;
+        r->end_ms = clock_ms(CLOCK_MONOTONIC);
+        maybe_finish(r);
+        break;
+      }
+}
+
+/* ---- files ---- */
+
+static void handle_write_file(uint32_t id, const unsigned char *p, uint32_t len) {
+  const unsigned char *cur = p + 4;
+  const char *path = len > 4 ? next_str(&cur, p + len) : NULL;
+  if (!path || !*path) {
+    send_error(id, EINVAL, "malformed WRITE_FILE request");
+    return;
+  }
+  uint32_t mode = appl_get32(p) & 07777;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, mode);
+  if (fd < 0) {
+    send_error(id, errno, "cannot write %s: %s", path, strerror(errno));
+    return;
+  }
+  struct req *r = new_req(id, R_WRITE);
+  r->fd = fd;
+  r->mode = mode;
+  r->path = strdup(path);
+  if (!r->path) fatal("out of memory");
+}
+
+static void handle_write_data(struct req *r, uint8_t flags, const unsigned char *p, uint32_t len) {
+  int e = 0;
+  for (uint32_t done = 0; done < len;) {
+    ssize_t n = write(r->fd, p + done, len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      e = errno;
+      break;
+    }
+    done += (uint32_t)n;
+  }
+  if (!e && len) return;
+  struct stat st;
+  if (!e && flags & APPL_F_ABORT) {
+    e = ECANCELED;
+    unlink(r->path);
+  } else if (!e && fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode) && fchmod(r->fd, r->mode) < 0) {
+    e = errno; /* the umask must not change the mode the host asked for */
+  }
+  if (close(r->fd) < 0 && !e) e = errno;
+  r->fd = -1;
+  if (e) send_error(r->id, e, "cannot write %s: %s", r->path, strerror(e));
+  else send_frame(APPL_T_OK, r->id, NULL, 0);
+  free_req(r);
+}
+
+static void handle_read_file(uint32_t id, const unsigned char *p, uint32_t len) {
+  const unsigned char *cur = p;
+  const char *path = next_str(&cur, p + len);
+  if (!path || !*path) {
+    send_error(id, EINVAL, "malformed READ_FILE request");
+    return;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    close(fd);
+    fd = -1;
+    errno = EISDIR;
+  }
+  if (fd < 0) {
+    send_error(id, errno, "cannot read %s: %s", path, strerror(errno));
+    return;
+  }
+  struct req *r = new_req(id, R_READ);
+  r->fd = fd;
+  r->path = strdup(path);
+  if (!r->path) fatal("out of memory");
+}
+
+/* ---- leaving ---- */
+
+static __attribute__((noreturn)) void shut_down(void) {
+  /* Let queued replies (OK to POWEROFF) out, for a second at most. */
+  uint64_t deadline = clock_ms(CLOCK_MONOTONIC) + 1000;
+  while (oq_head && flush_out() == 0 && oq_head) {
+    uint64_t now = clock_ms(CLOCK_MONOTONIC);
+    if (now >= deadline) break;
+    struct pollfd pf = {port, POLLOUT, 0};
+    poll(&pf, 1, (int)(deadline - now));
+  }
+  if (getpid() == 1) {
+    kill(-1, SIGKILL);
+    halt_vm(0);
+  }
+  for (struct req *r = reqs; r; r = r->next)
+    if (r->kind == R_EXEC && !r->reaped) kill(-r->pid, SIGKILL);
+  exit(0);
+}
+
+static unsigned char hello[16];
+
+/* Whoever connects first gets the HELLO, even if an earlier host left without a word. */
+static void queue_hello(void) {
+  while (oq_head) {
+    struct out *o = oq_head;
+    oq_head = o->next;
+    free(o);
+  }
+  oq_tail = &oq_head;
+  oq_bytes = 0;
+  send_frame(APPL_T_HELLO, 0, hello, sizeof hello);
+}
+
+static void hangup(void) {
+  if (on_port && !host_spoke) {
+    /* No host yet (or one that left before asking anything): look again soon. Until a
+     * host has spoken, the queue holds only the HELLO. */
+    waiting_host = 1;
+    queue_hello();
+    return;
+  }
+  shut_down();
+}
+
+/* ---- incoming frames ---- */
+
+static void dispatch(uint8_t type, uint8_t flags, uint32_t id, const unsigned char *p,
+                     uint32_t len) {
+  struct req *r = find_req(id);
+  switch (type) {
+  case APPL_T_EXEC:
+    handle_exec(id, flags, p, len);
+    break;
+  case APPL_T_STDIN:
+    if (r && r->kind == R_EXEC) handle_stdin(r, p, len);
+    break;
+  case APPL_T_SIGNAL:
+    if (r && r->kind == R_EXEC && len >= 4) {
+      int sig = (int)appl_get32(p);
+      /* The group outlives the command while its children hold the pipes. */
+      if (kill(-r->pid, sig) < 0 && !r->reaped) kill(r->pid, sig);
+    }
+    break;
+  case APPL_T_RESIZE:
+    if (r && r->kind == R_EXEC && r->pty && len >= 4) {
+      struct winsize ws = {appl_get16(p), appl_get16(p + 2), 0, 0};
+      ioctl(r->out_fd >= 0 ? r->out_fd : r->in_fd, TIOCSWINSZ, &ws);
+    }
+    break;
+  case APPL_T_WRITE_FILE:
+    if (r) send_error(id, EEXIST, "request id %u is already in use", id);
+    else handle_write_file(id, p, len);
+    break;
+  case APPL_T_DATA:
+    if (r && r->kind == R_WRITE) handle_write_data(r, flags, p, len);
+    break;
+  case APPL_T_READ_FILE:
+    if (r) send_error(id, EEXIST, "request id %u is already in use", id);
+    else handle_read_file(id, p, len);
+    break;
+  case APPL_T_POWEROFF:
+    send_frame(APPL_T_OK, id, NULL, 0);
+    shut_down();
+    break;
+  default:
+    send_error(id, ENOSYS, "unknown request type %u", type);
+  }
+}
+
+static void read_port(void) {
+  static unsigned char buf[APPL_HEADER_SIZE + APPL_MAX_PAYLOAD];
+  static size_t have;
+  ssize_t n = read(port, buf + have, sizeof buf - have);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    hangup();
+    return;
+  }
+  host_spoke = 1;
+  have += (size_t)n;
+  size_t off = 0;
+  while (have - off >= APPL_HEADER_SIZE) {
+    uint32_t len = appl_get32(buf + off);
+    if (len > APPL_MAX_PAYLOAD) {
+      say("protocol error: a frame of %u bytes (at most %u): closing", len, APPL_MAX_PAYLOAD);
+      shut_down();
+    }
+    if (have - off < APPL_HEADER_SIZE + len) break;
+    dispatch(buf[off + 4], buf[off + 5], appl_get32(buf + off + 8), buf + off + APPL_HEADER_SIZE,
+             len);
+    off += APPL_HEADER_SIZE + len;
+  }
+  memmove(buf, buf + off, have - off);
+  have -= off;
+}
+
+/* ---- the loop ---- */
+
+enum { W_PORT, W_SIG, W_OUT, W_ERR, W_IN, W_FILE };
+
+static void serve(void) {
+  size_t cap = 0;
+  struct pollfd *pfds = NULL;
+  struct watch {
+    int what;
+    uint32_t id;
+  } *watch = NULL;
+  for (;;) {
+    if (flush_out() < 0) hangup();
+    size_t n = 0, need = 2; /* the port, the signalfd, and at most 3 fds per request */
+    for (struct req *r = reqs; r; r = r->next) need += 3;
+    if (need > cap) {
+      cap = need * 2;
+      pfds = realloc(pfds, cap * sizeof *pfds);
+      watch = realloc(watch, cap * sizeof *watch);
+      if (!pfds || !watch) fatal("out of memory");
+    }
+#define WATCH(fd_, ev_, what_, id_) \
+  (pfds[n] = (struct pollfd){(fd_), (ev_), 0}, watch[n++] = (struct watch){(what_), (id_)})
+    if (!waiting_host) WATCH(port, POLLIN | (oq_head ? POLLOUT : 0), W_PORT, 0);
+    WATCH(sigfd, POLLIN, W_SIG, 0);
+    int room = oq_bytes < OUTQ_HIGH;
+    for (struct req *r = reqs; r; r = r->next) {
+      if (room && r->out_fd >= 0) WATCH(r->out_fd, POLLIN, W_OUT, r->id);
+      if (room && r->err_fd >= 0) WATCH(r->err_fd, POLLIN, W_ERR, r->id);
+      if (r->in_fd >= 0 && r->in_off < r->in_len) WATCH(r->in_fd, POLLOUT, W_IN, r->id);
+      if (room && r->kind == R_READ) WATCH(r->fd, POLLIN, W_FILE, r->id);
+    }
+#undef WATCH
+    int timeout = waiting_host ? 10 : -1;
+    waiting_host = 0;
+    if (poll(pfds, n, timeout) < 0) {
+      if (errno == EINTR) continue;
+      fatal("poll: %s", strerror(errno));
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (!pfds[i].revents) continue;
+      if (watch[i].what == W_PORT) {
+        if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) read_port();
+        continue;
+      }
+      if (watch[i].what == W_SIG) {
+        reap();
+        continue;
+      }
+      /* Requests may have ended while handling earlier events: look them up again. */
+      struct req *r = find_req(watch[i].id);
+      if (!r) continue;
+      if (watch[i].what == W_OUT && r->out_fd == pfds[i].fd)
+        pump_output(r, &r->out_fd, APPL_T_STDOUT);
+      else if (watch[i].what == W_ERR && r->err_fd == pfds[i].fd)
+        pump_output(r, &r->err_fd, APPL_T_STDERR);
+      else if (watch[i].what == W_FILE && r->fd == pfds[i].fd)
+        pump_output(r, &r->fd, APPL_T_DATA);
+      else if (watch[i].what == W_IN && r->in_fd == pfds[i].fd)
+        pump_stdin(r);
+    }
+  }
+}
+
+/* ---- start ---- */
+
+static int open_port(void) {
+  uint64_t deadline = clock_ms(CLOCK_BOOTTIME) + PORT_WAIT_MS;
+  long delay_us = 500;
+  for (;;) {
+    DIR *d = opendir("/sys/class/virtio-ports");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      char path[320], name[64];
+      snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      ssize_t n = read(fd, name, sizeof name - 1);
+      close(fd);
+      if (n <= 0) continue;
+      name[n] = '\0';
+      name[strcspn(name, "\n")] = '\0';
+      if (strcmp(name, APPL_PORT_NAME)) continue;
+      snprintf(path, sizeof path, "/dev/%s", e->d_name);
+      fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+      if (fd >= 0) {
+        closedir(d);
+        return fd;
+      }
+    }
+    if (d) closedir(d);
+    if (clock_ms(CLOCK_BOOTTIME) >= deadline)
+      fatal("no virtio-serial port named %s after %d s: is virtio_console loaded and the qemu "
+            "virtserialport given that name?",
+            APPL_PORT_NAME, PORT_WAIT_MS / 1000);
+    struct timespec ts = {0, delay_us * 1000};
+    nanosleep(&ts, NULL);
+    if (delay_us < 20000) delay_us *= 2;
+  }
+}
+
+static int connect_socket(const char *path) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof sa.sun_path) fatal("socket path too long: %s", path);
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    fatal("cannot connect to %s: %s", path, strerror(errno));
+  set_nonblock(fd);
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  const char *sock = NULL;
+  if (argc == 3 && !strcmp(argv[1], "--connect")) {
+    sock = argv[2];
+  } else if (argc != 1) {
+    say("usage: agent [--connect UNIX_SOCKET]");
+    return 2;
+  }
+  /* Pipes must not land on 0-2, where the children's dup2 would clobber them. */
+  int fd;
+  while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2) {}
+  if (fd > 2) close(fd);
+  umask(022);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  if ((sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+    fatal("signalfd: %s", strerror(errno));
+
+  static char term[64];
+  const char *t = getenv("TERM");
+  snprintf(term, sizeof term, "TERM=%s", t && *t ? t : "linux");
+  base_env[0] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+  base_env[1] = "HOME=/root";
+  base_env[2] = term;
+
+  const char *init_ms = getenv("APPLIANCE_INIT_MS");
+  int timing = getenv("APPLIANCE_TIMING") != NULL;
+  on_port = sock == NULL;
+  port = on_port ? open_port() : connect_socket(sock);
+
+  uint64_t boot_ms = clock_ms(CLOCK_BOOTTIME);
+  appl_put32(hello, APPL_VERSION);
+  appl_put32(hello + 4, (uint32_t)boot_ms);
+  appl_put32(hello + 8, init_ms ? (uint32_t)strtoul(init_ms, NULL, 10) : 0);
+  appl_put32(hello + 12, getpid() == 1 ? APPL_HELLO_PID1 : 0);
+  queue_hello();
+  if (timing) say("%5llu.%03llu s  agent ready", (unsigned long long)boot_ms / 1000,
+                  (unsigned long long)boot_ms % 1000);
+  serve();
+}

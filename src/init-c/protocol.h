@@ -1,0 +1,115 @@
+/*
+ * The guest channel's framed protocol, spoken between the host (src/qemu/agent-client.ts,
+ * which mirrors these numbers in src/qemu/protocol.ts) and the agent (agent.c) over the
+ * virtio-serial port "org.appliance.agent".
+ *
+ * Every frame is a 12-byte header and a payload. All integers are little endian.
+ *
+ *   u32 len      payload length, at most APPL_MAX_PAYLOAD
+ *   u8  type     APPL_T_*
+ *   u8  flags    per type (APPL_F_*), else 0
+ *   u16 reserved 0
+ *   u32 id       request id chosen by the host (non-zero); 0 for HELLO
+ *
+ * Strings in payloads end with a NUL byte. Messages ("h>a" host to agent, "a>h" back):
+ *
+ *   HELLO      a>h  id 0, sent once when the agent is ready:
+ *                   u32 version (APPL_VERSION), u32 boot_ms (CLOCK_BOOTTIME when ready),
+ *                   u32 init_ms (CLOCK_BOOTTIME when the init started; 0 if unknown),
+ *                   u32 flags (APPL_HELLO_PID1 when the agent is the guest's PID 1)
+ *   EXEC       h>a  flags APPL_F_STDIN (stdin comes in STDIN frames, else /dev/null) and
+ *                   APPL_F_PTY (run on a pseudo-terminal: all output comes as STDOUT).
+ *                   u32 argc, u32 envc, u16 rows, u16 cols (PTY size; 0 = default),
+ *                   then cwd ("" = "/"), argv[argc], env[envc] ("NAME=value", laid
+ *                   over the agent's base env PATH, HOME, TERM), each NUL-terminated.
+ *                   The reply is any STDOUT/STDERR/STDIN_ACK/ERROR frames, then always
+ *                   one EXIT, sent once the command has exited and both of its output
+ *                   pipes reached end of file.
+ *   STDIN      h>a  a chunk of the command's stdin; an empty chunk is end of file.
+ *                   The host keeps at most APPL_STDIN_WINDOW bytes unacknowledged per
+ *                   request, so a command that does not read its stdin cannot make the
+ *                   agent buffer without bound nor stop it reading other requests.
+ *   STDIN_ACK  a>h  u32 count of stdin bytes the agent is done with (written to the
+ *                   command or dropped because it closed its stdin).
+ *   STDOUT     a>h  a chunk of the command's stdout, as it comes.
+ *   STDERR     a>h  a chunk of the command's stderr.
+ *   EXIT       a>h  i32 exit code (-1 when killed by a signal), u32 signal number (0 when
+ *                   it exited), u32 duration in milliseconds.
+ *   ERROR      a>h  i32 errno, then a message (not NUL-terminated: the rest of the
+ *                   payload). For EXEC it explains a failed start (the command still gets
+ *                   EXIT 127 when not found, 126 otherwise, and the message on stderr,
+ *                   as a shell would do); for the file requests it ends the request.
+ *   WRITE_FILE h>a  u32 mode, path. Then DATA frames with the content and an empty DATA
+ *                   to end it (with APPL_F_ABORT: give up and remove the file). The agent
+ *                   answers OK, or ERROR as soon as something fails (then it drops the
+ *                   remaining DATA frames of that id).
+ *   READ_FILE  h>a  path. The agent answers DATA frames, then an empty DATA; or ERROR.
+ *   DATA       both a chunk of a file.
+ *   OK         a>h  WRITE_FILE or POWEROFF done.
+ *   POWEROFF   h>a  the agent answers OK, then powers the guest off (exits with --connect).
+ *   SIGNAL     h>a  u32 signal number, sent to the process group of the EXEC with this id.
+ *   RESIZE     h>a  u16 rows, u16 cols: new size of a PTY exec's terminal.
+ *
+ * The agent powers off when the host closes the channel after sending anything. A host
+ * that leaves without a word is not an end: the next one to connect gets a fresh HELLO.
+ */
+#ifndef APPLIANCE_PROTOCOL_H
+#define APPLIANCE_PROTOCOL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define APPL_VERSION 1
+#define APPL_PORT_NAME "org.appliance.agent"
+#define APPL_HEADER_SIZE 12
+#define APPL_MAX_PAYLOAD 65536
+#define APPL_STDIN_WINDOW (256 * 1024)
+
+enum {
+  APPL_T_HELLO = 1,
+  APPL_T_EXEC = 2,
+  APPL_T_STDIN = 3,
+  APPL_T_STDIN_ACK = 4,
+  APPL_T_STDOUT = 5,
+  APPL_T_STDERR = 6,
+  APPL_T_EXIT = 7,
+  APPL_T_ERROR = 8,
+  APPL_T_WRITE_FILE = 9,
+  APPL_T_READ_FILE = 10,
+  APPL_T_DATA = 11,
+  APPL_T_OK = 12,
+  APPL_T_POWEROFF = 13,
+  APPL_T_SIGNAL = 14,
+  APPL_T_RESIZE = 15,
+};
+
+enum {
+  APPL_F_STDIN = 1, /* EXEC */
+  APPL_F_PTY = 2,   /* EXEC */
+  APPL_F_ABORT = 1, /* DATA of a WRITE_FILE */
+};
+
+#define APPL_HELLO_PID1 1u
+
+static inline uint32_t appl_get32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint16_t appl_get16(const unsigned char *p) {
+  return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline void appl_put32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+  p[2] = (unsigned char)(v >> 16);
+  p[3] = (unsigned char)(v >> 24);
+}
+static inline void appl_put_header(unsigned char *h, uint32_t len, uint8_t type, uint8_t flags,
+                                   uint32_t id) {
+  appl_put32(h, len);
+  h[4] = type;
+  h[5] = flags;
+  h[6] = h[7] = 0;
+  appl_put32(h + 8, id);
+}
+
+#endif

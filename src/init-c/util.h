@@ -1,0 +1,70 @@
+/*
+ * Helpers shared by the init and the agent: console lines, boot clock, and the one way
+ * PID 1 may give up (power off; PID 1 must never exit, or the kernel panics).
+ * Each program defines LOG_PREFIX before including this file.
+ */
+#ifndef APPLIANCE_UTIL_H
+#define APPLIANCE_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef LOG_PREFIX
+#error "define LOG_PREFIX before including util.h"
+#endif
+
+static inline uint64_t clock_ms(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static inline void vsay(const char *tag, const char *fmt, va_list ap) {
+  char line[1024];
+  int n = snprintf(line, sizeof line - 1, "%s: %s", LOG_PREFIX, tag);
+  int m = vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
+  if (n < 0 || m < 0) return;
+  size_t len = (size_t)n + (size_t)m;
+  if (len > sizeof line - 2) len = sizeof line - 2; /* truncated: keep the newline */
+  line[len++] = '\n';
+  /* One write per line so lines of concurrent writers do not interleave. */
+  while (write(2, line, len) < 0 && errno == EINTR) {}
+}
+
+static inline __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsay("", fmt, ap);
+  va_end(ap);
+}
+
+/* Never returns. As PID 1: power off, else reboot (qemu runs with -no-reboot, so
+ * that ends the VM too), else wait forever rather than exit. Elsewhere: exit. */
+static inline __attribute__((noreturn)) void halt_vm(int status) {
+  if (getpid() != 1) exit(status);
+  sync();
+  reboot(RB_POWER_OFF);
+  reboot(RB_AUTOBOOT);
+  for (;;) pause();
+}
+
+static inline __attribute__((noreturn, format(printf, 1, 2))) void fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsay("FATAL: ", fmt, ap);
+  va_end(ap);
+  /* The serial console sends asynchronously: let the line out before the VM is gone. */
+  tcdrain(2);
+  halt_vm(1);
+}
+
+#endif

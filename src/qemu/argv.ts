@@ -1,0 +1,79 @@
+import type { AccelChoice } from './accel.js';
+import type { ResolvedDisk } from './disk.js';
+import type { MachineProfile } from './machine.js';
+
+/** The virtio-serial port the guest agent opens (see ARCHITECTURE.md, "Guest channel"). */
+export const AGENT_PORT_NAME = 'org.appliance.agent';
+export const ROOT_SERIAL = 'appliance-root';
+
+/**
+ * Kernel parameters for every boot: the console on the first serial port (the launcher
+ * reads it), little printed, a panic powers off at once (qemu runs with -no-reboot),
+ * and the slow probes an appliance does not need skipped.
+ */
+export const BASE_CMDLINE = [
+  'console=ttyS0',
+  'quiet',
+  'panic=-1',
+  'no_timer_check',
+  '8250.nr_uarts=1',
+  'cryptomgr.notests',
+  'edd=off',
+];
+
+export interface QemuConfig {
+  machine: MachineProfile;
+  accel: AccelChoice;
+  memoryMb: number;
+  cpus: number;
+  kernel: string;
+  initrd: string;
+  /** The whole kernel command line (see kernelCmdline). */
+  cmdline: string;
+  /** The appliance's root image: raw, attached read-only. */
+  root: string;
+  disks: ResolvedDisk[];
+  /** A unix socket a server listens on; qemu connects to it for the guest channel. */
+  channelSocket: string;
+}
+
+/** BASE_CMDLINE, the TSC frequency under TCG when the host's is known (see machine.ts), then `extra`. */
+export function kernelCmdline(accel: AccelChoice, tscKhz: number | undefined, extra: string[] = []): string {
+  const tsc = accel.accel === 'tcg' && tscKhz ? [`tsc_early_khz=${tscKhz}`] : [];
+  return [...BASE_CMDLINE, ...tsc, ...extra].join(' ');
+}
+
+/**
+ * The qemu command line, without the binary. No default devices, no user config, no
+ * display; the serial console on stdout; every disk's format explicit (qemu never
+ * probes, see disk.ts); the root disk and, by default, user disks read-only.
+ */
+export function qemuArgv(c: QemuConfig): string[] {
+  const bus = c.machine.virtio;
+  const blk = (drive: string, serial: string) => ['-device', `virtio-blk-${bus},drive=${drive},serial=${serial}`];
+  const argv = [
+    ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
+    ...['-machine', c.machine.type, '-accel', c.accel.accel],
+    ...(c.accel.cpu ? ['-cpu', c.accel.cpu] : []),
+    ...['-m', String(c.memoryMb), '-smp', String(c.cpus)],
+    ...(c.machine.bios ? ['-bios', c.machine.bios] : []),
+    ...['-serial', 'stdio'],
+    ...['-kernel', c.kernel, '-initrd', c.initrd, '-append', c.cmdline],
+    ...['-drive', `file=${optionValue(c.root)},format=raw,if=none,id=root,readonly=on`, ...blk('root', ROOT_SERIAL)],
+  ];
+  c.disks.forEach((d, i) => {
+    const id = `disk${i}`;
+    argv.push('-drive', `file=${optionValue(d.path)},format=${d.format},if=none,id=${id}${d.readonly ? ',readonly=on' : ''}`, ...blk(id, id));
+  });
+  argv.push(
+    ...['-device', `virtio-serial-${bus}`],
+    ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
+    ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
+  );
+  return argv;
+}
+
+/** qemu option values are comma-separated: a comma inside a value is written twice. */
+export function optionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}

@@ -1,0 +1,219 @@
+// The launcher's parts that need no boot: argv, disk format safety (qemu-img as the
+// oracle), the host TSC rule, the accelerator verdict, and the PVH vmlinux extraction
+// (readelf and the lz4 tool as oracles).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { planAccel, TCG } from '../src/qemu/accel.js';
+import { BASE_CMDLINE, kernelCmdline, qemuArgv } from '../src/qemu/argv.js';
+import { detectDiskFormat, resolveDisk, type DiskFormat } from '../src/qemu/disk.js';
+import { findQemu } from '../src/qemu/find.js';
+import { machineCandidates, machineProfile } from '../src/qemu/machine.js';
+import { hostTscKhz } from '../src/qemu/tsc.js';
+import { hasPvhEntry, pvhKernel } from '../src/qemu/vmlinux.js';
+import { hostKernel } from './qemu-fixture.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'qemu-unit-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Splits argv into the values of each option: `-drive` → every -drive value. */
+function values(argv: string[], option: string): string[] {
+  return argv.flatMap((a, i) => (a === option ? [argv[i + 1]!] : []));
+}
+
+describe('qemu argv', () => {
+  const base = {
+    accel: TCG,
+    memoryMb: 512,
+    cpus: 1,
+    kernel: '/k',
+    initrd: '/i',
+    cmdline: 'console=ttyS0',
+    root: '/cache/root,1.ext2',
+    disks: [
+      { path: '/d/a.img', format: 'raw' as const, readonly: true },
+      { path: '/d/b.qcow2', format: 'qcow2' as const, readonly: false },
+    ],
+    channelSocket: '/run/ch.sock',
+  };
+
+  it('attaches the root read-only and raw, user disks with explicit formats, and the agent port', () => {
+    const argv = qemuArgv({ ...base, machine: machineProfile('q35') });
+    for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) expect(argv).toContain(flag);
+    expect(values(argv, '-display')).toEqual(['none']);
+    expect(values(argv, '-serial')).toEqual(['stdio']);
+    // The comma in the root's path is doubled, or qemu would read "1.ext2" as an option.
+    expect(values(argv, '-drive')).toEqual([
+      'file=/cache/root,,1.ext2,format=raw,if=none,id=root,readonly=on',
+      'file=/d/a.img,format=raw,if=none,id=disk0,readonly=on',
+      'file=/d/b.qcow2,format=qcow2,if=none,id=disk1',
+    ]);
+    expect(values(argv, '-device')).toEqual([
+      'virtio-blk-pci,drive=root,serial=appliance-root',
+      'virtio-blk-pci,drive=disk0,serial=disk0',
+      'virtio-blk-pci,drive=disk1,serial=disk1',
+      'virtio-serial-pci',
+      'virtserialport,chardev=agent,name=org.appliance.agent',
+    ]);
+    expect(values(argv, '-chardev')).toEqual(['socket,id=agent,path=/run/ch.sock']);
+    expect(values(argv, '-accel')).toEqual(['tcg']);
+    expect(argv).not.toContain('-cpu');
+  });
+
+  it('uses virtio-mmio devices on microvm and -cpu with KVM', () => {
+    const argv = qemuArgv({ ...base, machine: machineProfile('microvm'), accel: { accel: 'kvm', cpu: 'host' } });
+    expect(values(argv, '-machine')[0]).toMatch(/^microvm,/);
+    expect(values(argv, '-device').filter((d) => d.includes('-pci'))).toEqual([]);
+    expect(values(argv, '-device')).toContain('virtio-serial-device');
+    expect(values(argv, '-cpu')).toEqual(['host']);
+    expect(argv).not.toContain('-bios');
+  });
+
+  it('gives the guest the TSC frequency under TCG only', () => {
+    expect(kernelCmdline(TCG, 2445402, ['appliance.root=x'])).toBe(`${BASE_CMDLINE.join(' ')} tsc_early_khz=2445402 appliance.root=x`);
+    expect(kernelCmdline({ accel: 'kvm' }, 2445402)).not.toContain('tsc_early_khz');
+    expect(kernelCmdline(TCG, undefined)).not.toContain('tsc_early_khz');
+  });
+
+  it('avoids microvm under TCG when the TSC frequency is unknown', () => {
+    expect(machineCandidates('auto', 'tcg', 2445402)[0]).toBe('microvm');
+    expect(machineCandidates('auto', 'tcg', undefined)).toEqual(['q35', 'pc']);
+    expect(machineCandidates('auto', 'kvm', undefined)[0]).toBe('microvm');
+    expect(machineCandidates('pc', 'tcg', undefined)).toEqual(['pc']);
+  });
+});
+
+describe('host TSC frequency', () => {
+  const cpuinfo = (flags: string) => {
+    const path = join(tmp, `cpuinfo-${Math.random()}`);
+    writeFileSync(path, `processor\t: 0\ncpu MHz\t\t: 2445.402\nflags\t\t: fpu ${flags}\n\nprocessor\t: 1\ncpu MHz\t\t: 1.0\n`);
+    return path;
+  };
+  const noCpufreq = join(tmp, 'no-such-policy');
+
+  it('reads cpu MHz when the TSC is constant and its frequency known', () => {
+    expect(hostTscKhz(cpuinfo('constant_tsc tsc_known_freq'), tmp)).toBe(2445402);
+    expect(hostTscKhz(cpuinfo('constant_tsc'), noCpufreq)).toBe(2445402);
+  });
+
+  it('refuses a frequency cpufreq may have changed, or a TSC that is not constant', () => {
+    expect(hostTscKhz(cpuinfo('constant_tsc'), tmp)).toBeUndefined();
+    expect(hostTscKhz(cpuinfo('tsc_known_freq'), noCpufreq)).toBeUndefined();
+    expect(hostTscKhz(join(tmp, 'missing'), noCpufreq)).toBeUndefined();
+  });
+});
+
+describe('disk formats', () => {
+  const img = (name: string, ...args: string[]) => {
+    const path = join(tmp, name);
+    execFileSync('qemu-img', ['create', '-q', ...args, path, '1M']);
+    return path;
+  };
+
+  it('detects what qemu-img created', async () => {
+    for (const format of ['qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'raw'] as DiskFormat[]) {
+      expect(await detectDiskFormat(img(`fmt.${format}`, '-f', format))).toBe(format);
+    }
+  });
+
+  it('refuses a qcow2 or qed image with a backing file unless allowed, naming both files', async () => {
+    const base = img('base.qcow2', '-f', 'qcow2');
+    const overlay = img('overlay.qcow2', '-f', 'qcow2', '-b', base, '-F', 'qcow2');
+    for (const format of ['auto', 'qcow2'] as const) {
+      const err = await resolveDisk({ path: overlay, format }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'EDISKBACKING' });
+      expect((err as Error).message).toContain(overlay);
+      expect((err as Error).message).toContain(base);
+    }
+    expect(await resolveDisk({ path: overlay, format: 'auto', allowBackingFile: true })).toEqual({ path: overlay, format: 'qcow2', readonly: true });
+    const qed = img('overlay.qed', '-f', 'qed', '-b', base, '-F', 'qcow2');
+    await expect(resolveDisk({ path: qed, format: 'auto' })).rejects.toMatchObject({ code: 'EDISKBACKING' });
+    expect(await resolveDisk({ path: img('plain.qcow2', '-f', 'qcow2'), format: 'auto' })).toMatchObject({ format: 'qcow2' });
+  });
+
+  it('keeps a raw disk raw even when its first bytes are a qcow2 header', async () => {
+    // What a guest can write at the start of its raw disk: an image pointing at a host file.
+    const raw = join(tmp, 'guest-written.raw');
+    writeFileSync(raw, readFileSync(img('evil.qcow2', '-f', 'qcow2', '-b', '/etc/shadow', '-F', 'raw')));
+    expect(await resolveDisk({ path: raw, format: 'raw', readonly: false })).toEqual({ path: raw, format: 'raw', readonly: false });
+    await expect(resolveDisk({ path: raw, format: 'auto' })).rejects.toMatchObject({ code: 'EDISKBACKING' });
+  });
+
+  it('refuses a format that does not match the header, and a missing file', async () => {
+    const raw = img('plain.raw', '-f', 'raw');
+    await expect(resolveDisk({ path: raw, format: 'qcow2' })).rejects.toMatchObject({ code: 'EDISKFORMAT' });
+    const missing = join(tmp, 'missing.img');
+    const err = await resolveDisk({ path: missing, format: 'raw' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EDISKACCESS' });
+    expect((err as Error).message).toContain(missing);
+  });
+});
+
+describe('accelerator verdict', () => {
+  // A writable regular file opens read-write like a usable /dev/kvm.
+  const kvmDevice = join(tmp, 'fake-kvm');
+  writeFileSync(kvmDevice, '');
+
+  it('tries KVM then TCG without a verdict, remembers what worked, and forgets it after 7 days', async () => {
+    const cacheRoot = join(tmp, 'verdict-cache');
+    const qemu = findQemu();
+    const now = Date.now();
+    const first = await planAccel('auto', { qemu, cacheRoot, kvmDevice, now });
+    expect(first.candidates.map((c) => c.accel)).toEqual(['kvm', 'kvm', 'tcg']);
+    await first.remember!(TCG);
+
+    const second = await planAccel('auto', { qemu, cacheRoot, kvmDevice, now: now + 3600_000 });
+    expect(second.candidates).toEqual([TCG]);
+    const later = await planAccel('auto', { qemu, cacheRoot, kvmDevice, now: now + 8 * 24 * 3600_000 });
+    expect(later.candidates.map((c) => c.accel)).toEqual(['kvm', 'kvm', 'tcg']);
+  });
+
+  it('goes straight to TCG when /dev/kvm cannot be opened, and refuses an explicit kvm', async () => {
+    const qemu = findQemu();
+    const missing = join(tmp, 'no-kvm');
+    expect((await planAccel('auto', { qemu, cacheRoot: tmp, kvmDevice: missing })).candidates).toEqual([TCG]);
+    await expect(planAccel('kvm', { qemu, cacheRoot: tmp, kvmDevice: missing })).rejects.toMatchObject({ code: 'ENOKVM' });
+  });
+
+  it('names the package to install when qemu is missing', () => {
+    expect(() => findQemu(join(tmp, 'no-qemu'))).toThrow(/apt-get install qemu-system-x86/);
+  });
+});
+
+describe('PVH vmlinux', () => {
+  const kernel = hostKernel();
+  const cacheRoot = join(tmp, 'vmlinux-cache');
+  // The compressed payload and, in the 4 bytes after it, the size of what it decompresses to.
+  const image = readFileSync(kernel.path);
+  const start = (image[0x1f1]! + 1) * 512 + image.readUInt32LE(0x248);
+  const end = start + image.readUInt32LE(0x24c) - 4;
+  const payload = image.subarray(start, end);
+  const size = image.readUInt32LE(end);
+
+  it('extracts the ELF with the Xen PVH note from the bzImage, once', async () => {
+    const elf = await pvhKernel(kernel.path, cacheRoot);
+    expect(elf).toBeDefined();
+    // readelf names Xen note 18 by number: "Unknown note type: (0x00000012)".
+    expect(execFileSync('readelf', ['-n', elf!], { encoding: 'utf8' })).toMatch(/Xen\s+0x[0-9a-f]+\s+Unknown note type: \(0x00000012\)/);
+    expect(statSync(elf!).size).toBe(size);
+    const ino = statSync(elf!).ino;
+    expect(await pvhKernel(kernel.path, cacheRoot)).toBe(elf);
+    expect(statSync(elf!).ino).toBe(ino);
+  });
+
+  it('decodes the payload byte for byte as the lz4 tool does', async (ctx) => {
+    const elf = await pvhKernel(kernel.path, cacheRoot);
+    if (payload.readUInt32LE(0) !== 0x184c2102 || !existsSync('/usr/bin/lz4')) return ctx.skip();
+    const expected = execFileSync('lz4', ['-dc'], { input: payload, maxBuffer: 1 << 30 });
+    expect(readFileSync(elf!).equals(expected)).toBe(true);
+  });
+
+  it('leaves an ELF without the PVH note alone', async () => {
+    const fh = await open('/bin/true', 'r');
+    expect(await hasPvhEntry(fh).finally(() => fh.close())).toBe(false);
+    expect(await pvhKernel('/bin/true', cacheRoot)).toBeUndefined();
+  });
+});
