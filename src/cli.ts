@@ -8,6 +8,7 @@ import { register as registerMkinitrd } from './cli/mkinitrd.js';
 import { register as registerMkext2 } from './cli/mkext2.js';
 import { register as registerBuild } from './cli/build.js';
 import { register as registerCache } from './cli/cache.js';
+import { register as registerBoot } from './cli/boot.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -20,5 +21,6 @@ registerMkinitrd(program);
 registerMkext2(program);
 registerBuild(program);
 registerCache(program);
+registerBoot(program);
 
 await program.parseAsync(process.argv);

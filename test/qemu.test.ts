@@ -60,15 +60,15 @@ describe('qemu argv', () => {
     ]);
     expect(values(argv, '-chardev')).toEqual(['socket,id=agent,path=/run/ch.sock']);
     expect(values(argv, '-accel')).toEqual(['tcg']);
-    expect(argv).not.toContain('-cpu');
+    expect(values(argv, '-cpu')).toEqual(['max']);
   });
 
-  it('uses virtio-mmio devices on microvm and -cpu with KVM', () => {
-    const argv = qemuArgv({ ...base, machine: machineProfile('microvm'), accel: { accel: 'kvm', cpu: 'host' } });
+  it('uses virtio-mmio devices on microvm, and no -cpu for KVM with qemu\'s default model', () => {
+    const argv = qemuArgv({ ...base, machine: machineProfile('microvm'), accel: { accel: 'kvm' } });
     expect(values(argv, '-machine')[0]).toMatch(/^microvm,/);
     expect(values(argv, '-device').filter((d) => d.includes('-pci'))).toEqual([]);
     expect(values(argv, '-device')).toContain('virtio-serial-device');
-    expect(values(argv, '-cpu')).toEqual(['host']);
+    expect(argv).not.toContain('-cpu');
     expect(argv).not.toContain('-bios');
   });
 

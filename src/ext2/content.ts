@@ -35,7 +35,7 @@ export function chunkBuffer(): Buffer {
  * yields to the event loop between files.
  */
 export function readContent(node: Ext2Node, buf: Buffer, onChunk: (chunk: Chunk) => void): void {
-  const source = node.source;
+  const source = node.entry.source;
   if (!source || node.size === 0) return;
   if (source.kind === 'bytes') {
     onChunk({ offset: 0, buf: Buffer.from(source.data.buffer, source.data.byteOffset, source.data.byteLength), length: node.size });

@@ -8,7 +8,7 @@
  * no Buffer object per name.
  */
 import { ApplianceError } from '../errors.js';
-import type { ContentSource, Entry, EntryType } from '../tree/entry.js';
+import type { Entry, EntryType } from '../tree/entry.js';
 import { FAST_SYMLINK_MAX, LINK_MAX, LOST_FOUND_INO, LOST_FOUND_NAME, NAME_MAX, ROOT_INO } from './constants.js';
 
 export interface DirChild {
@@ -21,6 +21,20 @@ export interface Ext2Node {
   /** 0 until numbered. */
   ino: number;
   type: EntryType;
+  links: number;
+  /** Files: content bytes; symlinks: target length; directories: set by the plan. */
+  size: number;
+  /** The first path (in sorted order) naming this inode, as a latin1 string, for messages. */
+  path: string;
+  /** Where the metadata comes from: the entry, or a shared stand-in for synthesized directories. */
+  entry: Entry;
+  /** Directories: entries other than "." and "..", sorted by name bytes once numbered. */
+  children: DirChild[] | undefined;
+  parent: Ext2Node | undefined;
+}
+
+/** An inode's metadata as stored: times clamped, owners squashed when asked. */
+export interface InodeMeta {
   /** Permission bits (07777). */
   mode: number;
   uid: number;
@@ -28,18 +42,6 @@ export interface Ext2Node {
   atime: number;
   mtime: number;
   ctime: number;
-  /** Files: content bytes; symlinks: target length; others 0 (directories get theirs from the plan). */
-  size: number;
-  links: number;
-  /** The first path (in sorted order) naming this inode, as a latin1 string, for messages. */
-  path: string;
-  source?: ContentSource;
-  target?: Buffer;
-  rdevMajor: number;
-  rdevMinor: number;
-  /** Directories: entries other than "." and "..", sorted by name bytes once numbered. */
-  children?: DirChild[];
-  parent?: Ext2Node;
 }
 
 export interface NodeOptions {
@@ -55,6 +57,8 @@ export interface NodeGraph {
   lostFound: Ext2Node;
   /** Highest inode number used. */
   lastIno: number;
+  /** The metadata to store for a node (computed on use: nodes keep only a reference to their entry). */
+  meta(node: Ext2Node): InodeMeta;
 }
 
 /** Inode times ext4 can store with the extra epoch bits: [-2^31, 2^34 - 2^31). */
@@ -104,21 +108,18 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
   if (opts.clampTime === undefined) {
     for (const { entry } of sorted) referenceTime = Math.max(referenceTime, clamp(entry.mtime));
   }
-
-  const syntheticDir = (path: string, parent?: Ext2Node): Ext2Node => ({
-    ino: 0, type: 'dir', mode: 0o755, uid: 0, gid: 0,
-    atime: referenceTime, mtime: referenceTime, ctime: referenceTime,
-    size: 0, links: 0, path, rdevMajor: 0, rdevMinor: 0, children: [], parent,
+  const synthetic: Entry = { path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: referenceTime };
+  const dirNode = (path: string, entry: Entry, parent: Ext2Node | undefined): Ext2Node => ({
+    ino: 0, type: 'dir', links: 0, size: 0, path, entry, children: [], parent,
   });
-  const root = syntheticDir('');
+  const root = dirNode('', synthetic, undefined);
   root.ino = ROOT_INO;
   root.parent = root;
-  const lostFound = syntheticDir(LOST_FOUND_NAME, root);
-  lostFound.mode = 0o700;
+  const lostFound = dirNode(LOST_FOUND_NAME, { ...synthetic, mode: 0o700 }, root);
   lostFound.ino = LOST_FOUND_INO;
   root.children!.push({ name: LOST_FOUND_NAME, node: lostFound });
 
-  // Directories and other entries by path. Sorted order puts every parent before its children.
+  // Every node by path. Sorted order puts every parent before its children.
   const byPath = new Map<string, Ext2Node>([['', root], [LOST_FOUND_NAME, lostFound]]);
   const dirFor = (path: string, inside: string): Ext2Node => {
     const found = byPath.get(path);
@@ -128,7 +129,7 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
     }
     const slash = path.lastIndexOf('/');
     const parent = dirFor(slash < 0 ? '' : path.slice(0, slash), inside);
-    const dir = syntheticDir(path, parent);
+    const dir = dirNode(path, synthetic, parent);
     parent.children!.push({ name: path.slice(slash + 1), node: dir });
     byPath.set(path, dir);
     return dir;
@@ -136,15 +137,11 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
   const byLink = new Map<string, Ext2Node>();
 
   for (const { key, entry } of sorted) {
-    const fields = entryFields(entry, key, opts, clamp);
-    if (key === '') {
-      if (entry.type !== 'dir') throw badTree(`the root entry ("${String(entry.path)}") must be a directory, not a ${entry.type}`);
-      Object.assign(root, fields);
-      continue;
-    }
-    if (key === LOST_FOUND_NAME) {
-      if (entry.type !== 'dir') throw badTree(`${showPath(key)} must be a directory: ext2 keeps lost+found for e2fsck`);
-      Object.assign(lostFound, fields);
+    const size = checkEntry(entry, key, opts);
+    if (key === '' || key === LOST_FOUND_NAME) {
+      const node = key === '' ? root : lostFound;
+      if (entry.type !== 'dir') throw badTree(`${showPath(key)} must be a directory, not a ${entry.type}`);
+      node.entry = entry;
       continue;
     }
     const slash = key.lastIndexOf('/');
@@ -160,11 +157,8 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
         throw badTree(`${showPath(key)} is a hard link of ${showPath(node.path)} but one is a ${entry.type} and the other a ${node.type}`);
       }
     } else {
-      node = { ino: 0, links: 0, ...fields };
-      if (entry.type === 'dir') {
-        node.children = [];
-        node.parent = parent;
-      }
+      const isDir = entry.type === 'dir';
+      node = { ino: 0, type: entry.type, links: 0, size, path: key, entry, children: isDir ? [] : undefined, parent: isDir ? parent : undefined };
       if (linkKey !== undefined) byLink.set(linkKey, node);
     }
     byPath.set(key, node);
@@ -172,31 +166,29 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
   }
 
   const { byIno, lastIno } = number(root);
-  return { byIno, root, lostFound, lastIno };
+  const meta = (node: Ext2Node): InodeMeta => {
+    const e = node.entry;
+    const mtime = clamp(e.mtime);
+    return {
+      mode: e.mode & 0o7777,
+      uid: opts.squashOwner ? 0 : e.uid,
+      gid: opts.squashOwner ? 0 : e.gid,
+      atime: e.atime === undefined ? mtime : clamp(e.atime),
+      mtime,
+      ctime: e.ctime === undefined ? mtime : clamp(e.ctime),
+    };
+  };
+  return { byIno, root, lostFound, lastIno, meta };
 }
 
-type NodeFields = Omit<Ext2Node, 'ino' | 'links' | 'children' | 'parent'>;
-
-function entryFields(entry: Entry, path: string, opts: NodeOptions, clamp: (t: number) => number): NodeFields {
+/** Checks what the image cannot hold as given and returns the node size (file bytes, symlink target length). */
+function checkEntry(entry: Entry, path: string, opts: NodeOptions): number {
   const where = showPath(path);
-  const id = (value: number, what: string) => {
-    if (opts.squashOwner) return 0;
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw badTree(`${where}: ${what} ${value} is not a 32-bit id`);
-    return value;
-  };
-  const fields: NodeFields = {
-    type: entry.type,
-    mode: entry.mode & 0o7777,
-    uid: id(entry.uid, 'uid'),
-    gid: id(entry.gid, 'gid'),
-    mtime: clamp(entry.mtime),
-    atime: clamp(entry.atime ?? entry.mtime),
-    ctime: clamp(entry.ctime ?? entry.mtime),
-    size: 0,
-    path,
-    rdevMajor: 0,
-    rdevMinor: 0,
-  };
+  if (!opts.squashOwner) {
+    for (const [what, value] of [['uid', entry.uid], ['gid', entry.gid]] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw badTree(`${where}: ${what} ${value} is not a 32-bit id`);
+    }
+  }
   switch (entry.type) {
     case 'file': {
       const source = entry.source;
@@ -206,16 +198,12 @@ function entryFields(entry: Entry, path: string, opts: NodeOptions, clamp: (t: n
         throw badTree(`${where}: size is ${size} but the given bytes are ${source.data.length}`);
       }
       if (!source && size > 0) throw badTree(`${where}: a file of ${size} bytes needs a content source`);
-      fields.size = size;
-      if (source) fields.source = source;
-      break;
+      return size;
     }
     case 'symlink': {
-      const target = typeof entry.target === 'string' ? Buffer.from(entry.target, 'utf8') : entry.target;
-      if (!target || target.length === 0) throw badTree(`${where}: a symlink needs a non-empty target`);
-      fields.target = target;
-      fields.size = target.length;
-      break;
+      const length = entry.target === undefined ? 0 : typeof entry.target === 'string' ? Buffer.byteLength(entry.target) : entry.target.length;
+      if (length === 0) throw badTree(`${where}: a symlink needs a non-empty target`);
+      return length;
     }
     case 'chardev':
     case 'blockdev': {
@@ -225,14 +213,17 @@ function entryFields(entry: Entry, path: string, opts: NodeOptions, clamp: (t: n
       if (!Number.isInteger(major) || major < 0 || major > 0xfff || !Number.isInteger(minor) || minor < 0 || minor > 0xfffff) {
         throw badTree(`${where}: device ${major}:${minor} is outside Linux's 12-bit major, 20-bit minor range`);
       }
-      fields.rdevMajor = major;
-      fields.rdevMinor = minor;
-      break;
+      return 0;
     }
     default:
-      break;
+      return 0;
   }
-  return fields;
+}
+
+/** A symlink's target bytes. */
+export function symlinkTarget(node: Ext2Node): Buffer {
+  const target = node.entry.target!;
+  return typeof target === 'string' ? Buffer.from(target, 'utf8') : target;
 }
 
 /**

@@ -26,8 +26,6 @@ export interface Plan {
   geometry: Geometry;
   /** Bytes of the image file. */
   imageBytes: number;
-  /** Upper bound on the data and indirect blocks of all inodes. */
-  blocksNeeded: number;
 }
 
 /** lost+found is pre-sized as mke2fs does: 16 KiB, within the direct blocks. */
@@ -72,7 +70,7 @@ export function planImage(entries: readonly Entry[], opts: PlanOptions): Plan {
       `the image would need ${geometry.blocksCount} blocks of ${B} bytes, over ext2's 32-bit block numbers: use a larger block size`,
     );
   }
-  return { graph, geometry, imageBytes, blocksNeeded };
+  return { graph, geometry, imageBytes };
 }
 
 /** The most blocks (data and indirect) a node can take; directories get their size here. */

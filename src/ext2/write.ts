@@ -16,7 +16,7 @@ import { formatUuid, hashSeedFor, uuidFromDigest } from './identity.js';
 import type { ImageFile } from './image-file.js';
 import { encodeInode } from './inode.js';
 import { prefixBitmap } from './bitmap.js';
-import { isFastSymlink, type Ext2Node } from './nodes.js';
+import { isFastSymlink, symlinkTarget, type Ext2Node, type InodeMeta } from './nodes.js';
 import type { Plan } from './plan.js';
 import { encodeSuperblock } from './superblock.js';
 
@@ -56,7 +56,7 @@ export async function writeImage(plan: Plan, image: ImageFile, opts: WriteOption
   for (let ino = 1; ino <= graph.lastIno; ino++) {
     const node = graph.byIno[ino];
     if (!node) continue;
-    digestNode(digest, node);
+    digestNode(digest, node, graph.meta(node));
     const mapper = new BlockMapper(B, () => allocator.allocate(), (phys, block) => image.write(block, 0, B, phys * B));
     if (node.type === 'dir') {
       const blocks = renderDirectory(node, B, node.size / B);
@@ -64,10 +64,11 @@ export async function writeImage(plan: Plan, image: ImageFile, opts: WriteOption
       placeChunk(image, mapper, { offset: 0, buf: blocks, length: blocks.length }, B, false);
     } else if (node.type === 'symlink' && !isFastSymlink(node)) {
       const block = Buffer.alloc(B);
-      node.target!.copy(block);
+      symlinkTarget(node).copy(block);
       placeChunk(image, mapper, { offset: 0, buf: block, length: node.size }, B, false);
     } else if (node.type === 'file' && node.size > 0) {
-      if (node.source?.kind === 'bytes') digest.update(node.source.data);
+      const source = node.entry.source;
+      if (source?.kind === 'bytes') digest.update(source.data);
       readContent(node, readBuffer, (chunk) => placeChunk(image, mapper, chunk, B, true));
       files++;
       bytes += node.size;
@@ -103,10 +104,11 @@ export async function writeImage(plan: Plan, image: ImageFile, opts: WriteOption
 }
 
 /** Metadata that identifies a node, so the digest changes when the tree does. */
-function digestNode(digest: Hash, node: Ext2Node): void {
-  const fields = [node.ino, node.mode, node.uid, node.gid, node.atime, node.mtime, node.ctime, node.size, node.links, node.rdevMajor, node.rdevMinor];
+function digestNode(digest: Hash, node: Ext2Node, meta: InodeMeta): void {
+  const e = node.entry;
+  const fields = [node.ino, meta.mode, meta.uid, meta.gid, meta.atime, meta.mtime, meta.ctime, node.size, node.links, e.rdevMajor ?? 0, e.rdevMinor ?? 0];
   digest.update(`${node.type} ${fields.join(' ')}\0`);
-  if (node.target) digest.update(node.target);
+  if (node.type === 'symlink') digest.update(symlinkTarget(node));
 }
 
 /**
@@ -161,7 +163,7 @@ function writeGroupMetadata(plan: Plan, image: ImageFile, allocator: BlockAlloca
       if (!node) continue;
       if (node.type === 'dir') directories++;
       const at = (firstIno + i) * 16;
-      encodeInode(buf, 2 * B + i * INODE_SIZE, node, placed.subarray(at, at + 15), placed[at + 15]!, B);
+      encodeInode(buf, 2 * B + i * INODE_SIZE, node, graph.meta(node), placed.subarray(at, at + 15), placed[at + 15]!, B);
     }
     image.write(buf, 0, buf.length, group.blockBitmap * B);
     counts.push({ freeBlocks: group.blocks - usedBlocks, freeInodes: ipg - usedInodes, directories });

@@ -120,6 +120,9 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const plan = await planAccel(opts.accel ?? 'auto', { qemu, cacheRoot });
   log(`accelerators: ${plan.candidates.map(describeAccel).join(', then ')} (${plan.reason})`);
   const tscKhz = hostTscKhz();
+  if (opts.machine === 'microvm' && !tscKhz && plan.candidates.some((c) => c.accel === 'tcg')) {
+    log('microvm under TCG without the host TSC frequency: the guest may hang calibrating its clock (see machine.ts)');
+  }
   const vmlinux = await pvhKernel(opts.kernel, cacheRoot, log);
   const kernelKind = vmlinux ? 'vmlinux' : 'bzImage';
   const deadlineMs = opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs;

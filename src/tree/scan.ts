@@ -78,23 +78,30 @@ export async function scanTree(dir: string | Buffer): Promise<Entry[]> {
   return entries;
 }
 
+/** Each entry is built as one object literal per type: a fixed shape keeps 100,000 of them compact. */
 function entryFor(path: HostPath, abs: HostPath, st: Stats): Entry {
   const type = entryType(st, abs);
-  const entry: Entry = { path, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) };
+  const mode = st.mode & 0o7777;
+  const mtime = Math.floor(st.mtimeMs / 1000);
+  let entry: Entry;
   if (type === 'file') {
-    entry.size = st.size;
-    entry.source = { kind: 'host', path: abs };
+    entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime, size: st.size, source: { kind: 'host', path: abs } };
   } else if (type === 'symlink') {
+    let target: Buffer;
     try {
-      entry.target = text(readlinkSync(abs, { encoding: 'buffer' }));
+      target = readlinkSync(abs, { encoding: 'buffer' });
     } catch (err) {
       throw scanError('ESOURCEREAD', abs, err, 'make it readable or leave it out');
     }
+    entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime, target: text(target) };
   } else if (type === 'chardev' || type === 'blockdev') {
     // glibc's major()/minor() split of a 64-bit dev_t.
     const rdev = BigInt(st.rdev);
-    entry.rdevMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    entry.rdevMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    const rdevMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const rdevMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime, rdevMajor, rdevMinor };
+  } else {
+    entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime };
   }
   if (type !== 'dir' && st.nlink > 1) entry.hardlinkKey = `${st.dev}:${st.ino}`;
   return entry;

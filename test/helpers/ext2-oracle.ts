@@ -5,7 +5,6 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +120,7 @@ export interface ImageInode {
 }
 
 export interface ImageTree {
+  blockSize: number;
   /** Path (latin1 of the name bytes, '' for the root) to inode number. */
   paths: Map<string, number>;
   inodes: Map<number, ImageInode>;
@@ -150,10 +150,10 @@ export async function readImageTree(image: string): Promise<ImageTree> {
     level = next;
   }
   const inos = [...new Set(paths.values())];
-  const stats = await debugfs(image, inos.map((ino) => `stat <${ino}>`));
+  const [fs, ...stats] = await debugfs(image, ['stats', ...inos.map((ino) => `stat <${ino}>`)]);
   const inodes = new Map<number, ImageInode>();
   stats.forEach((s, i) => inodes.set(inos[i]!, parseStat(inos[i]!, s.output)));
-  return { paths, inodes };
+  return { blockSize: Number(/Block size:\s+(\d+)/.exec(fs!.output)![1]), paths, inodes };
 }
 
 const TIME_RES = {
@@ -231,13 +231,35 @@ export async function dumpDigests(image: string, inos: number[]): Promise<Map<nu
   }
 }
 
-async function sourceDigest(entry: Entry): Promise<string> {
-  const hash = createHash('sha256');
+async function sourceBytes(entry: Entry): Promise<Buffer> {
   const source = entry.source;
-  if (!source) return hash.digest('hex');
-  if (source.kind === 'bytes') return hash.update(source.data).digest('hex');
-  for await (const chunk of createReadStream(source.path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  if (!source) return Buffer.alloc(0);
+  if (source.kind === 'bytes') return Buffer.from(source.data);
+  return readFile(source.path);
+}
+
+/**
+ * The blocks (in 512-byte sectors, as i_blocks) a file should take when its all-zero
+ * blocks are holes: its other blocks plus every indirect block on their paths.
+ */
+export function expectedSectors(data: Buffer, blockSize: number): number {
+  const p = blockSize / 4;
+  const indirect = new Set<string>();
+  let blocks = 0;
+  for (let l = 0; l * blockSize < data.length; l++) {
+    if (!data.subarray(l * blockSize, (l + 1) * blockSize).some((b) => b !== 0)) continue;
+    blocks++;
+    if (l < 12) continue;
+    let rest = l - 12;
+    let depth = 1;
+    while (rest >= p ** depth) {
+      rest -= p ** depth;
+      depth++;
+    }
+    // The chain from the tree's root down to the block holding the pointer.
+    for (let level = 0; level < depth; level++) indirect.add(`${depth}:${level}:${Math.floor(rest / p ** (depth - level))}`);
+  }
+  return (blocks + indirect.size) * (blockSize / 512);
 }
 
 export interface CompareOptions {
@@ -334,8 +356,13 @@ export async function compareWithEntries(image: string, entries: readonly Entry[
   }
   const digests = await dumpDigests(image, toDump.map((d) => d.ino));
   for (const d of toDump) {
-    const want = await sourceDigest(d.entry);
-    if (digests.get(d.ino) !== want) problems.push(`${JSON.stringify(d.path)}: content differs from the source`);
+    const data = await sourceBytes(d.entry);
+    if (digests.get(d.ino) !== createHash('sha256').update(data).digest('hex')) problems.push(`${JSON.stringify(d.path)}: content differs from the source`);
+    // Regular files: all-zero blocks are holes, every other block is there.
+    const sectors = tree.inodes.get(d.ino)!.blockCount;
+    if (d.entry.type === 'file' && d.entry === expected.get(d.path) && sectors !== expectedSectors(data, tree.blockSize)) {
+      problems.push(`${JSON.stringify(d.path)}: i_blocks is ${sectors}, expected ${expectedSectors(data, tree.blockSize)} (holes for zero blocks only)`);
+    }
   }
   return problems;
 }

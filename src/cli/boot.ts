@@ -1,0 +1,199 @@
+import type { Command } from 'commander';
+import { constants as osConstants } from 'node:os';
+import { ApplianceError } from '../errors.js';
+import type { DiskFormat, DiskSpec } from '../qemu/disk.js';
+import type { BootOptions, Vm } from '../qemu/vm.js';
+import { action, EXIT } from './common.js';
+
+/** Exit codes of `appliance boot` besides the command's own (documented in the README). */
+export const BOOT_EXIT = {
+  /** The command ran longer than --timeout and was killed. */
+  timeout: 124,
+  /** The appliance could not be built or booted, or its agent went away. */
+  bootFailed: 125,
+} as const;
+
+interface BootCliOptions {
+  disk: string[];
+  memory?: string;
+  cpus?: string;
+  accel: string;
+  machine: string;
+  timeout?: string;
+  bootTimeout?: string;
+  qemu?: string;
+  stdin?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  cacheDir?: string;
+}
+
+const FORMATS: readonly string[] = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'auto'];
+
+function usage(message: string): ApplianceError {
+  return Object.assign(new ApplianceError('EUSAGE', message), { exitCode: EXIT.usage });
+}
+
+/** `PATH[,format=F][,rw][,backing]`: format defaults to raw, so qemu never guesses it. */
+export function parseDisk(spec: string): DiskSpec {
+  const [path, ...opts] = spec.split(',');
+  if (!path) throw usage(`--disk "${spec}": write PATH[,format=F][,rw]`);
+  const disk: DiskSpec = { path, format: 'raw' };
+  for (const opt of opts) {
+    const [key, value] = opt.split('=', 2);
+    if (key === 'format' && value && FORMATS.includes(value)) disk.format = value as DiskFormat | 'auto';
+    else if (key === 'rw' && value === undefined) disk.readonly = false;
+    else if (key === 'backing' && value === undefined) disk.allowBackingFile = true;
+    else throw usage(`--disk "${spec}": unknown option "${opt}" (use format=${FORMATS.join('|')}, rw, backing)`);
+  }
+  return disk;
+}
+
+function positiveNumber(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw usage(`${name} "${text}": give a positive number`);
+  return n;
+}
+
+function statusOf(r: { exitCode: number | null; signal: string | null }): number {
+  if (r.exitCode !== null) return r.exitCode;
+  const num = r.signal ? (osConstants.signals as Record<string, number | undefined>)[r.signal] : undefined;
+  return 128 + (num ?? 0);
+}
+
+export function register(program: Command): void {
+  program
+    .command('boot')
+    .description('Boot the appliance (built and cached on first use) and run a command in it; with no command and a terminal, a shell')
+    .argument('[command...]', 'the command and its arguments (put them after --)')
+    .option('--disk <path[,format=F][,rw]>', 'attach a disk image, read-only unless rw; format defaults to raw (repeatable)', (v, prev: string[]) => [...prev, v], [])
+    .option('--memory <MB>', 'guest memory in MiB (default 512)')
+    .option('--cpus <N>', 'guest CPUs (default 1)')
+    .option('--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto')
+    .option('--machine <auto|microvm|q35|pc>', 'qemu machine (auto: the fastest that works)', 'auto')
+    .option('--timeout <seconds>', `kill the command after this long (exit ${BOOT_EXIT.timeout})`)
+    .option('--boot-timeout <seconds>', 'give up on a boot that is not ready after this long (default 20)')
+    .option('--qemu <path>', 'the qemu-system-x86_64 binary to use')
+    .option('-i, --stdin', 'pass our standard input to the command')
+    .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
+    .option('--json', 'print {exitCode, signal, stdout, stderr, durationMs, boot} as JSON instead of streaming')
+    .option('--verbose', 'show the guest console, each decision and a boot-time breakdown on stderr')
+    .addHelpText(
+      'after',
+      `\nExit status: the command's own; 128+N when a signal N killed it; ${BOOT_EXIT.timeout} when --timeout expired;\n` +
+        `${BOOT_EXIT.bootFailed} when the appliance could not be built or booted; 2 for a usage error.\n\n` +
+        'Disks appear in the guest as /dev/disk/by-id/virtio-disk0, -disk1, … in the order given.\n\n' +
+        'Example: appliance boot --disk disk.img -- sh -c "mount -o ro /dev/disk/by-id/virtio-disk0 /mnt && ls /mnt"',
+    )
+    .action(
+      action(async (command: string[], opts: BootCliOptions) => {
+        const verbose = (line: string) => process.stderr.write(`appliance: ${line}\n`);
+        const bootOpts: BootOptions = {
+          disks: opts.disk.map(parseDisk),
+          memoryMb: positiveNumber('--memory', opts.memory),
+          cpus: positiveNumber('--cpus', opts.cpus),
+          accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
+          machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
+          bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
+          qemu: opts.qemu,
+          cacheDir: opts.cacheDir,
+          log: opts.verbose ? verbose : undefined,
+          onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
+        };
+        const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
+        const { boot } = await import('../qemu/vm.js');
+        let vm: Vm;
+        try {
+          vm = await boot(bootOpts);
+        } catch (err) {
+          throw asBootFailure(err);
+        }
+        try {
+          if (opts.verbose) {
+            const t = vm.timings;
+            verbose(
+              `booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ` +
+                `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`,
+            );
+          }
+          const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
+          const argv = command.length ? command : ['sh'];
+          return await run(vm, argv, { interactive, stdin: Boolean(opts.stdin) || (command.length === 0 && !interactive), timeoutMs, json: opts.json, verbose: opts.verbose ? verbose : undefined });
+        } catch (err) {
+          if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
+            throw Object.assign(new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`), { exitCode: BOOT_EXIT.timeout });
+          }
+          if (err instanceof ApplianceError && err.code === 'EAGENTGONE') throw asBootFailure(err);
+          throw err;
+        } finally {
+          await vm.close();
+        }
+      }),
+    );
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw usage(`${name} "${value}": use one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+function secondsToMs(s: number | undefined): number | undefined {
+  return s === undefined ? undefined : Math.round(s * 1000);
+}
+
+function asBootFailure(err: unknown): unknown {
+  if (err instanceof ApplianceError) return Object.assign(err, { exitCode: BOOT_EXIT.bootFailed });
+  return err;
+}
+
+interface RunOptions {
+  interactive: boolean;
+  stdin: boolean;
+  timeoutMs?: number;
+  json?: boolean;
+  verbose?: (line: string) => void;
+}
+
+/** Runs one command: streamed to our stdout/stderr, or collected into JSON; returns our exit status. */
+async function run(vm: Vm, argv: string[], o: RunOptions): Promise<number> {
+  const input = o.stdin ? process.stdin : undefined;
+  if (o.json) {
+    const r = await vm.exec(argv, { input, timeoutMs: o.timeoutMs });
+    const out = {
+      exitCode: r.exitCode,
+      signal: r.signal,
+      stdout: r.stdout.toString('utf8'),
+      stderr: r.stderr.toString('utf8'),
+      durationMs: r.durationMs,
+      boot: { accel: vm.accel, machine: vm.machine, ...vm.timings },
+    };
+    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    return statusOf(r);
+  }
+  if (o.interactive) return interactiveShell(vm, argv);
+  const s = vm.execStream(argv, { input, timeoutMs: o.timeoutMs });
+  s.stdout.pipe(process.stdout, { end: false });
+  s.stderr.pipe(process.stderr, { end: false });
+  const r = await s.result;
+  o.verbose?.(`command finished in ${r.durationMs} ms with ${r.signal ?? `status ${r.exitCode}`}`);
+  return statusOf(r);
+}
+
+/** A shell on a guest pseudo-terminal, our terminal in raw mode, window size passed on. */
+async function interactiveShell(vm: Vm, argv: string[]): Promise<number> {
+  const stdin = process.stdin;
+  const size = () => ({ rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 });
+  const s = vm.execStream(argv, { input: stdin, pty: size() });
+  const onResize = () => s.resize(size().rows, size().cols);
+  process.stdout.on('resize', onResize);
+  stdin.setRawMode(true);
+  s.stdout.pipe(process.stdout, { end: false });
+  try {
+    return statusOf(await s.result);
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stdout.off('resize', onResize);
+  }
+}

@@ -1,0 +1,154 @@
+// The launcher against real qemu: boots of the host kernel with a tiny initrd (see
+// qemu-fixture.ts) on microvm and q35 under TCG, the boot deadline, the KVM→TCG verdict,
+// and qemu dying with its owner.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kvmUsable } from '../src/qemu/accel.js';
+import { BootError, launch, type LaunchOptions } from '../src/qemu/launch.js';
+import { buildTestInitrd, hostKernel } from './qemu-fixture.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'qemu-boot-'));
+const kernel = hostKernel();
+let initrd: string;
+const root = join(tmp, 'root.img');
+const qcow = join(tmp, 'user.qcow2');
+
+beforeAll(() => {
+  initrd = buildTestInitrd(tmp, kernel);
+  writeFileSync(root, Buffer.alloc(1 << 20));
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow, '8M']);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Hello {
+  line: string;
+  socket: Socket;
+}
+
+/** Ready when the guest's first line arrives on the channel: the test init's HELLO and the disk serials it sees. */
+async function hello({ channel }: { channel: Promise<Socket> }): Promise<Hello> {
+  const socket = await channel;
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString();
+      if (text.includes('\n')) resolve({ line: text.trim(), socket });
+    });
+    socket.once('close', () => reject(new Error('channel closed before HELLO')));
+  });
+}
+
+function options(name: string, extra: Partial<LaunchOptions<Hello>> = {}): LaunchOptions<Hello> {
+  return {
+    kernel: kernel.path,
+    initrd,
+    root,
+    disks: [{ path: qcow, format: 'auto' }],
+    channelSocket: join(tmp, `${name}.sock`),
+    cacheDir: join(tmp, 'cache'),
+    accel: 'tcg',
+    ready: hello,
+    ...extra,
+  };
+}
+
+describe('boots under TCG', () => {
+  for (const machine of ['microvm', 'q35'] as const) {
+    it(`boots ${machine}, sees the root and user disks, talks on the channel, powers off`, async () => {
+      const console: string[] = [];
+      const vm = await launch(options(machine, { machine, onConsole: (l) => console.push(l) }));
+      expect(vm.machine).toBe(machine);
+      expect(vm.accel).toBe('tcg');
+      expect(vm.attempts.map((a) => a.outcome)).toEqual(['ready']);
+      expect(vm.ready.line.split(' ').sort()).toEqual(['HELLO', 'appliance-root', 'disk0']);
+      expect(existsSync(join(tmp, `${machine}.sock`))).toBe(false);
+      vm.ready.socket.write('x');
+      expect(await vm.exited).toEqual({ code: 0, signal: null });
+      expect(console).toContain('test-init: poweroff');
+      expect(vm.consoleTail()).toContain('test-init: poweroff');
+    });
+  }
+});
+
+it('catches a boot that never becomes ready, retries it once, and reports the console', async () => {
+  const deadline = 3000;
+  const t0 = Date.now();
+  const err = await launch(options('hang', { machine: 'microvm', cmdline: ['test_hang=1'], bootDeadlineMs: deadline })).catch((e: unknown) => e);
+  const elapsed = Date.now() - t0;
+  expect(err).toBeInstanceOf(BootError);
+  expect(err).toMatchObject({ code: 'EBOOTTIMEOUT' });
+  const boot = err as BootError;
+  expect(boot.attempts.map((a) => `${a.machine}:${a.outcome}`)).toEqual(['microvm:timeout', 'microvm:timeout']);
+  expect(boot.consoleTail).toContain('test-init: start');
+  expect(boot.message).toContain('test-init: start');
+  expect(elapsed).toBeLessThan(2 * deadline + 2000);
+});
+
+describe.skipIf(!kvmUsable())('accelerator auto', () => {
+  it('settles on what works on this host and goes straight to it the next time', async () => {
+    const cacheDir = join(tmp, 'auto-cache');
+    const first = await launch(options('auto1', { accel: 'auto', cacheDir }));
+    first.ready.socket.write('x');
+    await first.exited;
+    // Whatever the host: the last attempt booted, and any before it were KVM giving up.
+    expect(first.attempts.at(-1)!.outcome).toBe('ready');
+    for (const a of first.attempts.slice(0, -1)) expect(a.accel.accel).toBe('kvm');
+
+    const second = await launch(options('auto2', { accel: 'auto', cacheDir }));
+    second.ready.socket.write('x');
+    await second.exited;
+    expect(second.attempts).toHaveLength(1);
+    expect(second.accel).toBe(first.accel);
+  });
+});
+
+it('qemu dies within 2 s when the Node process that launched it is SIGKILLed', async () => {
+  const script = join(tmp, 'owner.ts');
+  writeFileSync(
+    script,
+    `import { launch } from ${JSON.stringify(fileURLToPath(new URL('../src/qemu/launch.ts', import.meta.url)))};
+const vm = await launch({
+  kernel: ${JSON.stringify(kernel.path)}, initrd: ${JSON.stringify(initrd)}, root: ${JSON.stringify(root)},
+  channelSocket: ${JSON.stringify(join(tmp, 'owner.sock'))}, cacheDir: ${JSON.stringify(join(tmp, 'cache'))},
+  accel: 'tcg', cmdline: ['test_hang=1'], bootDeadlineMs: 60000,
+  ready: async ({ channel }) => { await channel; },
+});
+console.log(JSON.stringify({ node: process.pid, qemu: vm.pid }));
+setInterval(() => {}, 1000);
+`,
+  );
+  const owner = spawn(fileURLToPath(new URL('../node_modules/.bin/vite-node', import.meta.url)), [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pids = await new Promise<{ node: number; qemu: number }>((ok, fail) => {
+    let out = '';
+    owner.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /\{"node":\d+,"qemu":\d+\}/.exec(out);
+      if (m) ok(JSON.parse(m[0]) as { node: number; qemu: number });
+    });
+    owner.once('exit', (code) => fail(new Error(`owner exited (${code}) before launching: ${out}`)));
+  });
+  expect(pids.node).toBe(owner.pid);
+  expect(readFileSync(`/proc/${pids.qemu}/cmdline`, 'latin1')).toContain('qemu-system-x86_64');
+
+  process.kill(pids.node, 'SIGKILL');
+  const t0 = Date.now();
+  while (alive(pids.qemu) && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 20));
+  const survived = alive(pids.qemu);
+  if (survived) process.kill(pids.qemu, 'SIGKILL');
+  expect(survived).toBe(false);
+});
+
+/** Running, not a zombie waiting for its new parent to reap it. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
