@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkext2 } from '../src/ext2/index.js';
 import { buildInitBinaries } from '../src/init-c/build.js';
 import { findKernel, type KernelInfo } from '../src/initrd/kernel.js';
 import { buildInitrd } from '../src/initrd/mkinitrd.js';
@@ -20,7 +21,7 @@ const rootImg = join(tmp, 'root.ext2');
 const diskImg = join(tmp, 'disk0.img');
 
 /** A root with the agent, dash and a few coreutils, and the mount points the init needs. */
-function makeRoot(agent: string): void {
+function makeRoot(agent: string): Promise<unknown> {
   const tree = join(tmp, 'tree');
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'run', 'var/tmp', 'root', 'usr/libexec/appliance', 'bin', 'usr/bin']) {
     mkdirSync(join(tree, d), { recursive: true });
@@ -37,7 +38,7 @@ function makeRoot(agent: string): void {
     mkdirSync(join(tree, dirname(lib)), { recursive: true });
     copyFileSync(lib, join(tree, lib));
   }
-  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext2', '-d', tree, rootImg, '16M']);
+  return mkext2(tree, rootImg);
 }
 
 interface Boot {
@@ -82,7 +83,7 @@ beforeAll(async () => {
   const bins = await buildInitBinaries({ cacheDir: join(tmp, 'cache') });
   kernel = await findKernel();
   await buildInitrd({ kernel, init: bins.init, output: initrd });
-  makeRoot(bins.agent);
+  await makeRoot(bins.agent);
   writeFileSync(diskImg, Buffer.alloc(1024 * 1024));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

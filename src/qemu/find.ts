@@ -30,7 +30,11 @@ export function qemuVersion(qemu: string): Promise<string> {
     v = promisify(execFile)(qemu, ['--version']).then(
       ({ stdout }) => /version\s+(\S+)/.exec(stdout)?.[1] ?? stdout.trim().split('\n')[0] ?? 'unknown',
       (err: unknown) => {
-        throw new ApplianceError('ENOQEMU', `cannot run ${qemu} --version (${(err as Error).message}): ${INSTALL_HINT}`, { cause: err });
+        // One line: execFile's message repeats the command and appends its whole stderr.
+        const e = err as { code?: string | number; stderr?: string };
+        const why = typeof e.code === 'number' ? `exit status ${e.code}` : (e.code ?? 'failed');
+        const said = e.stderr?.trim().split('\n')[0];
+        throw new ApplianceError('ENOQEMU', `cannot run ${qemu} --version (${why}${said ? `: ${said}` : ''}): ${INSTALL_HINT}`, { cause: err });
       },
     );
     versions.set(qemu, v);

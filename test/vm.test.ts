@@ -1,0 +1,197 @@
+// boot() and the `appliance boot` CLI against real qemu: the default appliance built
+// into a fresh cache, booted once with --accel auto (on a host whose KVM hangs, as the
+// reference machine's does, that must end on TCG with no help), and reused by most tests.
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkext2 } from '../src/ext2/index.js';
+import { boot, type Vm } from '../src/qemu/vm.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'appliance-vm-test-'));
+const cacheDir = join(tmp, 'cache');
+const CLI = resolve('dist/src/cli.js');
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+let vm: Vm;
+let disk: string;
+let diskHash: string;
+
+beforeAll(async () => {
+  const tree = join(tmp, 'disk-tree');
+  mkdirSync(join(tree, 'etc'), { recursive: true });
+  writeFileSync(join(tree, 'etc/motd'), 'hello from a user disk\n');
+  writeFileSync(join(tree, 'blob'), randomBytes(200_000));
+  disk = join(tmp, 'user.img');
+  await mkext2(tree, disk);
+  diskHash = sha(readFileSync(disk));
+  vm = await boot({ cacheDir, accel: 'auto', disks: [{ path: disk, format: 'raw' }] });
+}, 240_000);
+
+afterAll(async () => {
+  await vm?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('one booted appliance', () => {
+  it('came up under --accel auto with no user action, and says which accelerator ran', () => {
+    expect(['kvm', 'tcg']).toContain(vm.accel);
+    expect(vm.attempts.at(-1)).toMatchObject({ outcome: 'ready', accel: { accel: vm.accel } });
+    expect(vm.timings.readyMs).toBeGreaterThan(0);
+    expect(vm.timings.kernelMs).toBeGreaterThan(0);
+  });
+
+  it('returns exit codes 0, 1, 7 and 255', async () => {
+    for (const code of [0, 1, 7, 255]) {
+      const r = await vm.exec(['sh', '-c', `exit ${code}`]);
+      expect(r).toMatchObject({ exitCode: code, signal: null });
+    }
+  });
+
+  it('reports death by a signal', async () => {
+    const r = await vm.exec(['sh', '-c', 'kill -TERM $$']);
+    expect(r).toMatchObject({ exitCode: null, signal: 'SIGTERM' });
+    const k = await vm.exec(['sh', '-c', 'kill -9 $$']);
+    expect(k.signal).toBe('SIGKILL');
+  });
+
+  it('brings 10 MB of stdout and 1 MB of stderr back intact and separate', async () => {
+    const script =
+      'head -c 10485760 /dev/urandom > /tmp/out; head -c 1048576 /dev/urandom > /tmp/err; ' +
+      '{ cat /tmp/out & cat /tmp/err >&2; wait; }';
+    const r = await vm.exec(['sh', '-c', script]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.length).toBe(10485760);
+    expect(r.stderr.length).toBe(1048576);
+    const sums = (await vm.exec(['sha256sum', '/tmp/out', '/tmp/err'])).stdout.toString().split('\n');
+    expect(sums[0]!.split(' ')[0]).toBe(sha(r.stdout));
+    expect(sums[1]!.split(' ')[0]).toBe(sha(r.stderr));
+  });
+
+  it('passes stdin to the command', async () => {
+    const input = randomBytes(3 << 20);
+    const r = await vm.exec(['sha256sum'], { input });
+    expect(r.stdout.toString().split(' ')[0]).toBe(sha(input));
+  });
+
+  it('runs 20 commands in a row and several at once', async () => {
+    for (let i = 0; i < 20; i++) {
+      const r = await vm.exec(['echo', `n${i}`]);
+      expect(r.stdout.toString()).toBe(`n${i}\n`);
+    }
+    const all = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => vm.exec(['sh', '-c', `sleep 0.3; echo c${i}; echo e${i} >&2`])),
+    );
+    all.forEach((r, i) => {
+      expect(r.stdout.toString()).toBe(`c${i}\n`);
+      expect(r.stderr.toString()).toBe(`e${i}\n`);
+    });
+  });
+
+  it('moves files in and out', async () => {
+    const data = randomBytes(1 << 20);
+    await vm.writeFile('/tmp/in.bin', data, 0o600);
+    expect((await vm.exec(['stat', '-c', '%s %a', '/tmp/in.bin'])).stdout.toString()).toBe(`${data.length} 600\n`);
+    expect(sha(await vm.readFile('/tmp/in.bin'))).toBe(sha(data));
+    await expect(vm.readFile('/no/such/file')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('reports a missing program as 127, like a shell', async () => {
+    const r = await vm.exec(['no-such-program']);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr.toString()).toContain('no-such-program');
+  });
+
+  it('kills a command at its timeout', async () => {
+    await expect(vm.exec(['sleep', '30'], { timeoutMs: 500 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect((await vm.exec(['true'])).exitCode).toBe(0);
+  });
+
+  it('shows the user disk read-only under its stable name and never writes it', async () => {
+    expect(vm.disks).toEqual([{ path: disk, serial: 'disk0', guestPath: '/dev/disk/by-id/virtio-disk0' }]);
+    const r = await vm.exec(['sh', '-c', 'mkdir -p /tmp/m && mount -o ro /dev/disk/by-id/virtio-disk0 /tmp/m && cat /tmp/m/etc/motd && sha256sum /tmp/m/blob | cut -c1-64']);
+    expect(r.stderr.toString()).toBe('');
+    const [motd, blobHash] = r.stdout.toString().split('\n');
+    expect(motd).toBe('hello from a user disk');
+    expect(blobHash).toBe(sha(readFileSync(join(tmp, 'disk-tree/blob'))));
+    const w = await vm.exec(['sh', '-c', 'dd if=/dev/zero of=/dev/disk/by-id/virtio-disk0 bs=4096 count=1 conv=fsync']);
+    expect(w.exitCode).not.toBe(0);
+    expect(w.stderr.toString()).toMatch(/Read-only|Operation not permitted/);
+    await vm.exec(['umount', '/tmp/m']);
+    expect(sha(readFileSync(disk))).toBe(diskHash);
+  });
+});
+
+describe('the CLI', () => {
+  const env = { ...process.env, APPLIANCE_CACHE_DIR: cacheDir };
+  const cli = (args: string[], input?: string) => {
+    try {
+      return { status: 0, stdout: execFileSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }), stderr: '' };
+    } catch (err) {
+      const e = err as { status: number; stdout: string; stderr: string };
+      return { status: e.status, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+
+  it('streams output, exits with the command status, 128+N for a signal, and reads stdin with -i', () => {
+    const r = cli(['boot', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    expect(r).toMatchObject({ status: 7, stdout: 'out\n' });
+    expect(r.stderr).toBe('err\n');
+    expect(cli(['boot', '--', 'sh', '-c', 'kill -9 $$']).status).toBe(137);
+    expect(cli(['boot', '-i', '--', 'tr', 'a-z', 'A-Z'], 'piped in\n')).toMatchObject({ status: 0, stdout: 'PIPED IN\n' });
+  });
+
+  it('prints JSON with --json, and a boot failure has its own exit code and a one-line reason', () => {
+    const j = JSON.parse(cli(['boot', '--json', '--', 'uname', '-r']).stdout);
+    expect(j).toMatchObject({ exitCode: 0, signal: null, stderr: '', boot: { accel: expect.any(String) } });
+    expect(j.stdout.trim()).toBe(execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim().length ? j.stdout.trim() : '');
+    const bad = cli(['boot', '--qemu', '/bin/false', '--', 'true']);
+    expect(bad.status).toBe(125);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^appliance: .*\/bin\/false/);
+    const missing = cli(['boot', '--disk', join(tmp, 'missing.img'), '--', 'true']);
+    expect(missing.status).toBe(125);
+    expect(missing.stderr).toContain('missing.img');
+  });
+
+  it('leaves no qemu behind when the Node process is killed', async () => {
+    const child = spawn(process.execPath, [CLI, 'boot', '--', 'sleep', '60'], { env, stdio: 'ignore' });
+    const qemuPid = await waitFor(() => childQemu(child.pid!), 60_000);
+    // Let the guest come up so the kill lands on a running appliance.
+    await new Promise((r) => setTimeout(r, 3000));
+    child.kill('SIGKILL');
+    await waitFor(() => (existsSync(`/proc/${qemuPid}`) && !isZombie(qemuPid) ? undefined : true), 3000);
+  });
+});
+
+function childQemu(ppid: number): number | undefined {
+  for (const pid of execFileSync('ps', ['-o', 'pid=', '--ppid', String(ppid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean)) {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (cmd.includes('qemu-system')) return Number(pid);
+  }
+  return undefined;
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /State:\s+Z/.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+async function waitFor<T>(probe: () => T | undefined, ms: number): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    let v: T | undefined;
+    try {
+      v = probe();
+    } catch {
+      v = undefined;
+    }
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
