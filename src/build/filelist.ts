@@ -1,7 +1,8 @@
 import { accessSync, constants, lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { ApplianceError } from '../errors.js';
-import type { Entry, EntryType } from '../tree/entry.js';
+import type { Entry } from '../tree/entry.js';
+import { devNumbers, entryTypeOf } from '../tree/stat.js';
 
 /** ld.so gives up after 40 symlinks too; a loop on the host must not hang the build. */
 const MAX_SYMLINK_HOPS = 40;
@@ -11,29 +12,9 @@ export function guestKey(absPath: string): string {
   return posix.normalize(absPath).replace(/^\/+/, '').replace(/\/+$/, '');
 }
 
-function entryType(st: Stats): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  return undefined;
-}
-
-/** glibc's gnu_dev_major/minor: a dev_t holds the major in bits 8-19 and 32-43, the minor in 0-7 and 20-31. */
-function devNumbers(rdev: number): { rdevMajor: number; rdevMinor: number } {
-  const d = BigInt(rdev);
-  return {
-    rdevMajor: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)),
-    rdevMinor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)),
-  };
-}
-
 /** The Entry for a host file at `guestPath`, with the host's metadata. */
 export function hostEntry(guestPath: string, hostPath: string, st: Stats): Entry {
-  const type = entryType(st);
+  const type = entryTypeOf(st);
   if (!type) throw new ApplianceError('EFILETYPE', `${hostPath} has a file type no image can hold: leave it out of --include`);
   const entry: Entry = {
     path: guestPath,

@@ -41,17 +41,6 @@ export const LINK_MAX = 65000;
 export const BLOCK_SIZES = [1024, 2048, 4096] as const;
 export type BlockSize = (typeof BLOCK_SIZES)[number];
 
-/** The S_IFMT bits of i_mode for each entry type. */
-export const MODE_TYPE: Record<EntryType, number> = {
-  file: 0o100000,
-  dir: 0o040000,
-  symlink: 0o120000,
-  chardev: 0o020000,
-  blockdev: 0o060000,
-  fifo: 0o010000,
-  socket: 0o140000,
-};
-
 /** The file_type byte of a directory entry (the `filetype` feature). */
 export const DIRENT_TYPE: Record<EntryType, number> = {
   file: 1,

@@ -2,7 +2,8 @@
  * The 256-byte ext2 inode: the 128-byte base plus the extra fields that carry time
  * epochs (so times past 2038 survive), filled the way Linux reads them.
  */
-import { INODE_EXTRA_ISIZE, MODE_TYPE } from './constants.js';
+import { MODE_TYPE } from '../tree/stat.js';
+import { INODE_EXTRA_ISIZE } from './constants.js';
 import { isFastSymlink, symlinkTarget, type Ext2Node, type InodeMeta } from './nodes.js';
 
 /** Writes the inode of `node` with `meta`; its data went to `iblock` and takes `blocks` blocks (data plus indirect). */

@@ -4,7 +4,8 @@ import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../errors.js';
-import type { Entry, EntryType } from '../tree/entry.js';
+import type { Entry } from '../tree/entry.js';
+import { MODE_TYPE } from '../tree/stat.js';
 
 // Why our own encoder and not cpio-stream's pack({ format: 'newc' }) (read in
 // node_modules/cpio-stream/lib/pack.js and newc.js, v1.4.3): it writes the name with
@@ -22,16 +23,6 @@ const MAGIC = '070701';
 const HEADER_SIZE = 110;
 const TRAILER = 'TRAILER!!!';
 const MAX_FIELD = 0xffffffff;
-
-const TYPE_BITS: Record<EntryType, number> = {
-  file: 0o100000,
-  dir: 0o040000,
-  symlink: 0o120000,
-  chardev: 0o020000,
-  blockdev: 0o060000,
-  fifo: 0o010000,
-  socket: 0o140000,
-};
 
 interface Header {
   ino: number;
@@ -84,7 +75,7 @@ export async function* newcChunks(entries: Iterable<Entry> | AsyncIterable<Entry
     yield encodeHeader(
       {
         ino: inos[i]!,
-        mode: TYPE_BITS[entry.type] | (entry.mode & 0o7777),
+        mode: MODE_TYPE[entry.type] | (entry.mode & 0o7777),
         uid: entry.uid,
         gid: entry.gid,
         nlink: group ? group.count : entry.type === 'dir' ? 2 : 1,

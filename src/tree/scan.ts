@@ -9,6 +9,7 @@ import type { Stats } from 'node:fs';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { ApplianceError } from '../errors.js';
 import type { Entry, EntryType } from './entry.js';
+import { devNumbers, entryTypeOf } from './stat.js';
 
 /** How long the scan may hold the event loop before yielding. */
 const YIELD_MS = 50;
@@ -95,10 +96,7 @@ function entryFor(path: HostPath, abs: HostPath, st: Stats): Entry {
     }
     entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime, target: text(target) };
   } else if (type === 'chardev' || type === 'blockdev') {
-    // glibc's major()/minor() split of a 64-bit dev_t.
-    const rdev = BigInt(st.rdev);
-    const rdevMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    const rdevMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    const { rdevMajor, rdevMinor } = devNumbers(st.rdev);
     entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime, rdevMajor, rdevMinor };
   } else {
     entry = { path, type, mode, uid: st.uid, gid: st.gid, mtime };
@@ -108,14 +106,9 @@ function entryFor(path: HostPath, abs: HostPath, st: Stats): Entry {
 }
 
 function entryType(st: Stats, abs: HostPath): EntryType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  throw new ApplianceError('ESOURCEREAD', `${abs.toString()} has an unknown file type (mode ${st.mode.toString(8)})`);
+  const type = entryTypeOf(st);
+  if (!type) throw new ApplianceError('ESOURCEREAD', `${abs.toString()} has an unknown file type (mode ${st.mode.toString(8)})`);
+  return type;
 }
 
 function scanError(code: string, path: HostPath, err: unknown, fix: string): ApplianceError {
