@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildInitBinaries } from '../src/init-c/build.js';
 import { AgentClient, AgentError } from '../src/qemu/agent-client.js';
+import { alive } from './helpers/proc.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-agent-'));
 let agentBin: string;
@@ -46,15 +47,6 @@ async function startAgent(): Promise<{ client: AgentClient; proc: ChildProcess; 
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Running, as opposed to gone or a zombie waiting for whoever inherited it. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 async function exited(proc: ChildProcess, ms: number): Promise<number | null> {
   if (proc.exitCode !== null) return proc.exitCode;

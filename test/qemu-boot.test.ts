@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kvmUsable } from '../src/qemu/accel.js';
 import { BootError, launch, type LaunchOptions } from '../src/qemu/launch.js';
 import { buildTestInitrd, hostKernel } from './qemu-fixture.js';
+import { alive } from './helpers/proc.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'qemu-boot-'));
 const kernel = hostKernel();
@@ -143,12 +144,3 @@ setInterval(() => {}, 1000);
   expect(survived).toBe(false);
 });
 
-/** Running, not a zombie waiting for its new parent to reap it. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}

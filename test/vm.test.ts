@@ -3,12 +3,13 @@
 // reference machine's does, that must end on TCG with no help), and reused by most tests.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkext2 } from '../src/ext2/index.js';
 import { boot, type Vm } from '../src/qemu/vm.js';
+import { alive } from './helpers/proc.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-vm-test-'));
 const cacheDir = join(tmp, 'cache');
@@ -161,7 +162,7 @@ describe('the CLI', () => {
     // Let the guest come up so the kill lands on a running appliance.
     await new Promise((r) => setTimeout(r, 3000));
     child.kill('SIGKILL');
-    await waitFor(() => (existsSync(`/proc/${qemuPid}`) && !isZombie(qemuPid) ? undefined : true), 3000);
+    await waitFor(() => (alive(qemuPid) ? undefined : true), 3000);
   });
 });
 
@@ -171,14 +172,6 @@ function childQemu(ppid: number): number | undefined {
     if (cmd.includes('qemu-system')) return Number(pid);
   }
   return undefined;
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    return /State:\s+Z/.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  } catch {
-    return true;
-  }
 }
 
 async function waitFor<T>(probe: () => T | undefined, ms: number): Promise<T> {
