@@ -156,6 +156,26 @@ describe('the CLI', () => {
     expect(missing.stderr).toContain('missing.img');
   });
 
+  it('gives a shell on a terminal without a command, and exits with its status', () => {
+    // `script` gives the CLI a real pseudo-terminal; lines are typed after the boot.
+    const typed = "sleep 5; printf 'echo got $((6*7)); test -t 0 && echo on-a-tty\\n'; sleep 1; printf 'exit 3\\n'; sleep 2";
+    const out = execFileSync('sh', ['-c', `(${typed}) | script -qfec "${process.execPath} ${CLI} boot" /dev/null; echo "status=$?"`], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    }).replace(/\r/g, '');
+    expect(out).toContain('got 42\n');
+    expect(out).toContain('\non-a-tty\n');
+    expect(out.trim().split('\n').at(-1)).toBe('status=3');
+  });
+
+  it('stops reading stdin once the command is done', () => {
+    const t = Date.now();
+    const out = execFileSync('sh', ['-c', `${process.execPath} ${CLI} boot -i -- head -c 0 < /dev/zero; echo "status=$?"`], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(out.trim()).toBe('status=0');
+    expect(Date.now() - t).toBeLessThan(30_000);
+  });
+
   it('leaves no qemu behind when the Node process is killed', async () => {
     const child = spawn(process.execPath, [CLI, 'boot', '--', 'sleep', '60'], { env, stdio: 'ignore' });
     const qemuPid = await waitFor(() => childQemu(child.pid!), 60_000);

@@ -175,7 +175,9 @@ async function run(vm: Vm, argv: string[], o: RunOptions): Promise<number> {
   const s = vm.execStream(argv, { input, timeoutMs: o.timeoutMs });
   s.stdout.pipe(process.stdout, { end: false });
   s.stderr.pipe(process.stderr, { end: false });
-  const r = await s.result;
+  // A command may finish before our stdin ends (`head -1`): stop reading it, or the
+  // open stdin would keep this process alive.
+  const r = await s.result.finally(() => input?.destroy());
   o.verbose?.(`command finished in ${r.durationMs} ms with ${r.signal ?? `status ${r.exitCode}`}`);
   return statusOf(r);
 }
@@ -193,7 +195,8 @@ async function interactiveShell(vm: Vm, argv: string[]): Promise<number> {
     return statusOf(await s.result);
   } finally {
     stdin.setRawMode(false);
-    stdin.pause();
+    // The shell is gone; a pending read of the terminal would keep us alive.
+    stdin.destroy();
     process.stdout.off('resize', onResize);
   }
 }
