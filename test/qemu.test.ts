@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planAccel, TCG } from '../src/qemu/accel.js';
-import { BASE_CMDLINE, kernelCmdline, qemuArgv } from '../src/qemu/argv.js';
+import { BASE_CMDLINE, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/qemu/argv.js';
 import { detectDiskFormat, resolveDisk, type DiskFormat } from '../src/qemu/disk.js';
 import { findQemu } from '../src/qemu/find.js';
 import { machineCandidates, machineProfile } from '../src/qemu/machine.js';
@@ -59,7 +59,7 @@ describe('qemu argv', () => {
       'virtserialport,chardev=agent,name=org.appliance.agent',
     ]);
     expect(values(argv, '-chardev')).toEqual(['socket,id=agent,path=/run/ch.sock']);
-    expect(values(argv, '-accel')).toEqual(['tcg']);
+    expect(values(argv, '-accel')).toEqual([`tcg,tb-size=${TCG_TB_SIZE_MB}`]);
     expect(values(argv, '-cpu')).toEqual(['max']);
   });
 

@@ -19,6 +19,12 @@ export const BASE_CMDLINE = [
   '8250.nr_uarts=1',
   'cryptomgr.notests',
   'edd=off',
+  // Initcalls that cost ~200 ms under TCG (initcall_debug) for nothing an appliance uses:
+  // kprobe trace events, TCP cubic (its BTF kfunc registration; init_net then uses reno,
+  // which is fine for loopback) and the KDF108 self-test.
+  'initcall_blacklist=init_kprobe_trace,cubictcp_register,crypto_kdf108_init',
+  // Zeroing every kernel allocation is hardening a throwaway VM can skip; slow under TCG.
+  'init_on_alloc=0',
 ];
 
 export interface QemuConfig {
@@ -53,7 +59,7 @@ export function qemuArgv(c: QemuConfig): string[] {
   const blk = (drive: string, serial: string) => ['-device', `virtio-blk-${bus},drive=${drive},serial=${serial}`];
   const argv = [
     ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
-    ...['-machine', c.machine.type, '-accel', c.accel.accel],
+    ...['-machine', c.machine.type, '-accel', accelOption(c.accel)],
     ...(c.accel.cpu ? ['-cpu', c.accel.cpu] : []),
     ...['-m', String(c.memoryMb), '-smp', String(c.cpus)],
     ...(c.machine.bios ? ['-bios', c.machine.bios] : []),
@@ -71,6 +77,17 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   );
   return argv;
+}
+
+/**
+ * TCG's translation buffer: qemu's default (1 GiB) is touched as it fills and counts in
+ * qemu's resident set; a boot and ordinary commands translate far less than 32 MiB, and
+ * a full buffer is only flushed and refilled. Measured: peak RSS −12 MiB, same boot time.
+ */
+export const TCG_TB_SIZE_MB = 32;
+
+function accelOption(a: AccelChoice): string {
+  return a.accel === 'tcg' ? `tcg,tb-size=${TCG_TB_SIZE_MB}` : a.accel;
 }
 
 /** qemu option values are comma-separated: a comma inside a value is written twice. */
