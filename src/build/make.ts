@@ -11,7 +11,8 @@ import { executableSearchPath } from './binaries.js';
 import { DPKG_ADMIN_DIR } from './dpkg.js';
 import { librarySearchDirs } from './elf.js';
 import { applianceAt, type Appliance, type BuildProgress, type BuildRecord, type BuildRequest } from './index.js';
-import { fileSha256, writeManifest, type Manifest } from './manifest.js';
+import { sha256File } from '../files.js';
+import { writeManifest, type Manifest } from './manifest.js';
 import { assembleRoot, finishRoot } from './root.js';
 
 export interface MakeContext {
@@ -115,7 +116,7 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
             : undefined,
         }),
       ]);
-      const [kernelSha, initrdSha] = await Promise.all([fileSha256(kernelOut), fileSha256(initrdOut)]);
+      const [kernelSha, initrdSha] = await Promise.all([sha256File(kernelOut), sha256File(initrdOut)]);
       const manifest: Manifest = {
         format: 1,
         version: ctx.version,

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST } from '../cache/store.js';
@@ -24,8 +22,8 @@ export interface Manifest {
     size: number;
     /**
      * The filesystem UUID, which the ext2 writer derives from a SHA-256 of the whole
-     * tree (metadata and content): it identifies the image's content like a hash of
-     * the file would, without reading back hundreds of megabytes after writing them.
+     * tree (names, metadata, in-memory content, and each host file's size and mtime):
+     * it identifies the image without reading back hundreds of megabytes after writing.
      */
     uuid: string;
     entries: number;
@@ -38,13 +36,6 @@ export interface Manifest {
   binaries: { name: string; path: string }[];
   /** Host files left out because they could not be read. */
   skipped: string[];
-}
-
-/** sha256 of a file, streamed. */
-export async function fileSha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 export async function writeManifest(dir: string, manifest: Manifest): Promise<void> {

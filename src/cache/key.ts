@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, statSync, type Stats } from 'node:fs';
+import { sha256File } from '../files.js';
 
 /**
  * A host path whose state decides a build's output. `lstat` for paths copied as they
@@ -17,12 +18,6 @@ export const KEY_LENGTH = 32;
 
 function sha256(): ReturnType<typeof createHash> {
   return createHash('sha256');
-}
-
-async function contentHash(path: string): Promise<string> {
-  const hash = sha256();
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 function statOf(input: KeyInput): Stats | undefined {
@@ -45,7 +40,7 @@ async function inputLine(input: KeyInput, st: Stats | undefined, strict: boolean
   if (!st) return `${input.kind} ${input.path} missing`;
   if (st.isDirectory() && input.kind !== 'watch') return `${input.kind} ${input.path} dir ${st.mode},${st.uid},${st.gid}`;
   const meta = [st.mode, st.uid, st.gid, st.size, st.mtimeMs, st.nlink, st.rdev].join(',');
-  const identity = strict && st.isFile() ? await contentHash(input.path) : `ino=${st.ino}`;
+  const identity = strict && st.isFile() ? await sha256File(input.path) : `ino=${st.ino}`;
   return `${input.kind} ${input.path} ${meta} ${identity}`;
 }
 

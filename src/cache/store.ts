@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceAtomically } from '../files.js';
 import { acquireLock, pidAlive } from './lock.js';
 
 /**
@@ -129,7 +130,5 @@ export async function readRecord<T>(root: string, id: string): Promise<T | undef
 export async function writeRecord(root: string, id: string, value: unknown): Promise<void> {
   await mkdir(layout.records(root), { recursive: true, mode: 0o700 });
   const path = layout.record(root, id);
-  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  await writeFile(tmp, JSON.stringify(value));
-  await rename(tmp, path);
+  await replaceAtomically(path, (tmp) => writeFile(tmp, JSON.stringify(value)));
 }

@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
 import type { DiskFormat, DiskSpec } from '../qemu/disk.js';
 import type { BootOptions, Vm } from '../qemu/vm.js';
-import { action, EXIT } from './common.js';
+import { action, usageError } from './common.js';
 
 /** Exit codes of `appliance boot` besides the command's own (documented in the README). */
 export const BOOT_EXIT = {
@@ -30,21 +30,18 @@ interface BootCliOptions {
 
 const FORMATS: readonly string[] = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'auto'];
 
-function usage(message: string): ApplianceError {
-  return Object.assign(new ApplianceError('EUSAGE', message), { exitCode: EXIT.usage });
-}
 
 /** `PATH[,format=F][,rw][,backing]`: format defaults to raw, so qemu never guesses it. */
 export function parseDisk(spec: string): DiskSpec {
   const [path, ...opts] = spec.split(',');
-  if (!path) throw usage(`--disk "${spec}": write PATH[,format=F][,rw]`);
+  if (!path) throw usageError(`--disk "${spec}": write PATH[,format=F][,rw]`);
   const disk: DiskSpec = { path, format: 'raw' };
   for (const opt of opts) {
     const [key, value] = opt.split('=', 2);
     if (key === 'format' && value && FORMATS.includes(value)) disk.format = value as DiskFormat | 'auto';
     else if (key === 'rw' && value === undefined) disk.readonly = false;
     else if (key === 'backing' && value === undefined) disk.allowBackingFile = true;
-    else throw usage(`--disk "${spec}": unknown option "${opt}" (use format=${FORMATS.join('|')}, rw, backing)`);
+    else throw usageError(`--disk "${spec}": unknown option "${opt}" (use format=${FORMATS.join('|')}, rw, backing)`);
   }
   return disk;
 }
@@ -52,7 +49,7 @@ export function parseDisk(spec: string): DiskSpec {
 function positiveNumber(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0) throw usage(`${name} "${text}": give a positive number`);
+  if (!Number.isFinite(n) || n <= 0) throw usageError(`${name} "${text}": give a positive number`);
   return n;
 }
 
@@ -134,7 +131,7 @@ export function register(program: Command): void {
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(value)) throw usage(`${name} "${value}": use one of ${allowed.join(', ')}`);
+  if (!(allowed as readonly string[]).includes(value)) throw usageError(`${name} "${value}": use one of ${allowed.join(', ')}`);
   return value as T;
 }
 

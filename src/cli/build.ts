@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import type { BuildProgress } from '../build/index.js';
-import { ApplianceError } from '../errors.js';
-import { action, EXIT, progressEnabled } from './common.js';
+import { action, usageError, progressEnabled } from './common.js';
 
 interface BuildCliOptions {
   packages?: string[];
@@ -31,10 +30,7 @@ export function parseInclude(spec: string): { host: string; guest?: string } {
   const host = spec.slice(0, colon);
   const guest = spec.slice(colon + 1);
   if (!host || !guest.startsWith('/')) {
-    throw Object.assign(
-      new ApplianceError('EUSAGE', `--include "${spec}": write HOST_PATH or HOST_PATH:/GUEST/PATH (the guest path is absolute)`),
-      { exitCode: EXIT.usage },
-    );
+    throw usageError(`--include "${spec}": write HOST_PATH or HOST_PATH:/GUEST/PATH (the guest path is absolute)`);
   }
   return { host, guest };
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { ApplianceError } from '../errors.js';
-import { action, EXIT, parseSize } from './common.js';
+import { action, usageError, parseSize } from './common.js';
 
 interface CacheCliOptions {
   cacheDir?: string;
@@ -61,7 +60,7 @@ export function register(program: Command): void {
         const limits = cacheLimits();
         if (opts.maxEntries !== undefined) {
           if (!/^\d+$/.test(opts.maxEntries)) {
-            throw Object.assign(new ApplianceError('EUSAGE', `--max-entries "${opts.maxEntries}" is not a whole number`), { exitCode: EXIT.usage });
+            throw usageError(`--max-entries "${opts.maxEntries}" is not a whole number`);
           }
           limits.maxEntries = Number(opts.maxEntries);
         }

@@ -27,6 +27,11 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
   };
 }
 
+/** A mistake in the command line: one line on stderr and exit status 2. */
+export function usageError(message: string): ApplianceError {
+  return Object.assign(new ApplianceError('EUSAGE', message), { exitCode: EXIT.usage });
+}
+
 /** Progress goes to stderr only when a person is watching it. */
 export function progressEnabled(): boolean {
   return Boolean(process.stderr.isTTY);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { ApplianceError } from '../errors.js';
-import { action, EXIT, parseSize, progressEnabled } from './common.js';
+import { action, usageError, parseSize, progressEnabled } from './common.js';
 
 interface Mkext2Options {
   size?: string;
@@ -12,9 +11,6 @@ interface Mkext2Options {
   json?: boolean;
 }
 
-function usage(message: string): ApplianceError {
-  return Object.assign(new ApplianceError('EUSAGE', message), { exitCode: EXIT.usage });
-}
 
 export function register(program: Command): void {
   program
@@ -34,10 +30,10 @@ export function register(program: Command): void {
       action(async (sourceDir: string, output: string, opts: Mkext2Options) => {
         const blockSize = Number(opts.blockSize);
         if (blockSize !== 1024 && blockSize !== 2048 && blockSize !== 4096) {
-          throw usage(`--block-size ${opts.blockSize}: use 1024, 2048 or 4096`);
+          throw usageError(`--block-size ${opts.blockSize}: use 1024, 2048 or 4096`);
         }
         const size = opts.size !== undefined ? parseSize(opts.size) : undefined;
-        if (size !== undefined && opts.extra !== undefined) throw usage('--extra applies only to an automatically sized image: give --size or --extra, not both');
+        if (size !== undefined && opts.extra !== undefined) throw usageError('--extra applies only to an automatically sized image: give --size or --extra, not both');
         const { mkext2 } = await import('../ext2/index.js');
         let lastShown = 0;
         const result = await mkext2(sourceDir, output, {

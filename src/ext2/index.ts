@@ -3,10 +3,8 @@
  * metadata, a write step streams the content into a sparse temporary file that is
  * renamed into place once complete.
  */
-import { randomBytes } from 'node:crypto';
-import { rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { ApplianceError } from '../errors.js';
+import { replaceAtomically } from '../files.js';
 import type { Entry } from '../tree/entry.js';
 import { scanTree } from '../tree/scan.js';
 import type { BlockSize } from './constants.js';
@@ -59,31 +57,26 @@ export async function writeExt2(entries: Entry[], output: string, opts: Ext2Opti
   const clampTime = opts.sourceDateEpoch ?? sourceDateEpochFromEnv();
   const plan = planImage(entries, { blockSize, size: opts.size, extraBytes, squashOwner: opts.squashOwner ?? false, clampTime });
 
-  const temp = join(dirname(output), `.${basename(output)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
-  const image = ImageFile.create(temp, plan.imageBytes);
-  let open = true;
-  try {
-    // Without SOURCE_DATE_EPOCH the superblock times stay 0: any clock reading would make images differ.
-    const summary = await writeImage(plan, image, { uuid, label, time: clampTime ?? 0, onProgress: opts.onProgress });
-    open = false;
-    image.close();
-    await rename(temp, output);
-    const g = plan.geometry;
-    return {
-      path: output,
-      sizeBytes: plan.imageBytes,
-      blockSize: g.blockSize,
-      blocksTotal: g.blocksCount,
-      blocksFree: summary.blocksFree,
-      inodesTotal: g.inodesCount,
-      inodesFree: summary.inodesFree,
-      uuid: summary.uuid,
-    };
-  } catch (err) {
-    if (open) image.close();
-    await unlink(temp).catch(() => {});
-    throw err;
-  }
+  const summary = await replaceAtomically(output, async (temp) => {
+    const image = ImageFile.create(temp, plan.imageBytes);
+    try {
+      // Without SOURCE_DATE_EPOCH the superblock times stay 0: any clock reading would make images differ.
+      return await writeImage(plan, image, { uuid, label, time: clampTime ?? 0, onProgress: opts.onProgress });
+    } finally {
+      image.close();
+    }
+  });
+  const g = plan.geometry;
+  return {
+    path: output,
+    sizeBytes: plan.imageBytes,
+    blockSize: g.blockSize,
+    blocksTotal: g.blocksCount,
+    blocksFree: summary.blocksFree,
+    inodesTotal: g.inodesCount,
+    inodesFree: summary.inodesFree,
+    uuid: summary.uuid,
+  };
 }
 
 /** Scans `sourceDir` and writes it as an ext2 image at `output`; the folder's own metadata goes to the root. */

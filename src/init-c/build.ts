@@ -8,6 +8,7 @@ import { executableSearchPath, findExecutable } from '../build/binaries.js';
 import { ensureCacheRoot } from '../cache/dir.js';
 import { layout, readRecord, writeRecord } from '../cache/store.js';
 import { ApplianceError } from '../errors.js';
+import { sha256File } from '../files.js';
 
 export interface InitBinaries {
   /** The static init for the initramfs. */
@@ -127,7 +128,7 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
     run(['-print-prog-name=cc1']),
   ]);
   const files = [await realpath(compiler), ...[libc, cc1].filter((p) => p.startsWith('/') && existsSync(p))];
-  const libcHash = libc.startsWith('/') && existsSync(libc) ? createHash('sha256').update(await readFile(libc)).digest('hex') : 'none';
+  const libcHash = libc.startsWith('/') && existsSync(libc) ? await sha256File(libc) : 'none';
   const stamps: Record<string, string> = {};
   for (const f of files) stamps[f] = await stampOf(f);
   const identity: CompilerIdentity = { stamps, identity: `${version}\nlibc.a ${libcHash}` };

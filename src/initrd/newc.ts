@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../errors.js';
+import { replaceAtomically } from '../files.js';
 import type { Entry } from '../tree/entry.js';
 import { MODE_TYPE } from '../tree/stat.js';
 
@@ -117,14 +116,7 @@ export async function writeNewc(
     await pipeline(Readable.from(counted()), out);
     return { bytes };
   }
-  const tmp = `${out}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await pipeline(Readable.from(counted()), createWriteStream(tmp, { flags: 'wx' }));
-    await rename(tmp, out);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await replaceAtomically(out, (tmp) => pipeline(Readable.from(counted()), createWriteStream(tmp, { flags: 'wx' })));
   return { bytes };
 }
 

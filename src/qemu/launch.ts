@@ -14,6 +14,8 @@ import { pvhKernel } from './vmlinux.js';
 export interface LaunchOptions<T> {
   /** bzImage (an ELF vmlinux with a PVH entry is used as is). */
   kernel: string;
+  /** The kernel's sha256 when known (an appliance manifest has it): keys the extracted vmlinux without hashing the kernel again. */
+  kernelSha256?: string;
   initrd: string;
   /** The appliance's root image (raw), attached read-only with serial appliance-root. */
   root: string;
@@ -123,7 +125,7 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   if (opts.machine === 'microvm' && !tscKhz && plan.candidates.some((c) => c.accel === 'tcg')) {
     log('microvm under TCG without the host TSC frequency: the guest may hang calibrating its clock (see machine.ts)');
   }
-  const vmlinux = await pvhKernel(opts.kernel, cacheRoot, log);
+  const vmlinux = await pvhKernel(opts.kernel, cacheRoot, log, opts.kernelSha256);
   const kernelKind = vmlinux ? 'vmlinux' : 'bzImage';
   const deadlineMs = opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs;
 

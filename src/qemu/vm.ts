@@ -82,6 +82,7 @@ export class Vm {
     try {
       const launched = await launch({
         kernel: appliance.kernel,
+        kernelSha256: appliance.manifest.kernel.sha256,
         initrd: appliance.initrd,
         root: appliance.root,
         disks: opts.disks,

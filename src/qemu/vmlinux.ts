@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { sha256File } from '../files.js';
 import { kernelOpenError } from '../initrd/bzimage.js';
 import { lz4LegacyDecode } from './lz4.js';
 
@@ -26,8 +26,10 @@ type Log = (message: string) => void;
  * The uncompressed kernel with a PVH entry for `kernel` (a bzImage, or already an ELF),
  * extracted into `<cacheRoot>/vmlinux/` on first use; undefined when the kernel has no
  * PVH entry or its payload cannot be extracted, and the caller boots the bzImage.
+ * `kernelSha256`, when the caller knows it (an appliance's manifest does), saves
+ * hashing the kernel on every boot.
  */
-export async function pvhKernel(kernel: string, cacheRoot: string, log: Log = () => {}): Promise<string | undefined> {
+export async function pvhKernel(kernel: string, cacheRoot: string, log: Log = () => {}, kernelSha256?: string): Promise<string | undefined> {
   const fh = await open(kernel, 'r').catch((err: unknown) => {
     throw kernelOpenError(kernel, err);
   });
@@ -46,7 +48,7 @@ export async function pvhKernel(kernel: string, cacheRoot: string, log: Log = ()
   }
 
   const dir = join(cacheRoot, 'vmlinux');
-  const hash = await sha256(kernel);
+  const hash = kernelSha256 ?? (await sha256File(kernel));
   const elf = join(dir, `${hash}.elf`);
   const noPvh = join(dir, `${hash}.no-pvh`);
   const now = new Date();
@@ -168,12 +170,6 @@ function hasNote(notes: Buffer, name: string, type: number): boolean {
     at += 12 + align(namesz) + align(descsz);
   }
   return false;
-}
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Deletes all but the `keep` most recently used extracted kernels (each is tens of MB). */
