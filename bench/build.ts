@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clearCache } from '../src/cache/evict.js';
+import { median } from './stats.js';
 
 const SUPERMIN_D = '/usr/lib/x86_64-linux-gnu/guestfs/supermin.d';
 const CLI = resolve('dist/src/cli.js');
@@ -23,7 +24,6 @@ function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
   return { ms, stdout: res.stdout };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (ms: number) => `${ms.toFixed(0)} ms`;
 
 async function main(): Promise<void> {

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { median } from './stats.js';
 
 const SUPERMIN_D = '/usr/lib/x86_64-linux-gnu/guestfs/supermin.d';
 const CLI = resolve('dist/src/cli.js');
@@ -51,7 +52,6 @@ function defaultTree(): string {
   return tree;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function main(): void {
   const at = process.argv.indexOf('--tree');
