@@ -135,6 +135,17 @@ describe('appliance build (CLI)', () => {
   const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
     spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
 
+  it('shows progress on stderr when it is a terminal, and nothing when it is not', () => {
+    const quiet = run(['build', '--binaries', 'true', '--modules', '', '--cache-dir', join(dir, 'quiet')]);
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stderr).toBe('');
+    // `script` gives the CLI a terminal; the progress line is redrawn in place with \r.
+    const cmd = `${process.execPath} ${CLI} build --binaries true --modules '' --cache-dir ${join(dir, 'tty')}`;
+    const tty = spawnSync('script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8' });
+    expect(tty.status, tty.stdout).toBe(0);
+    expect(tty.stdout).toMatch(/root\.ext2: \d+\/\d+ files, [\d.]+\/[\d.]+ MB/);
+  });
+
   it('prints the folder, or JSON; cache ls lists it; cache clear empties it', () => {
     const cacheDir = join(dir, 'cli');
     const first = run(['build', '--binaries', 'true', '--modules', '', '--cache-dir', cacheDir, '--json']);

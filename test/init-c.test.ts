@@ -73,4 +73,17 @@ describe('buildInitBinaries', () => {
     expect(res.status).toBe(1);
     expect(res.stderr).toBe('appliance-init: must run as PID 1 (the kernel\'s init)\n');
   });
+
+  it('names the Debian package to install when no C compiler is found', async () => {
+    const saved = process.env.PATH;
+    process.env.PATH = join(tmp, 'empty-path');
+    try {
+      await expect(buildInitBinaries({ cacheDir: join(tmp, 'no-cc-cache') })).rejects.toMatchObject({
+        code: 'ENOCOMPILER',
+        message: expect.stringContaining('apt-get install musl-tools'),
+      });
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
 });

@@ -121,7 +121,16 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
     const now = await Promise.all(paths.map(stampOf));
     if (paths.length > 0 && paths.every((p, i) => known.stamps[p] === now[i])) return known;
   }
-  const run = async (args: string[]) => (await execa(compiler, args, { stdin: 'ignore' })).stdout.trim();
+  const run = async (args: string[]) =>
+    (await execa(compiler, args, { stdin: 'ignore' }).catch((err: { stderr?: string; shortMessage?: string }) => {
+      // musl-gcc is a wrapper around gcc: installed without it, it is found but cannot run.
+      const why = err.stderr?.trim().split('\n').at(-1) || err.shortMessage;
+      throw new ApplianceError(
+        'ENOCOMPILER',
+        `the C compiler ${compiler} does not run (${why}): install a working one (apt-get install musl-tools gcc)`,
+        { cause: err },
+      );
+    })).stdout.trim();
   const [version, libc, cc1] = await Promise.all([
     run(['--version']),
     run(['-print-file-name=libc.a']),
