@@ -12,6 +12,7 @@ import { BASE_CMDLINE, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/qe
 import { detectDiskFormat, resolveDisk, type DiskFormat } from '../src/qemu/disk.js';
 import { findQemu } from '../src/qemu/find.js';
 import { machineCandidates, machineProfile } from '../src/qemu/machine.js';
+import { goLine, snapshotKey } from '../src/qemu/snapshot.js';
 import { hostTscKhz } from '../src/qemu/tsc.js';
 import { hasPvhEntry, pvhKernel } from '../src/qemu/vmlinux.js';
 import { hostKernel } from './qemu-fixture.js';
@@ -29,9 +30,7 @@ describe('qemu argv', () => {
     accel: TCG,
     memoryMb: 512,
     cpus: 1,
-    kernel: '/k',
-    initrd: '/i',
-    cmdline: 'console=ttyS0',
+    boot: { kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0' },
     root: '/cache/root,1.ext2',
     disks: [
       { path: '/d/a.img', format: 'raw' as const, readonly: true },
@@ -76,6 +75,48 @@ describe('qemu argv', () => {
     expect(kernelCmdline(TCG, 2445402, ['appliance.root=x'])).toBe(`${BASE_CMDLINE.join(' ')} tsc_early_khz=2445402 appliance.root=x`);
     expect(kernelCmdline({ accel: 'kvm' }, 2445402)).not.toContain('tsc_early_khz');
     expect(kernelCmdline(TCG, undefined)).not.toContain('tsc_early_khz');
+  });
+
+  it('saves a snapshot with the RAM in a shared file, and restores one privately without the kernel', () => {
+    const cfg = { ...base, machine: machineProfile('microvm'), disks: [] };
+    const save = qemuArgv({ ...cfg, ramFile: { path: '/c/s,1/ram', shared: true }, monitorSocket: '/run/m.sock' });
+    expect(values(save, '-machine')[0]).toMatch(/,memory-backend=ram$/);
+    expect(values(save, '-object')).toEqual(['memory-backend-file,id=ram,size=512M,mem-path=/c/s,,1/ram,share=on']);
+    expect(values(save, '-global')).toEqual(['migration.store-global-state=off']);
+    expect(values(save, '-kernel')).toEqual(['/k']);
+    expect(values(save, '-mon')).toEqual(['chardev=qmp,mode=control']);
+    expect(values(save, '-chardev')).toContain('socket,id=qmp,path=/run/m.sock');
+
+    const restore = qemuArgv({ ...cfg, boot: 'incoming', ramFile: { path: '/c/s/ram', shared: false }, monitorSocket: '/run/m.sock' });
+    expect(values(restore, '-object')).toEqual(['memory-backend-file,id=ram,size=512M,mem-path=/c/s/ram,share=off']);
+    // qemu would copy a -kernel over the restored memory at reset.
+    for (const o of ['-kernel', '-initrd', '-append', '-global']) expect(restore).not.toContain(o);
+    expect(values(restore, '-incoming')).toEqual(['defer']);
+    expect(qemuArgv(cfg)).not.toContain('-object');
+  });
+
+  it('keys snapshots by what the saved guest depends on, not by disk paths or formats', async () => {
+    const qemu = findQemu();
+    const cfg = { ...base, machine: machineProfile('microvm') };
+    const key = await snapshotKey(qemu, cfg);
+    expect(key).toMatch(/^[0-9a-f]{32}$/);
+    const otherFiles = { ...cfg, root: '/elsewhere/root.ext2', channelSocket: '/x', disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'qcow2' as const })) };
+    expect(await snapshotKey(qemu, otherFiles)).toBe(key);
+    const changed = [
+      { ...cfg, disks: cfg.disks.slice(1) },
+      { ...cfg, disks: cfg.disks.map((d) => ({ ...d, readonly: !d.readonly })) },
+      { ...cfg, memoryMb: 1024 },
+      { ...cfg, boot: { ...cfg.boot, initrd: '/other-initrd' } },
+      { ...cfg, boot: { ...cfg.boot, cmdline: 'console=ttyS0 quiet' } },
+      { ...cfg, machine: machineProfile('q35') },
+    ];
+    for (const c of changed) expect(await snapshotKey(qemu, c)).not.toBe(key);
+  });
+
+  it('writes a go line the init accepts: the clock to the nanosecond, 32 random bytes, the timing flag', () => {
+    const line = goLine(true, 1_764_489_600_123.456789);
+    expect(line).toMatch(/^appliance\.go realtime=1764489600\.123456\d{3} seed=[0-9a-f]{64} timing=1 end\n$/);
+    expect(goLine(false).split(' ')[2]).not.toBe(goLine(false).split(' ')[2]);
   });
 
   it('avoids microvm under TCG when the TSC frequency is unknown', () => {

@@ -133,7 +133,8 @@ async function removeOrphanRecords(root: string): Promise<number> {
 }
 
 /**
- * `appliance cache clear`: every entry and its build record. The compiled init and
+ * `appliance cache clear`: every entry and its build record, and the snapshots of booted
+ * appliances (a running VM keeps its mapping of a deleted one). The compiled init and
  * agent stay: they are keyed by their sources and compiler, not by any appliance.
  */
 export async function clearCache(root: string): Promise<number> {
@@ -141,5 +142,6 @@ export async function clearCache(root: string): Promise<number> {
   for (const e of entries) await removeEntry(root, e.key);
   await removeOrphanRecords(root);
   await removeAbandonedTemps(root);
+  await rm(layout.snapshots(root), { recursive: true, force: true });
   return entries.length;
 }

@@ -10,6 +10,7 @@ import { acquireLock, pidAlive } from './lock.js';
  *   tmp/           builds in progress and entries being deleted: KEY.PID.RANDOM
  *   locks/KEY.lock one builder per key
  *   resolve/ID.json what a set of build options resolved to last time (see build/resolve.ts)
+ *   snapshots/KEY/ booted kernels saved by the launcher (see qemu/snapshot.ts)
  */
 export const layout = {
   entries: (root: string) => join(root, 'entries'),
@@ -18,6 +19,7 @@ export const layout = {
   lock: (root: string, key: string) => join(root, 'locks', `${key}.lock`),
   records: (root: string) => join(root, 'resolve'),
   record: (root: string, id: string) => join(root, 'resolve', `${id}.json`),
+  snapshots: (root: string) => join(root, 'snapshots'),
 };
 
 /** The file whose presence marks an entry as complete (written last, before the rename). */

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
 import type { DiskFormat, DiskSpec } from '../qemu/disk.js';
+import type { BootError } from '../qemu/launch.js';
 import type { BootOptions, Vm } from '../qemu/vm.js';
 import { action, usageError } from './common.js';
 
@@ -26,6 +27,7 @@ interface BootCliOptions {
   json?: boolean;
   verbose?: boolean;
   cacheDir?: string;
+  snapshot: boolean;
 }
 
 const FORMATS: readonly string[] = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'auto'];
@@ -72,6 +74,7 @@ export function register(program: Command): void {
     .option('--timeout <seconds>', `kill the command after this long (exit ${BOOT_EXIT.timeout})`)
     .option('--boot-timeout <seconds>', 'give up on a boot that is not ready after this long (default 20)')
     .option('--qemu <path>', 'the qemu-system-x86_64 binary to use')
+    .option('--no-snapshot', 'boot the kernel instead of resuming the saved snapshot of a booted one (nor save one)')
     .option('-i, --stdin', 'pass our standard input to the command')
     .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
     .option('--json', 'print {exitCode, signal, stdout, stderr, durationMs, boot} as JSON instead of streaming')
@@ -95,6 +98,7 @@ export function register(program: Command): void {
           bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
           qemu: opts.qemu,
           cacheDir: opts.cacheDir,
+          snapshot: opts.snapshot,
           log: opts.verbose ? verbose : undefined,
           onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
         };
@@ -104,15 +108,16 @@ export function register(program: Command): void {
         try {
           vm = await boot(bootOpts);
         } catch (err) {
-          throw asBootFailure(err);
+          throw asBootFailure(err, Boolean(opts.verbose));
         }
         try {
           if (opts.verbose) {
             const t = vm.timings;
-            verbose(
-              `booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ` +
-                `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`,
-            );
+            const guest =
+              t.snapshot === 'none'
+                ? `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`
+                : `snapshot ${t.snapshot === 'created' ? 'saved, then ' : ''}restored in ${t.restoreMs} ms, init+agent ${t.initMs} ms (guest clock)`;
+            verbose(`booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ${guest}`);
           }
           const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
           const argv = command.length ? command : ['sh'];
@@ -121,7 +126,7 @@ export function register(program: Command): void {
           if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
             throw Object.assign(new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`), { exitCode: BOOT_EXIT.timeout });
           }
-          if (err instanceof ApplianceError && err.code === 'EAGENTGONE') throw asBootFailure(err);
+          if (err instanceof ApplianceError && err.code === 'EAGENTGONE') throw asBootFailure(err, Boolean(opts.verbose));
           throw err;
         } finally {
           await vm.close();
@@ -139,9 +144,14 @@ function secondsToMs(s: number | undefined): number | undefined {
   return s === undefined ? undefined : Math.round(s * 1000);
 }
 
-function asBootFailure(err: unknown): unknown {
-  if (err instanceof ApplianceError) return Object.assign(err, { exitCode: BOOT_EXIT.bootFailed });
-  return err;
+function asBootFailure(err: unknown, verbose: boolean): unknown {
+  if (!(err instanceof ApplianceError)) return err;
+  // One line says why; the console's last lines stay on the error for library callers, and --verbose shows them live.
+  if (err.name === 'BootError') {
+    const { reason } = err as BootError; // a type-only import: the CLI loads the launcher only to boot
+    err.message = verbose ? reason : `${reason} (--verbose shows the guest console)`;
+  }
+  return Object.assign(err, { exitCode: BOOT_EXIT.bootFailed });
 }
 
 interface RunOptions {

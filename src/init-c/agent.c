@@ -533,7 +533,7 @@ static __attribute__((noreturn)) void shut_down(void) {
   exit(0);
 }
 
-static unsigned char hello[16];
+static unsigned char hello[20];
 
 /* Whoever connects first gets the HELLO, even if an earlier host left without a word. */
 static void queue_hello(void) {
@@ -770,7 +770,7 @@ int main(int argc, char **argv) {
   base_env[1] = "HOME=/root";
   base_env[2] = term;
 
-  const char *init_ms = getenv("APPLIANCE_INIT_MS");
+  const char *init_ms = getenv("APPLIANCE_INIT_MS"), *resume_ms = getenv("APPLIANCE_RESUME_MS");
   int timing = getenv("APPLIANCE_TIMING") != NULL;
   on_port = sock == NULL;
   port = on_port ? open_port() : connect_socket(sock);
@@ -780,6 +780,7 @@ int main(int argc, char **argv) {
   appl_put32(hello + 4, (uint32_t)boot_ms);
   appl_put32(hello + 8, init_ms ? (uint32_t)strtoul(init_ms, NULL, 10) : 0);
   appl_put32(hello + 12, getpid() == 1 ? APPL_HELLO_PID1 : 0);
+  appl_put32(hello + 16, resume_ms ? (uint32_t)strtoul(resume_ms, NULL, 10) : 0);
   queue_hello();
   if (timing) say("%5llu.%03llu s  agent ready", (unsigned long long)boot_ms / 1000,
                   (unsigned long long)boot_ms % 1000);

@@ -6,9 +6,11 @@
  */
 #define _GNU_SOURCE
 #define LOG_PREFIX "appliance-init"
+#include "protocol.h"
 #include "util.h"
 
 #include <dirent.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -60,10 +62,11 @@ static void mount_or_die(const char *src, const char *dst, const char *type, uns
     fatal("cannot mount %s on %s: %s", type, dst, strerror(errno));
 }
 
-/* Kernel command line: appliance.root=, appliance.init=, appliance.rootwait=, appliance.timing=. */
+/* Kernel command line: appliance.root=, appliance.init=, appliance.rootwait=, appliance.timing=,
+ * appliance.snapshot=. */
 static char cmdline[4096];
 static const char *root_spec, *init_path = "/init";
-static int rootwait_s = 10;
+static int rootwait_s = 10, snapshot_point;
 
 static void parse_cmdline(void) {
   if (read_text("/proc/cmdline", cmdline, sizeof cmdline) < 0)
@@ -73,6 +76,7 @@ static void parse_cmdline(void) {
     else if (!strncmp(tok, "appliance.init=", 15)) init_path = tok + 15;
     else if (!strncmp(tok, "appliance.rootwait=", 19)) rootwait_s = atoi(tok + 19);
     else if (!strncmp(tok, "appliance.timing=", 17)) timing = atoi(tok + 17) != 0;
+    else if (!strncmp(tok, "appliance.snapshot=", 19)) snapshot_point = atoi(tok + 19) != 0;
   }
 }
 
@@ -88,19 +92,29 @@ static int has_entry(const char *dir, const char *prefix) {
   return found;
 }
 
+enum transport { NOT_TRANSPORT, PCI, MMIO };
+
+static enum transport transport_of(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  if (!strncmp(base, "virtio_pci", 10)) return PCI; /* virtio_pci and its helper modules */
+  if (!strncmp(base, "virtio_mmio", 11)) return MMIO;
+  return NOT_TRANSPORT;
+}
+
 /* The initrd serves every machine, but each has one virtio transport: loading the other's
  * modules costs ~25 ms under TCG for nothing. microvm has no PCI bus; its virtio-mmio
  * devices are the ACPI platform devices LNRO0005 (q35 and pc have none). */
-static int transport_unused(const char *path) {
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
-  if (!strncmp(base, "virtio_pci", 10)) return !has_entry("/sys/bus/pci/devices", "");
-  if (!strncmp(base, "virtio_mmio", 11)) return !has_entry("/sys/bus/platform/devices", "LNRO0005");
-  return 0;
+static int transport_unused(enum transport t) {
+  if (t == PCI) return !has_entry("/sys/bus/pci/devices", "");
+  return !has_entry("/sys/bus/platform/devices", "LNRO0005");
 }
 
-/* /modules.order: one module path per line, dependencies first. */
-static void load_modules(void) {
+/* /modules.order: one module path per line, dependencies first. The virtio transports
+ * come in a second pass (transports = 1), after the snapshot point: loading one probes
+ * the devices, and the disks a restored VM sees must be the ones it has now. The drivers
+ * (virtio_blk, virtio_console) need only virtio and virtio_ring, so they load before. */
+static void load_modules(int transports) {
   static char list[65536];
   if (read_text("/modules.order", list, sizeof list) < 0) {
     if (errno != ENOENT) say("cannot read /modules.order: %s", strerror(errno));
@@ -110,7 +124,8 @@ static void load_modules(void) {
     if (!*line || *line == '#') continue;
     char path[512];
     snprintf(path, sizeof path, "%s%s", *line == '/' ? "" : "/", line);
-    if (transport_unused(path)) continue;
+    enum transport t = transport_of(path);
+    if ((t != NOT_TRANSPORT) != transports || (t != NOT_TRANSPORT && transport_unused(t))) continue;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       say("module %s: cannot open: %s (errno %d)", path, strerror(errno), errno);
@@ -124,6 +139,84 @@ static void load_modules(void) {
     close(fd);
     mark("module %s", path);
   }
+}
+
+/*
+ * The snapshot point (appliance.snapshot=1): the launcher may save the VM here, and every
+ * VM restored from that state resumes here, so what must differ between boots comes
+ * after it, on the console, in one line the launcher sends (and repeats until it sees
+ * APPL_RESUMED_MARKER, since a line sent while qemu loads the state can be lost):
+ *   appliance.go realtime=SECONDS.NANOSECONDS seed=64HEX timing=0|1 end
+ * The wall clock would otherwise be the snapshot's, and the random generator's state
+ * would be the same in every restored VM: the seed is credited and the generator
+ * reseeded from it.
+ */
+static uint64_t resume_ms;
+
+static int hexval(char c) {
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int apply_go(char *line) {
+  if (strncmp(line, "appliance.go ", 13)) return 0;
+  long long sec = -1;
+  long nsec = -1;
+  int go_timing = -1, end = 0;
+  struct {
+    int entropy_count, buf_size;
+    unsigned char buf[32];
+  } seed = {256, 32, {0}};
+  int seeded = 0;
+  for (char *tok = strtok(line + 13, " \n"); tok; tok = strtok(NULL, " \n")) {
+    if (!strncmp(tok, "realtime=", 9)) {
+      char *dot;
+      sec = strtoll(tok + 9, &dot, 10);
+      if (*dot == '.') nsec = strtol(dot + 1, NULL, 10);
+    } else if (!strncmp(tok, "seed=", 5) && strlen(tok + 5) == 64) {
+      seeded = 1;
+      for (int i = 0; i < 32; i++) {
+        int hi = hexval(tok[5 + 2 * i]), lo = hexval(tok[6 + 2 * i]);
+        if (hi < 0 || lo < 0) seeded = 0;
+        seed.buf[i] = (unsigned char)(hi << 4 | lo);
+      }
+    } else if (!strncmp(tok, "timing=", 7)) {
+      go_timing = atoi(tok + 7) != 0;
+    } else if (!strcmp(tok, "end")) {
+      end = 1;
+    }
+  }
+  /* A line that lost its start or its end while qemu loaded the state is not a go. */
+  if (!end || sec < 0 || nsec < 0 || nsec > 999999999 || !seeded || go_timing < 0) return 0;
+  struct timespec now = {(time_t)sec, nsec};
+  if (clock_settime(CLOCK_REALTIME, &now) < 0) say("cannot set the clock: %s", strerror(errno));
+  int rnd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (rnd < 0 || ioctl(rnd, _IOW('R', 0x03, int[2]), &seed) < 0 || ioctl(rnd, _IO('R', 0x07)) < 0)
+    say("cannot seed the random generator: %s", strerror(errno));
+  if (rnd >= 0) close(rnd);
+  timing = go_timing;
+  return 1;
+}
+
+static void await_go(void) {
+  struct termios t;
+  /* Canonical input, one line per read; no echo, or the line would show on the console. */
+  if (tcgetattr(0, &t) == 0) {
+    t.c_lflag |= ICANON;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    tcsetattr(0, TCSANOW, &t);
+  }
+  say("%s", APPL_SNAPSHOT_MARKER);
+  tcdrain(2);
+  static char line[1024];
+  for (;;) {
+    ssize_t n = read(0, line, sizeof line - 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fatal("the console closed before the launcher's go line (%s)", n < 0 ? strerror(errno) : "end of file");
+    line[n] = '\0';
+    if (apply_go(line)) break;
+  }
+  resume_ms = clock_ms(CLOCK_BOOTTIME);
+  say("%s", APPL_RESUMED_MARKER);
 }
 
 static int is_virtio_blk(const char *name) {
@@ -296,7 +389,13 @@ int main(void) {
   mark("init started");
   if (!root_spec) fatal("no appliance.root= on the kernel command line: the root disk is unknown");
 
-  load_modules();
+  load_modules(0);
+  if (snapshot_point) {
+    mark("snapshot point");
+    await_go();
+    mark("resumed");
+  }
+  load_modules(1);
   mark("modules loaded");
 
   char dev[300];
@@ -313,11 +412,12 @@ int main(void) {
   mark("root mounted, exec");
 
   const char *term = getenv("TERM");
-  char term_env[64], start_env[64];
+  char term_env[64], start_env[64], resume_env[64];
   snprintf(term_env, sizeof term_env, "TERM=%s", term && *term ? term : "linux");
   snprintf(start_env, sizeof start_env, "APPLIANCE_INIT_MS=%llu", (unsigned long long)start_ms);
+  snprintf(resume_env, sizeof resume_env, "APPLIANCE_RESUME_MS=%llu", (unsigned long long)resume_ms);
   char *const argv[] = {(char *)init_path, NULL};
-  char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env,
+  char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env, resume_env,
                         timing ? "APPLIANCE_TIMING=1" : NULL, NULL};
   execve(init_path, argv, envp);
   fatal("cannot run %s from the root disk: %s (appliance.init= names what to run)", init_path,

@@ -16,7 +16,9 @@
  *   HELLO      a>h  id 0, sent once when the agent is ready:
  *                   u32 version (APPL_VERSION), u32 boot_ms (CLOCK_BOOTTIME when ready),
  *                   u32 init_ms (CLOCK_BOOTTIME when the init started; 0 if unknown),
- *                   u32 flags (APPL_HELLO_PID1 when the agent is the guest's PID 1)
+ *                   u32 flags (APPL_HELLO_PID1 when the agent is the guest's PID 1),
+ *                   u32 resume_ms (CLOCK_BOOTTIME when the init passed the snapshot
+ *                   point; 0 if it had none)
  *   EXEC       h>a  flags APPL_F_STDIN (stdin comes in STDIN frames, else /dev/null) and
  *                   APPL_F_PTY (run on a pseudo-terminal: all output comes as STDOUT).
  *                   u32 argc, u32 envc, u16 rows, u16 cols (PTY size; 0 = default),
@@ -90,6 +92,11 @@ enum {
 };
 
 #define APPL_HELLO_PID1 1u
+
+/* Console lines of the init around the snapshot point (init.c, await_go): the launcher
+ * matches them (src/qemu/snapshot.ts mirrors them). */
+#define APPL_SNAPSHOT_MARKER "snapshot point: waiting for the go line"
+#define APPL_RESUMED_MARKER "resumed"
 
 static inline uint32_t appl_get32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -27,20 +27,37 @@ export const BASE_CMDLINE = [
   'init_on_alloc=0',
 ];
 
+export interface KernelBoot {
+  kernel: string;
+  initrd: string;
+  /** The whole kernel command line (see kernelCmdline). */
+  cmdline: string;
+}
+
 export interface QemuConfig {
   machine: MachineProfile;
   accel: AccelChoice;
   memoryMb: number;
   cpus: number;
-  kernel: string;
-  initrd: string;
-  /** The whole kernel command line (see kernelCmdline). */
-  cmdline: string;
+  /**
+   * Boot the kernel, or 'incoming': resume a saved guest (see snapshot.ts), which qemu
+   * waits for on its monitor. A restored guest is past its boot: given the kernel again,
+   * qemu would copy it over the guest's memory at reset.
+   */
+  boot: KernelBoot | 'incoming';
+  /**
+   * Guest RAM in a file (snapshots, see snapshot.ts): shared while a snapshot is made, so
+   * the file is the guest's memory; private when restoring, so the guest's writes stay in
+   * this qemu (copy-on-write) and the file is never changed.
+   */
+  ramFile?: { path: string; shared: boolean };
   /** The appliance's root image: raw, attached read-only. */
   root: string;
   disks: ResolvedDisk[];
   /** A unix socket a server listens on; qemu connects to it for the guest channel. */
   channelSocket: string;
+  /** A unix socket a server listens on for qemu's monitor (QMP); none without it. */
+  monitorSocket?: string;
 }
 
 /** BASE_CMDLINE, the TSC frequency under TCG when the host's is known (see machine.ts), then `extra`. */
@@ -57,14 +74,22 @@ export function kernelCmdline(accel: AccelChoice, tscKhz: number | undefined, ex
 export function qemuArgv(c: QemuConfig): string[] {
   const bus = c.machine.virtio;
   const blk = (drive: string, serial: string) => ['-device', `virtio-blk-${bus},drive=${drive},serial=${serial}`];
+  const ram = c.ramFile
+    ? [
+        ...['-object', `memory-backend-file,id=ram,size=${c.memoryMb}M,mem-path=${optionValue(c.ramFile.path)},share=${c.ramFile.shared ? 'on' : 'off'}`],
+        // A saved state without the run state in it: the restored guest runs at once.
+        ...(c.ramFile.shared ? ['-global', 'migration.store-global-state=off'] : []),
+      ]
+    : [];
   const argv = [
     ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
-    ...['-machine', c.machine.type, '-accel', accelOption(c.accel)],
+    ...['-machine', c.machine.type + (c.ramFile ? ',memory-backend=ram' : ''), '-accel', accelOption(c.accel)],
     ...(c.accel.cpu ? ['-cpu', c.accel.cpu] : []),
     ...['-m', String(c.memoryMb), '-smp', String(c.cpus)],
+    ...ram,
     ...(c.machine.bios ? ['-bios', c.machine.bios] : []),
     ...['-serial', 'stdio'],
-    ...['-kernel', c.kernel, '-initrd', c.initrd, '-append', c.cmdline],
+    ...(c.boot === 'incoming' ? ['-incoming', 'defer'] : ['-kernel', c.boot.kernel, '-initrd', c.boot.initrd, '-append', c.boot.cmdline]),
     ...['-drive', `file=${optionValue(c.root)},format=raw,if=none,id=root,readonly=on`, ...blk('root', ROOT_SERIAL)],
   ];
   c.disks.forEach((d, i) => {
@@ -76,6 +101,7 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
     ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   );
+  if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');
   return argv;
 }
 

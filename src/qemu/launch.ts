@@ -1,13 +1,32 @@
+import { closeSync, openSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { basename } from 'node:path';
 import { cacheRootPath, ensureCacheRoot } from '../cache/dir.js';
 import { ApplianceError } from '../errors.js';
+import { sha256File } from '../files.js';
 import { describeAccel, planAccel, type Accel, type AccelChoice } from './accel.js';
-import { kernelCmdline, qemuArgv } from './argv.js';
+import { kernelCmdline, qemuArgv, type KernelBoot, type QemuConfig } from './argv.js';
 import { resolveDisk, type DiskSpec } from './disk.js';
 import { findQemu } from './find.js';
 import { machineCandidates, machineProfile, type MachineName } from './machine.js';
 import { spawnQemu, type ExitStatus, type QemuProcess } from './process.js';
+import { Qmp } from './qmp.js';
+import {
+  findSnapshot,
+  goLine,
+  markUnusable,
+  prepareSnapshot,
+  removeSnapshot,
+  restoreState,
+  saveState,
+  snapshotKey,
+  SNAPSHOT_MARKER,
+  SNAPSHOT_PARAM,
+  unusableReason,
+  type PendingSnapshot,
+  type Snapshot,
+} from './snapshot.js';
 import { hostTscKhz } from './tsc.js';
 import { pvhKernel } from './vmlinux.js';
 
@@ -44,6 +63,13 @@ export interface LaunchOptions<T> {
    * accelerator remains to fall back to (default 3000 ms): how a hanging KVM is caught.
    */
   signOfLifeMs?: number;
+  /**
+   * Restore the snapshot of this boot's shape, saving it on first use (snapshot.ts); the
+   * init must stop at its snapshot point on appliance.snapshot=1 (ours does). Default false.
+   */
+  snapshot?: boolean;
+  /** Ask the init (and the agent) to print the boot timeline on the console; with `snapshot`. */
+  consoleTiming?: boolean;
   /** Resolves when the guest is up, with what the caller wants back (e.g. the agent client after its HELLO). */
   ready: (ctx: ReadyContext) => Promise<T>;
   /** Each console line of every attempt. */
@@ -61,11 +87,13 @@ export interface ReadyContext {
   machine: MachineName;
 }
 
-export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout';
+export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout' | 'saved';
 
 export interface Attempt {
   accel: AccelChoice;
   machine: MachineName;
+  /** plain or cold: the kernel booted; save: booted to save a snapshot; restore: a snapshot resumed. */
+  mode: AttemptMode['kind'];
   outcome: AttemptOutcome;
   /** From this attempt's spawn to its outcome. */
   ms: number;
@@ -79,6 +107,8 @@ export interface Launched<T> {
   machine: MachineName;
   /** vmlinux: the kernel's PVH entry (extracted ELF); bzImage: the usual boot. */
   kernelKind: 'vmlinux' | 'bzImage';
+  /** restored: from a snapshot; created: from a snapshot this launch saved first; none: booted. */
+  snapshot: 'restored' | 'created' | 'none';
   /** The qemu command line that booted, binary first. */
   argv: string[];
   /** What `ready` resolved to. */
@@ -86,19 +116,22 @@ export interface Launched<T> {
   consoleTail(): string[];
   exited: Promise<ExitStatus>;
   kill(): Promise<ExitStatus>;
-  /** ms since launch() was called. */
-  timings: { spawnedAt: number; aliveAt?: number; readyAt: number };
+  /** ms since launch() was called; resumedAt: when a restored guest ran again. */
+  timings: { spawnedAt: number; aliveAt?: number; resumedAt?: number; readyAt: number };
   /** Every boot tried, the successful one last. */
   attempts: Attempt[];
 }
 
 /** A boot that failed: the last console lines come with it. */
 export class BootError extends ApplianceError {
+  /** What went wrong, in one line (the message adds the console lines). */
+  readonly reason: string;
   readonly consoleTail: string[];
   readonly attempts: Attempt[];
-  constructor(code: string, message: string, consoleTail: string[], attempts: Attempt[]) {
+  constructor(code: string, reason: string, consoleTail: string[], attempts: Attempt[]) {
     const tail = consoleTail.length ? `\nlast console lines:\n${consoleTail.map((l) => `  ${l}`).join('\n')}` : '\n(no console output)';
-    super(code, message + tail);
+    super(code, reason + tail);
+    this.reason = reason;
     this.consoleTail = consoleTail;
     this.attempts = attempts;
   }
@@ -110,7 +143,9 @@ const DEFAULTS = { memoryMb: 512, cpus: 1, bootDeadlineMs: 20_000, signOfLifeMs:
  * Boots the appliance: picks the accelerator (falling back from KVM to TCG when KVM
  * exits or shows no sign of life) and the machine (falling back when qemu rejects
  * one), catches a boot that hangs with a deadline and retries it once (on the next
- * machine when the machine is 'auto'), and returns once `ready` has resolved.
+ * machine when the machine is 'auto'), and returns once `ready` has resolved. With
+ * `snapshot`, each boot restores the snapshot of its shape, making it first if needed
+ * (snapshot.ts).
  */
 export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const t0 = performance.now();
@@ -128,39 +163,53 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const vmlinux = await pvhKernel(opts.kernel, cacheRoot, log, opts.kernelSha256);
   const kernelKind = vmlinux ? 'vmlinux' : 'bzImage';
   const deadlineMs = opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs;
+  // The snapshot key names the kernel and the initrd by content (the vmlinux's name is its bzImage's hash).
+  const snapshotIds = opts.snapshot
+    ? { kernel: vmlinux ? basename(vmlinux) : (opts.kernelSha256 ?? (await sha256File(opts.kernel))), initrd: await sha256File(opts.initrd) }
+    : undefined;
 
   const attempts: Attempt[] = [];
-  let last: { proc: QemuProcess; outcome: AttemptOutcome; status?: ExitStatus } | undefined;
+  let last: AttemptResult | undefined;
   for (const [ai, accel] of plan.candidates.entries()) {
     const fallbackAccel = ai < plan.candidates.length - 1;
     const machines = machineCandidates(opts.machine ?? 'auto', accel.accel, tscKhz);
     let timeouts = 0;
     for (let mi = 0; mi < machines.length; ) {
       const machine = machineProfile(machines[mi]!);
-      const argv = qemuArgv({
+      const config: QemuConfig = {
         machine,
         accel,
         memoryMb: opts.memoryMb ?? DEFAULTS.memoryMb,
         cpus: opts.cpus ?? DEFAULTS.cpus,
-        kernel: vmlinux ?? opts.kernel,
-        initrd: opts.initrd,
-        cmdline: kernelCmdline(accel, tscKhz, opts.cmdline),
+        boot: {
+          kernel: vmlinux ?? opts.kernel,
+          initrd: opts.initrd,
+          cmdline: kernelCmdline(accel, tscKhz, [...(opts.cmdline ?? []), ...(snapshotIds ? [SNAPSHOT_PARAM] : [])]),
+        },
         root: opts.root,
         disks,
         channelSocket: opts.channelSocket,
-      });
-      log(`boot ${attempts.length + 1}: ${describeAccel(accel)} on ${machine.name} (${kernelKind}): ${qemu} ${argv.join(' ')}`);
-      const spawnedAt = since();
-      const r = await attempt(qemu, argv, opts, {
-        accel,
-        machine: machine.name,
-        deadlineMs,
-        signOfLifeMs: fallbackAccel ? (opts.signOfLifeMs ?? DEFAULTS.signOfLifeMs) : undefined,
-      });
-      const ms = since() - spawnedAt;
-      const detail = r.status ? exitDetail(r.status, r.proc) : undefined;
-      attempts.push({ accel, machine: machine.name, outcome: r.outcome, ms, detail });
-      log(`boot ${attempts.length}: ${r.outcome} after ${ms} ms${detail ? ` (${detail})` : ''}`);
+      };
+      const run = (mode: AttemptMode) => {
+        const spawnedAt = since();
+        return attempt(qemu, config, mode, opts, {
+          accel,
+          machine: machine.name,
+          kernelKind,
+          deadlineMs,
+          signOfLifeMs: fallbackAccel ? (opts.signOfLifeMs ?? DEFAULTS.signOfLifeMs) : undefined,
+          number: attempts.length + 1,
+        }).then((r) => {
+          const ms = since() - spawnedAt;
+          const detail = r.status ? exitDetail(r.status, r.proc) : r.detail;
+          attempts.push({ accel, machine: machine.name, mode: mode.kind, outcome: r.outcome, ms, detail });
+          log(`boot ${attempts.length}: ${r.outcome} after ${ms} ms${detail ? ` (${detail})` : ''}`);
+          return { ...r, spawnedAt };
+        });
+      };
+      const r = snapshotIds
+        ? await bootWithSnapshot(run, { qemu, cacheRoot, config: { ...config, boot: { ...(config.boot as KernelBoot), ...snapshotIds } }, log })
+        : await run({ kind: 'plain' });
       if (r.outcome === 'ready') {
         await plan.remember?.(accel).catch((err: unknown) => log(`cannot save the accelerator verdict: ${(err as Error).message}`));
         return {
@@ -169,12 +218,18 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
           cpu: accel.cpu,
           machine: machine.name,
           kernelKind,
-          argv: [qemu, ...argv],
+          snapshot: r.snapshot ?? 'none',
+          argv: [qemu, ...r.argv],
           ready: r.value as T,
           consoleTail: r.proc.consoleTail,
           exited: r.proc.exited,
           kill: r.proc.kill,
-          timings: { spawnedAt, aliveAt: r.aliveAt === undefined ? undefined : spawnedAt + r.aliveAt, readyAt: since() },
+          timings: {
+            spawnedAt: r.spawnedAt,
+            aliveAt: r.aliveAt === undefined ? undefined : r.spawnedAt + r.aliveAt,
+            resumedAt: r.resumedAt === undefined ? undefined : r.spawnedAt + r.resumedAt,
+            readyAt: since(),
+          },
           attempts,
         };
       }
@@ -190,71 +245,224 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   throw failure(last!, attempts, deadlineMs);
 }
 
+/**
+ * One boot of a shape that snapshots: restore its snapshot; if there is none (or it no
+ * longer restores), boot cold, save it at the snapshot point, and restore that. A shape
+ * whose snapshot cannot be saved or restored here is remembered as such, and boots cold.
+ */
+async function bootWithSnapshot(
+  run: (mode: AttemptMode) => Promise<AttemptResult & { spawnedAt: number }>,
+  s: { qemu: string; cacheRoot: string; config: QemuConfig; log: (message: string) => void },
+): Promise<AttemptResult & { spawnedAt: number }> {
+  const key = await snapshotKey(s.qemu, s.config);
+  const unusable = await unusableReason(s.cacheRoot, key);
+  if (unusable) {
+    s.log(`snapshot ${key}: not used, it did not work here before (${unusable})`);
+    return run({ kind: 'cold' });
+  }
+  const existing = await findSnapshot(s.cacheRoot, key);
+  if (existing) {
+    const r = await run({ kind: 'restore', snapshot: existing });
+    if (r.outcome === 'ready') return { ...r, snapshot: 'restored' };
+    s.log(`snapshot ${key}: did not restore, deleting it`);
+    await removeSnapshot(s.cacheRoot, key);
+    if (r.outcome === 'no-sign-of-life') return r; // a hanging accelerator: the launcher falls back
+  }
+  const pending = await prepareSnapshot(s.cacheRoot, key);
+  const saved = await run({ kind: 'save', pending }).catch(async (err: unknown) => {
+    await pending.discard();
+    throw err;
+  });
+  if (saved.outcome !== 'saved') {
+    await pending.discard();
+    if (saved.saveError) await markUnusable(s.cacheRoot, key, saved.saveError);
+    if (saved.outcome !== 'exited' || saved.status?.code === 0) return saved;
+    // qemu refused to start: perhaps only with its RAM in a file (the cache's file system?), not the machine.
+    const cold = await run({ kind: 'cold' });
+    if (cold.outcome === 'ready') await markUnusable(s.cacheRoot, key, `qemu did not start with its RAM in a file: ${saved.detail ?? exitDetail(saved.status!, saved.proc)}`);
+    return cold;
+  }
+  const made = await pending.commit().catch(async (err: unknown) => {
+    s.log(`snapshot ${key}: cannot keep it (${(err as Error).message}): booting without`);
+    await pending.discard();
+  });
+  if (!made) return run({ kind: 'cold' });
+  s.log(`snapshot ${key}: saved in ${made.dir}`);
+  const r = await run({ kind: 'restore', snapshot: made });
+  if (r.outcome === 'ready') return { ...r, snapshot: 'created' };
+  const why = `a snapshot just made did not restore: ${r.outcome}${r.detail ? ` (${r.detail})` : ''}`;
+  s.log(`snapshot ${key}: ${why}; booting without snapshots`);
+  await removeSnapshot(s.cacheRoot, key);
+  await markUnusable(s.cacheRoot, key, why);
+  return run({ kind: 'cold' });
+}
+
+/**
+ * How one qemu runs: 'plain' boots the kernel; 'cold' too, and lets the init past its
+ * snapshot point; 'save' stops the guest there and saves it (outcome 'saved', or a cold
+ * boot if saving fails); 'restore' resumes a snapshot.
+ */
+type AttemptMode =
+  | { kind: 'plain' }
+  | { kind: 'cold' }
+  | { kind: 'save'; pending: PendingSnapshot }
+  | { kind: 'restore'; snapshot: Snapshot };
+
 interface AttemptResult {
   outcome: AttemptOutcome;
   proc: QemuProcess;
+  argv: string[];
   value?: unknown;
   status?: ExitStatus;
+  detail?: string;
   /** ms from spawn to the first console byte */
   aliveAt?: number;
+  /** ms from spawn until a restored guest ran again */
+  resumedAt?: number;
+  /** Why a 'save' boot could not save (it then went on as a cold boot). */
+  saveError?: string;
+  snapshot?: 'restored' | 'created';
 }
 
-/** One qemu boot, until it is ready or given up (then qemu is dead and the socket gone). */
+/** One qemu boot, until it is ready or given up (then qemu is dead and the sockets gone). */
 async function attempt(
   qemu: string,
-  argv: string[],
+  base: QemuConfig,
+  mode: AttemptMode,
   opts: LaunchOptions<unknown>,
-  a: { accel: AccelChoice; machine: MachineName; deadlineMs: number; signOfLifeMs?: number },
+  a: { accel: AccelChoice; machine: MachineName; kernelKind: string; deadlineMs: number; signOfLifeMs?: number; number: number },
 ): Promise<AttemptResult> {
-  const server = await listen(opts.channelSocket);
+  const monitorSocket = mode.kind === 'save' || mode.kind === 'restore' ? `${opts.channelSocket}.qmp` : undefined;
+  const config: QemuConfig =
+    mode.kind === 'save'
+      ? { ...base, ramFile: { path: mode.pending.ram, shared: true }, monitorSocket }
+      : mode.kind === 'restore'
+        ? { ...base, boot: 'incoming', ramFile: { path: mode.snapshot.ram, shared: false }, monitorSocket }
+        : base;
+  const argv = qemuArgv(config);
+  const what = mode.kind === 'restore' ? 'restoring a snapshot' : mode.kind === 'save' ? 'booting to save a snapshot' : `booting (${a.kernelKind})`;
+  opts.log?.(`boot ${a.number}: ${describeAccel(a.accel)} on ${a.machine}, ${what}: ${qemu} ${argv.join(' ')}`);
+
   const abort = new AbortController();
-  let connection: Socket | undefined;
-  const channel = new Promise<Socket>((resolve, reject) => {
-    server.once('connection', (s) => {
-      connection = s;
-      // One connection per boot: nobody else may attach to the guest's channel.
-      server.close();
-      void rm(opts.channelSocket, { force: true });
-      resolve(s);
-    });
-    abort.signal.addEventListener('abort', () => reject(new Error('the boot was abandoned before qemu connected')));
-  });
-  channel.catch(() => {});
+  const channel = await acceptOne(opts.channelSocket, abort.signal);
+  const monitor = monitorSocket ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err))) : undefined;
+  const stateFd = mode.kind === 'restore' ? openSync(mode.snapshot.state, 'r') : undefined;
 
   const started = performance.now();
-  const proc = spawnQemu(qemu, argv, { onConsole: opts.onConsole });
+  const elapsed = () => Math.round(performance.now() - started);
+  type Event =
+    | { kind: 'ready'; value: unknown }
+    | { kind: 'not-ready'; err: unknown }
+    | { kind: 'exited'; status: ExitStatus }
+    | { kind: 'saved' }
+    | { kind: 'timeout' | 'no-sign-of-life' };
+  let snapshotStep: (ev: Event) => void = () => {};
+  const snapshotEvent = new Promise<Event>((resolve) => (snapshotStep = resolve));
+  let saveError: string | undefined;
+  let resumedAt: number | undefined;
+  const timing = opts.consoleTiming ?? false;
+
+  let proc: QemuProcess;
+  const onMarker = async () => {
+    if (mode.kind === 'save') {
+      try {
+        await saveState(await Qmp.connect(await monitor!.connection), mode.pending);
+        snapshotStep({ kind: 'saved' });
+        return;
+      } catch (err) {
+        saveError = (err as Error).message;
+        opts.log?.(`boot ${a.number}: cannot save a snapshot (${saveError}): going on without`);
+        const qmp = await Qmp.connect(await monitor!.connection).catch(() => undefined);
+        await qmp?.execute('cont').catch(() => {});
+      }
+    }
+    proc.writeConsole(goLine(timing));
+  };
+  try {
+    proc = spawnQemu(qemu, argv, {
+      fd3: stateFd,
+      onConsole: (line) => {
+        if ((mode.kind === 'cold' || mode.kind === 'save') && line.includes(SNAPSHOT_MARKER)) void onMarker();
+        opts.onConsole?.(line);
+      },
+    });
+  } finally {
+    if (stateFd !== undefined) closeSync(stateFd);
+  }
+  if (mode.kind === 'restore') {
+    void (async () => {
+      const qmp = await Qmp.connect(await monitor!.connection);
+      await restoreState(qmp, 3);
+      resumedAt = elapsed();
+      proc.writeConsole(goLine(timing));
+    })().catch((err: unknown) => snapshotStep({ kind: 'not-ready', err }));
+  }
   let aliveAt: number | undefined;
-  void proc.firstOutput.then(() => (aliveAt = Math.round(performance.now() - started)));
+  void proc.firstOutput.then(() => (aliveAt = elapsed()));
   const timers: NodeJS.Timeout[] = [];
   const after = <R>(ms: number, value: R) => new Promise<R>((resolve) => timers.push(setTimeout(() => resolve(value), ms)));
 
-  type Event = { kind: 'ready'; value: unknown } | { kind: 'not-ready'; err: unknown } | { kind: 'exited'; status: ExitStatus } | { kind: 'timeout' | 'no-sign-of-life' };
   const ready: Promise<Event> = opts
-    .ready({ channel, signal: abort.signal, accel: a.accel, machine: a.machine })
+    .ready({ channel: channel.connection, signal: abort.signal, accel: a.accel, machine: a.machine })
     .then((value) => ({ kind: 'ready' as const, value }), (err: unknown) => ({ kind: 'not-ready' as const, err }));
   const exited: Promise<Event> = proc.exited.then((status) => ({ kind: 'exited' as const, status }));
-  const events: Promise<Event>[] = [ready, exited, after(a.deadlineMs, { kind: 'timeout' as const })];
+  const events: Promise<Event>[] = [ready, exited, snapshotEvent, after(a.deadlineMs, { kind: 'timeout' as const })];
   if (a.signOfLifeMs !== undefined) {
     const alive = Promise.race([proc.firstOutput, ready]).then(() => new Promise<Event>(() => {}));
     events.push(Promise.race([alive, after(a.signOfLifeMs, { kind: 'no-sign-of-life' as const })]));
   }
 
+  const result = (outcome: AttemptOutcome, more: Partial<AttemptResult> = {}): AttemptResult => ({ outcome, proc, argv, aliveAt, resumedAt, saveError, ...more });
+  let up = false;
   try {
     let ev = await Promise.race(events);
     // `ready` failing is most often the channel closing as qemu exits: report the exit.
     if (ev.kind === 'not-ready') ev = await Promise.race([exited, after(500, ev)]);
-    if (ev.kind === 'ready') return { outcome: 'ready', proc, value: ev.value, aliveAt };
+    if (ev.kind === 'ready') {
+      up = true;
+      return result('ready', { value: ev.value });
+    }
     abort.abort();
-    connection?.destroy();
     await proc.kill();
-    if (ev.kind === 'not-ready') throw ev.err;
-    if (ev.kind === 'exited') return { outcome: 'exited', proc, status: ev.status, aliveAt };
-    return { outcome: ev.kind, proc, aliveAt };
+    if (ev.kind === 'saved') return result('saved');
+    if (ev.kind === 'not-ready') {
+      if (mode.kind === 'restore') return result('exited', { detail: (ev.err as Error).message });
+      throw ev.err;
+    }
+    if (ev.kind === 'exited') return result('exited', { status: ev.status });
+    return result(ev.kind);
   } finally {
     for (const t of timers) clearTimeout(t);
-    server.close();
-    if (!connection) await rm(opts.channelSocket, { force: true });
+    abort.abort();
+    await Promise.all([channel.close(!up), monitor?.close(true)]);
   }
+}
+
+/**
+ * Listens at `path` (a stale socket from a dead run is replaced) for the one connection
+ * qemu makes; nobody else may attach once it has. `close` stops listening, removes the
+ * socket file and, if the attempt was abandoned, drops the connection.
+ */
+async function acceptOne(path: string, abandoned: AbortSignal): Promise<{ connection: Promise<Socket>; close: (drop: boolean) => Promise<void> }> {
+  const server = await listen(path);
+  let accepted: Socket | undefined;
+  const connection = new Promise<Socket>((resolve, reject) => {
+    server.once('connection', (s) => {
+      accepted = s;
+      server.close();
+      resolve(s);
+    });
+    abandoned.addEventListener('abort', () => reject(new Error('the boot was abandoned before qemu connected')));
+  });
+  connection.catch(() => {});
+  return {
+    connection,
+    close: async (drop) => {
+      server.close();
+      if (drop) accepted?.destroy();
+      await rm(path, { force: true });
+    },
+  };
 }
 
 /** A fresh listening socket at `path` (a stale one from a dead run is replaced). */

@@ -20,6 +20,8 @@ export interface QemuProcess {
   stderrTail(): string;
   /** SIGKILL (an appliance has nothing to flush on the host side) and wait for the exit. */
   kill(): Promise<ExitStatus>;
+  /** Types on the serial console (the init reads its go line there, see snapshot.ts). */
+  writeConsole(text: string): void;
 }
 
 export interface SpawnQemuOptions {
@@ -27,6 +29,8 @@ export interface SpawnQemuOptions {
   onConsole?: (line: string) => void;
   /** How many console lines consoleTail keeps (default 40). */
   tailLines?: number;
+  /** An open file qemu gets as its fd 3 (a snapshot's state, see snapshot.ts). */
+  fd3?: number;
 }
 
 const STDERR_KEEP = 4096;
@@ -57,7 +61,9 @@ let exitHookInstalled = false;
 export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions = {}): QemuProcess {
   const setpriv = pdeathsigTool();
   const [file, args] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu, ...argv]] : [qemu, argv];
-  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const stdio: ('pipe' | number)[] = ['pipe', 'pipe', 'pipe', ...(opts.fd3 === undefined ? [] : [opts.fd3])];
+  const child = spawn(file, args, { stdio, detached: true });
+  child.stdin!.on('error', () => {}); // qemu gone: its exit is reported elsewhere
   running.add(child);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
@@ -114,5 +120,6 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       return exited;
     },
+    writeConsole: (text) => void child.stdin!.write(text),
   };
 }

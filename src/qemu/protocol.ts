@@ -129,11 +129,19 @@ export interface Hello {
   initMs: number;
   /** The agent is the guest's PID 1 (false in `--connect` mode). */
   pid1: boolean;
+  /** Guest time since the kernel started when the init passed its snapshot point, ms (0 if it had none). */
+  resumeMs: number;
 }
 
 export function decodeHello(p: Buffer): Hello {
   if (p.length < 16) throw new ApplianceError('EPROTO', `short HELLO from the guest agent (${p.length} bytes)`);
-  return { version: p.readUInt32LE(0), bootMs: p.readUInt32LE(4), initMs: p.readUInt32LE(8), pid1: (p.readUInt32LE(12) & 1) !== 0 };
+  return {
+    version: p.readUInt32LE(0),
+    bootMs: p.readUInt32LE(4),
+    initMs: p.readUInt32LE(8),
+    pid1: (p.readUInt32LE(12) & 1) !== 0,
+    resumeMs: p.length >= 20 ? p.readUInt32LE(16) : 0,
+  };
 }
 
 export interface ExitStatus {

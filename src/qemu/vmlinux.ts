@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { sha256File } from '../files.js';
+import { keepNewest, sha256File } from '../files.js';
 import { kernelOpenError } from '../initrd/bzimage.js';
 import { lz4LegacyDecode } from './lz4.js';
 
@@ -71,7 +71,7 @@ export async function pvhKernel(kernel: string, cacheRoot: string, log: Log = ()
       return undefined;
     }
     await rename(tmp, elf);
-    await prune(dir, KEEP);
+    await keepNewest(dir, KEEP, (name) => name.endsWith('.elf'));
     log(`vmlinux: extracted ${kernel} to ${elf}`);
     return elf;
   } finally {
@@ -170,15 +170,4 @@ function hasNote(notes: Buffer, name: string, type: number): boolean {
     at += 12 + align(namesz) + align(descsz);
   }
   return false;
-}
-
-/** Deletes all but the `keep` most recently used extracted kernels (each is tens of MB). */
-async function prune(dir: string, keep: number): Promise<void> {
-  const elves = await Promise.all(
-    (await readdir(dir))
-      .filter((n) => n.endsWith('.elf'))
-      .map(async (n) => ({ path: join(dir, n), used: (await stat(join(dir, n)).catch(() => undefined))?.mtimeMs ?? 0 })),
-  );
-  elves.sort((a, b) => b.used - a.used);
-  await Promise.all(elves.slice(keep).map((e) => rm(e.path, { force: true })));
 }
