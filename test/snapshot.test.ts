@@ -3,7 +3,7 @@
 // numbers) does, and a snapshot that does not restore is replaced, never trusted.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -152,6 +152,26 @@ describe('snapshots', () => {
     expect(snapshotFolders().filter((n) => /^[0-9a-f]{32}$/.test(n))).toHaveLength(2);
     const r = await two.exec(['sh', '-c', 'for d in 0 1; do mkdir -p /tmp/$d && mount -o ro /dev/disk/by-id/virtio-disk$d /tmp/$d && cat /tmp/$d/marker; done']);
     expect(r.stdout.toString().trim().split('\n')).toEqual(disks.map((d) => d.marker));
+  }, 180_000);
+
+  it('that cannot be saved leave the boot going, and the shape is not tried again', async () => {
+    // A qemu whose `migrate exec:cat > …` fails: it cannot find cat.
+    const qemu = join(tmp, 'qemu-without-cat');
+    writeFileSync(qemu, `#!/bin/sh\nPATH=/nonexistent exec ${execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim()} "$@"\n`, { mode: 0o755 });
+    {
+      await using vm = await start(disks[0]!, { qemu });
+      expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['save:ready']);
+      expect(vm.timings.snapshot).toBe('none');
+      expect((await diskView(vm)).marker).toBe(disks[0]!.marker);
+    }
+    const marks = snapshotFolders().filter((n) => n.endsWith('.unusable'));
+    expect(marks).toHaveLength(1);
+    expect(readFileSync(join(layout.snapshots(cacheDir), marks[0]!), 'utf8')).toMatch(/saving the state failed/);
+    expect(snapshotFolders().filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    {
+      await using vm = await start(disks[0]!, { qemu });
+      expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['cold:ready']);
+    }
   }, 180_000);
 
   it('go with `appliance cache clear`', () => {

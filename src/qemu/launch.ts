@@ -242,7 +242,7 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
     }
     if (!fallbackAccel) break;
   }
-  throw failure(last!, attempts, deadlineMs);
+  throw failure(qemu, last!, attempts, deadlineMs);
 }
 
 /**
@@ -365,14 +365,15 @@ async function attempt(
   let proc: QemuProcess;
   const onMarker = async () => {
     if (mode.kind === 'save') {
+      let qmp: Qmp | undefined;
       try {
-        await saveState(await Qmp.connect(await monitor!.connection), mode.pending);
+        qmp = await Qmp.connect(await monitor!.connection);
+        await saveState(qmp, mode.pending);
         snapshotStep({ kind: 'saved' });
         return;
       } catch (err) {
         saveError = (err as Error).message;
         opts.log?.(`boot ${a.number}: cannot save a snapshot (${saveError}): going on without`);
-        const qmp = await Qmp.connect(await monitor!.connection).catch(() => undefined);
         await qmp?.execute('cont').catch(() => {});
       }
     }
@@ -484,9 +485,10 @@ function exitDetail(status: ExitStatus, proc: QemuProcess): string {
   return err ? `${how}: ${err.split('\n').slice(-3).join(' / ')}` : how;
 }
 
-function failure(last: { proc: QemuProcess; outcome: AttemptOutcome; status?: ExitStatus }, attempts: Attempt[], deadlineMs: number): BootError {
+function failure(qemu: string, last: { proc: QemuProcess; outcome: AttemptOutcome; status?: ExitStatus }, attempts: Attempt[], deadlineMs: number): BootError {
   const tail = last.proc.consoleTail();
-  const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}: ${a.outcome}`).join(', ');
+  const how = (a: Attempt) => (a.mode === 'save' ? ' saving a snapshot' : a.mode === 'restore' ? ' restoring a snapshot' : '');
+  const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${a.outcome}`).join(', ');
   if (last.outcome === 'timeout') {
     return new BootError(
       'EBOOTTIMEOUT',
@@ -501,7 +503,7 @@ function failure(last: { proc: QemuProcess; outcome: AttemptOutcome; status?: Ex
   }
   return new BootError(
     'EQEMU',
-    `qemu failed to boot the appliance (tried ${tried}; ${attempts.at(-1)?.detail ?? 'no sign of life'}): ` +
+    `qemu (${qemu}) failed to boot the appliance (tried ${tried}; ${attempts.at(-1)?.detail ?? 'no sign of life'}): ` +
       `check the qemu installation, or pick another machine or accelerator`,
     tail,
     attempts,
