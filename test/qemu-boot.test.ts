@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kvmUsable } from '../src/qemu/accel.js';
+import { describeAccel, kvmUsable } from '../src/qemu/accel.js';
 import { BootError, launch, type LaunchOptions } from '../src/qemu/launch.js';
 import { buildTestInitrd, hostKernel } from './qemu-fixture.js';
 import { alive } from './helpers/proc.js';
@@ -106,6 +106,33 @@ describe.skipIf(!kvmUsable())('accelerator auto', () => {
     expect(second.attempts).toHaveLength(1);
     expect(second.accel).toBe(first.accel);
   });
+});
+
+// Every host, KVM or not: a qemu that stays silent under -accel kvm (as a nested KVM that
+// hangs after the real-mode stage does), with a stand-in KVM device that opens read-write.
+it('falls back from a KVM that shows no sign of life to TCG, and goes straight to TCG the next time', async () => {
+  const realQemu = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+  const qemu = join(tmp, 'qemu-silent-kvm');
+  writeFileSync(qemu, `#!/bin/sh\ncase " $* " in *" -accel kvm "*) exec sleep 600;; esac\nexec ${realQemu} "$@"\n`, { mode: 0o755 });
+  const kvmDevice = join(tmp, 'kvm');
+  writeFileSync(kvmDevice, '');
+  const o = (name: string) => options(name, { accel: 'auto', qemu, kvmDevice, signOfLifeMs: 1500, cacheDir: join(tmp, 'silent-kvm-cache') });
+  const first = await launch(o('silent1'));
+  first.ready.socket.write('x');
+  await first.exited;
+  expect(first.attempts.map((a) => `${describeAccel(a.accel)}:${a.outcome}`)).toEqual([
+    'kvm (-cpu host):no-sign-of-life',
+    'kvm:no-sign-of-life',
+    'tcg (-cpu max):ready',
+  ]);
+  expect(first.accel).toBe('tcg');
+  // The silent qemus were killed, not left behind.
+  expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain('sleep 600');
+
+  const second = await launch(o('silent2'));
+  second.ready.socket.write('x');
+  await second.exited;
+  expect(second.attempts.map((a) => `${a.accel.accel}:${a.outcome}`)).toEqual(['tcg:ready']);
 });
 
 it('qemu dies within 2 s when the Node process that launched it is SIGKILLed', async () => {

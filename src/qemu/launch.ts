@@ -46,6 +46,8 @@ export interface LaunchOptions<T> {
   cpus?: number;
   /** Default 'auto': KVM when it works on this host (remembered for 7 days), else TCG. */
   accel?: 'auto' | Accel;
+  /** The KVM device whose access decides whether KVM is tried (default /dev/kvm). */
+  kvmDevice?: string;
   /** Default 'auto': the fastest machine that works (microvm, then q35, then pc). */
   machine?: 'auto' | MachineName;
   /** Kernel parameters added after the base ones (e.g. appliance.root=…). */
@@ -154,7 +156,7 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const qemu = findQemu(opts.qemu);
   const disks = await Promise.all((opts.disks ?? []).map(resolveDisk));
   const cacheRoot = await ensureCacheRoot(opts.cacheDir ?? cacheRootPath());
-  const plan = await planAccel(opts.accel ?? 'auto', { qemu, cacheRoot });
+  const plan = await planAccel(opts.accel ?? 'auto', { qemu, cacheRoot, kvmDevice: opts.kvmDevice });
   log(`accelerators: ${plan.candidates.map(describeAccel).join(', then ')} (${plan.reason})`);
   const tscKhz = hostTscKhz();
   if (opts.machine === 'microvm' && !tscKhz && plan.candidates.some((c) => c.accel === 'tcg')) {
