@@ -174,9 +174,17 @@ describe('snapshots', () => {
     }
   }, 180_000);
 
-  it('go with `appliance cache clear`', () => {
+  it('are listed by `appliance cache ls` and go with `appliance cache clear`', () => {
+    const env = { ...process.env, APPLIANCE_CACHE_DIR: cacheDir };
+    const ls = JSON.parse(execFileSync(process.execPath, [CLI, 'cache', 'ls', '--json'], { env, encoding: 'utf8' })) as { snapshots: { key: string; diskBytes: number }[] };
+    expect(ls.snapshots.map((s) => s.key).sort()).toEqual(snapshotFolders().filter((n) => /^[0-9a-f]{32}$/.test(n)).sort());
+    // Sparse: the used part of a 512 MiB RAM file, plus the state.
+    for (const s of ls.snapshots) {
+      expect(s.diskBytes).toBeGreaterThan(10e6);
+      expect(s.diskBytes).toBeLessThan(400e6);
+    }
     expect(snapshotFolders().length).toBeGreaterThan(0);
-    execFileSync(process.execPath, [CLI, 'cache', 'clear'], { env: { ...process.env, APPLIANCE_CACHE_DIR: cacheDir } });
+    execFileSync(process.execPath, [CLI, 'cache', 'clear'], { env });
     expect(existsSync(layout.snapshots(cacheDir))).toBe(false);
   });
 });

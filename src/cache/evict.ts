@@ -66,6 +66,35 @@ export async function listEntries(root: string): Promise<EntryInfo[]> {
   return out.sort((a, b) => b.lastUsed - a.lastUsed || (a.key < b.key ? -1 : 1));
 }
 
+export interface SnapshotInfo {
+  key: string;
+  dir: string;
+  /** Bytes on disk: the RAM file is sparse, as large as the guest's memory. */
+  diskBytes: number;
+  lastUsed: number;
+}
+
+/** The complete snapshots of booted appliances (src/qemu/snapshot.ts), most recently used first. */
+export async function listSnapshots(root: string): Promise<SnapshotInfo[]> {
+  let names: string[];
+  try {
+    names = (await readdir(layout.snapshots(root))).filter((n) => /^[0-9a-f]{32}$/.test(n));
+  } catch {
+    return [];
+  }
+  const out: SnapshotInfo[] = [];
+  for (const key of names) {
+    const dir = join(layout.snapshots(root), key);
+    try {
+      const [st, diskBytes] = await Promise.all([stat(dir), diskUsage(dir)]);
+      out.push({ key, dir, diskBytes, lastUsed: st.mtimeMs });
+    } catch {
+      // replaced or deleted meanwhile
+    }
+  }
+  return out.sort((a, b) => b.lastUsed - a.lastUsed);
+}
+
 /**
  * Deletes an entry so that no reader ever sees half of it: the folder is first renamed
  * out of entries/ (atomic), then deleted at leisure.

@@ -31,11 +31,11 @@ export function register(program: Command): void {
     .action(
       action(async (opts: CacheCliOptions) => {
         const root = await open(opts);
-        const { listEntries } = await import('../cache/evict.js');
-        const entries = await listEntries(root);
+        const { listEntries, listSnapshots } = await import('../cache/evict.js');
+        const [entries, snapshots] = await Promise.all([listEntries(root), listSnapshots(root)]);
         if (opts.json) {
-          const rows = entries.map((e) => ({ ...e, lastUsed: new Date(e.lastUsed).toISOString() }));
-          process.stdout.write(`${JSON.stringify({ root, entries: rows }, null, 2)}\n`);
+          const when = <T extends { lastUsed: number }>(rows: T[]) => rows.map((e) => ({ ...e, lastUsed: new Date(e.lastUsed).toISOString() }));
+          process.stdout.write(`${JSON.stringify({ root, entries: when(entries), snapshots: when(snapshots) }, null, 2)}\n`);
           return;
         }
         for (const e of entries) {
@@ -43,6 +43,8 @@ export function register(program: Command): void {
         }
         const total = entries.reduce((n, e) => n + e.diskBytes, 0);
         process.stdout.write(`${entries.length} entries, ${mb(total)} in ${root}\n`);
+        const snapshotBytes = snapshots.reduce((n, e) => n + e.diskBytes, 0);
+        process.stdout.write(`${snapshots.length} snapshots of booted appliances, ${mb(snapshotBytes)}\n`);
       }),
     );
 
