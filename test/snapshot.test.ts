@@ -3,7 +3,7 @@
 // numbers) does, and a snapshot that does not restore is replaced, never trusted.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,6 +171,20 @@ describe('snapshots', () => {
     {
       await using vm = await start(disks[0]!, { qemu });
       expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['cold:ready']);
+    }
+  }, 180_000);
+
+  it('that cannot be written to the cache are done without', async () => {
+    const dir = layout.snapshots(cacheDir);
+    renameSync(dir, `${dir}.aside`);
+    writeFileSync(dir, 'not a folder');
+    try {
+      await using vm = await start(disks[1]!, { memoryMb: 320 });
+      expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['cold:ready']);
+      expect((await diskView(vm)).marker).toBe(disks[1]!.marker);
+    } finally {
+      rmSync(dir);
+      renameSync(`${dir}.aside`, dir);
     }
   }, 180_000);
 

@@ -270,18 +270,23 @@ async function bootWithSnapshot(
     await removeSnapshot(s.cacheRoot, key);
     if (r.outcome === 'no-sign-of-life') return r; // a hanging accelerator: the launcher falls back
   }
-  const pending = await prepareSnapshot(s.cacheRoot, key);
+  // What does not work is remembered where the cache can say so; a read-only cache only costs time.
+  const unusableFrom = (why: string) => markUnusable(s.cacheRoot, key, why).catch((err: unknown) => s.log(`snapshot ${key}: cannot note it as unusable: ${(err as Error).message}`));
+  const pending = await prepareSnapshot(s.cacheRoot, key).catch((err: unknown) => {
+    s.log(`snapshot ${key}: cannot make one in the cache (${(err as Error).message}): booting without`);
+  });
+  if (!pending) return run({ kind: 'cold' });
   const saved = await run({ kind: 'save', pending }).catch(async (err: unknown) => {
     await pending.discard();
     throw err;
   });
   if (saved.outcome !== 'saved') {
     await pending.discard();
-    if (saved.saveError) await markUnusable(s.cacheRoot, key, saved.saveError);
+    if (saved.saveError) await unusableFrom(saved.saveError);
     if (saved.outcome !== 'exited' || saved.status?.code === 0) return saved;
     // qemu refused to start: perhaps only with its RAM in a file (the cache's file system?), not the machine.
     const cold = await run({ kind: 'cold' });
-    if (cold.outcome === 'ready') await markUnusable(s.cacheRoot, key, `qemu did not start with its RAM in a file: ${saved.detail ?? exitDetail(saved.status!, saved.proc)}`);
+    if (cold.outcome === 'ready') await unusableFrom(`qemu did not start with its RAM in a file: ${saved.detail ?? exitDetail(saved.status!, saved.proc)}`);
     return cold;
   }
   const made = await pending.commit().catch(async (err: unknown) => {
@@ -295,7 +300,7 @@ async function bootWithSnapshot(
   const why = `a snapshot just made did not restore: ${r.outcome}${r.detail ? ` (${r.detail})` : ''}`;
   s.log(`snapshot ${key}: ${why}; booting without snapshots`);
   await removeSnapshot(s.cacheRoot, key);
-  await markUnusable(s.cacheRoot, key, why);
+  await unusableFrom(why);
   return run({ kind: 'cold' });
 }
 
