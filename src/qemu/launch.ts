@@ -1,34 +1,20 @@
-import { closeSync, openSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { basename } from 'node:path';
 import { cacheRootPath, ensureCacheRoot } from '../cache/dir.js';
 import { ApplianceError } from '../errors.js';
 import { sha256File } from '../files.js';
 import { describeAccel, planAccel, type Accel, type AccelChoice } from './accel.js';
-import { kernelCmdline, qemuArgv, type KernelBoot, type QemuConfig } from './argv.js';
+import { attempt, exitDetail, type AttemptMode, type AttemptOutcome, type AttemptResult } from './attempt.js';
+import { kernelCmdline, type KernelBoot, type QemuConfig } from './argv.js';
 import { resolveDisk, type DiskSpec } from './disk.js';
 import { findQemu } from './find.js';
 import { machineCandidates, machineProfile, type MachineName } from './machine.js';
-import { spawnQemu, type ExitStatus, type QemuProcess } from './process.js';
-import { Qmp } from './qmp.js';
-import {
-  findSnapshot,
-  goLine,
-  markUnusable,
-  prepareSnapshot,
-  removeSnapshot,
-  restoreState,
-  saveState,
-  snapshotKey,
-  SNAPSHOT_MARKER,
-  SNAPSHOT_PARAM,
-  unusableReason,
-  type PendingSnapshot,
-  type Snapshot,
-} from './snapshot.js';
+import type { ExitStatus, QemuProcess } from './process.js';
+import { findSnapshot, markUnusable, prepareSnapshot, removeSnapshot, snapshotKey, SNAPSHOT_PARAM, unusableReason } from './snapshot.js';
 import { hostTscKhz } from './tsc.js';
 import { pvhKernel } from './vmlinux.js';
+
+export type { AttemptOutcome } from './attempt.js';
 
 export interface LaunchOptions<T> {
   /** bzImage (an ELF vmlinux with a PVH entry is used as is). */
@@ -89,7 +75,6 @@ export interface ReadyContext {
   machine: MachineName;
 }
 
-export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout' | 'saved';
 
 export interface Attempt {
   accel: AccelChoice;
@@ -302,194 +287,6 @@ async function bootWithSnapshot(
   await removeSnapshot(s.cacheRoot, key);
   await unusableFrom(why);
   return run({ kind: 'cold' });
-}
-
-/**
- * How one qemu runs: 'plain' boots the kernel; 'cold' too, and lets the init past its
- * snapshot point; 'save' stops the guest there and saves it (outcome 'saved', or a cold
- * boot if saving fails); 'restore' resumes a snapshot.
- */
-type AttemptMode =
-  | { kind: 'plain' }
-  | { kind: 'cold' }
-  | { kind: 'save'; pending: PendingSnapshot }
-  | { kind: 'restore'; snapshot: Snapshot };
-
-interface AttemptResult {
-  outcome: AttemptOutcome;
-  proc: QemuProcess;
-  argv: string[];
-  value?: unknown;
-  status?: ExitStatus;
-  detail?: string;
-  /** ms from spawn to the first console byte */
-  aliveAt?: number;
-  /** ms from spawn until a restored guest ran again */
-  resumedAt?: number;
-  /** Why a 'save' boot could not save (it then went on as a cold boot). */
-  saveError?: string;
-  snapshot?: 'restored' | 'created';
-}
-
-/** One qemu boot, until it is ready or given up (then qemu is dead and the sockets gone). */
-async function attempt(
-  qemu: string,
-  base: QemuConfig,
-  mode: AttemptMode,
-  opts: LaunchOptions<unknown>,
-  a: { accel: AccelChoice; machine: MachineName; kernelKind: string; deadlineMs: number; signOfLifeMs?: number; number: number },
-): Promise<AttemptResult> {
-  const monitorSocket = mode.kind === 'save' || mode.kind === 'restore' ? `${opts.channelSocket}.qmp` : undefined;
-  const config: QemuConfig =
-    mode.kind === 'save'
-      ? { ...base, ramFile: { path: mode.pending.ram, shared: true }, monitorSocket }
-      : mode.kind === 'restore'
-        ? { ...base, boot: 'incoming', ramFile: { path: mode.snapshot.ram, shared: false }, monitorSocket }
-        : base;
-  const argv = qemuArgv(config);
-  const what = mode.kind === 'restore' ? 'restoring a snapshot' : mode.kind === 'save' ? 'booting to save a snapshot' : `booting (${a.kernelKind})`;
-  opts.log?.(`boot ${a.number}: ${describeAccel(a.accel)} on ${a.machine}, ${what}: ${qemu} ${argv.join(' ')}`);
-
-  const abort = new AbortController();
-  const channel = await acceptOne(opts.channelSocket, abort.signal);
-  const monitor = monitorSocket ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err))) : undefined;
-  const stateFd = mode.kind === 'restore' ? openSync(mode.snapshot.state, 'r') : undefined;
-
-  const started = performance.now();
-  const elapsed = () => Math.round(performance.now() - started);
-  type Event =
-    | { kind: 'ready'; value: unknown }
-    | { kind: 'not-ready'; err: unknown }
-    | { kind: 'exited'; status: ExitStatus }
-    | { kind: 'saved' }
-    | { kind: 'timeout' | 'no-sign-of-life' };
-  let snapshotStep: (ev: Event) => void = () => {};
-  const snapshotEvent = new Promise<Event>((resolve) => (snapshotStep = resolve));
-  let saveError: string | undefined;
-  let resumedAt: number | undefined;
-  const timing = opts.consoleTiming ?? false;
-
-  let proc: QemuProcess;
-  const onMarker = async () => {
-    if (mode.kind === 'save') {
-      let qmp: Qmp | undefined;
-      try {
-        qmp = await Qmp.connect(await monitor!.connection);
-        await saveState(qmp, mode.pending);
-        snapshotStep({ kind: 'saved' });
-        return;
-      } catch (err) {
-        saveError = (err as Error).message;
-        opts.log?.(`boot ${a.number}: cannot save a snapshot (${saveError}): going on without`);
-        await qmp?.execute('cont').catch(() => {});
-      }
-    }
-    proc.writeConsole(goLine(timing));
-  };
-  try {
-    proc = spawnQemu(qemu, argv, {
-      fd3: stateFd,
-      onConsole: (line) => {
-        if ((mode.kind === 'cold' || mode.kind === 'save') && line.includes(SNAPSHOT_MARKER)) void onMarker();
-        opts.onConsole?.(line);
-      },
-    });
-  } finally {
-    if (stateFd !== undefined) closeSync(stateFd);
-  }
-  if (mode.kind === 'restore') {
-    void (async () => {
-      const qmp = await Qmp.connect(await monitor!.connection);
-      await restoreState(qmp, 3);
-      resumedAt = elapsed();
-      proc.writeConsole(goLine(timing));
-    })().catch((err: unknown) => snapshotStep({ kind: 'not-ready', err }));
-  }
-  let aliveAt: number | undefined;
-  void proc.firstOutput.then(() => (aliveAt = elapsed()));
-  const timers: NodeJS.Timeout[] = [];
-  const after = <R>(ms: number, value: R) => new Promise<R>((resolve) => timers.push(setTimeout(() => resolve(value), ms)));
-
-  const ready: Promise<Event> = opts
-    .ready({ channel: channel.connection, signal: abort.signal, accel: a.accel, machine: a.machine })
-    .then((value) => ({ kind: 'ready' as const, value }), (err: unknown) => ({ kind: 'not-ready' as const, err }));
-  const exited: Promise<Event> = proc.exited.then((status) => ({ kind: 'exited' as const, status }));
-  const events: Promise<Event>[] = [ready, exited, snapshotEvent, after(a.deadlineMs, { kind: 'timeout' as const })];
-  if (a.signOfLifeMs !== undefined) {
-    const alive = Promise.race([proc.firstOutput, ready]).then(() => new Promise<Event>(() => {}));
-    events.push(Promise.race([alive, after(a.signOfLifeMs, { kind: 'no-sign-of-life' as const })]));
-  }
-
-  const result = (outcome: AttemptOutcome, more: Partial<AttemptResult> = {}): AttemptResult => ({ outcome, proc, argv, aliveAt, resumedAt, saveError, ...more });
-  let up = false;
-  try {
-    let ev = await Promise.race(events);
-    // `ready` failing is most often the channel closing as qemu exits: report the exit.
-    if (ev.kind === 'not-ready') ev = await Promise.race([exited, after(500, ev)]);
-    if (ev.kind === 'ready') {
-      up = true;
-      return result('ready', { value: ev.value });
-    }
-    abort.abort();
-    await proc.kill();
-    if (ev.kind === 'saved') return result('saved');
-    if (ev.kind === 'not-ready') {
-      if (mode.kind === 'restore') return result('exited', { detail: (ev.err as Error).message });
-      throw ev.err;
-    }
-    if (ev.kind === 'exited') return result('exited', { status: ev.status });
-    return result(ev.kind);
-  } finally {
-    for (const t of timers) clearTimeout(t);
-    abort.abort();
-    await Promise.all([channel.close(!up), monitor?.close(true)]);
-  }
-}
-
-/**
- * Listens at `path` (a stale socket from a dead run is replaced) for the one connection
- * qemu makes; nobody else may attach once it has. `close` stops listening, removes the
- * socket file and, if the attempt was abandoned, drops the connection.
- */
-async function acceptOne(path: string, abandoned: AbortSignal): Promise<{ connection: Promise<Socket>; close: (drop: boolean) => Promise<void> }> {
-  const server = await listen(path);
-  let accepted: Socket | undefined;
-  const connection = new Promise<Socket>((resolve, reject) => {
-    server.once('connection', (s) => {
-      accepted = s;
-      server.close();
-      resolve(s);
-    });
-    abandoned.addEventListener('abort', () => reject(new Error('the boot was abandoned before qemu connected')));
-  });
-  connection.catch(() => {});
-  return {
-    connection,
-    close: async (drop) => {
-      server.close();
-      if (drop) accepted?.destroy();
-      await rm(path, { force: true });
-    },
-  };
-}
-
-/** A fresh listening socket at `path` (a stale one from a dead run is replaced). */
-async function listen(path: string): Promise<Server> {
-  await rm(path, { force: true });
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new ApplianceError('ECHANNEL', `cannot listen on the guest channel socket ${path}: ${err.message}`, { cause: err })),
-    );
-    server.listen(path, resolve);
-  });
-  return server;
-}
-
-function exitDetail(status: ExitStatus, proc: QemuProcess): string {
-  const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
-  const err = proc.stderrTail();
-  return err ? `${how}: ${err.split('\n').slice(-3).join(' / ')}` : how;
 }
 
 function failure(qemu: string, last: { proc: QemuProcess; outcome: AttemptOutcome; status?: ExitStatus }, attempts: Attempt[], deadlineMs: number): BootError {
