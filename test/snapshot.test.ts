@@ -3,11 +3,16 @@
 // numbers) does, and a snapshot that does not restore is replaced, never trusted.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAppliance, type Appliance } from '../src/build/index.js';
+import { buildInitBinaries } from '../src/init-c/build.js';
+import { decompressModule } from '../src/initrd/decompress.js';
+import { findKernel } from '../src/initrd/kernel.js';
+import { buildInitrd } from '../src/initrd/mkinitrd.js';
+import { resolveModules } from '../src/initrd/modules.js';
 import { mkext2 } from '../src/ext2/index.js';
 import { layout } from '../src/cache/store.js';
 import { boot, type Vm } from '../src/qemu/vm.js';
@@ -172,6 +177,38 @@ describe('snapshots', () => {
       await using vm = await start(disks[0]!, { qemu });
       expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['cold:ready']);
     }
+  }, 180_000);
+
+  it('are refused by a guest whose kernel probed its disks before the snapshot point', async () => {
+    // As a kernel with the virtio transport built in would: here virtio_mmio loads under
+    // another name, which the init does not hold back until after the point.
+    const kernel = await findKernel();
+    const mmio = (await resolveModules(kernel.modulesDir, ['virtio_mmio'])).find((m) => m.name === 'virtio_mmio');
+    const early = join(tmp, 'early_mmio.ko');
+    if (mmio!.compression === 'none') copyFileSync(mmio!.hostPath, early);
+    else await decompressModule(mmio!.hostPath, mmio!.compression, early);
+    const order = Buffer.from(['virtio_ring', 'virtio', 'early_mmio', 'virtio_blk', 'virtio_console'].map((m) => `/lib/modules/${m}.ko\n`).join(''));
+    const base = { uid: 0, gid: 0, mtime: 0, mode: 0o644, type: 'file' as const };
+    const initrd = join(tmp, 'early-initrd');
+    const bins = await buildInitBinaries({ cacheDir });
+    await buildInitrd({
+      kernel,
+      init: bins.init,
+      output: initrd,
+      extra: [
+        { ...base, path: 'lib/modules/early_mmio.ko', size: statSync(early).size, source: { kind: 'host', path: early } },
+        // After the generated one in the archive: the kernel's unpacker keeps the last.
+        { ...base, path: 'modules.order', size: order.length, source: { kind: 'bytes', data: order } },
+      ],
+    });
+    const console: string[] = [];
+    await using vm = await start(disks[0]!, { appliance: { ...appliance, initrd }, onConsole: (l) => console.push(l) });
+    expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['save:ready']);
+    expect(vm.timings.snapshot).toBe('none');
+    expect(console.join('\n')).toContain('not to be saved: virtio devices were probed before the snapshot point');
+    expect((await diskView(vm)).marker).toBe(disks[0]!.marker);
+    const marks = snapshotFolders().filter((n) => n.endsWith('.unusable')).map((n) => readFileSync(join(layout.snapshots(cacheDir), n), 'utf8'));
+    expect(marks.some((m) => m.includes('virtio devices were probed before the snapshot point'))).toBe(true);
   }, 180_000);
 
   it('that cannot be written to the cache are done without', async () => {

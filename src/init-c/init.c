@@ -205,7 +205,14 @@ static void await_go(void) {
     t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     tcsetattr(0, TCSANOW, &t);
   }
-  say("%s", APPL_SNAPSHOT_MARKER);
+  /* A kernel with the virtio transport built in has probed the disks already: a snapshot
+   * of it would show the next boots this boot's disks. */
+  if (has_entry("/sys/bus/virtio/devices", ""))
+    say("%s%s", APPL_NO_SNAPSHOT_MARKER,
+        "virtio devices were probed before the snapshot point (is the virtio transport built "
+        "into this kernel?)");
+  else
+    say("%s", APPL_SNAPSHOT_MARKER);
   tcdrain(2);
   static char line[1024];
   for (;;) {

@@ -96,6 +96,8 @@ enum {
 /* Console lines of the init around the snapshot point (init.c, await_go): the launcher
  * matches them (src/qemu/snapshot.ts mirrors them). */
 #define APPL_SNAPSHOT_MARKER "snapshot point: waiting for the go line"
+/* Instead of the above when this boot must not be saved; the reason follows. */
+#define APPL_NO_SNAPSHOT_MARKER "snapshot point, not to be saved: "
 #define APPL_RESUMED_MARKER "resumed"
 
 static inline uint32_t appl_get32(const unsigned char *p) {

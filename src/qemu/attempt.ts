@@ -13,7 +13,7 @@ import type { LaunchOptions } from './launch.js';
 import type { MachineName } from './machine.js';
 import { spawnQemu, type ExitStatus, type QemuProcess } from './process.js';
 import { Qmp } from './qmp.js';
-import { goLine, restoreState, saveState, SNAPSHOT_MARKER, type PendingSnapshot, type Snapshot } from './snapshot.js';
+import { goLine, NO_SNAPSHOT_MARKER, restoreState, saveState, SNAPSHOT_MARKER, type PendingSnapshot, type Snapshot } from './snapshot.js';
 
 export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout' | 'saved';
 
@@ -94,8 +94,11 @@ export async function attempt(
   const timing = opts.consoleTiming ?? false;
 
   let proc: QemuProcess;
-  const onMarker = async () => {
-    if (mode.kind === 'save') {
+  const onMarker = async (refusal?: string) => {
+    if (mode.kind === 'save' && refusal) {
+      saveError = refusal;
+      opts.log?.(`boot ${a.number}: the guest must not be saved (${refusal}): going on without a snapshot`);
+    } else if (mode.kind === 'save') {
       let qmp: Qmp | undefined;
       try {
         qmp = await Qmp.connect(await monitor!.connection);
@@ -114,7 +117,10 @@ export async function attempt(
     proc = spawnQemu(qemu, argv, {
       fd3: stateFd,
       onConsole: (line) => {
-        if ((mode.kind === 'cold' || mode.kind === 'save') && line.includes(SNAPSHOT_MARKER)) void onMarker();
+        if (mode.kind === 'cold' || mode.kind === 'save') {
+          if (line.includes(SNAPSHOT_MARKER)) void onMarker();
+          else if (line.includes(NO_SNAPSHOT_MARKER)) void onMarker(line.slice(line.indexOf(NO_SNAPSHOT_MARKER) + NO_SNAPSHOT_MARKER.length));
+        }
         opts.onConsole?.(line);
       },
     });

@@ -32,6 +32,8 @@ import type { Qmp } from './qmp.js';
 
 /** Console lines of the init (mirrors of src/init-c/protocol.h, with the init's prefix). */
 export const SNAPSHOT_MARKER = 'appliance-init: snapshot point: waiting for the go line';
+/** Said instead when the guest must not be saved (e.g. its kernel probed the disks already); the reason follows. */
+export const NO_SNAPSHOT_MARKER = 'appliance-init: snapshot point, not to be saved: ';
 export const RESUMED_MARKER = 'appliance-init: resumed';
 /** The kernel parameter that makes the init stop at its snapshot point. */
 export const SNAPSHOT_PARAM = 'appliance.snapshot=1';
