@@ -50,12 +50,13 @@ describe('qemu argv', () => {
       'file=/d/a.img,format=raw,if=none,id=disk0,readonly=on',
       'file=/d/b.qcow2,format=qcow2,if=none,id=disk1',
     ]);
+    // The root disk and the channel first: the init binds the first two before its snapshot point.
     expect(values(argv, '-device')).toEqual([
       'virtio-blk-pci,drive=root,serial=appliance-root',
-      'virtio-blk-pci,drive=disk0,serial=disk0',
-      'virtio-blk-pci,drive=disk1,serial=disk1',
       'virtio-serial-pci',
       'virtserialport,chardev=agent,name=org.appliance.agent',
+      'virtio-blk-pci,drive=disk0,serial=disk0',
+      'virtio-blk-pci,drive=disk1,serial=disk1',
     ]);
     expect(values(argv, '-chardev')).toEqual(['socket,id=agent,path=/run/ch.sock']);
     expect(values(argv, '-accel')).toEqual([`tcg,tb-size=${TCG_TB_SIZE_MB}`]);
@@ -95,18 +96,19 @@ describe('qemu argv', () => {
     expect(qemuArgv(cfg)).not.toContain('-object');
   });
 
-  it('keys snapshots by what the saved guest depends on, not by disk paths or formats', async () => {
+  it('keys snapshots by what the saved guest depends on, not by user disk paths or formats', async () => {
     const qemu = findQemu();
     const cfg = { ...base, machine: machineProfile('microvm') };
     const key = await snapshotKey(qemu, cfg);
     expect(key).toMatch(/^[0-9a-f]{32}$/);
-    const otherFiles = { ...cfg, root: '/elsewhere/root.ext2', channelSocket: '/x', disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'qcow2' as const })) };
+    const otherFiles = { ...cfg, channelSocket: '/x', disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'qcow2' as const })) };
     expect(await snapshotKey(qemu, otherFiles)).toBe(key);
     const changed = [
       { ...cfg, disks: cfg.disks.slice(1) },
       { ...cfg, disks: cfg.disks.map((d) => ({ ...d, readonly: !d.readonly })) },
       { ...cfg, memoryMb: 1024 },
       { ...cfg, boot: { ...cfg.boot, initrd: '/other-initrd' } },
+      { ...cfg, root: 'another-root-identity' },
       { ...cfg, boot: { ...cfg.boot, cmdline: 'console=ttyS0 quiet' } },
       { ...cfg, machine: machineProfile('q35') },
     ];

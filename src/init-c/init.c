@@ -1,8 +1,10 @@
 /*
  * appliance init: PID 1 in the initramfs. Loads the modules that reach the root disk,
  * waits for it, mounts it read-only with tmpfs where the system writes, switches root
- * (freeing the initramfs) and execs the agent. The kernel command line it reads is
- * documented in ARCHITECTURE.md. On any fatal error it prints one line and powers off.
+ * (freeing the initramfs) and execs the agent. With appliance.snapshot=1 it stops after
+ * the switch, before the user disks are bound, until the launcher's go line (await_go).
+ * The kernel command line it reads is documented in ARCHITECTURE.md. On any fatal error
+ * it prints one line and powers off.
  */
 #define _GNU_SOURCE
 #define LOG_PREFIX "appliance-init"
@@ -111,9 +113,8 @@ static int transport_unused(enum transport t) {
 }
 
 /* /modules.order: one module path per line, dependencies first. The virtio transports
- * come in a second pass (transports = 1), after the snapshot point: loading one probes
- * the devices, and the disks a restored VM sees must be the ones it has now. The drivers
- * (virtio_blk, virtio_console) need only virtio and virtio_ring, so they load before. */
+ * come in a second pass (transports = 1): with snapshots, after the buses' autoprobe is
+ * off, so that loading one binds no device (see bind_transport_devices). */
 static void load_modules(int transports) {
   static char list[65536];
   if (read_text("/modules.order", list, sizeof list) < 0) {
@@ -197,7 +198,7 @@ static int apply_go(char *line) {
   return 1;
 }
 
-static void await_go(void) {
+static void await_go(const char *unsafe) {
   struct termios t;
   /* Canonical input, one line per read; no echo, or the line would show on the console. */
   if (tcgetattr(0, &t) == 0) {
@@ -205,14 +206,8 @@ static void await_go(void) {
     t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     tcsetattr(0, TCSANOW, &t);
   }
-  /* A kernel with the virtio transport built in has probed the disks already: a snapshot
-   * of it would show the next boots this boot's disks. */
-  if (has_entry("/sys/bus/virtio/devices", ""))
-    say("%s%s", APPL_NO_SNAPSHOT_MARKER,
-        "virtio devices were probed before the snapshot point (is the virtio transport built "
-        "into this kernel?)");
-  else
-    say("%s", APPL_SNAPSHOT_MARKER);
+  if (unsafe) say("%s%s", APPL_NO_SNAPSHOT_MARKER, unsafe);
+  else say("%s", APPL_SNAPSHOT_MARKER);
   tcdrain(2);
   static char line[1024];
   for (;;) {
@@ -240,6 +235,98 @@ static int read_serial(const char *name, char *serial, size_t size) {
   char path[320];
   snprintf(path, sizeof path, "/sys/block/%s/serial", name);
   return read_text(path, serial, size) == 0 && serial[0] ? 0 : -1;
+}
+
+/*
+ * Which devices are bound before the snapshot point. With the buses' autoprobe off, the
+ * transport drivers load without binding anything; the init then binds the first two
+ * virtio transport devices, which the launcher attaches first: the root disk and the
+ * guest channel. Their probing (slow under TCG) is in the snapshot; the user disks are
+ * bound after the point, so a restored VM sees the disks of its own boot.
+ */
+static const char *const transport_buses[] = {"platform", "pci"};
+
+static int write_text(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  close(fd);
+  return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+static void set_autoprobe(int on) {
+  for (size_t i = 0; i < sizeof transport_buses / sizeof transport_buses[0]; i++) {
+    char path[64];
+    snprintf(path, sizeof path, "/sys/bus/%s/drivers_autoprobe", transport_buses[i]);
+    write_text(path, on ? "1" : "0");
+  }
+}
+
+/* A virtio-mmio device (ACPI LNRO0005) or a virtio PCI function (vendor 0x1af4). */
+static int is_transport_device(const char *bus, const char *name) {
+  if (!strcmp(bus, "platform")) return !strncmp(name, "LNRO0005", 8);
+  char path[320], vendor[16];
+  snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/vendor", name);
+  return read_text(path, vendor, sizeof vendor) == 0 && !strcmp(vendor, "0x1af4");
+}
+
+/* Binds the transport devices that have no driver yet, in name order: `limit` of them, or all (-1). */
+static void bind_transport_devices(int limit) {
+  int bound = 0;
+  for (size_t b = 0; b < sizeof transport_buses / sizeof transport_buses[0]; b++) {
+    char dir[64], probe[64];
+    snprintf(dir, sizeof dir, "/sys/bus/%s/devices", transport_buses[b]);
+    snprintf(probe, sizeof probe, "/sys/bus/%s/drivers_probe", transport_buses[b]);
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+      char driver[400];
+      struct stat st;
+      const char *name = names[i]->d_name;
+      snprintf(driver, sizeof driver, "%s/%s/driver", dir, name);
+      if ((limit < 0 || bound < limit) && name[0] != '.' && is_transport_device(transport_buses[b], name) &&
+          lstat(driver, &st) < 0 && write_text(probe, name) == 0)
+        bound++;
+      free(names[i]);
+    }
+    if (n >= 0) free(names);
+  }
+}
+
+/* Why this guest must not be saved, or NULL: what is bound must be the root disk and the
+ * guest channel only (a kernel with the transport built in has bound every disk already). */
+static const char *snapshot_unsafe(void) {
+  static char why[256];
+  int root = 0, console = 0, other = 0;
+  DIR *d = opendir("/sys/bus/virtio/devices");
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    char path[320], id[16], serial[128];
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/sys/bus/virtio/devices/%s/device", e->d_name);
+    if (read_text(path, id, sizeof id) < 0) continue;
+    if (!strcmp(id, "0x0003")) {
+      console++;
+      continue;
+    }
+    snprintf(path, sizeof path, "/sys/bus/virtio/devices/%s/block", e->d_name);
+    DIR *blocks = !strcmp(id, "0x0002") ? opendir(path) : NULL;
+    struct dirent *b;
+    int is_root = 0;
+    while (blocks && (b = readdir(blocks)))
+      if (b->d_name[0] != '.' && read_serial(b->d_name, serial, sizeof serial) == 0 && !strcmp(serial, root_spec))
+        is_root = 1;
+    if (blocks) closedir(blocks);
+    if (is_root) root++;
+    else other++;
+  }
+  if (d) closedir(d);
+  if (root == 1 && console == 1 && other == 0) return NULL;
+  snprintf(why, sizeof why,
+           "before the snapshot point the guest had %d root disk(s), %d channel(s) and %d other virtio "
+           "device(s), not one root disk and one channel (is the virtio transport built into this kernel?)",
+           root, console, other);
+  return why;
 }
 
 /* Finds the root disk by serial; fills dev with its /dev path. */
@@ -397,12 +484,18 @@ int main(void) {
   if (!root_spec) fatal("no appliance.root= on the kernel command line: the root disk is unknown");
 
   load_modules(0);
+  const char *unsafe = NULL;
   if (snapshot_point) {
-    mark("snapshot point");
-    await_go();
-    mark("resumed");
+    set_autoprobe(0);
+    load_modules(1);
+    bind_transport_devices(2);
+    if ((unsafe = snapshot_unsafe())) {
+      set_autoprobe(1);
+      bind_transport_devices(-1);
+    }
+  } else {
+    load_modules(1);
   }
-  load_modules(1);
   mark("modules loaded");
 
   char dev[300];
@@ -417,6 +510,17 @@ int main(void) {
   mount_root(dev);
   switch_root();
   mark("root mounted, exec");
+  if (snapshot_point) {
+    mark("snapshot point");
+    await_go(unsafe);
+    mark("resumed");
+    if (!unsafe) {
+      set_autoprobe(1);
+      bind_transport_devices(-1);
+      link_disks_by_id();
+      mark("user disks bound");
+    }
+  }
 
   const char *term = getenv("TERM");
   char term_env[64], start_env[64], resume_env[64];

@@ -90,17 +90,17 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...(c.machine.bios ? ['-bios', c.machine.bios] : []),
     ...['-serial', 'stdio'],
     ...(c.boot === 'incoming' ? ['-incoming', 'defer'] : ['-kernel', c.boot.kernel, '-initrd', c.boot.initrd, '-append', c.boot.cmdline]),
+    // The root disk and the guest channel come first: with snapshots the init binds the
+    // first two virtio devices before its snapshot point, the user disks after (init.c).
     ...['-drive', `file=${optionValue(c.root)},format=raw,if=none,id=root,readonly=on`, ...blk('root', ROOT_SERIAL)],
+    ...['-device', `virtio-serial-${bus}`],
+    ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
+    ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   ];
   c.disks.forEach((d, i) => {
     const id = `disk${i}`;
     argv.push('-drive', `file=${optionValue(d.path)},format=${d.format},if=none,id=${id}${d.readonly ? ',readonly=on' : ''}`, ...blk(id, id));
   });
-  argv.push(
-    ...['-device', `virtio-serial-${bus}`],
-    ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
-    ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
-  );
   if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');
   return argv;
 }

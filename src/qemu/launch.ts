@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { basename } from 'node:path';
 import { cacheRootPath, ensureCacheRoot } from '../cache/dir.js';
@@ -151,8 +152,13 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const kernelKind = vmlinux ? 'vmlinux' : 'bzImage';
   const deadlineMs = opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs;
   // The snapshot key names the kernel and the initrd by content (the vmlinux's name is its bzImage's hash).
+  // The root image by identity: hashing it would cost more than the boot (a cache entry's never changes).
   const snapshotIds = opts.snapshot
-    ? { kernel: vmlinux ? basename(vmlinux) : (opts.kernelSha256 ?? (await sha256File(opts.kernel))), initrd: await sha256File(opts.initrd) }
+    ? {
+        kernel: vmlinux ? basename(vmlinux) : (opts.kernelSha256 ?? (await sha256File(opts.kernel))),
+        initrd: await sha256File(opts.initrd),
+        root: await rootIdentity(opts.root),
+      }
     : undefined;
 
   const attempts: Attempt[] = [];
@@ -195,7 +201,12 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
         });
       };
       const r = snapshotIds
-        ? await bootWithSnapshot(run, { qemu, cacheRoot, config: { ...config, boot: { ...(config.boot as KernelBoot), ...snapshotIds } }, log })
+        ? await bootWithSnapshot(run, {
+            qemu,
+            cacheRoot,
+            config: { ...config, boot: { ...(config.boot as KernelBoot), kernel: snapshotIds.kernel, initrd: snapshotIds.initrd }, root: snapshotIds.root },
+            log,
+          })
         : await run({ kind: 'plain' });
       if (r.outcome === 'ready') {
         await plan.remember?.(accel).catch((err: unknown) => log(`cannot save the accelerator verdict: ${(err as Error).message}`));
@@ -230,6 +241,13 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
     if (!fallbackAccel) break;
   }
   throw failure(qemu, last!, attempts, deadlineMs);
+}
+
+async function rootIdentity(root: string): Promise<string> {
+  const st = await stat(root).catch((err: unknown) => {
+    throw new ApplianceError('ENOENT', `cannot read the appliance's root image ${root}: ${(err as Error).message}`, { cause: err });
+  });
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }
 
 /**

@@ -2,9 +2,9 @@
  * Snapshots of a booted kernel. Under TCG the kernel's boot is most of a boot (about
  * 1.3 s of 1.7 here); it is the same every time, so it is done once and saved:
  *
- * - The init stops at its snapshot point (appliance.snapshot=1, init.c await_go): after
- *   the kernel's boot and the virtio drivers, before the virtio transport, so no disk has
- *   been looked at yet and nothing of the user's is in the saved memory.
+ * - The init stops at its snapshot point (appliance.snapshot=1, init.c await_go): the
+ *   kernel booted, the root disk and the guest channel bound, the root mounted; the user
+ *   disks not bound yet, so nothing of the user's is in the saved memory.
  * - The first boot of a given shape runs with its RAM in a file (memory-backend-file,
  *   shared); at the marker the launcher stops it and saves the device state through the
  *   monitor with x-ignore-shared (the RAM is the file, not copied into the stream). The
@@ -16,8 +16,9 @@
  *   restored VMs neither live in the past nor share random numbers.
  *
  * The key covers everything the saved guest depends on: qemu (binary and version), the
- * host CPU, and the qemu command line with the kernel and the initrd by content and the
- * disks by count and read-only flag (their content is read after the snapshot point).
+ * host CPU, and the qemu command line with the kernel and the initrd by content, the root
+ * image by identity, and the user disks by count and read-only flag (they are read after
+ * the snapshot point).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -68,14 +69,14 @@ function paths(dir: string, key: string): Snapshot {
 
 /**
  * The key of a boot's shape. `shape` is the boot's configuration with the kernel and the
- * initrd named by content; the disks' paths, the sockets and the RAM file do not matter.
+ * initrd named by content and the root image by identity (the snapshot has it mounted);
+ * the user disks' paths, the sockets and the RAM file do not matter.
  */
 export async function snapshotKey(qemu: string, shape: QemuConfig): Promise<string> {
   const binary = await realpath(qemu);
   const st = await stat(binary);
   const neutral: QemuConfig = {
     ...shape,
-    root: 'root',
     disks: shape.disks.map((d, i) => ({ path: `disk${i}`, format: 'raw', readonly: d.readonly })),
     channelSocket: 'agent',
     monitorSocket: undefined,
