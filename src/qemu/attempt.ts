@@ -102,7 +102,7 @@ export async function attempt(
       let qmp: Qmp | undefined;
       try {
         qmp = await Qmp.connect(await monitor!.connection);
-        await saveState(qmp, mode.pending);
+        await saveState(qmp, mode.pending, `${opts.channelSocket}.state`);
         snapshotStep({ kind: 'saved' });
         return;
       } catch (err) {

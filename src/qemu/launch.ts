@@ -197,7 +197,7 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
           const detail = r.status ? exitDetail(r.status, r.proc) : r.detail;
           attempts.push({ accel, machine: machine.name, mode: mode.kind, outcome: r.outcome, ms, detail });
           log(`boot ${attempts.length}: ${r.outcome} after ${ms} ms${detail ? ` (${detail})` : ''}`);
-          return { ...r, spawnedAt };
+          return { ...r, detail, spawnedAt };
         });
       };
       const r = snapshotIds

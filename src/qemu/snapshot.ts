@@ -21,10 +21,12 @@
  * the snapshot point).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { pidAlive } from '../cache/lock.js';
 import { layout } from '../cache/store.js';
 import { keepNewest } from '../files.js';
@@ -163,18 +165,44 @@ async function removeAbandoned(root: string): Promise<void> {
 
 /**
  * Saves a guest stopped at its snapshot point: its RAM is already the pending snapshot's
- * file (shared), so only the device state is written.
+ * file (shared), so only the device state is written. qemu streams it into a connection
+ * to `socket` (a path we listen on), so the state is known complete when that stream
+ * ends, not merely handed to a pipe.
  */
-export async function saveState(qmp: Qmp, pending: Snapshot): Promise<void> {
-  await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
-  await qmp.execute('stop');
-  await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(pending.state)}` });
-  for (const deadline = performance.now() + 30_000; ; ) {
-    const r = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
-    if (r.status === 'completed') return;
-    if (r.status === 'failed' || r.status === 'cancelled') throw new Error(`saving the state failed: ${r['error-desc'] ?? r.status}`);
-    if (performance.now() > deadline) throw new Error(`saving the state took more than 30 s (status ${r.status})`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+export async function saveState(qmp: Qmp, pending: Snapshot, socket: string): Promise<void> {
+  await rm(socket, { force: true });
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socket, resolve);
+  });
+  try {
+    const written = new Promise<void>((resolve, reject) => {
+      server.once('connection', (conn) => {
+        server.close();
+        pipeline(conn, createWriteStream(pending.state)).then(resolve, reject);
+      });
+    });
+    written.catch(() => {});
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
+    await qmp.execute('stop');
+    await qmp.execute('migrate', { uri: `unix:${socket}` });
+    const deadline = performance.now() + 30_000;
+    for (;;) {
+      const r = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (r.status === 'completed') break;
+      if (r.status === 'failed' || r.status === 'cancelled') throw new Error(`saving the state failed: ${r['error-desc'] ?? r.status}`);
+      if (performance.now() > deadline) throw new Error(`saving the state took more than 30 s (status ${r.status})`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      written,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('qemu did not close the saved state\'s stream')), 10_000))),
+    ]).finally(() => clearTimeout(timer));
+  } finally {
+    server.close();
+    await rm(socket, { force: true });
   }
 }
 
@@ -188,8 +216,4 @@ export async function restoreState(qmp: Qmp, stateFd: number): Promise<void> {
   const resumed = qmp.nextEvent('RESUME');
   await qmp.execute('migrate-incoming', { uri: `fd:${stateFd}` });
   await resumed;
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
 }
