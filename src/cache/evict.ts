@@ -1,8 +1,8 @@
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { parseSize } from '../cli/common.js';
-import { entryExists, layout, MANIFEST, removeAbandonedTemps } from './store.js';
+import { entryExists, layout, MANIFEST, removeAbandonedTemps, removeWhole } from './store.js';
 
 export interface EntryInfo {
   key: string;
@@ -95,20 +95,9 @@ export async function listSnapshots(root: string): Promise<SnapshotInfo[]> {
   return out.sort((a, b) => b.lastUsed - a.lastUsed);
 }
 
-/**
- * Deletes an entry so that no reader ever sees half of it: the folder is first renamed
- * out of entries/ (atomic), then deleted at leisure.
- */
+/** Deletes an entry so that no reader ever sees half of it (see removeWhole). */
 export async function removeEntry(root: string, key: string): Promise<void> {
-  await mkdir(layout.tmp(root), { recursive: true, mode: 0o700 });
-  const doomed = join(layout.tmp(root), `evict-${key}.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  try {
-    await rename(layout.entry(root, key), doomed);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  await rm(doomed, { recursive: true, force: true });
+  await removeWhole(root, layout.entry(root, key), `evict-${key}`);
 }
 
 /**

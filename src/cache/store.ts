@@ -7,7 +7,7 @@ import { acquireLock, pidAlive } from './lock.js';
 /**
  * Layout of a cache folder:
  *   entries/KEY/   complete appliances, renamed into place whole (never written in place)
- *   tmp/           builds in progress and entries being deleted: KEY.PID.RANDOM
+ *   tmp/           builds and snapshots in progress, entries and snapshots being deleted: LABEL.PID.RANDOM
  *   locks/KEY.lock one builder per key
  *   resolve/ID.json what a set of build options resolved to last time (see build/resolve.ts)
  *   snapshots/KEY/ booted kernels saved by the launcher (see qemu/snapshot.ts)
@@ -90,6 +90,28 @@ export async function withCacheEntry(
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * Deletes a folder of the cache so that no reader ever sees half of it: it is first
+ * renamed into tmp/ as LABEL.PID.RANDOM (atomic; a process still using a file in it keeps
+ * it), then deleted at leisure. A folder already gone is not an error.
+ */
+export async function removeWhole(root: string, path: string, label: string): Promise<void> {
+  const doomed = await tempPath(root, label);
+  try {
+    await rename(path, doomed);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await rm(doomed, { recursive: true, force: true });
+}
+
+/** A fresh name in tmp/, LABEL.PID.RANDOM, which removeAbandonedTemps deletes once this process is gone. */
+export async function tempPath(root: string, label: string): Promise<string> {
+  await mkdir(layout.tmp(root), { recursive: true, mode: 0o700 });
+  return join(layout.tmp(root), `${label}.${process.pid}.${Math.random().toString(36).slice(2)}`);
 }
 
 /**

@@ -145,8 +145,7 @@ static void load_modules(int transports) {
 /*
  * The snapshot point (appliance.snapshot=1): the launcher may save the VM here, and every
  * VM restored from that state resumes here, so what must differ between boots comes
- * after it, on the console, in one line the launcher sends (and repeats until it sees
- * APPL_RESUMED_MARKER, since a line sent while qemu loads the state can be lost):
+ * after it, on the console, in one line the launcher sends once the guest runs:
  *   appliance.go realtime=SECONDS.NANOSECONDS seed=64HEX timing=0|1 end
  * The wall clock would otherwise be the snapshot's, and the random generator's state
  * would be the same in every restored VM: the seed is credited and the generator
@@ -186,7 +185,7 @@ static int apply_go(char *line) {
       end = 1;
     }
   }
-  /* A line that lost its start or its end while qemu loaded the state is not a go. */
+  /* Anything else typed on the console, or a line cut short, is not a go. */
   if (!end || sec < 0 || nsec < 0 || nsec > 999999999 || !seeded || go_timing < 0) return 0;
   struct timespec now = {(time_t)sec, nsec};
   if (clock_settime(CLOCK_REALTIME, &now) < 0) say("cannot set the clock: %s", strerror(errno));

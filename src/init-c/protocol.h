@@ -93,8 +93,8 @@ enum {
 
 #define APPL_HELLO_PID1 1u
 
-/* Console lines of the init around the snapshot point (init.c, await_go): the launcher
- * matches them (src/qemu/snapshot.ts mirrors them). */
+/* Console lines of the init around the snapshot point (init.c, await_go). The launcher
+ * matches the first two (src/qemu/snapshot.ts mirrors them); the third is for people. */
 #define APPL_SNAPSHOT_MARKER "snapshot point: waiting for the go line"
 /* Instead of the above when this boot must not be saved; the reason follows. */
 #define APPL_NO_SNAPSHOT_MARKER "snapshot point, not to be saved: "

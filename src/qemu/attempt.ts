@@ -4,9 +4,7 @@
  * and the race between ready, exit, the deadline and the sign of life.
  */
 import { closeSync, openSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
-import { ApplianceError } from '../errors.js';
+import { acceptOne } from './accept.js';
 import { describeAccel, type AccelChoice } from './accel.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
 import type { LaunchOptions } from './launch.js';
@@ -45,6 +43,7 @@ export interface AttemptResult {
   argv: string[];
   value?: unknown;
   status?: ExitStatus;
+  /** Why it ended, when it did not come up: qemu's exit status and last words, or the failed step. */
   detail?: string;
   /** ms from spawn to the first console byte */
   aliveAt?: number;
@@ -167,7 +166,7 @@ export async function attempt(
       if (mode.kind === 'restore') return result('exited', { detail: (ev.err as Error).message });
       throw ev.err;
     }
-    if (ev.kind === 'exited') return result('exited', { status: ev.status });
+    if (ev.kind === 'exited') return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
     return result(ev.kind);
   } finally {
     for (const t of timers) clearTimeout(t);
@@ -176,47 +175,7 @@ export async function attempt(
   }
 }
 
-/**
- * Listens at `path` (a stale socket from a dead run is replaced) for the one connection
- * qemu makes; nobody else may attach once it has. `close` stops listening, removes the
- * socket file and, if the attempt was abandoned, drops the connection.
- */
-async function acceptOne(path: string, abandoned: AbortSignal): Promise<{ connection: Promise<Socket>; close: (drop: boolean) => Promise<void> }> {
-  const server = await listen(path);
-  let accepted: Socket | undefined;
-  const connection = new Promise<Socket>((resolve, reject) => {
-    server.once('connection', (s) => {
-      accepted = s;
-      server.close();
-      resolve(s);
-    });
-    abandoned.addEventListener('abort', () => reject(new Error('the boot was abandoned before qemu connected')));
-  });
-  connection.catch(() => {});
-  return {
-    connection,
-    close: async (drop) => {
-      server.close();
-      if (drop) accepted?.destroy();
-      await rm(path, { force: true });
-    },
-  };
-}
-
-/** A fresh listening socket at `path` (a stale one from a dead run is replaced). */
-async function listen(path: string): Promise<Server> {
-  await rm(path, { force: true });
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new ApplianceError('ECHANNEL', `cannot listen on ${path} (a socket qemu connects to): ${err.message}`, { cause: err })),
-    );
-    server.listen(path, resolve);
-  });
-  return server;
-}
-
-export function exitDetail(status: ExitStatus, proc: QemuProcess): string {
+function exitDetail(status: ExitStatus, proc: QemuProcess): string {
   const how = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
   const err = proc.stderrTail();
   return err ? `${how}: ${err.split('\n').slice(-3).join(' / ')}` : how;

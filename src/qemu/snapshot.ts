@@ -22,22 +22,20 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, open, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { pidAlive } from '../cache/lock.js';
-import { layout } from '../cache/store.js';
+import { layout, removeAbandonedTemps, removeWhole, tempPath } from '../cache/store.js';
 import { keepNewest } from '../files.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
+import { acceptOne } from './accept.js';
 import type { Qmp } from './qmp.js';
 
-/** Console lines of the init (mirrors of src/init-c/protocol.h, with the init's prefix). */
+/** Console lines of the init that the launcher acts on (mirrors of src/init-c/protocol.h, with the init's prefix). */
 export const SNAPSHOT_MARKER = 'appliance-init: snapshot point: waiting for the go line';
 /** Said instead when the guest must not be saved (e.g. its kernel probed the disks already); the reason follows. */
 export const NO_SNAPSHOT_MARKER = 'appliance-init: snapshot point, not to be saved: ';
-export const RESUMED_MARKER = 'appliance-init: resumed';
 /** The kernel parameter that makes the init stop at its snapshot point. */
 export const SNAPSHOT_PARAM = 'appliance.snapshot=1';
 
@@ -97,10 +95,10 @@ export async function findSnapshot(cacheRoot: string, key: string): Promise<Snap
   return s;
 }
 
-/** Deletes a snapshot that failed to restore (renamed away first: a concurrent restore keeps its mapping). */
+/** Deletes a snapshot that failed to restore (a concurrent restore keeps its mapping of the RAM file). */
 export async function removeSnapshot(cacheRoot: string, key: string): Promise<void> {
-  const doomed = join(layout.snapshots(cacheRoot), `${key}.${process.pid}.${randomBytes(4).toString('hex')}.doomed`);
-  if (await rename(join(layout.snapshots(cacheRoot), key), doomed).then(() => true, () => false)) await rm(doomed, { recursive: true, force: true });
+  // Best effort: one left behind only costs its next boot a failed restore.
+  await removeWhole(cacheRoot, join(layout.snapshots(cacheRoot), key), `evict-snapshot-${key}`).catch(() => {});
 }
 
 function unusableMark(cacheRoot: string, key: string): string {
@@ -125,11 +123,12 @@ export interface PendingSnapshot extends Snapshot {
   discard(): Promise<void>;
 }
 
+/** A snapshot is made in the cache's tmp/ (abandoned ones go as builds' do) and renamed into snapshots/. */
 export async function prepareSnapshot(cacheRoot: string, key: string): Promise<PendingSnapshot> {
   const root = layout.snapshots(cacheRoot);
   await mkdir(root, { recursive: true, mode: 0o700 });
-  await removeAbandoned(root);
-  const tmp = join(root, `${key}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await removeAbandonedTemps(cacheRoot);
+  const tmp = await tempPath(cacheRoot, `snapshot-${key}`);
   await mkdir(tmp, { mode: 0o700 });
   const pending = paths(tmp, key);
   return {
@@ -155,14 +154,6 @@ export async function prepareSnapshot(cacheRoot: string, key: string): Promise<P
   };
 }
 
-/** Folders of snapshots whose maker died before finishing (KEY.PID.RANDOM.tmp) or was deleting one. */
-async function removeAbandoned(root: string): Promise<void> {
-  for (const name of await readdir(root)) {
-    const m = /^[0-9a-f]{32}\.(\d+)\.[0-9a-f]+\.(tmp|doomed)$/.exec(name);
-    if (m && !pidAlive(Number(m[1]))) await rm(join(root, name), { recursive: true, force: true });
-  }
-}
-
 /**
  * Saves a guest stopped at its snapshot point: its RAM is already the pending snapshot's
  * file (shared), so only the device state is written. qemu streams it into a connection
@@ -170,19 +161,10 @@ async function removeAbandoned(root: string): Promise<void> {
  * ends, not merely handed to a pipe.
  */
 export async function saveState(qmp: Qmp, pending: Snapshot, socket: string): Promise<void> {
-  await rm(socket, { force: true });
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socket, resolve);
-  });
+  const giveUp = new AbortController();
+  const stream = await acceptOne(socket, giveUp.signal);
   try {
-    const written = new Promise<void>((resolve, reject) => {
-      server.once('connection', (conn) => {
-        server.close();
-        pipeline(conn, createWriteStream(pending.state)).then(resolve, reject);
-      });
-    });
+    const written = stream.connection.then((conn) => pipeline(conn, createWriteStream(pending.state)));
     written.catch(() => {});
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'x-ignore-shared', state: true }] });
     await qmp.execute('stop');
@@ -198,11 +180,11 @@ export async function saveState(qmp: Qmp, pending: Snapshot, socket: string): Pr
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       written,
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('qemu did not close the saved state\'s stream')), 10_000))),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("qemu did not close the saved state's stream")), 10_000))),
     ]).finally(() => clearTimeout(timer));
   } finally {
-    server.close();
-    await rm(socket, { force: true });
+    giveUp.abort();
+    await stream.close(true);
   }
 }
 

@@ -104,7 +104,7 @@ export class Vm {
         cacheDir: opts.cacheDir,
         bootDeadlineMs: opts.bootTimeoutMs,
         channelSocket: join(workDir, 'agent.sock'),
-        cmdline: [`appliance.root=${ROOT_SERIAL}`, `appliance.init=${AGENT_PATH}`, ...(opts.snapshot === false && opts.log ? ['appliance.timing=1'] : [])],
+        cmdline: [`appliance.root=${ROOT_SERIAL}`, `appliance.init=${AGENT_PATH}`],
         snapshot: opts.snapshot ?? true,
         consoleTiming: Boolean(opts.log),
         ready: async (ctx) => AgentClient.connect(await ctx.channel),
