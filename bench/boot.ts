@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { boot } from '../src/qemu/vm.js';
+import { boot } from '../src/vm/vm.js';
 import { median } from './stats.js';
 
 const CLI = resolve('dist/src/cli.js');

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildInitBinaries } from '../src/init-c/build.js';
-import { AgentClient, AgentError } from '../src/qemu/agent-client.js';
+import { buildInitBinaries } from '../src/guest/compile.js';
+import { AgentClient, AgentError } from '../src/guest/agent-client.js';
 import { alive } from './helpers/proc.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-agent-'));

@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { executableSearchPath, findExecutable, scriptInterpreters } from '../src/build/binaries.js';
-import { FileList, guestKey } from '../src/build/filelist.js';
+import { executableSearchPath, findExecutable, scriptInterpreters } from '../src/host/which.js';
+import { FileList, guestKey } from '../src/appliance/filelist.js';
 
 let dir: string;
 beforeAll(() => {

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAppliance, type BuildOptions } from '../src/build/index.js';
+import { buildAppliance, type BuildOptions } from '../src/appliance/index.js';
 
 const CLI = 'dist/src/cli.js';
 let dir: string;

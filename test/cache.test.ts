@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evict, listEntries, prune } from '../src/cache/evict.js';
-import { fingerprint } from '../src/cache/key.js';
+import { fingerprint } from '../src/appliance/key.js';
 import { acquireLock, processStartTime } from '../src/cache/lock.js';
 import { entryExists, layout, withCacheEntry } from '../src/cache/store.js';
 

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_EXCLUDES, dependencyClosure, findInstalled, isExcluded, packageFiles, readDpkgDatabase } from '../src/build/dpkg.js';
+import { DEFAULT_EXCLUDES, dependencyClosure, findInstalled, isExcluded, packageFiles, readDpkgDatabase } from '../src/host/dpkg.js';
 
 // A small dpkg database: alternatives, virtual packages, arch qualifiers, Pre-Depends,
 // a removed package (config-files), a Multi-Arch: same list name, a diversion.

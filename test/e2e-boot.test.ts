@@ -9,12 +9,12 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkext2 } from '../src/ext2/index.js';
-import { buildInitBinaries } from '../src/init-c/build.js';
-import { findKernel } from '../src/initrd/kernel.js';
-import { buildInitrd } from '../src/initrd/mkinitrd.js';
-import { ROOT_SERIAL } from '../src/qemu/argv.js';
-import { launch } from '../src/qemu/launch.js';
+import { mkext2 } from '../src/formats/ext2/index.js';
+import { buildInitBinaries } from '../src/guest/compile.js';
+import { findKernel } from '../src/kernel/find.js';
+import { buildInitrd } from '../src/appliance/initrd.js';
+import { ROOT_SERIAL } from '../src/launcher/argv.js';
+import { launch } from '../src/launcher/launch.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-e2e-'));
 const rootImg = join(tmp, 'root.ext2');

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { elfClosure, librarySearchDirs, readElf, readLdSoConf } from '../src/build/elf.js';
+import { elfClosure, librarySearchDirs, readElf, readLdSoConf } from '../src/host/elf.js';
 
 /** ldd's answer (the real loader's): the resolved path of every library, and the interpreter. */
 function lddPaths(path: string): string[] {

@@ -1,7 +1,7 @@
 // The block map and the geometry, checked against an independent reading of the structures.
 import { describe, expect, test } from 'vitest';
-import { BlockMapper, indirectBlocks } from '../src/ext2/block-map.js';
-import { hasSuperBackup, layoutGeometry, smallestGeometry } from '../src/ext2/geometry.js';
+import { BlockMapper, indirectBlocks } from '../src/formats/ext2/block-map.js';
+import { hasSuperBackup, layoutGeometry, smallestGeometry } from '../src/formats/ext2/geometry.js';
 
 const BLOCK_SIZES = [1024, 2048, 4096] as const;
 

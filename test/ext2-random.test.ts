@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { writeExt2 } from '../src/ext2/index.js';
+import { writeExt2 } from '../src/formats/ext2/index.js';
 import { compareWithEntries, expectClean } from './helpers/ext2-oracle.js';
 import { randomTree, rng } from './helpers/random-tree.js';
 

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { mkext2, writeExt2, type Ext2Result } from '../src/ext2/index.js';
-import type { Entry } from '../src/tree/entry.js';
-import { scanTree } from '../src/tree/scan.js';
+import { mkext2, writeExt2, type Ext2Result } from '../src/formats/ext2/index.js';
+import type { Entry } from '../src/formats/entry.js';
+import { scanTree } from '../src/host/scan.js';
 import { blockMap, compareWithEntries, debugfs, expectClean, readImageTree } from './helpers/ext2-oracle.js';
 
 const isRoot = process.getuid?.() === 0;

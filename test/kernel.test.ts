@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { compareVersions, findKernel, readKernelVersion } from '../src/initrd/index.js';
+import { compareVersions, findKernel, readKernelVersion } from '../src/kernel/index.js';
 
 /** A bzImage setup header with just what the boot protocol says locates the version string. */
 function fakeBzImage(version: string): Buffer {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { APPLIANCE_MODULES, findKernel, resolveModules, type KernelInfo } from '../src/initrd/index.js';
+import { APPLIANCE_MODULES, findKernel, resolveModules, type KernelInfo } from '../src/kernel/index.js';
 
 let kernel: KernelInfo;
 let dir: string;

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { writeNewc } from '../src/initrd/index.js';
-import type { Entry } from '../src/tree/entry.js';
+import { writeNewc } from '../src/kernel/index.js';
+import type { Entry } from '../src/formats/entry.js';
 
 interface CpioStreamHeader {
   name: string;

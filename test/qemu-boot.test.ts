@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeAccel, kvmUsable } from '../src/qemu/accel.js';
-import { BootError, launch, type LaunchOptions } from '../src/qemu/launch.js';
+import { describeAccel, kvmUsable } from '../src/launcher/accel.js';
+import { BootError, launch, type LaunchOptions } from '../src/launcher/launch.js';
 import { buildTestInitrd, hostKernel } from './qemu-fixture.js';
 import { alive } from './helpers/proc.js';
 

@@ -7,15 +7,15 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildAppliance, type Appliance } from '../src/build/index.js';
-import { buildInitBinaries } from '../src/init-c/build.js';
-import { decompressModule } from '../src/initrd/decompress.js';
-import { findKernel } from '../src/initrd/kernel.js';
-import { buildInitrd } from '../src/initrd/mkinitrd.js';
-import { resolveModules } from '../src/initrd/modules.js';
-import { mkext2 } from '../src/ext2/index.js';
+import { buildAppliance, type Appliance } from '../src/appliance/index.js';
+import { buildInitBinaries } from '../src/guest/compile.js';
+import { decompressModule } from '../src/kernel/decompress.js';
+import { findKernel } from '../src/kernel/find.js';
+import { buildInitrd } from '../src/appliance/initrd.js';
+import { resolveModules } from '../src/kernel/modules.js';
+import { mkext2 } from '../src/formats/ext2/index.js';
 import { layout } from '../src/cache/store.js';
-import { boot, type Vm } from '../src/qemu/vm.js';
+import { boot, type Vm } from '../src/vm/vm.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-snapshot-test-'));
 const cacheDir = join(tmp, 'cache');

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
-import type { DiskFormat, DiskSpec } from '../qemu/disk.js';
-import type { BootError } from '../qemu/launch.js';
-import type { BootOptions, Vm } from '../qemu/vm.js';
+import type { DiskFormat, DiskSpec } from '../launcher/disks.js';
+import type { BootError } from '../launcher/launch.js';
+import type { BootOptions, Vm } from '../vm/vm.js';
 import { action, usageError } from './common.js';
 
 /** Exit codes of `appliance boot` besides the command's own (documented in the README). */
@@ -103,7 +103,7 @@ export function register(program: Command): void {
           onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
         };
         const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
-        const { boot } = await import('../qemu/vm.js');
+        const { boot } = await import('../vm/vm.js');
         let vm: Vm;
         try {
           vm = await boot(bootOpts);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { BuildProgress } from '../build/index.js';
+import type { BuildProgress } from '../appliance/index.js';
 import { action, usageError, progressEnabled } from './common.js';
 
 interface BuildCliOptions {
@@ -74,7 +74,7 @@ export function register(program: Command): void {
     )
     .action(
       action(async (opts: BuildCliOptions) => {
-        const { buildAppliance } = await import('../build/index.js');
+        const { buildAppliance } = await import('../appliance/index.js');
         const progress = progressEnabled() && !opts.verbose ? progressLine() : undefined;
         const started = performance.now();
         let appliance;

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Entry, EntryType } from '../../src/tree/entry.js';
+import type { Entry, EntryType } from '../../src/formats/entry.js';
 
 /** Runs a command; a non-zero exit is a result, a failure to start is an error. */
 const run = (cmd: string, args: string[]) =>

@@ -4,7 +4,7 @@
  * blocks, hard links, devices past 8-bit numbers, 32-bit owners, times past 2038,
  * names that are long, spaced, multi-line or not UTF-8, and missing parent directories.
  */
-import type { Entry, EntryType } from '../../src/tree/entry.js';
+import type { Entry, EntryType } from '../../src/formats/entry.js';
 
 /** mulberry32: small, fast, and the same sequence on every machine. */
 export function rng(seed: number): () => number {

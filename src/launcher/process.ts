@@ -1,0 +1,125 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
+import { executableSearchPath, findExecutable } from '../host/which.js';
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** One running qemu, its serial console read line by line. */
+export interface QemuProcess {
+  pid: number;
+  /** Resolves at the first byte on the serial console: the guest is running. */
+  firstOutput: Promise<void>;
+  /** Resolves when qemu has exited and its output is read; never rejects. */
+  exited: Promise<ExitStatus>;
+  /** The last console lines (the unfinished one included), for error reports. */
+  consoleTail(): string[];
+  /** The end of qemu's own stderr (its error messages). */
+  stderrTail(): string;
+  /** SIGKILL (an appliance has nothing to flush on the host side) and wait for the exit. */
+  kill(): Promise<ExitStatus>;
+  /** Types on the serial console (the init reads its go line there, see snapshot.ts). */
+  writeConsole(text: string): void;
+}
+
+export interface SpawnQemuOptions {
+  /** Each complete console line, without its end of line. */
+  onConsole?: (line: string) => void;
+  /** How many console lines consoleTail keeps (default 40). */
+  tailLines?: number;
+  /** An open file qemu gets as its fd 3 (a snapshot's state, see snapshot.ts). */
+  fd3?: number;
+}
+
+const STDERR_KEEP = 4096;
+
+let setprivPath: string | undefined | null = null;
+
+/** setpriv, when it has --pdeathsig (util-linux 2.33 and later); looked up once. */
+function pdeathsigTool(): string | undefined {
+  if (setprivPath === null) {
+    const found = findExecutable('setpriv', executableSearchPath());
+    setprivPath = found && spawnSync(found, ['--help'], { encoding: 'utf8' }).stdout?.includes('--pdeathsig') ? found : undefined;
+  }
+  return setprivPath;
+}
+
+/** Every qemu this process started and that still runs: killed when Node exits normally. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Starts qemu so that it never outlives this process. Through setpriv (util-linux) it
+ * gets PR_SET_PDEATHSIG=SIGKILL, so the kernel kills it when Node dies in any way,
+ * SIGKILL included; the death signal follows the thread that spawned it, which is the
+ * main thread for child_process (do not launch from a worker thread that may end first).
+ * An 'exit' hook covers normal exits, and hosts without setpriv. qemu gets its own process
+ * group, so a Ctrl-C in the terminal reaches Node, which decides what to do with the guest.
+ */
+export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions = {}): QemuProcess {
+  const setpriv = pdeathsigTool();
+  const [file, args] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu, ...argv]] : [qemu, argv];
+  const stdio: ('pipe' | number)[] = ['pipe', 'pipe', 'pipe', ...(opts.fd3 === undefined ? [] : [opts.fd3])];
+  const child = spawn(file, args, { stdio, detached: true });
+  child.stdin!.on('error', () => {}); // qemu gone: its exit is reported elsewhere
+  running.add(child);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once('exit', () => {
+      for (const c of running) c.kill('SIGKILL');
+    });
+  }
+
+  const keep = opts.tailLines ?? 40;
+  const lines: string[] = [];
+  let partial = '';
+  let stderr = '';
+  const decoder = new StringDecoder('utf8');
+  let seen: () => void = () => {};
+  const firstOutput = new Promise<void>((resolve) => (seen = resolve));
+  const onText = (text: string) => {
+    const parts = (partial + text).split('\n');
+    partial = parts.pop()!;
+    for (const raw of parts) {
+      const line = raw.replace(/\r$/, '');
+      lines.push(line);
+      if (lines.length > keep) lines.shift();
+      opts.onConsole?.(line);
+    }
+  };
+  child.stdout!.on('data', (chunk: Buffer) => {
+    seen();
+    onText(decoder.write(chunk));
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
+  });
+
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.once('error', (err) => {
+      stderr += `cannot run ${file}: ${err.message}`;
+      running.delete(child);
+      resolve({ code: null, signal: null });
+    });
+    child.once('close', (code, signal) => {
+      running.delete(child);
+      onText(decoder.end());
+      resolve({ code, signal });
+    });
+  });
+
+  return {
+    pid: child.pid ?? -1,
+    firstOutput,
+    exited,
+    consoleTail: () => (partial ? [...lines, partial] : [...lines]),
+    stderrTail: () => stderr.trim(),
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      return exited;
+    },
+    writeConsole: (text) => void child.stdin!.write(text),
+  };
+}
