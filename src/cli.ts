@@ -9,13 +9,13 @@ import { register as registerMkext2 } from './cli/mkext2.js';
 import { register as registerBuild } from './cli/build.js';
 import { register as registerCache } from './cli/cache.js';
 import { register as registerBoot } from './cli/boot.js';
+import { oneLineUsageErrors, run } from './cli/common.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 const program = new Command('appliance')
   .description('Build a tiny Linux appliance from the host\'s own files and boot it in qemu')
-  .version(pkg.version)
-  .showHelpAfterError();
+  .version(pkg.version);
 
 registerMkinitrd(program);
 registerMkext2(program);
@@ -23,4 +23,5 @@ registerBuild(program);
 registerCache(program);
 registerBoot(program);
 
-await program.parseAsync(process.argv);
+oneLineUsageErrors(program);
+await run(program, process.argv);

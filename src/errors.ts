@@ -1,12 +1,48 @@
+import type { constants } from 'node:os';
+
+/**
+ * Every code an ApplianceError can carry, by where it comes from. Callers branch on them;
+ * the CLI maps them to exit statuses in one table (cli/exit-status.ts).
+ */
+export type ErrorCode =
+  // the caller's input: options, sizes, names
+  | 'EUSAGE' | 'EBADSIZE' | 'EBADOPTION' | 'EBADEPOCH' | 'EBADUUID' | 'EBADTREE' | 'EINVAL' | 'E2BIG' | 'ENAMETOOLONG'
+  // the host: kernel, modules, tools, packages, programs, files
+  | 'ENOKERNEL' | 'EKERNEL' | 'EKERNELPERM' | 'EKERNELFORMAT' | 'ENOMODULES' | 'EUNKNOWNMODULE' | 'EMODULEDEP'
+  | 'EDECOMPRESS' | 'ENOTOOL' | 'ENOCOMPILER' | 'EINITBUILD' | 'ENOINIT' | 'ENODPKG' | 'ENOPACKAGE' | 'ENOBINARY'
+  | 'ENOINCLUDE' | 'EFILETYPE' | 'EGUESTPATH' | 'ESOURCEDIR' | 'ESOURCEREAD' | 'ESOURCECHANGED'
+  // the image writers
+  | 'EIMAGETOOSMALL' | 'EIMAGETOOLARGE' | 'EIMAGEFULL' | 'EIMAGEWRITE' | 'EFILETOOLARGE' | 'ESYMLINKTOOLONG'
+  | 'ENEWCFIELD' | 'ENEWCNAME' | 'ENEWCSIZE' | 'ENEWCSOURCE' | 'ENEWCFORMAT'
+  // the cache
+  | 'ECACHEOWNER' | 'ECACHEPERM' | 'ELOCKTIMEOUT' | 'EMANIFEST'
+  // disks given to a VM
+  | 'EDISKACCESS' | 'EDISKFORMAT' | 'EDISKBACKING'
+  // booting: qemu, the accelerator, the guest
+  | 'ENOQEMU' | 'ENOKVM' | 'EQEMU' | 'EQMP' | 'ECHANNEL' | 'EBOOTTIMEOUT' | 'EBOOTFAILED'
+  // the guest channel and commands in the guest
+  | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT'
+  // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for
+  | GuestErrno
+  | 'EGUEST';
+
+/** The errno names Node knows, as the guest's file errors are reported. */
+export type GuestErrno = keyof typeof constants.errno;
+
 /**
  * Every error the library throws on purpose is an ApplianceError with a stable `code`,
  * so callers (and the CLI) can branch on it and print one clear line instead of a stack.
  */
 export class ApplianceError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
+  }
+
+  /** The error in one line, for a terminal: the message's first line (more lines may add detail). */
+  get summary(): string {
+    return this.message.split('\n', 1)[0]!;
   }
 }

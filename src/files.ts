@@ -1,6 +1,6 @@
 import { randomBytes, createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** The sha256 of a file's content, streamed (kernels and images are tens of MB). */
@@ -25,18 +25,4 @@ export async function replaceAtomically<T>(path: string, write: (tmp: string) =>
     await rm(tmp, { force: true });
     throw err;
   }
-}
-
-/**
- * Keeps the `keep` most recently used (by mtime) entries of `dir` whose names match,
- * and deletes the others: how the cache bounds what it derives from appliances.
- */
-export async function keepNewest(dir: string, keep: number, match: (name: string) => boolean): Promise<void> {
-  const found = await Promise.all(
-    (await readdir(dir))
-      .filter(match)
-      .map(async (name) => ({ path: join(dir, name), used: (await stat(join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0 })),
-  );
-  found.sort((a, b) => b.used - a.used);
-  await Promise.all(found.slice(keep).map((e) => rm(e.path, { recursive: true, force: true })));
 }

@@ -60,13 +60,11 @@ describe('default appliance', () => {
     // ld.so and libc came with the programs.
     expect(debugfs(first.root, 'ls /usr/lib/x86_64-linux-gnu')).toContain('libc.so.6');
 
-    const t = performance.now();
+    // How fast a hit is: bench/build.ts measures it (timing budgets do not belong in correctness tests).
     const second = await buildAppliance({ cacheDir });
-    const hitMs = performance.now() - t;
     expect(second.cacheHit).toBe(true);
     expect(second.key).toBe(first.key);
     expect(second.dir).toBe(first.dir);
-    expect(hitMs).toBeLessThan(150);
   });
 });
 

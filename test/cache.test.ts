@@ -7,9 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evict, listEntries, prune } from '../src/cache/evict.js';
 import { fingerprint } from '../src/appliance/key.js';
 import { acquireLock, processStartTime } from '../src/cache/lock.js';
-import { entryExists, layout, withCacheEntry } from '../src/cache/store.js';
+import { entryExists, withCacheEntry } from '../src/cache/entries.js';
+import { layout } from '../src/cache/layout.js';
 
-const DIST_STORE = resolve('dist/src/cache/store.js');
+const DIST_STORE = resolve('dist/src/cache/entries.js');
 
 // A builder process: withCacheEntry with a build that logs its start, writes a file,
 // sleeps, writes another and the manifest. Prints {dir, hit}.

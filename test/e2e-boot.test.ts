@@ -13,7 +13,7 @@ import { mkext2 } from '../src/formats/ext2/index.js';
 import { buildInitBinaries } from '../src/guest/compile.js';
 import { findKernel } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';
-import { ROOT_SERIAL } from '../src/launcher/argv.js';
+import { ROOT_SERIAL } from '../src/guest/contract.js';
 import { launch } from '../src/launcher/launch.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-e2e-'));

@@ -33,7 +33,7 @@ describe('buildInitBinaries', () => {
       const cacheDir = join(tmp, 'cache-a');
       const first = await buildInitBinaries({ cacheDir });
       expect(first.compiler).toBe(join(dir, 'musl-gcc'));
-      expect(first.init).toBe(join(cacheDir, `init-${first.hash}`, 'init'));
+      expect(first.init).toBe(join(cacheDir, 'init', first.hash, 'init'));
       for (const bin of [first.init, first.agent]) {
         const what = execFileSync('file', ['-b', bin], { encoding: 'utf8' });
         expect(what).toMatch(/statically linked/);
@@ -46,13 +46,11 @@ describe('buildInitBinaries', () => {
 
       const mtime = statSync(first.init).mtimeMs;
       writeFileSync(log, '');
-      const t0 = performance.now();
+      // The hit runs no compiler (the log stays empty); bench/build.ts measures how fast it is.
       const second = await buildInitBinaries({ cacheDir });
-      const elapsed = performance.now() - t0;
       expect(second).toEqual(first);
       expect(readFileSync(log, 'utf8')).toBe('');
       expect(statSync(first.init).mtimeMs).toBe(mtime);
-      expect(elapsed).toBeLessThan(200);
     } finally {
       process.env.PATH = oldPath;
     }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { APPLIANCE_MODULES, buildInitrd, findKernel, resolveModules, type KernelInfo } from '../src/kernel/index.js';
+import { buildInitrd } from '../src/appliance/initrd.js';
+import { APPLIANCE_MODULES, findKernel, resolveModules, type KernelInfo } from '../src/kernel/index.js';
 import type { Entry } from '../src/formats/entry.js';
 
 // A stand-in for the real init: loads /modules.order with finit_module as the real one

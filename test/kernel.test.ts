@@ -163,7 +163,7 @@ describe('an unreadable kernel, as an unprivileged user', () => {
   it('discovery of only mode-0600 kernels (as Ubuntu ships them) names them and the fix', async () => {
     const root = await fakeRoot('perm-find', [{ path: 'boot/vmlinuz-6.1.0', version: '6.1.0', mode: 0o600 }], ['6.1.0']);
     const script =
-      `import { findKernel } from ${JSON.stringify(resolve('dist/src/initrd/index.js'))};` +
+      `import { findKernel } from ${JSON.stringify(resolve('dist/src/kernel/index.js'))};` +
       `findKernel({ root: ${JSON.stringify(root)}, env: {} }).then(k => console.log(JSON.stringify(k)), e => { console.log(e.code + ': ' + e.message); });`;
     const r = asUser([process.execPath, '--input-type=module', '-e', script]);
     expect(r.stderr).toBe('');

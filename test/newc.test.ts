@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { writeNewc } from '../src/kernel/index.js';
+import { writeNewc } from '../src/formats/newc/index.js';
 import type { Entry } from '../src/formats/entry.js';
 
 interface CpioStreamHeader {

@@ -139,7 +139,7 @@ it('qemu dies within 2 s when the Node process that launched it is SIGKILLed', a
   const script = join(tmp, 'owner.ts');
   writeFileSync(
     script,
-    `import { launch } from ${JSON.stringify(fileURLToPath(new URL('../src/qemu/launch.ts', import.meta.url)))};
+    `import { launch } from ${JSON.stringify(fileURLToPath(new URL('../src/launcher/launch.ts', import.meta.url)))};
 const vm = await launch({
   kernel: ${JSON.stringify(kernel.path)}, initrd: ${JSON.stringify(initrd)}, root: ${JSON.stringify(root)},
   channelSocket: ${JSON.stringify(join(tmp, 'owner.sock'))}, cacheDir: ${JSON.stringify(join(tmp, 'cache'))},

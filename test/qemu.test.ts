@@ -12,9 +12,11 @@ import { BASE_CMDLINE, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/la
 import { detectDiskFormat, resolveDisk, type DiskFormat } from '../src/launcher/disks.js';
 import { findQemu } from '../src/launcher/binary.js';
 import { machineCandidates, machineProfile } from '../src/launcher/machine.js';
-import { goLine, snapshotKey } from '../src/launcher/snapshot.js';
+import { goLine } from '../src/guest/contract.js';
+import { snapshotKey } from '../src/launcher/snapshot.js';
 import { hostTscKhz } from '../src/launcher/tsc.js';
-import { hasPvhEntry, pvhKernel } from '../src/kernel/pvh.js';
+import { hasPvhEntry } from '../src/kernel/pvh.js';
+import { pvhKernel } from '../src/launcher/kernel.js';
 import { hostKernel } from './qemu-fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'qemu-unit-'));

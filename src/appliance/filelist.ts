@@ -2,7 +2,7 @@ import { accessSync, constants, lstatSync, readlinkSync, type Stats } from 'node
 import { posix } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { Entry } from '../formats/entry.js';
-import { devNumbers, entryTypeOf } from '../host/stat.js';
+import { entryFromStat } from '../host/stat.js';
 
 /** ld.so gives up after 40 symlinks too; a loop on the host must not hang the build. */
 const MAX_SYMLINK_HOPS = 40;
@@ -10,30 +10,6 @@ const MAX_SYMLINK_HOPS = 40;
 /** `/usr/bin` → `usr/bin`: entry paths are relative, '' is the root. */
 export function guestKey(absPath: string): string {
   return posix.normalize(absPath).replace(/^\/+/, '').replace(/\/+$/, '');
-}
-
-/** The Entry for a host file at `guestPath`, with the host's metadata. */
-export function hostEntry(guestPath: string, hostPath: string, st: Stats): Entry {
-  const type = entryTypeOf(st);
-  if (!type) throw new ApplianceError('EFILETYPE', `${hostPath} has a file type no image can hold: leave it out of --include`);
-  const entry: Entry = {
-    path: guestPath,
-    type,
-    mode: st.mode & 0o7777,
-    uid: st.uid,
-    gid: st.gid,
-    mtime: Math.floor(st.mtimeMs / 1000),
-  };
-  if (type === 'file') {
-    entry.size = st.size;
-    entry.source = { kind: 'host', path: hostPath };
-  } else if (type === 'symlink') {
-    entry.target = readlinkSync(hostPath);
-  } else if (type === 'chardev' || type === 'blockdev') {
-    Object.assign(entry, devNumbers(st.rdev));
-  }
-  if (type !== 'dir' && st.nlink > 1) entry.hardlinkKey = `${st.dev}:${st.ino}`;
-  return entry;
 }
 
 export type AddResult = 'added' | 'missing' | 'unreadable';
@@ -88,7 +64,7 @@ export class FileList {
   /** Adds an entry taken from a host path (already lstat'ed) at `guestPath`. */
   private put(guestPath: string, hostPath: string, st: Stats): void {
     if (this.entries.has(guestPath)) return;
-    this.entries.set(guestPath, hostEntry(guestPath, hostPath, st));
+    this.entries.set(guestPath, entryFromStat(guestPath, hostPath, st));
     this.sources.set(hostPath, st);
     this.hostOf.set(guestPath, hostPath);
   }
@@ -188,7 +164,7 @@ export class FileList {
    */
   addHostAt(hostPath: string, guestPath: string, st: Stats): void {
     if (st.isFile() && !this.readable(hostPath)) return;
-    this.addEntry(hostEntry(guestPath, hostPath, st), hostPath, st);
+    this.addEntry(entryFromStat(guestPath, hostPath, st), hostPath, st);
   }
 
   /** The latest mtime of anything but a folder: the time the image gives its folders. */

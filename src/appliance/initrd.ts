@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { Entry } from '../formats/entry.js';
-import { decompressModule } from '../kernel/decompress.js';
-import type { KernelInfo } from '../kernel/find.js';
+import { decompress } from '../kernel/decompress.js';
+import { findKernel, type KernelInfo } from '../kernel/find.js';
+import { buildInitBinaries } from '../guest/compile.js';
 import { APPLIANCE_MODULES, resolveModules, type ModuleInfo } from '../kernel/modules.js';
 import { writeNewc } from '../formats/newc/writer.js';
 
@@ -55,7 +56,7 @@ export async function buildInitrd(opts: BuildInitrdOptions): Promise<InitrdResul
       let hostPath = module.hostPath;
       if (module.compression !== 'none') {
         hostPath = join(scratch, name);
-        await decompressModule(module.hostPath, module.compression, hostPath);
+        await decompress({ path: module.hostPath }, module.compression, hostPath);
       }
       entries.push({ ...base, path, type: 'file', mode: 0o644, size: (await stat(hostPath)).size, source: { kind: 'host', path: hostPath } });
       order.push(`/${path}`);
@@ -69,6 +70,16 @@ export async function buildInitrd(opts: BuildInitrdOptions): Promise<InitrdResul
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * `appliance mkinitrd`: the initrd for `kernel` (default: the kernel a build would pick)
+ * with `init` (default: the appliance's compiled init).
+ */
+export async function makeInitrd(opts: { output: string; kernel?: string; modules?: string[]; init?: string }): Promise<InitrdResult & { kernel: KernelInfo }> {
+  const kernel = await findKernel({ kernel: opts.kernel });
+  const init = opts.init ?? (await buildInitBinaries()).init;
+  return { ...(await buildInitrd({ kernel, modules: opts.modules, init, output: opts.output })), kernel };
 }
 
 async function regularFileSize(path: string): Promise<number> {

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MANIFEST } from '../cache/store.js';
+import { MANIFEST } from '../cache/entries.js';
 import { ApplianceError } from '../errors.js';
 import type { BuildRequest } from './index.js';
 

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { InitBinaries } from '../guest/compile.js';
+import { AGENT_PATH, MOVED_MOUNTS, TMPFS_MOUNTS } from '../guest/contract.js';
 import { moduleName, resolveModules, type KernelInfo, type ModuleInfo } from '../kernel/index.js';
 import { executableSearchPath, findExecutable, scriptInterpreters } from '../host/which.js';
 import { DEFAULT_BINARIES, DEFAULT_PATHS } from './default.js';
@@ -9,19 +10,8 @@ import { dependencyClosure, packageFiles, readDpkgDatabase, type InstalledPackag
 import { elfClosure, librarySearchDirs } from '../host/elf.js';
 import { FileList } from './filelist.js';
 
-/** Where the init finds the agent (ARCHITECTURE.md "Root image layout"); the launcher passes appliance.init=. */
-export const AGENT_GUEST_PATH = '/usr/libexec/appliance/agent';
-
-/** Empty mount points the init and agent mount over, with the modes a Debian system has. */
-export const MOUNT_POINTS: readonly { path: string; mode: number }[] = [
-  { path: '/dev', mode: 0o755 },
-  { path: '/proc', mode: 0o555 },
-  { path: '/sys', mode: 0o555 },
-  { path: '/run', mode: 0o755 },
-  { path: '/tmp', mode: 0o1777 },
-  { path: '/var/tmp', mode: 0o1777 },
-  { path: '/root', mode: 0o700 },
-];
+/** Empty mount points the init mounts over (the guest contract), with the modes a Debian system has. */
+const MOUNT_POINTS = [...MOVED_MOUNTS, ...TMPFS_MOUNTS];
 
 /** Text forms of indexes modprobe reads as .bin, and depmod's input: 370 KB the guest does not need. */
 const MODPROBE_UNUSED = new Set(['modules.alias', 'modules.symbols', 'modules.order']);
@@ -117,7 +107,7 @@ export function finishRoot(files: FileList, init: InitBinaries, sourceDateEpoch?
   const fixed = { uid: 0, gid: 0, mtime: epoch };
   for (const mp of MOUNT_POINTS) files.addEntry({ ...fixed, path: mp.path, type: 'dir', mode: mp.mode });
   const size = statSync(init.agent).size;
-  files.addEntry({ ...fixed, path: AGENT_GUEST_PATH, type: 'file', mode: 0o755, size, source: { kind: 'host', path: init.agent } });
+  files.addEntry({ ...fixed, path: AGENT_PATH, type: 'file', mode: 0o755, size, source: { kind: 'host', path: init.agent } });
   files.setFolderTimes(epoch);
   return epoch;
 }

@@ -1,8 +1,12 @@
+/** The cache's bounds: least recently used entries go, leftovers are swept, `cache clear` empties it. */
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { parseSize } from '../cli/common.js';
-import { entryExists, layout, MANIFEST, removeAbandonedTemps, removeWhole } from './store.js';
+import { parseSize } from '../units.js';
+import { entryExists, MANIFEST, removeEntry } from './entries.js';
+import { CLEARED, layout } from './layout.js';
+import { removeAbandonedTemps, removeWhole } from './temp.js';
+import { diskUsage } from './usage.js';
 
 export interface EntryInfo {
   key: string;
@@ -32,15 +36,6 @@ export function cacheLimits(env: NodeJS.ProcessEnv = process.env): CacheLimits {
   };
 }
 
-async function diskUsage(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir)) {
-    const st = await stat(join(dir, name));
-    total += st.blocks * 512;
-  }
-  return total;
-}
-
 /** The complete entries of a cache, most recently used first. */
 export async function listEntries(root: string): Promise<EntryInfo[]> {
   let keys: string[];
@@ -64,40 +59,6 @@ export async function listEntries(root: string): Promise<EntryInfo[]> {
     }
   }
   return out.sort((a, b) => b.lastUsed - a.lastUsed || (a.key < b.key ? -1 : 1));
-}
-
-export interface SnapshotInfo {
-  key: string;
-  dir: string;
-  /** Bytes on disk: the RAM file is sparse, as large as the guest's memory. */
-  diskBytes: number;
-  lastUsed: number;
-}
-
-/** The complete snapshots of booted appliances (src/qemu/snapshot.ts), most recently used first. */
-export async function listSnapshots(root: string): Promise<SnapshotInfo[]> {
-  let names: string[];
-  try {
-    names = (await readdir(layout.snapshots(root))).filter((n) => /^[0-9a-f]{32}$/.test(n));
-  } catch {
-    return [];
-  }
-  const out: SnapshotInfo[] = [];
-  for (const key of names) {
-    const dir = join(layout.snapshots(root), key);
-    try {
-      const [st, diskBytes] = await Promise.all([stat(dir), diskUsage(dir)]);
-      out.push({ key, dir, diskBytes, lastUsed: st.mtimeMs });
-    } catch {
-      // replaced or deleted meanwhile
-    }
-  }
-  return out.sort((a, b) => b.lastUsed - a.lastUsed);
-}
-
-/** Deletes an entry so that no reader ever sees half of it (see removeWhole). */
-export async function removeEntry(root: string, key: string): Promise<void> {
-  await removeWhole(root, layout.entry(root, key), `evict-${key}`);
 }
 
 /**
@@ -151,15 +112,17 @@ async function removeOrphanRecords(root: string): Promise<number> {
 }
 
 /**
- * `appliance cache clear`: every entry and its build record, and the snapshots of booted
- * appliances (a running VM keeps its mapping of a deleted one). The compiled init and
- * agent stay: they are keyed by their sources and compiler, not by any appliance.
+ * `appliance cache clear`: every tenant of the cache (layout.ts CLEARED): entries, records,
+ * snapshots, extracted kernels, the compiled init, temporaries. Each goes whole (renamed
+ * away first), so a process using the cache meanwhile sees a tenant or nothing; a running
+ * VM keeps its mapping of a deleted snapshot. Returns the number of entries removed.
  */
 export async function clearCache(root: string): Promise<number> {
   const entries = await listEntries(root);
   for (const e of entries) await removeEntry(root, e.key);
-  await removeOrphanRecords(root);
-  await removeAbandonedTemps(root);
-  await rm(layout.snapshots(root), { recursive: true, force: true });
+  for (const tenant of CLEARED) {
+    if (tenant === 'tmp') await removeAbandonedTemps(root, 0);
+    else await removeWhole(root, layout[tenant](root), `clear-${tenant}`);
+  }
   return entries.length;
 }

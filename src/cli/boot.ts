@@ -2,17 +2,9 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
 import type { DiskFormat, DiskSpec } from '../launcher/disks.js';
-import type { BootError } from '../launcher/launch.js';
 import type { BootOptions, Vm } from '../vm/vm.js';
 import { action, usageError } from './common.js';
-
-/** Exit codes of `appliance boot` besides the command's own (documented in the README). */
-export const BOOT_EXIT = {
-  /** The command ran longer than --timeout and was killed. */
-  timeout: 124,
-  /** The appliance could not be built or booted, or its agent went away. */
-  bootFailed: 125,
-} as const;
+import { EXIT } from './exit-status.js';
 
 interface BootCliOptions {
   disk: string[];
@@ -71,7 +63,7 @@ export function register(program: Command): void {
     .option('--cpus <N>', 'guest CPUs (default 1)')
     .option('--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto')
     .option('--machine <auto|microvm|q35|pc>', 'qemu machine (auto: the fastest that works)', 'auto')
-    .option('--timeout <seconds>', `kill the command after this long (exit ${BOOT_EXIT.timeout})`)
+    .option('--timeout <seconds>', `kill the command after this long (exit ${EXIT.timeout})`)
     .option('--boot-timeout <seconds>', 'give up on a boot that is not ready after this long (default 20)')
     .option('--qemu <path>', 'the qemu-system-x86_64 binary to use')
     .option('--no-snapshot', 'boot the kernel instead of resuming the saved snapshot of a booted one (nor save one)')
@@ -81,8 +73,8 @@ export function register(program: Command): void {
     .option('--verbose', 'show the guest console, each decision and a boot-time breakdown on stderr')
     .addHelpText(
       'after',
-      `\nExit status: the command's own; 128+N when a signal N killed it; ${BOOT_EXIT.timeout} when --timeout expired;\n` +
-        `${BOOT_EXIT.bootFailed} when the appliance could not be built or booted; 2 for a usage error.\n\n` +
+      `\nExit status: the command's own; 128+N when a signal N killed it; ${EXIT.timeout} when --timeout expired;\n` +
+        `${EXIT.bootFailed} when the appliance could not be built or booted; 2 for a usage error.\n\n` +
         'Disks appear in the guest as /dev/disk/by-id/virtio-disk0, -disk1, … in the order given.\n\n' +
         'Example: appliance boot --disk disk.img -- sh -c "mount -o ro /dev/disk/by-id/virtio-disk0 /mnt && ls /mnt"',
     )
@@ -104,12 +96,7 @@ export function register(program: Command): void {
         };
         const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
         const { boot } = await import('../vm/vm.js');
-        let vm: Vm;
-        try {
-          vm = await boot(bootOpts);
-        } catch (err) {
-          throw asBootFailure(err, Boolean(opts.verbose));
-        }
+        const vm = await boot(bootOpts);
         try {
           if (opts.verbose) {
             const t = vm.timings;
@@ -124,13 +111,16 @@ export function register(program: Command): void {
           return await run(vm, argv, { interactive, stdin: Boolean(opts.stdin) || (command.length === 0 && !interactive), timeoutMs, json: opts.json, verbose: opts.verbose ? verbose : undefined });
         } catch (err) {
           if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
-            throw Object.assign(new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`), { exitCode: BOOT_EXIT.timeout });
+            throw new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`);
           }
-          if (err instanceof ApplianceError && err.code === 'EAGENTGONE') throw asBootFailure(err, Boolean(opts.verbose));
           throw err;
         } finally {
           await vm.close();
         }
+      }, {
+        failure: EXIT.bootFailed,
+        // The console's last lines stay on the error for library callers; --verbose shows them live.
+        describe: (err, _command, opts) => ('consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary),
       }),
     );
 }
@@ -142,16 +132,6 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
 
 function secondsToMs(s: number | undefined): number | undefined {
   return s === undefined ? undefined : Math.round(s * 1000);
-}
-
-function asBootFailure(err: unknown, verbose: boolean): unknown {
-  if (!(err instanceof ApplianceError)) return err;
-  // One line says why; the console's last lines stay on the error for library callers, and --verbose shows them live.
-  if (err.name === 'BootError') {
-    const { reason } = err as BootError; // a type-only import: the CLI loads the launcher only to boot
-    err.message = verbose ? reason : `${reason} (--verbose shows the guest console)`;
-  }
-  return Object.assign(err, { exitCode: BOOT_EXIT.bootFailed });
 }
 
 interface RunOptions {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { action, usageError, parseSize } from './common.js';
+import { parseSize } from '../units.js';
+import { action, usageError } from './common.js';
 
 interface CacheCliOptions {
   cacheDir?: string;
@@ -31,7 +32,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: CacheCliOptions) => {
         const root = await open(opts);
-        const { listEntries, listSnapshots } = await import('../cache/evict.js');
+        const { listEntries, listSnapshots } = await import('../cache/index.js');
         const [entries, snapshots] = await Promise.all([listEntries(root), listSnapshots(root)]);
         if (opts.json) {
           const when = <T extends { lastUsed: number }>(rows: T[]) => rows.map((e) => ({ ...e, lastUsed: new Date(e.lastUsed).toISOString() }));

@@ -1,27 +1,30 @@
+import { Command, CommanderError } from 'commander';
 import { ApplianceError } from '../errors.js';
+import { EXIT, exitStatus } from './exit-status.js';
 
-/** Exit codes the CLI documents (README "Exit codes"). Command status passes through as-is. */
-export const EXIT = {
-  usage: 2,
-  failure: 1,
-} as const;
+export interface ActionOptions<A extends unknown[]> {
+  /** The exit status of failures the table does not name (default 1; `boot` says 125). */
+  failure?: number;
+  /** The line to print for an error (default: its summary), given the action's arguments. */
+  describe?: (err: ApplianceError, ...args: A) => string;
+}
 
 /**
- * Wraps a command's action: an ApplianceError becomes one line on stderr, anything else
- * (a bug) keeps its stack so it can be reported.
+ * Wraps a command's action: an ApplianceError becomes one line on stderr and the exit
+ * status of its code; anything else (a bug) keeps its stack so it can be reported.
  */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>, opts: ActionOptions<A> = {}) {
   return async (...args: A): Promise<void> => {
     try {
       const code = await fn(...args);
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       if (err instanceof ApplianceError) {
-        process.stderr.write(`appliance: ${err.message}\n`);
-        process.exitCode = (err as ApplianceError & { exitCode?: number }).exitCode ?? EXIT.failure;
+        process.stderr.write(`appliance: ${opts.describe?.(err, ...args) ?? err.summary}\n`);
+        process.exitCode = exitStatus(err, opts.failure ?? EXIT.failure);
       } else {
         process.stderr.write(`appliance: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-        process.exitCode = 70;
+        process.exitCode = EXIT.internal;
       }
     }
   };
@@ -29,7 +32,33 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
 
 /** A mistake in the command line: one line on stderr and exit status 2. */
 export function usageError(message: string): ApplianceError {
-  return Object.assign(new ApplianceError('EUSAGE', message), { exitCode: EXIT.usage });
+  return new ApplianceError('EUSAGE', message);
+}
+
+/**
+ * Mistakes commander finds itself (an unknown option or command, a missing value) get
+ * the same treatment as ours: one line, a pointer to --help, exit status 2. Applied to
+ * every command once all are registered, so each names its own --help.
+ */
+export function oneLineUsageErrors(program: Command): void {
+  const visit = (cmd: Command, path: string) => {
+    cmd.exitOverride();
+    cmd.configureOutput({
+      outputError: (text, write) => write(`appliance: ${text.trim().replace(/^error: /, '')} (see ${path} --help)\n`),
+    });
+    for (const sub of cmd.commands) visit(sub, `${path} ${sub.name()}`);
+  };
+  visit(program, program.name());
+}
+
+/** Runs the program; commander's own exits (help, version, usage errors) become exit statuses. */
+export async function run(program: Command, argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT.usage;
+  }
 }
 
 /** Progress goes to stderr only when a person is watching it. */
@@ -37,10 +66,3 @@ export function progressEnabled(): boolean {
   return Boolean(process.stderr.isTTY);
 }
 
-/** Parses sizes like 64M, 1G, 4096, 512k (binary units). */
-export function parseSize(text: string): number {
-  const m = /^(\d+)([kKmMgGtT]?)(i?[bB])?$/.exec(text.trim());
-  if (!m) throw new ApplianceError('EBADSIZE', `bad size "${text}": use a number of bytes, optionally with K, M, G or T`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  return Number(m[1]) * mult;
-}

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { action, usageError, parseSize, progressEnabled } from './common.js';
+import { parseSize } from '../units.js';
+import { action, progressEnabled, usageError } from './common.js';
 
 interface Mkext2Options {
   size?: string;

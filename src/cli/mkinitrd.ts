@@ -19,11 +19,10 @@ export function register(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (output: string, opts: MkinitrdOptions) => {
-        const { findKernel, buildInitrd, APPLIANCE_MODULES } = await import('../kernel/index.js');
-        const kernel = await findKernel({ kernel: opts.kernel });
-        const names = opts.modules !== undefined ? opts.modules.split(',').map((s) => s.trim()).filter(Boolean) : APPLIANCE_MODULES;
-        const init = opts.init ?? (await (await import('../guest/compile.js')).buildInitBinaries()).init;
-        const result = await buildInitrd({ kernel, modules: names, init, output });
+        const { makeInitrd } = await import('../appliance/initrd.js');
+        const wanted = opts.modules?.split(',').map((s) => s.trim()).filter(Boolean);
+        const result = await makeInitrd({ output, kernel: opts.kernel, modules: wanted, init: opts.init });
+        const { kernel } = result;
         const modules = result.modules.map((m) => m.name);
         if (opts.json) {
           process.stdout.write(

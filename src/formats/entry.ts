@@ -34,3 +34,20 @@ export interface Entry {
   /** Entries with the same key are one inode (hard links); for host files, `${dev}:${ino}`. */
   hardlinkKey?: string;
 }
+
+/** The S_IFMT bits of st_mode for each entry type: the same in ext2 inodes and newc headers. */
+export const MODE_TYPE: Record<EntryType, number> = {
+  file: 0o100000,
+  dir: 0o040000,
+  symlink: 0o120000,
+  chardev: 0o020000,
+  blockdev: 0o060000,
+  fifo: 0o010000,
+  socket: 0o140000,
+};
+
+/** The entry type of a mode's S_IFMT bits; undefined for a type no image can hold. */
+export function typeOfMode(mode: number): EntryType | undefined {
+  const bits = mode & 0o170000;
+  return (Object.keys(MODE_TYPE) as EntryType[]).find((t) => MODE_TYPE[t] === bits);
+}

@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { executableSearchPath, findExecutable } from '../host/which.js';
 import { ensureCacheRoot } from '../cache/dir.js';
-import { layout, readRecord, writeRecord } from '../cache/store.js';
+import { layout } from '../cache/layout.js';
+import { readRecord, writeRecord } from '../cache/records.js';
+import { publish } from '../cache/temp.js';
 import { ApplianceError } from '../errors.js';
 import { sha256File } from '../files.js';
+import { executableSearchPath, findExecutable } from '../host/which.js';
+import { contractHeader } from './contract-header.js';
 
 export interface InitBinaries {
   /** The static init for the initramfs. */
@@ -37,6 +40,8 @@ export const INIT_SOURCE_DIR: string = (() => {
 })();
 
 const PROGRAMS = ['init', 'agent'] as const;
+/** The header rendered from contract.ts that the sources include. */
+const CONTRACT_HEADER = 'contract.h';
 
 /** Preferred first: musl makes binaries a tenth of glibc's static size. */
 const COMPILERS = ['musl-gcc', 'gcc'];
@@ -54,35 +59,31 @@ interface CompilerIdentity {
 }
 
 /**
- * Builds the static init and agent once per (sources, compiler, flags) and caches them
- * in `<cacheDir>/init-<hash>/`. A cache hit reads the sources and stats a few files:
- * the compiler's identity is remembered, keyed by the stat of its files, so it does
- * not run. Concurrent callers may build at once; each builds in a private folder and
- * the first rename wins.
+ * Builds the static init and agent once per (sources, contract, compiler, flags) and
+ * caches them in `<cache>/init/<hash>/`, beside the contract.h they were built with. A
+ * cache hit reads the sources and stats a few files: the compiler's identity is
+ * remembered, keyed by the stat of its files, so it does not run. Concurrent callers may
+ * build at once; each builds in a private folder and the first to finish is kept.
  */
 export async function buildInitBinaries(opts: { cacheDir?: string } = {}): Promise<InitBinaries> {
   const cacheDir = opts.cacheDir ?? (await ensureCacheRoot());
   const compiler = findCompiler();
   const [sources, cc] = await Promise.all([readSources(), compilerIdentity(cacheDir, compiler)]);
+  const header = contractHeader();
   const hash = createHash('sha256');
   hash.update(`appliance-init\0${cc.identity}\0${flags('.').join(' ')}\0`);
-  for (const [name, text] of sources) hash.update(`${name}\0${text.length}\0`).update(text);
+  for (const [name, text] of [...sources, [CONTRACT_HEADER, Buffer.from(header)] as const]) hash.update(`${name}\0${text.length}\0`).update(text);
   const digest = hash.digest('hex').slice(0, 32);
-  const dir = join(cacheDir, `init-${digest}`);
+  const dir = join(layout.init(cacheDir), digest);
   const result = { init: join(dir, 'init'), agent: join(dir, 'agent'), hash: digest, compiler };
   if (existsSync(dir)) return result;
 
-  await mkdir(layout.tmp(cacheDir), { recursive: true, mode: 0o700 });
-  const tmp = await mkdtemp(join(layout.tmp(cacheDir), `init-${digest}.${process.pid}.`));
-  try {
-    await Promise.all(PROGRAMS.map((p) => compile(compiler, p, join(tmp, p))));
-    await rename(tmp, dir).catch((err: NodeJS.ErrnoException) => {
-      // Another caller finished first with the same bytes: use theirs.
-      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-    });
-  } finally {
-    await rm(tmp, { recursive: true, force: true });
-  }
+  await mkdir(layout.init(cacheDir), { recursive: true, mode: 0o700 });
+  await publish(cacheDir, `init-${digest}`, dir, async (tmp) => {
+    await mkdir(tmp, { mode: 0o700 });
+    await writeFile(join(tmp, CONTRACT_HEADER), header);
+    await Promise.all(PROGRAMS.map((p) => compile(compiler, p, tmp)));
+  });
   return result;
 }
 
@@ -145,9 +146,10 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
   return identity;
 }
 
-async function compile(compiler: string, program: string, output: string): Promise<void> {
+/** Compiles `program` into `dir`, which holds the generated contract.h. */
+async function compile(compiler: string, program: string, dir: string): Promise<void> {
   const source = join(INIT_SOURCE_DIR, `${program}.c`);
-  const res = await execa(compiler, [...flags(INIT_SOURCE_DIR), '-o', output, source], {
+  const res = await execa(compiler, [...flags(INIT_SOURCE_DIR), `-iquote${dir}`, '-o', join(dir, program), source], {
     cwd: INIT_SOURCE_DIR,
     stdin: 'ignore',
     reject: false,

@@ -1,42 +1,9 @@
 /**
- * The guest channel's frames, mirroring src/init-c/protocol.h (which documents every
- * message): a 12-byte little-endian header (u32 payload length, u8 type, u8 flags,
- * u16 reserved, u32 request id) and a payload of at most MAX_PAYLOAD bytes.
+ * The guest channel's frames (contract.ts has the numbers, c/protocol.h documents every
+ * message): encoding requests for the agent and decoding its replies.
  */
 import { ApplianceError } from '../errors.js';
-
-export const PROTOCOL_VERSION = 1;
-export const PORT_NAME = 'org.appliance.agent';
-export const HEADER_SIZE = 12;
-export const MAX_PAYLOAD = 65536;
-export const STDIN_WINDOW = 256 * 1024;
-
-export const FrameType = {
-  HELLO: 1,
-  EXEC: 2,
-  STDIN: 3,
-  STDIN_ACK: 4,
-  STDOUT: 5,
-  STDERR: 6,
-  EXIT: 7,
-  ERROR: 8,
-  WRITE_FILE: 9,
-  READ_FILE: 10,
-  DATA: 11,
-  OK: 12,
-  POWEROFF: 13,
-  SIGNAL: 14,
-  RESIZE: 15,
-} as const;
-
-export const FrameFlag = {
-  /** EXEC: stdin follows in STDIN frames (else the command reads /dev/null). */
-  STDIN: 1,
-  /** EXEC: run on a pseudo-terminal. */
-  PTY: 2,
-  /** DATA of a WRITE_FILE: give up and remove the file. */
-  ABORT: 1,
-} as const;
+import { HEADER_SIZE, MAX_PAYLOAD } from './contract.js';
 
 export interface Frame {
   type: number;

@@ -1,16 +1,8 @@
-import type { Stats } from 'node:fs';
-import type { EntryType } from '../formats/entry.js';
-
-/** The S_IFMT bits of st_mode for each entry type: the same in ext2 inodes and newc headers. */
-export const MODE_TYPE: Record<EntryType, number> = {
-  file: 0o100000,
-  dir: 0o040000,
-  symlink: 0o120000,
-  chardev: 0o020000,
-  blockdev: 0o060000,
-  fifo: 0o010000,
-  socket: 0o140000,
-};
+/** A host file's lstat as the image model's Entry: the one place metadata crosses from the host. */
+import { isUtf8 } from 'node:buffer';
+import { readlinkSync, type Stats } from 'node:fs';
+import type { Entry, EntryType } from '../formats/entry.js';
+import { ApplianceError } from '../errors.js';
 
 /** The entry type of an lstat result; undefined for a type no image can hold. */
 export function entryTypeOf(st: Stats): EntryType | undefined {
@@ -31,4 +23,28 @@ export function devNumbers(rdev: number): { rdevMajor: number; rdevMinor: number
     rdevMajor: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)),
     rdevMinor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)),
   };
+}
+
+/** Bytes that are UTF-8 become a string (compact, fast to pass to syscalls); others stay bytes. */
+export const textOrBytes = (bytes: Buffer): string | Buffer => (isUtf8(bytes) ? bytes.toString('utf8') : bytes);
+
+/**
+ * The Entry for the host file `hostPath` (already lstat'ed) at `path` in an image. A
+ * symlink's target is read byte for byte; hard links are keyed by device and inode.
+ * Times are mtime only: atime changes as a tree is read, so two reads would differ.
+ * Each type is built as one object literal: a fixed shape keeps 100,000 entries compact.
+ */
+export function entryFromStat(path: string | Buffer, hostPath: string | Buffer, st: Stats): Entry {
+  const type = entryTypeOf(st);
+  if (!type) {
+    throw new ApplianceError('EFILETYPE', `${hostPath.toString()} has a file type no image can hold (mode ${st.mode.toString(8)}): leave it out`);
+  }
+  const base = { path, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) };
+  let entry: Entry;
+  if (type === 'file') entry = { ...base, size: st.size, source: { kind: 'host', path: hostPath } };
+  else if (type === 'symlink') entry = { ...base, target: textOrBytes(readlinkSync(hostPath, { encoding: 'buffer' })) };
+  else if (type === 'chardev' || type === 'blockdev') entry = { ...base, ...devNumbers(st.rdev) };
+  else entry = base;
+  if (type !== 'dir' && st.nlink > 1) entry.hardlinkKey = `${st.dev}:${st.ino}`;
+  return entry;
 }

@@ -1,15 +1,41 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { ApplianceError } from '../errors.js';
 
-// x86 boot protocol (Documentation/arch/x86/boot.rst): the setup header sits at 0x1F1
-// of the bzImage, with the boot flag at 0x1FE, the "HdrS" magic at 0x202, the protocol
-// version at 0x206 and, at 0x20E, the offset (minus 0x200) of a NUL-terminated string
-// that starts with the kernel release, e.g. "6.1.0-56-cloud-amd64 (debian-kernel@…) #1 SMP …".
-const BOOT_FLAG_OFFSET = 0x1fe;
-const MAGIC_OFFSET = 0x202;
-const PROTOCOL_OFFSET = 0x206;
-const VERSION_PTR_OFFSET = 0x20e;
+// x86 boot protocol (Documentation/arch/x86/boot.rst): the setup header sits at 0x1F1 of
+// the bzImage: setup_sects at 0x1F1, the boot flag at 0x1FE, the "HdrS" magic at 0x202,
+// the protocol version at 0x206, at 0x20E the offset (minus 0x200) of a NUL-terminated
+// string that starts with the kernel release ("6.1.0-56-cloud-amd64 (debian-kernel@…) …"),
+// and from protocol 2.08 the compressed payload's offset and length at 0x248 and 0x24C.
+const HEADER_BYTES = 0x250;
 const VERSION_MAX = 256;
+
+/** What the launcher and the kernel discovery read of a bzImage's setup header. */
+export interface SetupHeader {
+  /** The boot protocol version, e.g. 0x20f. */
+  protocol: number;
+  /** Offset of the kernel_version string in the file; 0 if the kernel did not set one. */
+  versionOffset: number;
+  /** The compressed kernel inside the file (protocol 2.08 and later), without the size the build appends after it. */
+  payload?: { start: number; end: number };
+}
+
+/** The setup header, or why the file is not a bzImage. */
+export async function readSetupHeader(fh: FileHandle): Promise<SetupHeader | string> {
+  const head = Buffer.alloc(HEADER_BYTES);
+  const { bytesRead } = await fh.read(head, 0, head.length, 0);
+  if (bytesRead < 0x210) return 'file too short';
+  if (head.readUInt16LE(0x1fe) !== 0xaa55) return 'no boot flag';
+  if (head.toString('latin1', 0x202, 0x206) !== 'HdrS') return 'no HdrS magic';
+  const protocol = head.readUInt16LE(0x206);
+  const pointer = protocol >= 0x200 ? head.readUInt16LE(0x20e) : 0;
+  const header: SetupHeader = { protocol, versionOffset: pointer ? pointer + 0x200 : 0 };
+  if (protocol >= 0x208 && bytesRead >= HEADER_BYTES) {
+    const start = ((head[0x1f1] || 4) + 1) * 512 + head.readUInt32LE(0x248);
+    const length = head.readUInt32LE(0x24c);
+    if (length > 4) header.payload = { start, end: start + length - 4 };
+  }
+  return header;
+}
 
 /**
  * The kernel release of a bzImage, read from its header rather than guessed from the
@@ -21,20 +47,13 @@ export async function readKernelVersion(bzImagePath: string): Promise<string> {
       'EKERNELFORMAT',
       `${bzImagePath} is not an x86 bzImage kernel (${why}): pass a vmlinuz file with --kernel or APPLIANCE_KERNEL`,
     );
-  const fh = await open(bzImagePath, 'r').catch((err: unknown) => {
-    throw kernelOpenError(bzImagePath, err);
-  });
+  const fh = await openKernel(bzImagePath);
   try {
-    const head = Buffer.alloc(0x210);
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (bytesRead < head.length) throw notBzImage('file too short');
-    if (head.readUInt16LE(BOOT_FLAG_OFFSET) !== 0xaa55) throw notBzImage('no boot flag');
-    if (head.toString('latin1', MAGIC_OFFSET, MAGIC_OFFSET + 4) !== 'HdrS') throw notBzImage('no HdrS magic');
-    // kernel_version exists from boot protocol 2.00 on; 0 means the kernel did not set it.
-    const pointer = head.readUInt16LE(VERSION_PTR_OFFSET);
-    if (head.readUInt16LE(PROTOCOL_OFFSET) < 0x200 || pointer === 0) throw notBzImage('no kernel_version field');
+    const header = await readSetupHeader(fh);
+    if (typeof header === 'string') throw notBzImage(header);
+    if (!header.versionOffset) throw notBzImage('no kernel_version field');
     const text = Buffer.alloc(VERSION_MAX);
-    const got = (await fh.read(text, 0, text.length, pointer + 0x200)).bytesRead;
+    const got = (await fh.read(text, 0, text.length, header.versionOffset)).bytesRead;
     const end = text.subarray(0, got).indexOf(0);
     const release = text.toString('latin1', 0, end < 0 ? got : end).split(' ')[0] ?? '';
     if (!/^[0-9][\x21-\x7e]*$/.test(release)) throw notBzImage(`kernel_version is "${release}"`);
@@ -47,8 +66,15 @@ export async function readKernelVersion(bzImagePath: string): Promise<string> {
   }
 }
 
+/** Opens a kernel file, with one clear error line for each way that fails. */
+export async function openKernel(path: string): Promise<FileHandle> {
+  return open(path, 'r').catch((err: unknown) => {
+    throw kernelOpenError(path, err);
+  });
+}
+
 /** One clear line for the ways a kernel file cannot be opened (Ubuntu ships /boot/vmlinuz-* mode 0600). */
-export function kernelOpenError(path: string, err: unknown): ApplianceError {
+function kernelOpenError(path: string, err: unknown): ApplianceError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'EACCES' || code === 'EPERM') {
     return new ApplianceError(

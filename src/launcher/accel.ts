@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { readRecord, writeRecord } from '../cache/store.js';
+import { readRecord, writeRecord } from '../cache/records.js';
 import { ApplianceError } from '../errors.js';
 import { qemuVersion } from './binary.js';
 

@@ -1,10 +1,8 @@
 import type { AccelChoice } from './accel.js';
 import type { ResolvedDisk } from './disks.js';
 import type { MachineProfile } from './machine.js';
+import { AGENT_PORT_NAME, diskSerial, ROOT_SERIAL } from '../guest/contract.js';
 
-/** The virtio-serial port the guest agent opens (see ARCHITECTURE.md, "Guest channel"). */
-export const AGENT_PORT_NAME = 'org.appliance.agent';
-export const ROOT_SERIAL = 'appliance-root';
 
 /**
  * Kernel parameters for every boot: the console on the first serial port (the launcher
@@ -98,7 +96,7 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   ];
   c.disks.forEach((d, i) => {
-    const id = `disk${i}`;
+    const id = diskSerial(i);
     argv.push('-drive', `file=${optionValue(d.path)},format=${d.format},if=none,id=${id}${d.readonly ? ',readonly=on' : ''}`, ...blk(id, id));
   });
   if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');

@@ -1,21 +1,30 @@
 /**
- * One qemu run of the launcher (launch.ts decides which runs to make): the guest
- * channel's and the monitor's sockets, the spawn, the snapshot steps of the run's mode,
- * and the race between ready, exit, the deadline and the sign of life.
+ * One qemu run of the launcher (launch.ts decides which runs to make, modes.ts how each
+ * goes): the guest channel's and the monitor's sockets, the spawn, and the race between
+ * ready, exit, the deadline and the sign of life. When it ends without the guest ready,
+ * qemu is dead and the sockets are gone.
  */
-import { closeSync, openSync } from 'node:fs';
-import { acceptOne } from './sockets.js';
+import { closeSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { describeAccel, type AccelChoice } from './accel.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
-import type { LaunchOptions } from './launch.js';
 import type { MachineName } from './machine.js';
+import type { Mode } from './modes.js';
 import { spawnQemu, type ExitStatus, type QemuProcess } from './process.js';
-import { Qmp } from './qmp.js';
-import { goLine, NO_SNAPSHOT_MARKER, restoreState, saveState, SNAPSHOT_MARKER, type PendingSnapshot, type Snapshot } from './snapshot.js';
+import { acceptOne } from './sockets.js';
 
 export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout' | 'saved';
 
-export interface AttemptContext {
+export interface ReadyContext {
+  /** qemu's connection to the guest channel; rejects if this attempt ends first. */
+  channel: Promise<Socket>;
+  /** Aborted when this attempt is abandoned (timeout, exit, fallback). */
+  signal: AbortSignal;
+  accel: AccelChoice;
+  machine: MachineName;
+}
+
+export interface AttemptContext<T> {
   accel: AccelChoice;
   machine: MachineName;
   kernelKind: string;
@@ -24,18 +33,14 @@ export interface AttemptContext {
   signOfLifeMs?: number;
   /** This run's number in the launch, for the log. */
   number: number;
+  /** Where to listen for qemu's guest-channel connection; the monitor's and the state's sockets go beside it. */
+  channelSocket: string;
+  /** The init prints its boot timeline (sent in the go line). */
+  timing: boolean;
+  ready: (ctx: ReadyContext) => Promise<T>;
+  onConsole?: (line: string) => void;
+  log: (message: string) => void;
 }
-
-/**
- * How one qemu runs: 'plain' boots the kernel; 'cold' too, and lets the init past its
- * snapshot point; 'save' stops the guest there and saves it (outcome 'saved', or a cold
- * boot if saving fails); 'restore' resumes a snapshot.
- */
-export type AttemptMode =
-  | { kind: 'plain' }
-  | { kind: 'cold' }
-  | { kind: 'save'; pending: PendingSnapshot }
-  | { kind: 'restore'; snapshot: Snapshot };
 
 export interface AttemptResult {
   outcome: AttemptOutcome;
@@ -49,129 +54,121 @@ export interface AttemptResult {
   aliveAt?: number;
   /** ms from spawn until a restored guest ran again */
   resumedAt?: number;
-  /** Why a 'save' boot could not save (it then went on as a cold boot). */
+  /** Why a 'save' run could not save (it then went on as a cold boot). */
   saveError?: string;
   snapshot?: 'restored' | 'created';
 }
 
-/** One qemu boot, until it is ready or given up (then qemu is dead and the sockets gone). */
-export async function attempt(
-  qemu: string,
-  base: QemuConfig,
-  mode: AttemptMode,
-  opts: LaunchOptions<unknown>,
-  a: AttemptContext,
-): Promise<AttemptResult> {
-  const monitorSocket = mode.kind === 'save' || mode.kind === 'restore' ? `${opts.channelSocket}.qmp` : undefined;
-  const config: QemuConfig =
-    mode.kind === 'save'
-      ? { ...base, ramFile: { path: mode.pending.ram, shared: true }, monitorSocket }
-      : mode.kind === 'restore'
-        ? { ...base, boot: 'incoming', ramFile: { path: mode.snapshot.ram, shared: false }, monitorSocket }
-        : base;
-  const argv = qemuArgv(config);
+/** What ends a run. */
+export type RunEvent =
+  | { kind: 'ready'; value: unknown }
+  | { kind: 'not-ready'; err: unknown }
+  | { kind: 'exited'; status: ExitStatus }
+  | { kind: 'saved' }
+  | { kind: 'failed'; detail: string }
+  | { kind: 'timeout' | 'no-sign-of-life' };
+
+/** What a mode's steps may see and do during their run. */
+export interface Run {
+  readonly proc: QemuProcess;
+  /** qemu's monitor connection (modes with `monitor` only). */
+  readonly monitor: Promise<Socket>;
+  /** A socket path for the saved state's stream. */
+  readonly stateSocket: string;
+  readonly timing: boolean;
+  /** Ends the run now. */
+  end(event: RunEvent): void;
+  /** The restored guest runs again. */
+  resumed(): void;
+  /** The snapshot could not be saved; the run goes on as a cold boot. */
+  saveFailed(why: string, what: string): void;
+}
+
+/** One qemu boot in `mode`, until it is ready or given up. */
+export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: AttemptContext<T>): Promise<AttemptResult> {
+  const monitorSocket = `${a.channelSocket}.qmp`;
+  const argv = qemuArgv(mode.configure(base, monitorSocket));
   const what = mode.kind === 'restore' ? 'restoring a snapshot' : mode.kind === 'save' ? 'booting to save a snapshot' : `booting (${a.kernelKind})`;
-  opts.log?.(`boot ${a.number}: ${describeAccel(a.accel)} on ${a.machine}, ${what}: ${qemu} ${argv.join(' ')}`);
+  a.log(`boot ${a.number}: ${describeAccel(a.accel)} on ${a.machine}, ${what}: ${qemu} ${argv.join(' ')}`);
 
   const abort = new AbortController();
-  const channel = await acceptOne(opts.channelSocket, abort.signal);
-  const monitor = monitorSocket ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err))) : undefined;
-  const stateFd = mode.kind === 'restore' ? openSync(mode.snapshot.state, 'r') : undefined;
-
+  const channel = await acceptOne(a.channelSocket, abort.signal);
+  const monitor = mode.monitor ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err))) : undefined;
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  type Event =
-    | { kind: 'ready'; value: unknown }
-    | { kind: 'not-ready'; err: unknown }
-    | { kind: 'exited'; status: ExitStatus }
-    | { kind: 'saved' }
-    | { kind: 'timeout' | 'no-sign-of-life' };
-  let snapshotStep: (ev: Event) => void = () => {};
-  const snapshotEvent = new Promise<Event>((resolve) => (snapshotStep = resolve));
-  let saveError: string | undefined;
-  let resumedAt: number | undefined;
-  const timing = opts.consoleTiming ?? false;
+  const state: { aliveAt?: number; resumedAt?: number; saveError?: string } = {};
+  let end: (ev: RunEvent) => void = () => {};
+  const ended = new Promise<RunEvent>((resolve) => (end = resolve));
 
+  const fd3 = mode.openFd3?.();
+  let run!: Run;
   let proc: QemuProcess;
-  const onMarker = async (refusal?: string) => {
-    if (mode.kind === 'save' && refusal) {
-      saveError = refusal;
-      opts.log?.(`boot ${a.number}: the guest must not be saved (${refusal}): going on without a snapshot`);
-    } else if (mode.kind === 'save') {
-      let qmp: Qmp | undefined;
-      try {
-        qmp = await Qmp.connect(await monitor!.connection);
-        await saveState(qmp, mode.pending, `${opts.channelSocket}.state`);
-        snapshotStep({ kind: 'saved' });
-        return;
-      } catch (err) {
-        saveError = (err as Error).message;
-        opts.log?.(`boot ${a.number}: cannot save a snapshot (${saveError}): going on without`);
-        await qmp?.execute('cont').catch(() => {});
-      }
-    }
-    proc.writeConsole(goLine(timing));
-  };
   try {
-    proc = spawnQemu(qemu, argv, {
-      fd3: stateFd,
-      onConsole: (line) => {
-        if (mode.kind === 'cold' || mode.kind === 'save') {
-          if (line.includes(SNAPSHOT_MARKER)) void onMarker();
-          else if (line.includes(NO_SNAPSHOT_MARKER)) void onMarker(line.slice(line.indexOf(NO_SNAPSHOT_MARKER) + NO_SNAPSHOT_MARKER.length));
-        }
-        opts.onConsole?.(line);
-      },
-    });
+    proc = spawnQemu(qemu, argv, { fd3, onConsole: (line) => (mode.onConsole?.(line, run), a.onConsole?.(line)) });
   } finally {
-    if (stateFd !== undefined) closeSync(stateFd);
+    if (fd3 !== undefined) closeSync(fd3);
   }
-  if (mode.kind === 'restore') {
-    void (async () => {
-      const qmp = await Qmp.connect(await monitor!.connection);
-      await restoreState(qmp, 3);
-      resumedAt = elapsed();
-      proc.writeConsole(goLine(timing));
-    })().catch((err: unknown) => snapshotStep({ kind: 'not-ready', err }));
-  }
-  let aliveAt: number | undefined;
-  void proc.firstOutput.then(() => (aliveAt = elapsed()));
-  const timers: NodeJS.Timeout[] = [];
-  const after = <R>(ms: number, value: R) => new Promise<R>((resolve) => timers.push(setTimeout(() => resolve(value), ms)));
+  run = {
+    proc,
+    monitor: monitor?.connection ?? Promise.reject(new Error('this run has no monitor')),
+    stateSocket: `${a.channelSocket}.state`,
+    timing: a.timing,
+    end,
+    resumed: () => (state.resumedAt = elapsed()),
+    saveFailed: (why, whatFailed) => {
+      state.saveError = why;
+      a.log(`boot ${a.number}: ${whatFailed} (${why}): going on without a snapshot`);
+    },
+  };
+  run.monitor.catch(() => {});
+  mode.started?.(run);
+  void proc.firstOutput.then(() => (state.aliveAt = elapsed()));
 
-  const ready: Promise<Event> = opts
-    .ready({ channel: channel.connection, signal: abort.signal, accel: a.accel, machine: a.machine })
-    .then((value) => ({ kind: 'ready' as const, value }), (err: unknown) => ({ kind: 'not-ready' as const, err }));
-  const exited: Promise<Event> = proc.exited.then((status) => ({ kind: 'exited' as const, status }));
-  const events: Promise<Event>[] = [ready, exited, snapshotEvent, after(a.deadlineMs, { kind: 'timeout' as const })];
-  if (a.signOfLifeMs !== undefined) {
-    const alive = Promise.race([proc.firstOutput, ready]).then(() => new Promise<Event>(() => {}));
-    events.push(Promise.race([alive, after(a.signOfLifeMs, { kind: 'no-sign-of-life' as const })]));
-  }
-
-  const result = (outcome: AttemptOutcome, more: Partial<AttemptResult> = {}): AttemptResult => ({ outcome, proc, argv, aliveAt, resumedAt, saveError, ...more });
+  const result = (outcome: AttemptOutcome, more: Partial<AttemptResult> = {}): AttemptResult => ({ outcome, proc, argv, ...state, ...more });
+  const ready = a.ready({ channel: channel.connection, signal: abort.signal, accel: a.accel, machine: a.machine });
   let up = false;
   try {
-    let ev = await Promise.race(events);
-    // `ready` failing is most often the channel closing as qemu exits: report the exit.
-    if (ev.kind === 'not-ready') ev = await Promise.race([exited, after(500, ev)]);
+    const ev = await race(proc, ready, ended, a);
     if (ev.kind === 'ready') {
       up = true;
       return result('ready', { value: ev.value });
     }
     abort.abort();
     await proc.kill();
-    if (ev.kind === 'saved') return result('saved');
-    if (ev.kind === 'not-ready') {
-      if (mode.kind === 'restore') return result('exited', { detail: (ev.err as Error).message });
-      throw ev.err;
+    switch (ev.kind) {
+      case 'not-ready':
+        if (mode.readyFailureIsOutcome) return result('exited', { detail: (ev.err as Error).message });
+        throw ev.err;
+      case 'failed':
+        return result('exited', { detail: ev.detail });
+      case 'exited':
+        return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
+      default:
+        return result(ev.kind);
     }
-    if (ev.kind === 'exited') return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
-    return result(ev.kind);
   } finally {
-    for (const t of timers) clearTimeout(t);
     abort.abort();
     await Promise.all([channel.close(!up), monitor?.close(true)]);
+  }
+}
+
+/** The first of: ready, qemu's exit, the mode's own end, the deadline, no sign of life in time. */
+async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunEvent>, a: AttemptContext<T>): Promise<RunEvent> {
+  const timers: NodeJS.Timeout[] = [];
+  const after = <R>(ms: number, value: R) => new Promise<R>((resolve) => timers.push(setTimeout(() => resolve(value), ms)));
+  const readyEvent: Promise<RunEvent> = ready.then((value) => ({ kind: 'ready', value }), (err: unknown) => ({ kind: 'not-ready', err }));
+  const exited: Promise<RunEvent> = proc.exited.then((status) => ({ kind: 'exited', status }));
+  const events = [readyEvent, exited, ended, after<RunEvent>(a.deadlineMs, { kind: 'timeout' })];
+  if (a.signOfLifeMs !== undefined) {
+    const alive = Promise.race([proc.firstOutput, ready]).then(() => new Promise<RunEvent>(() => {}));
+    events.push(Promise.race([alive, after<RunEvent>(a.signOfLifeMs, { kind: 'no-sign-of-life' })]));
+  }
+  try {
+    const ev = await Promise.race(events);
+    // `ready` failing is most often the channel closing as qemu exits: report the exit.
+    return ev.kind === 'not-ready' ? await Promise.race([exited, after(500, ev)]) : ev;
+  } finally {
+    for (const t of timers) clearTimeout(t);
   }
 }
 

@@ -18,54 +18,18 @@
  * The key covers everything the saved guest depends on: qemu (binary and version), the
  * host CPU, and the qemu command line with the kernel and the initrd by content, the root
  * image by identity, and the user disks by count and read-only flag (they are read after
- * the snapshot point).
+ * the snapshot point). Where snapshots are kept is the cache's business (cache/snapshots.ts);
+ * which runs make and use them, snapshot-boot.ts.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, open, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { layout, removeAbandonedTemps, removeWhole, tempPath } from '../cache/store.js';
-import { keepNewest } from '../files.js';
+import type { Snapshot } from '../cache/snapshots.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
-import { acceptOne } from './sockets.js';
 import type { Qmp } from './qmp.js';
-
-/** Console lines of the init that the launcher acts on (mirrors of src/init-c/protocol.h, with the init's prefix). */
-export const SNAPSHOT_MARKER = 'appliance-init: snapshot point: waiting for the go line';
-/** Said instead when the guest must not be saved (e.g. its kernel probed the disks already); the reason follows. */
-export const NO_SNAPSHOT_MARKER = 'appliance-init: snapshot point, not to be saved: ';
-/** The kernel parameter that makes the init stop at its snapshot point. */
-export const SNAPSHOT_PARAM = 'appliance.snapshot=1';
-
-/** Snapshots kept: a few shapes (disk counts, memory sizes) side by side, ~85 MB each on disk. */
-const KEEP = 4;
-
-export interface Snapshot {
-  key: string;
-  dir: string;
-  /** The guest's RAM at the snapshot point (sparse: as large as the guest's memory). */
-  ram: string;
-  /** qemu's device state (a migration stream without the RAM). */
-  state: string;
-}
-
-/**
- * The line the init waits for at its snapshot point (init.c, apply_go): the host's wall
- * clock, 32 random bytes to credit and reseed the guest's generator, and whether to print
- * the boot timeline.
- */
-export function goLine(timing: boolean, nowMs = performance.timeOrigin + performance.now()): string {
-  const ns = BigInt(Math.round(nowMs * 1e6));
-  const sec = ns / 1_000_000_000n;
-  const nsec = (ns % 1_000_000_000n).toString().padStart(9, '0');
-  return `appliance.go realtime=${sec}.${nsec} seed=${randomBytes(32).toString('hex')} timing=${timing ? 1 : 0} end\n`;
-}
-
-function paths(dir: string, key: string): Snapshot {
-  return { key, dir, ram: join(dir, 'ram'), state: join(dir, 'state') };
-}
+import { acceptOne } from './sockets.js';
 
 /**
  * The key of a boot's shape. `shape` is the boot's configuration with the kernel and the
@@ -84,74 +48,6 @@ export async function snapshotKey(qemu: string, shape: QemuConfig): Promise<stri
   };
   const identity = { qemu: [binary, st.size, st.mtimeMs], cpu: cpus()[0]?.model ?? 'unknown', argv: qemuArgv(neutral) };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 32);
-}
-
-/** The snapshot for `key` if there is one (marked as just used, for pruning). */
-export async function findSnapshot(cacheRoot: string, key: string): Promise<Snapshot | undefined> {
-  const s = paths(join(layout.snapshots(cacheRoot), key), key);
-  if (!existsSync(s.state)) return undefined;
-  const now = new Date();
-  await utimes(s.dir, now, now).catch(() => {});
-  return s;
-}
-
-/** Deletes a snapshot that failed to restore (a concurrent restore keeps its mapping of the RAM file). */
-export async function removeSnapshot(cacheRoot: string, key: string): Promise<void> {
-  // Best effort: one left behind only costs its next boot a failed restore.
-  await removeWhole(cacheRoot, join(layout.snapshots(cacheRoot), key), `evict-snapshot-${key}`).catch(() => {});
-}
-
-function unusableMark(cacheRoot: string, key: string): string {
-  return join(layout.snapshots(cacheRoot), `${key}.unusable`);
-}
-
-/** Why snapshots of this shape do not work here (a save or a fresh restore failed), if they do not. */
-export async function unusableReason(cacheRoot: string, key: string): Promise<string | undefined> {
-  return readFile(unusableMark(cacheRoot, key), 'utf8').catch(() => undefined);
-}
-
-/** Remembers that this shape cannot be snapshotted here, so later boots do not pay for trying. */
-export async function markUnusable(cacheRoot: string, key: string, reason: string): Promise<void> {
-  await mkdir(layout.snapshots(cacheRoot), { recursive: true, mode: 0o700 });
-  await writeFile(unusableMark(cacheRoot, key), reason);
-}
-
-/** A snapshot being made: its folder is private to this process until `commit`. */
-export interface PendingSnapshot extends Snapshot {
-  /** Renames the folder into place (or keeps one a concurrent boot made meanwhile). */
-  commit(): Promise<Snapshot>;
-  discard(): Promise<void>;
-}
-
-/** A snapshot is made in the cache's tmp/ (abandoned ones go as builds' do) and renamed into snapshots/. */
-export async function prepareSnapshot(cacheRoot: string, key: string): Promise<PendingSnapshot> {
-  const root = layout.snapshots(cacheRoot);
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  await removeAbandonedTemps(cacheRoot);
-  const tmp = await tempPath(cacheRoot, `snapshot-${key}`);
-  await mkdir(tmp, { mode: 0o700 });
-  const pending = paths(tmp, key);
-  return {
-    ...pending,
-    commit: async () => {
-      // The RAM was written through a mapping: make it durable before the name says it is complete.
-      for (const file of [pending.ram, pending.state]) {
-        const fh = await open(file, 'r+');
-        await fh.sync().finally(() => fh.close());
-      }
-      const final = join(root, key);
-      try {
-        await rename(tmp, final);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-        await rm(tmp, { recursive: true, force: true });
-      }
-      await keepNewest(root, KEEP, (name) => /^[0-9a-f]{32}$/.test(name));
-      return paths(final, key);
-    },
-    discard: () => rm(tmp, { recursive: true, force: true }),
-  };
 }
 
 /**

@@ -3,15 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { buildAppliance, type Appliance, type BuildOptions } from '../appliance/index.js';
-import type { Accel } from '../launcher/accel.js';
 import { AgentClient, type ExecOptions, type ExecResult, type ExecStream, type Input } from '../guest/agent-client.js';
-import { ROOT_SERIAL } from '../launcher/argv.js';
-import type { DiskSpec } from '../launcher/disks.js';
-import { launch, type Attempt, type Launched } from '../launcher/launch.js';
-import type { MachineName } from '../launcher/machine.js';
-
-/** Where the init hands over to: the agent serves the channel as the guest's PID 1. */
-const AGENT_PATH = '/usr/libexec/appliance/agent';
+import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
+import { launch, type Accel, type Attempt, type DiskSpec, type Launched, type MachineName } from '../launcher/index.js';
 
 export interface BootOptions {
   /** User disks, attached read-only by default, in the guest as `Vm.disks[i].guestPath`. */
@@ -104,7 +98,8 @@ export class Vm {
         cacheDir: opts.cacheDir,
         bootDeadlineMs: opts.bootTimeoutMs,
         channelSocket: join(workDir, 'agent.sock'),
-        cmdline: [`appliance.root=${ROOT_SERIAL}`, `appliance.init=${AGENT_PATH}`],
+        // The init hands over to the agent, which serves the channel as the guest's PID 1.
+        cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH)],
         snapshot: opts.snapshot ?? true,
         consoleTiming: Boolean(opts.log),
         ready: async (ctx) => AgentClient.connect(await ctx.channel),
@@ -115,8 +110,8 @@ export class Vm {
       const readyMs = performance.now() - t0;
       const disks = (opts.disks ?? []).map((d, i) => ({
         path: d.path,
-        serial: `disk${i}`,
-        guestPath: `/dev/disk/by-id/virtio-disk${i}`,
+        serial: diskSerial(i),
+        guestPath: diskGuestPath(i),
       }));
       const { hello } = agent;
       const resumed = launched.snapshot !== 'none';

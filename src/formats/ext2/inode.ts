@@ -2,7 +2,7 @@
  * The 256-byte ext2 inode: the 128-byte base plus the extra fields that carry time
  * epochs (so times past 2038 survive), filled the way Linux reads them.
  */
-import { MODE_TYPE } from '../../host/stat.js';
+import { MODE_TYPE } from '../entry.js';
 import { INODE_EXTRA_ISIZE } from './constants.js';
 import { isFastSymlink, symlinkTarget, type Ext2Node, type InodeMeta } from './nodes.js';
 

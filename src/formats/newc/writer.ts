@@ -4,7 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../../errors.js';
 import { replaceAtomically } from '../../files.js';
 import type { Entry } from '../entry.js';
-import { MODE_TYPE } from '../../host/stat.js';
+import { MODE_TYPE } from '../entry.js';
+import { HEADER_SIZE, MAGIC, MAX_FIELD, pad4, TRAILER, type Header } from './header.js';
 
 // Why our own encoder and not cpio-stream's pack({ format: 'newc' }) (read in
 // node_modules/cpio-stream/lib/pack.js and newc.js, v1.4.3): it writes the name with
@@ -17,24 +18,6 @@ import { MODE_TYPE } from '../../host/stat.js';
 // passes 512 bytes. The newc format itself is 110 bytes of hex fields, so a small
 // encoder is simpler than wrapping all of that. cpio-stream's extractor stays as one
 // of the test oracles, next to GNU cpio and the kernel itself.
-
-const MAGIC = '070701';
-const HEADER_SIZE = 110;
-const TRAILER = 'TRAILER!!!';
-const MAX_FIELD = 0xffffffff;
-
-interface Header {
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  mtime: number;
-  size: number;
-  rdevMajor: number;
-  rdevMinor: number;
-  name: Buffer;
-}
 
 /**
  * The archive as a stream of chunks, for callers that pipe it on (e.g. to a compressor).
@@ -88,7 +71,7 @@ export async function* newcChunks(entries: Iterable<Entry> | AsyncIterable<Entry
     );
     if (target) yield target;
     else if (carriesData && size > 0) yield* content(entry, size);
-    if (size % 4) yield Buffer.alloc(4 - (size % 4));
+    if (pad4(size)) yield Buffer.alloc(pad4(size));
   }
 
   yield encodeHeader(
@@ -123,7 +106,7 @@ export async function writeNewc(
 function encodeHeader(h: Header, entry: Entry | undefined): Buffer {
   const namesize = h.name.length + 1;
   // The name is NUL-terminated and padded so the data starts on a 4-byte boundary.
-  const total = HEADER_SIZE + namesize + ((4 - ((HEADER_SIZE + namesize) % 4)) % 4);
+  const total = HEADER_SIZE + namesize + pad4(HEADER_SIZE + namesize);
   const buf = Buffer.alloc(total);
   const fields = [h.ino, h.mode, h.uid, h.gid, h.nlink, h.mtime, h.size, 0, 0, h.rdevMajor, h.rdevMinor, namesize, 0];
   let text = MAGIC;

@@ -1,6 +1,6 @@
 /*
  * appliance agent: PID 1 in the root after the init's switch. Serves the host over the
- * virtio-serial port "org.appliance.agent" with the framed protocol of protocol.h: runs
+ * virtio-serial port APPL_PORT_NAME with the framed protocol of protocol.h: runs
  * commands (several at once), streams their output, moves files in and out, powers off.
  *
  * One poll loop, no threads. Everything it sends goes through a bounded outgoing queue:
@@ -11,9 +11,9 @@
  * so the host tests can run it without a VM.
  */
 #define _GNU_SOURCE
-#define LOG_PREFIX "appliance-agent"
-#include "util.h"
 #include "protocol.h"
+#define LOG_PREFIX APPL_AGENT_LOG_PREFIX
+#include "util.h"
 
 #include <dirent.h>
 #include <poll.h>
@@ -533,7 +533,7 @@ static __attribute__((noreturn)) void shut_down(void) {
   exit(0);
 }
 
-static unsigned char hello[20];
+static unsigned char hello[APPL_PAYLOAD_HELLO];
 
 /* Whoever connects first gets the HELLO, even if an earlier host left without a word. */
 static void queue_hello(void) {

@@ -7,8 +7,8 @@
  * it prints one line and powers off.
  */
 #define _GNU_SOURCE
-#define LOG_PREFIX "appliance-init"
 #include "protocol.h"
+#define LOG_PREFIX APPL_INIT_LOG_PREFIX
 #include "util.h"
 
 #include <dirent.h>
@@ -64,21 +64,27 @@ static void mount_or_die(const char *src, const char *dst, const char *type, uns
     fatal("cannot mount %s on %s: %s", type, dst, strerror(errno));
 }
 
-/* Kernel command line: appliance.root=, appliance.init=, appliance.rootwait=, appliance.timing=,
- * appliance.snapshot=. */
+/* Kernel command line: the APPL_PARAM_* of contract.h. */
 static char cmdline[4096];
 static const char *root_spec, *init_path = "/init";
 static int rootwait_s = 10, snapshot_point;
+
+/* The value of a "key=value" token for `key` (which ends with '='), else NULL. */
+static const char *param_value(const char *tok, const char *key) {
+  size_t n = strlen(key);
+  return strncmp(tok, key, n) ? NULL : tok + n;
+}
 
 static void parse_cmdline(void) {
   if (read_text("/proc/cmdline", cmdline, sizeof cmdline) < 0)
     fatal("cannot read /proc/cmdline: %s", strerror(errno));
   for (char *tok = strtok(cmdline, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
-    if (!strncmp(tok, "appliance.root=", 15)) root_spec = tok + 15;
-    else if (!strncmp(tok, "appliance.init=", 15)) init_path = tok + 15;
-    else if (!strncmp(tok, "appliance.rootwait=", 19)) rootwait_s = atoi(tok + 19);
-    else if (!strncmp(tok, "appliance.timing=", 17)) timing = atoi(tok + 17) != 0;
-    else if (!strncmp(tok, "appliance.snapshot=", 19)) snapshot_point = atoi(tok + 19) != 0;
+    const char *v;
+    if ((v = param_value(tok, APPL_PARAM_ROOT))) root_spec = v;
+    else if ((v = param_value(tok, APPL_PARAM_INIT))) init_path = v;
+    else if ((v = param_value(tok, APPL_PARAM_ROOTWAIT))) rootwait_s = atoi(v);
+    else if ((v = param_value(tok, APPL_PARAM_TIMING))) timing = atoi(v) != 0;
+    else if ((v = param_value(tok, APPL_PARAM_SNAPSHOT))) snapshot_point = atoi(v) != 0;
   }
 }
 
@@ -158,30 +164,31 @@ static int hexval(char c) {
 }
 
 static int apply_go(char *line) {
-  if (strncmp(line, "appliance.go ", 13)) return 0;
+  size_t start = strlen(APPL_GO_START);
+  if (strncmp(line, APPL_GO_START, start)) return 0;
   long long sec = -1;
   long nsec = -1;
   int go_timing = -1, end = 0;
   struct {
     int entropy_count, buf_size;
-    unsigned char buf[32];
-  } seed = {256, 32, {0}};
+    unsigned char buf[APPL_GO_SEED_BYTES];
+  } seed = {APPL_GO_SEED_BYTES * 8, APPL_GO_SEED_BYTES, {0}};
   int seeded = 0;
-  for (char *tok = strtok(line + 13, " \n"); tok; tok = strtok(NULL, " \n")) {
+  for (char *tok = strtok(line + start, " \n"); tok; tok = strtok(NULL, " \n")) {
     if (!strncmp(tok, "realtime=", 9)) {
       char *dot;
       sec = strtoll(tok + 9, &dot, 10);
       if (*dot == '.') nsec = strtol(dot + 1, NULL, 10);
-    } else if (!strncmp(tok, "seed=", 5) && strlen(tok + 5) == 64) {
+    } else if (!strncmp(tok, "seed=", 5) && strlen(tok + 5) == 2 * APPL_GO_SEED_BYTES) {
       seeded = 1;
-      for (int i = 0; i < 32; i++) {
+      for (int i = 0; i < APPL_GO_SEED_BYTES; i++) {
         int hi = hexval(tok[5 + 2 * i]), lo = hexval(tok[6 + 2 * i]);
         if (hi < 0 || lo < 0) seeded = 0;
         seed.buf[i] = (unsigned char)(hi << 4 | lo);
       }
     } else if (!strncmp(tok, "timing=", 7)) {
       go_timing = atoi(tok + 7) != 0;
-    } else if (!strcmp(tok, "end")) {
+    } else if (!strcmp(tok, APPL_GO_END)) {
       end = 1;
     }
   }
@@ -205,8 +212,8 @@ static void await_go(const char *unsafe) {
     t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     tcsetattr(0, TCSANOW, &t);
   }
-  if (unsafe) say("%s%s", APPL_NO_SNAPSHOT_MARKER, unsafe);
-  else say("%s", APPL_SNAPSHOT_MARKER);
+  if (unsafe) say("%s%s", APPL_LINE_NO_SNAPSHOT, unsafe);
+  else say("%s", APPL_LINE_SNAPSHOT);
   tcdrain(2);
   static char line[1024];
   for (;;) {
@@ -217,7 +224,7 @@ static void await_go(const char *unsafe) {
     if (apply_go(line)) break;
   }
   resume_ms = clock_ms(CLOCK_BOOTTIME);
-  say("%s", APPL_RESUMED_MARKER);
+  say("%s", APPL_LINE_RESUMED);
 }
 
 static int is_virtio_blk(const char *name) {
@@ -395,7 +402,7 @@ static void link_disks_by_id(void) {
       if (!strchr("#+-.:=@_", *c) && !(*c >= '0' && *c <= '9') && !(*c >= 'a' && *c <= 'z') &&
           !(*c >= 'A' && *c <= 'Z'))
         *c = '_';
-    snprintf(link, sizeof link, "/dev/disk/by-id/virtio-%s", serial);
+    snprintf(link, sizeof link, APPL_BY_ID_PREFIX "%s", serial);
     snprintf(target, sizeof target, "../../%s", e->d_name);
     if (symlink(target, link) < 0 && errno != EEXIST)
       say("cannot create %s: %s", link, strerror(errno));
@@ -407,16 +414,14 @@ static void mount_root(const char *dev) {
   mkdir(NEWROOT, 0755);
   if (mount(dev, NEWROOT, "ext2", MS_RDONLY, NULL) < 0)
     fatal("cannot mount the root disk %s (ext2, read-only) on %s: %s", dev, NEWROOT, strerror(errno));
-  static const struct { const char *path, *opts; } tmpfs[] = {
-      {NEWROOT "/tmp", "mode=1777"},
-      {NEWROOT "/run", "mode=0755"},
-      {NEWROOT "/var/tmp", "mode=1777"},
-      {NEWROOT "/root", "mode=0700"},
-  };
-  for (size_t i = 0; i < sizeof tmpfs / sizeof tmpfs[0]; i++)
-    if (mount("tmpfs", tmpfs[i].path, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs[i].opts) < 0)
-      say("cannot mount a tmpfs on %s: %s (does the root image have that folder?)",
-          tmpfs[i].path + sizeof NEWROOT - 1, strerror(errno));
+  static const struct { const char *path, *opts; } tmpfs[] = APPL_TMPFS_MOUNTS;
+  for (size_t i = 0; i < sizeof tmpfs / sizeof tmpfs[0]; i++) {
+    char path[128];
+    snprintf(path, sizeof path, NEWROOT "%s", tmpfs[i].path);
+    if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs[i].opts) < 0)
+      say("cannot mount a tmpfs on %s: %s (does the root image have that folder?)", tmpfs[i].path,
+          strerror(errno));
+  }
 }
 
 /* Deletes the initramfs's files (they hold RAM) without entering other mounts, as
@@ -444,7 +449,7 @@ static void remove_tree(int dirfd, dev_t rootdev) {
 }
 
 static void switch_root(void) {
-  static const char *const moved[] = {"/dev", "/proc", "/sys"};
+  static const char *const moved[] = APPL_MOVED_MOUNTS;
   for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
     char dst[64];
     snprintf(dst, sizeof dst, NEWROOT "%s", moved[i]);
@@ -480,7 +485,7 @@ int main(void) {
   }
   parse_cmdline();
   mark("init started");
-  if (!root_spec) fatal("no appliance.root= on the kernel command line: the root disk is unknown");
+  if (!root_spec) fatal("no %s on the kernel command line: the root disk is unknown", APPL_PARAM_ROOT);
 
   load_modules(0);
   const char *unsafe = NULL;
@@ -530,6 +535,6 @@ int main(void) {
   char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env, resume_env,
                         timing ? "APPLIANCE_TIMING=1" : NULL, NULL};
   execve(init_path, argv, envp);
-  fatal("cannot run %s from the root disk: %s (appliance.init= names what to run)", init_path,
-        strerror(errno));
+  fatal("cannot run %s from the root disk: %s (%s names what to run)", init_path, strerror(errno),
+        APPL_PARAM_INIT);
 }

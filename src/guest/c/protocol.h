@@ -1,7 +1,7 @@
 /*
- * The guest channel's framed protocol, spoken between the host (src/qemu/agent-client.ts,
- * which mirrors these numbers in src/qemu/protocol.ts) and the agent (agent.c) over the
- * virtio-serial port "org.appliance.agent".
+ * The guest channel's framed protocol, spoken between the host (src/guest/agent-client.ts)
+ * and the agent (agent.c) over the virtio-serial port APPL_PORT_NAME. Its numbers and names
+ * come from contract.h, generated from src/guest/contract.ts: this file documents them.
  *
  * Every frame is a 12-byte header and a payload. All integers are little endian.
  *
@@ -61,44 +61,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define APPL_VERSION 1
-#define APPL_PORT_NAME "org.appliance.agent"
-#define APPL_HEADER_SIZE 12
-#define APPL_MAX_PAYLOAD 65536
-#define APPL_STDIN_WINDOW (256 * 1024)
-
-enum {
-  APPL_T_HELLO = 1,
-  APPL_T_EXEC = 2,
-  APPL_T_STDIN = 3,
-  APPL_T_STDIN_ACK = 4,
-  APPL_T_STDOUT = 5,
-  APPL_T_STDERR = 6,
-  APPL_T_EXIT = 7,
-  APPL_T_ERROR = 8,
-  APPL_T_WRITE_FILE = 9,
-  APPL_T_READ_FILE = 10,
-  APPL_T_DATA = 11,
-  APPL_T_OK = 12,
-  APPL_T_POWEROFF = 13,
-  APPL_T_SIGNAL = 14,
-  APPL_T_RESIZE = 15,
-};
-
-enum {
-  APPL_F_STDIN = 1, /* EXEC */
-  APPL_F_PTY = 2,   /* EXEC */
-  APPL_F_ABORT = 1, /* DATA of a WRITE_FILE */
-};
-
-#define APPL_HELLO_PID1 1u
-
-/* Console lines of the init around the snapshot point (init.c, await_go). The launcher
- * matches the first two (src/qemu/snapshot.ts mirrors them); the third is for people. */
-#define APPL_SNAPSHOT_MARKER "snapshot point: waiting for the go line"
-/* Instead of the above when this boot must not be saved; the reason follows. */
-#define APPL_NO_SNAPSHOT_MARKER "snapshot point, not to be saved: "
-#define APPL_RESUMED_MARKER "resumed"
+#include "contract.h"
 
 static inline uint32_t appl_get32(const unsigned char *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "contract.h"
+
 #ifndef LOG_PREFIX
 #error "define LOG_PREFIX before including util.h"
 #endif
@@ -60,7 +62,7 @@ static inline __attribute__((noreturn)) void halt_vm(int status) {
 static inline __attribute__((noreturn, format(printf, 1, 2))) void fatal(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsay("FATAL: ", fmt, ap);
+  vsay(APPL_LINE_FATAL, fmt, ap);
   va_end(ap);
   /* The serial console sends asynchronously: let the line out before the VM is gone. */
   tcdrain(2);

@@ -1,0 +1,114 @@
+/**
+ * Where the launcher's snapshots of booted appliances live (launcher/snapshot.ts makes and
+ * restores them): `snapshots/KEY/{ram,state}`, made in tmp/ and put in place whole; the
+ * four most recently used are kept; `KEY.unusable` says why a shape has none on this host.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { diskUsage } from './usage.js';
+import { layout } from './layout.js';
+import { keepNewest, putInPlace, removeAbandonedTemps, removeWhole, tempPath } from './temp.js';
+
+/** Snapshots kept: a few shapes (disk counts, memory sizes) side by side, ~85 MB each on disk. */
+const KEEP = 4;
+const KEY = /^[0-9a-f]{32}$/;
+
+export interface Snapshot {
+  key: string;
+  dir: string;
+  /** The guest's RAM at the snapshot point (sparse: as large as the guest's memory). */
+  ram: string;
+  /** qemu's device state (a migration stream without the RAM). */
+  state: string;
+}
+
+function paths(dir: string, key: string): Snapshot {
+  return { key, dir, ram: join(dir, 'ram'), state: join(dir, 'state') };
+}
+
+/** The snapshot for `key` if there is one (marked as just used, for pruning). */
+export async function findSnapshot(root: string, key: string): Promise<Snapshot | undefined> {
+  const s = paths(layout.snapshot(root, key), key);
+  if (!existsSync(s.state)) return undefined;
+  const now = new Date();
+  await utimes(s.dir, now, now).catch(() => {});
+  return s;
+}
+
+/** Deletes a snapshot (a concurrent restore keeps its mapping of the RAM file). */
+export async function removeSnapshot(root: string, key: string): Promise<void> {
+  // Best effort: one left behind only costs its next boot a failed restore.
+  await removeWhole(root, layout.snapshot(root, key), `evict-snapshot-${key}`).catch(() => {});
+}
+
+/** Why snapshots of this shape do not work here, if they do not. */
+export async function unusableReason(root: string, key: string): Promise<string | undefined> {
+  return readFile(layout.unusable(root, key), 'utf8').catch(() => undefined);
+}
+
+/** Remembers that this shape cannot be snapshotted here, so later boots do not pay for trying. */
+export async function markUnusable(root: string, key: string, reason: string): Promise<void> {
+  await mkdir(layout.snapshots(root), { recursive: true, mode: 0o700 });
+  await writeFile(layout.unusable(root, key), reason);
+}
+
+/** A snapshot being made: its folder is private to this process until `commit`. */
+export interface PendingSnapshot extends Snapshot {
+  /** Puts the folder in place (or keeps one a concurrent boot made meanwhile). */
+  commit(): Promise<Snapshot>;
+  discard(): Promise<void>;
+}
+
+/** A snapshot is made in the cache's tmp/ and put in place whole by `commit`. */
+export async function prepareSnapshot(root: string, key: string): Promise<PendingSnapshot> {
+  await mkdir(layout.snapshots(root), { recursive: true, mode: 0o700 });
+  await removeAbandonedTemps(root);
+  const tmp = await tempPath(root, `snapshot-${key}`);
+  await mkdir(tmp, { mode: 0o700 });
+  const pending = paths(tmp, key);
+  return {
+    ...pending,
+    commit: async () => {
+      // The RAM was written through a mapping: make it durable before the name says it is complete.
+      for (const file of [pending.ram, pending.state]) {
+        const fh = await open(file, 'r+');
+        await fh.sync().finally(() => fh.close());
+      }
+      const final = layout.snapshot(root, key);
+      await putInPlace(tmp, final);
+      await keepNewest(root, layout.snapshots(root), KEEP, (name) => KEY.test(name));
+      return paths(final, key);
+    },
+    discard: () => removeWhole(root, tmp, `discard-snapshot-${key}`),
+  };
+}
+
+export interface SnapshotInfo {
+  key: string;
+  dir: string;
+  /** Bytes on disk: the RAM file is sparse, as large as the guest's memory. */
+  diskBytes: number;
+  lastUsed: number;
+}
+
+/** The complete snapshots, most recently used first. */
+export async function listSnapshots(root: string): Promise<SnapshotInfo[]> {
+  let names: string[];
+  try {
+    names = (await readdir(layout.snapshots(root))).filter((n) => KEY.test(n));
+  } catch {
+    return [];
+  }
+  const out: SnapshotInfo[] = [];
+  for (const key of names) {
+    const dir = layout.snapshot(root, key);
+    try {
+      const [st, diskBytes] = await Promise.all([stat(dir), diskUsage(dir)]);
+      out.push({ key, dir, diskBytes, lastUsed: st.mtimeMs });
+    } catch {
+      // replaced or deleted meanwhile
+    }
+  }
+  return out.sort((a, b) => b.lastUsed - a.lastUsed);
+}

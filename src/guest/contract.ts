@@ -1,0 +1,123 @@
+/**
+ * The guest contract: every name, number and line that the host side (launcher, agent
+ * client, appliance composer) and the guest programs (c/init.c, c/agent.c) must agree on.
+ * The C side gets it as contract.h, generated from this file when they are compiled
+ * (contract-header.ts, compile.ts), so the two sides cannot drift apart.
+ * ARCHITECTURE.md "Contracts between the parts" explains each item.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** The virtio-serial port the agent opens (`/sys/class/virtio-ports/*\/name`). */
+export const AGENT_PORT_NAME = 'org.appliance.agent';
+/** Where the root image holds the agent; the init execs it as PID 1 after the switch. */
+export const AGENT_PATH = '/usr/libexec/appliance/agent';
+/** The root disk's virtio serial: the init finds its root by it. */
+export const ROOT_SERIAL = 'appliance-root';
+/** User disk i has serial `disk<i>` and appears as `/dev/disk/by-id/virtio-disk<i>`. */
+export const DISK_SERIAL_PREFIX = 'disk';
+export const BY_ID_PREFIX = '/dev/disk/by-id/virtio-';
+export const diskSerial = (index: number): string => `${DISK_SERIAL_PREFIX}${index}`;
+export const diskGuestPath = (index: number): string => `${BY_ID_PREFIX}${diskSerial(index)}`;
+
+/** Kernel command line parameters the init reads. */
+export const CMDLINE = {
+  /** The root disk's serial (a value starting with /dev/ names the device directly). */
+  root: 'appliance.root',
+  /** What to exec in the root after the switch (default /init). */
+  init: 'appliance.init',
+  /** Seconds to wait for the root disk (default 10). */
+  rootwait: 'appliance.rootwait',
+  /** 1: print a timing mark at each step. */
+  timing: 'appliance.timing',
+  /** 1: stop at the snapshot point and wait for the go line. */
+  snapshot: 'appliance.snapshot',
+} as const;
+export const param = (key: keyof typeof CMDLINE, value: string | number): string => `${CMDLINE[key]}=${value}`;
+
+/** Folders the init mounts a tmpfs on, in the root image (which must have them empty), with the tmpfs mode. */
+export const TMPFS_MOUNTS: readonly { path: string; mode: number }[] = [
+  { path: '/tmp', mode: 0o1777 },
+  { path: '/run', mode: 0o755 },
+  { path: '/var/tmp', mode: 0o1777 },
+  { path: '/root', mode: 0o700 },
+];
+/** Folders the init moves its /dev, /proc and /sys onto, in the root image. */
+export const MOVED_MOUNTS: readonly { path: string; mode: number }[] = [
+  { path: '/dev', mode: 0o755 },
+  { path: '/proc', mode: 0o555 },
+  { path: '/sys', mode: 0o555 },
+];
+
+/** Console line prefixes of the guest programs: `appliance-init: …`. */
+export const INIT_LOG_PREFIX = 'appliance-init';
+export const AGENT_LOG_PREFIX = 'appliance-agent';
+/** What the init says on the console, after its prefix, that the launcher acts on. */
+export const INIT_LINES = {
+  /** Stopped at the snapshot point: a save may happen now, then the go line is awaited. */
+  snapshot: 'snapshot point: waiting for the go line',
+  /** Instead of `snapshot` when this boot must not be saved; the reason follows. */
+  noSnapshot: 'snapshot point, not to be saved: ',
+  /** Past the go line (for people reading the console). */
+  resumed: 'resumed',
+  /** A fatal error follows; the init then powers off. */
+  fatal: 'FATAL: ',
+} as const;
+/** A whole console line as the launcher sees it. */
+export const initLine = (what: keyof typeof INIT_LINES): string => `${INIT_LOG_PREFIX}: ${INIT_LINES[what]}`;
+
+/**
+ * The go line the launcher types on the console at the snapshot point (init.c apply_go):
+ * the host's wall clock, 32 random bytes to credit to the guest's generator and reseed
+ * it, and whether to print the boot timeline. A line missing its start or its end is ignored.
+ */
+export const GO_LINE = { start: 'appliance.go', end: 'end', seedBytes: 32 } as const;
+export function goLine(timing: boolean, nowMs = performance.timeOrigin + performance.now()): string {
+  const ns = BigInt(Math.round(nowMs * 1e6));
+  const sec = ns / 1_000_000_000n;
+  const nsec = (ns % 1_000_000_000n).toString().padStart(9, '0');
+  const seed = randomBytes(GO_LINE.seedBytes).toString('hex');
+  return `${GO_LINE.start} realtime=${sec}.${nsec} seed=${seed} timing=${timing ? 1 : 0} ${GO_LINE.end}\n`;
+}
+
+/**
+ * The guest channel's framed protocol (documented message by message in c/protocol.h):
+ * a 12-byte little-endian header (u32 payload length, u8 type, u8 flags, u16 reserved,
+ * u32 request id) and a payload of at most MAX_PAYLOAD bytes.
+ */
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 12;
+export const MAX_PAYLOAD = 65536;
+/** Unacknowledged stdin bytes the host may have in flight per command. */
+export const STDIN_WINDOW = 256 * 1024;
+
+export const FrameType = {
+  HELLO: 1,
+  EXEC: 2,
+  STDIN: 3,
+  STDIN_ACK: 4,
+  STDOUT: 5,
+  STDERR: 6,
+  EXIT: 7,
+  ERROR: 8,
+  WRITE_FILE: 9,
+  READ_FILE: 10,
+  DATA: 11,
+  OK: 12,
+  POWEROFF: 13,
+  SIGNAL: 14,
+  RESIZE: 15,
+} as const;
+
+export const FrameFlag = {
+  /** EXEC: stdin follows in STDIN frames (else the command reads /dev/null). */
+  STDIN: 1,
+  /** EXEC: run on a pseudo-terminal. */
+  PTY: 2,
+  /** DATA of a WRITE_FILE: give up and remove the file. */
+  ABORT: 1,
+} as const;
+
+/** HELLO's flags word: the agent is the guest's PID 1. */
+export const HELLO_PID1 = 1;
+/** Payload sizes of the fixed-size replies. */
+export const PAYLOAD = { HELLO: 20, EXIT: 12, STDIN_ACK: 4, ERROR_MIN: 4, EXEC_HEAD: 12 } as const;

@@ -1,0 +1,58 @@
+import { ApplianceError, type ErrorCode } from '../errors.js';
+import { describeAccel, type AccelChoice } from './accel.js';
+import type { AttemptOutcome, AttemptResult } from './attempt.js';
+import type { MachineName } from './machine.js';
+import type { Mode } from './modes.js';
+
+/** One qemu run of a launch, as `Vm.attempts` reports it. */
+export interface Attempt {
+  accel: AccelChoice;
+  machine: MachineName;
+  /** plain or cold: the kernel booted; save: booted to save a snapshot; restore: a snapshot resumed. */
+  mode: Mode['kind'];
+  outcome: AttemptOutcome;
+  /** From this attempt's spawn to its outcome. */
+  ms: number;
+  detail?: string;
+}
+
+/** A boot that failed: the last console lines and every attempt come with it. */
+export class BootError extends ApplianceError {
+  /** What went wrong, in one line (the message adds the console lines). */
+  readonly reason: string;
+  readonly consoleTail: string[];
+  readonly attempts: Attempt[];
+  constructor(code: ErrorCode, reason: string, consoleTail: string[], attempts: Attempt[]) {
+    const tail = consoleTail.length ? `\nlast console lines:\n${consoleTail.map((l) => `  ${l}`).join('\n')}` : '\n(no console output)';
+    super(code, reason + tail);
+    this.reason = reason;
+    this.consoleTail = consoleTail;
+    this.attempts = attempts;
+  }
+}
+
+/** The error for a launch whose every attempt failed, `last` being the last one. */
+export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt[], deadlineMs: number): BootError {
+  const tail = last.proc.consoleTail();
+  const how = (a: Attempt) => (a.mode === 'save' ? ' saving a snapshot' : a.mode === 'restore' ? ' restoring a snapshot' : '');
+  const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${a.outcome}`).join(', ');
+  if (last.outcome === 'timeout') {
+    return new BootError(
+      'EBOOTTIMEOUT',
+      `the appliance did not become ready within ${deadlineMs} ms (tried ${tried}): check the kernel and the initrd, ` +
+        `or allow more time if the host is very busy`,
+      tail,
+      attempts,
+    );
+  }
+  if (last.outcome === 'exited' && last.status?.code === 0) {
+    return new BootError('EBOOTFAILED', `the appliance stopped (powered off, rebooted or panicked) before it was ready (tried ${tried}): see its console`, tail, attempts);
+  }
+  return new BootError(
+    'EQEMU',
+    `qemu (${qemu}) failed to boot the appliance (tried ${tried}; ${attempts.at(-1)?.detail ?? 'no sign of life'}): ` +
+      `check the qemu installation, or pick another machine or accelerator`,
+    tail,
+    attempts,
+  );
+}

@@ -1,0 +1,92 @@
+/**
+ * How one qemu run goes, by mode (attempt.ts runs them):
+ * - plain: boot the kernel (no snapshot point on the command line);
+ * - cold: boot the kernel, and let the init past its snapshot point at once;
+ * - save: boot with the RAM in the pending snapshot's file, and at the snapshot point save
+ *   the guest and stop (outcome 'saved'); if it cannot be saved, go on as a cold boot;
+ * - restore: resume a snapshot (-incoming), then send the go line.
+ */
+import { openSync } from 'node:fs';
+import type { PendingSnapshot, Snapshot } from '../cache/snapshots.js';
+import { goLine, initLine } from '../guest/contract.js';
+import type { QemuConfig } from './argv.js';
+import type { Run } from './attempt.js';
+import { Qmp } from './qmp.js';
+import { restoreState, saveState } from './snapshot.js';
+
+export interface Mode {
+  kind: 'plain' | 'cold' | 'save' | 'restore';
+  /** The run's qemu configuration, from the launch's; `monitor` is the QMP socket when the mode uses one. */
+  configure(base: QemuConfig, monitor: string): QemuConfig;
+  /** This mode talks to qemu's monitor (QMP). */
+  monitor: boolean;
+  /** A file qemu gets as its fd 3 (restore: the saved state), opened just before the spawn. */
+  openFd3?(): number;
+  /** Each console line of the guest. */
+  onConsole?(line: string, run: Run): void;
+  /** Right after the spawn. */
+  started?(run: Run): void;
+  /** A guest whose agent does not answer means this run failed (restore: a bad snapshot), not a bug. */
+  readyFailureIsOutcome?: boolean;
+}
+
+const SNAPSHOT_LINE = initLine('snapshot');
+const NO_SNAPSHOT_LINE = initLine('noSnapshot');
+
+/** Watches the console for the init's snapshot point; `at` gets the refusal's reason, if the guest must not be saved. */
+function atSnapshotPoint(line: string, at: (refusal?: string) => void): void {
+  if (line.includes(SNAPSHOT_LINE)) at();
+  else if (line.includes(NO_SNAPSHOT_LINE)) at(line.slice(line.indexOf(NO_SNAPSHOT_LINE) + NO_SNAPSHOT_LINE.length));
+}
+
+export const plain: Mode = { kind: 'plain', monitor: false, configure: (c) => c };
+
+export const cold: Mode = {
+  kind: 'cold',
+  monitor: false,
+  configure: (c) => c,
+  onConsole: (line, run) => atSnapshotPoint(line, () => run.proc.writeConsole(goLine(run.timing))),
+};
+
+export function save(pending: PendingSnapshot): Mode {
+  const saveAt = async (run: Run, refusal?: string) => {
+    if (refusal) {
+      run.saveFailed(refusal, 'the guest must not be saved');
+      return run.proc.writeConsole(goLine(run.timing));
+    }
+    let qmp: Qmp | undefined;
+    try {
+      qmp = await Qmp.connect(await run.monitor);
+      await saveState(qmp, pending, run.stateSocket);
+      run.end({ kind: 'saved' });
+    } catch (err) {
+      run.saveFailed((err as Error).message, 'cannot save a snapshot');
+      await qmp?.execute('cont').catch(() => {});
+      run.proc.writeConsole(goLine(run.timing));
+    }
+  };
+  return {
+    kind: 'save',
+    monitor: true,
+    configure: (c, monitor) => ({ ...c, ramFile: { path: pending.ram, shared: true }, monitorSocket: monitor }),
+    onConsole: (line, run) => atSnapshotPoint(line, (refusal) => void saveAt(run, refusal)),
+  };
+}
+
+export function restore(snapshot: Snapshot): Mode {
+  return {
+    kind: 'restore',
+    monitor: true,
+    readyFailureIsOutcome: true,
+    configure: (c, monitor) => ({ ...c, boot: 'incoming', ramFile: { path: snapshot.ram, shared: false }, monitorSocket: monitor }),
+    openFd3: () => openSync(snapshot.state, 'r'),
+    started: (run) => {
+      void (async () => {
+        const qmp = await Qmp.connect(await run.monitor);
+        await restoreState(qmp, 3);
+        run.resumed();
+        run.proc.writeConsole(goLine(run.timing));
+      })().catch((err: unknown) => run.end({ kind: 'failed', detail: (err as Error).message }));
+    },
+  };
+}
