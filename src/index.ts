@@ -6,7 +6,8 @@ export { AgentError, type ExecOptions, type ExecResult, type ExecStream } from '
 export { BootError, detectDiskFormat, type DiskSpec, type DiskFormat } from './launcher/index.js';
 export { buildAppliance, type Appliance, type BuildOptions } from './appliance/index.js';
 export { buildInitrd } from './appliance/initrd.js';
-export { writeExt2, mkext2, type Ext2Options, type Ext2Result } from './formats/ext2/index.js';
+export { writeExt2, type Ext2Options, type Ext2Result } from './formats/ext2/index.js';
+export { mkext2 } from './appliance/mkext2.js';
 export { readNewc, writeNewc, type NewcRecord } from './formats/newc/index.js';
 export { scanTree } from './host/scan.js';
 export { findKernel, resolveModules } from './kernel/index.js';

@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkext2 } from '../src/formats/ext2/index.js';
+import { mkext2 } from '../src/appliance/mkext2.js';
 import { buildInitBinaries } from '../src/guest/compile.js';
 import { findKernel } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';

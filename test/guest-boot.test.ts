@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkext2 } from '../src/formats/ext2/index.js';
+import { mkext2 } from '../src/appliance/mkext2.js';
 import { buildInitBinaries } from '../src/guest/compile.js';
 import { findKernel, type KernelInfo } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';

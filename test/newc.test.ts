@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApplianceError } from '../src/errors.js';
-import { writeNewc } from '../src/formats/newc/index.js';
+import { readNewc, writeNewc } from '../src/formats/newc/index.js';
 import type { Entry } from '../src/formats/entry.js';
 
 interface CpioStreamHeader {
@@ -210,5 +210,85 @@ describe('writeNewc', () => {
     expect((err as ApplianceError).code).toBe('ENEWCSIZE');
     expect((err as Error).message).toMatch(/"f": expected 999 bytes but its source has more/);
     expect(await readdir(dir)).toEqual(before);
+  });
+});
+
+/** Every record of an archive, with each file's content hashed. */
+async function readAll(path: string) {
+  const out: { entry: Entry; nlink: number; ino: number; sha?: string }[] = [];
+  for await (const r of readNewc(path)) {
+    const chunks: Buffer[] = [];
+    for await (const c of r.content()) chunks.push(c as Buffer);
+    out.push({ entry: r.entry, nlink: r.nlink, ino: r.ino, ...(r.entry.type === 'file' ? { sha: sha(Buffer.concat(chunks)) } : {}) });
+  }
+  return out;
+}
+
+describe('readNewc', () => {
+  it('reads back what writeNewc wrote: names byte for byte, metadata, contents, devices, symlinks, hard links', async () => {
+    const out = join(dir, 'round.cpio');
+    await writeNewc(entries, out);
+    const back = await readAll(out);
+    expect(back.map((r) => r.entry.path)).toEqual(entries.map((e) => e.path));
+    for (const [i, e] of entries.entries()) {
+      const r = back[i]!;
+      expect([r.entry.type, r.entry.mode, r.entry.uid, r.entry.gid, r.entry.mtime], String(e.path)).toEqual([e.type, e.mode, e.uid, e.gid, e.mtime]);
+      if (e.type === 'symlink') expect(r.entry.target).toBe(e.target);
+      if (e.rdevMajor !== undefined) expect([r.entry.rdevMajor, r.entry.rdevMinor]).toEqual([e.rdevMajor, e.rdevMinor]);
+    }
+    const byPath = new Map(back.map((r) => [String(r.entry.path), r]));
+    expect(byPath.get('dir/host.bin')!.sha).toBe(sha(await readFile(hostBin)));
+    expect(byPath.get('dir/hello.txt')!.sha).toBe(sha(Buffer.from('hello\n')));
+    const links = ['dir/h1', 'dir/h2', 'dir/h3'].map((p) => byPath.get(p)!);
+    expect(links.map((l) => [l.nlink, l.entry.size, l.entry.hardlinkKey === links[0]!.entry.hardlinkKey])).toEqual([
+      [3, 0, true],
+      [3, 0, true],
+      [3, 3000, true],
+    ]);
+    expect(links[2]!.sha).toBe(sha(await readFile(linked)));
+    expect(Buffer.isBuffer(back.find((r) => Buffer.isBuffer(r.entry.path))!.entry.path)).toBe(true);
+  });
+
+  it("reads GNU cpio's own archives (newc and crc) as GNU cpio lists them", async () => {
+    const tree = join(dir, 'gnu-tree');
+    await mkdir(join(tree, 'sub'), { recursive: true });
+    await writeFile(join(tree, 'sub/a.txt'), 'alpha\n');
+    await writeFile(join(tree, 'b.bin'), randomBytes(5000));
+    execFileSync('ln', ['-s', 'sub/a.txt', join(tree, 'to-a')]);
+    execFileSync('ln', [join(tree, 'b.bin'), join(tree, 'b2.bin')]);
+    for (const format of ['newc', 'crc']) {
+      const out = join(dir, `gnu-${format}.cpio`);
+      execFileSync('sh', ['-c', `find . | LC_ALL=C sort | cpio -o --quiet -H ${format} > ${out}`], { cwd: tree });
+      const listed = execFileSync('sh', ['-c', `cpio -t --quiet < ${out}`], { encoding: 'utf8' }).trim().split('\n');
+      const back = await readAll(out);
+      expect(back.map((r) => (r.entry.path === '' ? '.' : String(r.entry.path)))).toEqual(listed);
+      const byPath = new Map(back.map((r) => [String(r.entry.path), r]));
+      expect(byPath.get('sub/a.txt')!.sha).toBe(sha(Buffer.from('alpha\n')));
+      expect(byPath.get('to-a')!.entry.target).toBe('sub/a.txt');
+      const pair = ['b.bin', 'b2.bin'].map((p) => byPath.get(p)!);
+      expect(pair[0]!.ino).toBe(pair[1]!.ino);
+      expect(pair.find((p) => p.entry.size)!.sha).toBe(sha(await readFile(join(tree, 'b.bin'))));
+    }
+  });
+
+  it('refuses damaged and hostile archives with one line, reading no more than the file holds', async () => {
+    const good = await readFile(join(dir, 'round.cpio'));
+    const cases: [string, Buffer, RegExp][] = [
+      ['not-cpio', Buffer.from('hello world, this is not an archive at all'.repeat(4)), /no newc magic/],
+      ['truncated', good.subarray(0, 300), /ends before its trailer|runs past the end/],
+      ['no-trailer', good.subarray(0, good.lastIndexOf(Buffer.from('070701'))), /ends before its trailer/],
+      ['huge-name', Buffer.concat([Buffer.from('070701' + '0'.repeat(8 * 11) + 'FFFFFFFF' + '0'.repeat(8)), Buffer.alloc(200)]), /a name of 4294967295 bytes/],
+      ['huge-size', Buffer.concat([Buffer.from('070701' + '0'.repeat(8) + '000081A4' + '0'.repeat(8 * 4) + 'FFFFFFF0' + '0'.repeat(8 * 4) + '00000002' + '0'.repeat(8)), Buffer.from('a\0'), Buffer.alloc(200)]), /runs past the end/],
+      ['not-hex', Buffer.concat([Buffer.from('070701' + 'zzzzzzzz' + '0'.repeat(8 * 12)), Buffer.alloc(100)]), /not hexadecimal/],
+    ];
+    for (const [name, bytes, why] of cases) {
+      const path = join(dir, `${name}.cpio`);
+      await writeFile(path, bytes);
+      const err = await readAll(path).catch((e: unknown) => e);
+      expect(err, name).toBeInstanceOf(ApplianceError);
+      expect((err as ApplianceError).code, name).toBe('ENEWCFORMAT');
+      expect((err as Error).message, name).toMatch(why);
+      expect((err as Error).message.split('\n'), name).toHaveLength(1);
+    }
   });
 });

@@ -12,7 +12,6 @@ import { BASE_CMDLINE, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/la
 import { detectDiskFormat, resolveDisk, type DiskFormat } from '../src/launcher/disks.js';
 import { findQemu } from '../src/launcher/binary.js';
 import { machineCandidates, machineProfile } from '../src/launcher/machine.js';
-import { goLine } from '../src/guest/contract.js';
 import { snapshotKey } from '../src/launcher/snapshot.js';
 import { hostTscKhz } from '../src/launcher/tsc.js';
 import { hasPvhEntry } from '../src/kernel/pvh.js';
@@ -115,12 +114,6 @@ describe('qemu argv', () => {
       { ...cfg, machine: machineProfile('q35') },
     ];
     for (const c of changed) expect(await snapshotKey(qemu, c)).not.toBe(key);
-  });
-
-  it('writes a go line the init accepts: the clock to the nanosecond, 32 random bytes, the timing flag', () => {
-    const line = goLine(true, 1_764_489_600_123.456789);
-    expect(line).toMatch(/^appliance\.go realtime=1764489600\.123456\d{3} seed=[0-9a-f]{64} timing=1 end\n$/);
-    expect(goLine(false).split(' ')[2]).not.toBe(goLine(false).split(' ')[2]);
   });
 
   it('avoids microvm under TCG when the TSC frequency is unknown', () => {

@@ -13,7 +13,7 @@ import { decompress } from '../src/kernel/decompress.js';
 import { findKernel } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';
 import { resolveModules } from '../src/kernel/modules.js';
-import { mkext2 } from '../src/formats/ext2/index.js';
+import { mkext2 } from '../src/appliance/mkext2.js';
 import { layout } from '../src/cache/layout.js';
 import { boot, type Vm } from '../src/vm/vm.js';
 

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkext2 } from '../src/formats/ext2/index.js';
+import { mkext2 } from '../src/appliance/mkext2.js';
 import { boot, type Vm } from '../src/vm/vm.js';
 import { alive } from './helpers/proc.js';
 

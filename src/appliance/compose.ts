@@ -12,9 +12,9 @@ import { buildInitrd } from './initrd.js';
 import { executableSearchPath } from '../host/which.js';
 import { DPKG_ADMIN_DIR } from '../host/dpkg.js';
 import { librarySearchDirs } from '../host/elf.js';
-import { applianceAt, type Appliance, type BuildProgress, type BuildRecord, type BuildRequest } from './index.js';
+import type { Appliance, BuildProgress, BuildRecord, BuildRequest, Manifest } from './types.js';
 import { sha256File } from '../files.js';
-import { writeManifest, type Manifest } from './manifest.js';
+import { applianceAt, writeManifest } from './manifest.js';
 import { assembleRoot, finishRoot } from './root.js';
 
 export interface MakeContext {

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
-import type { DiskFormat, DiskSpec } from '../launcher/disks.js';
-import type { BootOptions, Vm } from '../vm/vm.js';
+import type { BootOptions, DiskFormat, DiskSpec, Vm } from '../vm/index.js';
 import { action, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 

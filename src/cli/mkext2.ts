@@ -35,7 +35,7 @@ export function register(program: Command): void {
         }
         const size = opts.size !== undefined ? parseSize(opts.size) : undefined;
         if (size !== undefined && opts.extra !== undefined) throw usageError('--extra applies only to an automatically sized image: give --size or --extra, not both');
-        const { mkext2 } = await import('../formats/ext2/index.js');
+        const { mkext2 } = await import('../appliance/mkext2.js');
         let lastShown = 0;
         const result = await mkext2(sourceDir, output, {
           size,

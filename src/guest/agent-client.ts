@@ -4,13 +4,15 @@
  */
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { Channel, AgentError } from './channel.js';
+import { Channel } from './channel.js';
+import { AgentError } from './results.js';
 import { FrameFlag, FrameType } from './contract.js';
-import { Exec, frameChunks, type ExecOptions, type ExecResult, type ExecStream, type Input } from './exec.js';
+import { Exec, frameChunks, type ExecOptions, type ExecStream, type Input } from './exec.js';
+import type { ExecResult } from './results.js';
 import { encodeFrame, encodeReadFile, encodeWriteFile, type Hello } from './protocol.js';
 
-export { AgentError } from './channel.js';
-export type { ExecOptions, ExecResult, ExecStream, Input, SpawnError } from './exec.js';
+export { AgentError, type ExecResult, type SpawnError } from './results.js';
+export type { ExecOptions, ExecStream, Input } from './exec.js';
 export type { Hello } from './protocol.js';
 
 export class AgentClient {

@@ -8,20 +8,9 @@ import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Readable } from 'node:stream';
 import { ApplianceError, type ErrorCode } from '../errors.js';
+import { AgentError } from './results.js';
 import { FrameType, PROTOCOL_VERSION } from './contract.js';
 import { decodeError, decodeHello, FrameDecoder, type Frame, type Hello } from './protocol.js';
-
-/** Errors of the guest channel. `code`: EAGENTGONE, ETIMEDOUT, EABORTED, EINPUT, EPROTO, or a guest errno name. */
-export class AgentError extends ApplianceError {
-  /** The guest's errno, for file errors. */
-  readonly errno?: number;
-  /** What a command that timed out, was aborted or lost its agent had done so far. */
-  result?: import('./exec.js').ExecResult;
-  constructor(code: ErrorCode, message: string, extra: { errno?: number; cause?: unknown } = {}) {
-    super(code, message, { cause: extra.cause });
-    this.errno = extra.errno;
-  }
-}
 
 /** What a request does with its frames, and with the channel closing under it. */
 export interface Pending {

@@ -6,27 +6,9 @@ import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { ApplianceError } from '../errors.js';
 import { FrameFlag, FrameType, MAX_PAYLOAD, STDIN_WINDOW } from './contract.js';
-import { AgentError, errnoCode, signalNames, type Channel } from './channel.js';
+import { errnoCode, signalNames, type Channel } from './channel.js';
+import { AgentError, type ExecResult, type SpawnError } from './results.js';
 import { decodeError, decodeExit, encodeExec, encodeFrame, encodeResize, encodeU32, type ExitStatus, type Frame } from './protocol.js';
-
-/** Why a command could not start (it then has exit code 127 or 126, as in a shell). */
-export interface SpawnError {
-  errno: number;
-  /** The errno's name, e.g. ENOENT. */
-  code: string;
-  message: string;
-}
-
-export interface ExecResult {
-  exitCode: number | null;
-  /** Name of the signal that killed the command (e.g. SIGKILL), else null. */
-  signal: string | null;
-  /** Empty for execStream, whose output went to the streams. */
-  stdout: Buffer;
-  stderr: Buffer;
-  durationMs: number;
-  spawnError?: SpawnError;
-}
 
 export type Input = Uint8Array | string | NodeJS.ReadableStream;
 

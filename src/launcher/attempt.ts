@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { describeAccel, type AccelChoice } from './accel.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
 import type { MachineName } from './machine.js';
-import type { Mode } from './modes.js';
+import type { Mode, Run, RunEvent } from './modes.js';
 import { spawnQemu, type ExitStatus, type QemuProcess } from './process.js';
 import { acceptOne } from './sockets.js';
 
@@ -59,31 +59,6 @@ export interface AttemptResult {
   snapshot?: 'restored' | 'created';
 }
 
-/** What ends a run. */
-export type RunEvent =
-  | { kind: 'ready'; value: unknown }
-  | { kind: 'not-ready'; err: unknown }
-  | { kind: 'exited'; status: ExitStatus }
-  | { kind: 'saved' }
-  | { kind: 'failed'; detail: string }
-  | { kind: 'timeout' | 'no-sign-of-life' };
-
-/** What a mode's steps may see and do during their run. */
-export interface Run {
-  readonly proc: QemuProcess;
-  /** qemu's monitor connection (modes with `monitor` only). */
-  readonly monitor: Promise<Socket>;
-  /** A socket path for the saved state's stream. */
-  readonly stateSocket: string;
-  readonly timing: boolean;
-  /** Ends the run now. */
-  end(event: RunEvent): void;
-  /** The restored guest runs again. */
-  resumed(): void;
-  /** The snapshot could not be saved; the run goes on as a cold boot. */
-  saveFailed(why: string, what: string): void;
-}
-
 /** One qemu boot in `mode`, until it is ready or given up. */
 export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: AttemptContext<T>): Promise<AttemptResult> {
   const monitorSocket = `${a.channelSocket}.qmp`;
@@ -100,15 +75,8 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
   let end: (ev: RunEvent) => void = () => {};
   const ended = new Promise<RunEvent>((resolve) => (end = resolve));
 
-  const fd3 = mode.openFd3?.();
-  let run!: Run;
-  let proc: QemuProcess;
-  try {
-    proc = spawnQemu(qemu, argv, { fd3, onConsole: (line) => (mode.onConsole?.(line, run), a.onConsole?.(line)) });
-  } finally {
-    if (fd3 !== undefined) closeSync(fd3);
-  }
-  run = {
+  const proc = spawn(qemu, argv, mode, a, () => run);
+  const run: Run = {
     proc,
     monitor: monitor?.connection ?? Promise.reject(new Error('this run has no monitor')),
     stateSocket: `${a.channelSocket}.state`,
@@ -149,6 +117,22 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
   } finally {
     abort.abort();
     await Promise.all([channel.close(!up), monitor?.close(true)]);
+  }
+}
+
+/** qemu, with the mode's fd 3 and its console going to the mode (through `run`, once there is one) and the caller. */
+function spawn<T>(qemu: string, argv: string[], mode: Mode, a: AttemptContext<T>, run: () => Run): QemuProcess {
+  const fd3 = mode.openFd3?.();
+  try {
+    return spawnQemu(qemu, argv, {
+      fd3,
+      onConsole: (line) => {
+        mode.onConsole?.(line, run());
+        a.onConsole?.(line);
+      },
+    });
+  } finally {
+    if (fd3 !== undefined) closeSync(fd3);
   }
 }
 

@@ -10,9 +10,35 @@ import { openSync } from 'node:fs';
 import type { PendingSnapshot, Snapshot } from '../cache/snapshots.js';
 import { goLine, initLine } from '../guest/contract.js';
 import type { QemuConfig } from './argv.js';
-import type { Run } from './attempt.js';
+import type { ExitStatus, QemuProcess } from './process.js';
+import type { Socket } from 'node:net';
 import { Qmp } from './qmp.js';
 import { restoreState, saveState } from './snapshot.js';
+
+/** What ends a run. */
+export type RunEvent =
+  | { kind: 'ready'; value: unknown }
+  | { kind: 'not-ready'; err: unknown }
+  | { kind: 'exited'; status: ExitStatus }
+  | { kind: 'saved' }
+  | { kind: 'failed'; detail: string }
+  | { kind: 'timeout' | 'no-sign-of-life' };
+
+/** What a mode's steps may see and do during their run. */
+export interface Run {
+  readonly proc: QemuProcess;
+  /** qemu's monitor connection (modes with `monitor` only). */
+  readonly monitor: Promise<Socket>;
+  /** A socket path for the saved state's stream. */
+  readonly stateSocket: string;
+  readonly timing: boolean;
+  /** Ends the run now. */
+  end(event: RunEvent): void;
+  /** The restored guest runs again. */
+  resumed(): void;
+  /** The snapshot could not be saved; the run goes on as a cold boot. */
+  saveFailed(why: string, what: string): void;
+}
 
 export interface Mode {
   kind: 'plain' | 'cold' | 'save' | 'restore';

@@ -72,26 +72,13 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     });
   }
 
-  const keep = opts.tailLines ?? 40;
-  const lines: string[] = [];
-  let partial = '';
+  const serial = consoleLines(opts.tailLines ?? 40, opts.onConsole);
   let stderr = '';
-  const decoder = new StringDecoder('utf8');
   let seen: () => void = () => {};
   const firstOutput = new Promise<void>((resolve) => (seen = resolve));
-  const onText = (text: string) => {
-    const parts = (partial + text).split('\n');
-    partial = parts.pop()!;
-    for (const raw of parts) {
-      const line = raw.replace(/\r$/, '');
-      lines.push(line);
-      if (lines.length > keep) lines.shift();
-      opts.onConsole?.(line);
-    }
-  };
   child.stdout!.on('data', (chunk: Buffer) => {
     seen();
-    onText(decoder.write(chunk));
+    serial.write(chunk);
   });
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
@@ -105,7 +92,7 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     });
     child.once('close', (code, signal) => {
       running.delete(child);
-      onText(decoder.end());
+      serial.end();
       resolve({ code, signal });
     });
   });
@@ -114,12 +101,34 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     pid: child.pid ?? -1,
     firstOutput,
     exited,
-    consoleTail: () => (partial ? [...lines, partial] : [...lines]),
+    consoleTail: serial.tail,
     stderrTail: () => stderr.trim(),
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       return exited;
     },
     writeConsole: (text) => void child.stdin!.write(text),
+  };
+}
+
+/** The serial console read as lines: each complete line to `onLine`, the last `keep` (and the unfinished one) kept for reports. */
+function consoleLines(keep: number, onLine?: (line: string) => void) {
+  const lines: string[] = [];
+  let partial = '';
+  const decoder = new StringDecoder('utf8');
+  const onText = (text: string) => {
+    const parts = (partial + text).split('\n');
+    partial = parts.pop()!;
+    for (const raw of parts) {
+      const line = raw.replace(/\r$/, '');
+      lines.push(line);
+      if (lines.length > keep) lines.shift();
+      onLine?.(line);
+    }
+  };
+  return {
+    write: (chunk: Buffer) => onText(decoder.write(chunk)),
+    end: () => onText(decoder.end()),
+    tail: () => (partial ? [...lines, partial] : [...lines]),
   };
 }

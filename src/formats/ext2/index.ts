@@ -6,7 +6,6 @@
 import { ApplianceError } from '../../errors.js';
 import { replaceAtomically } from '../../files.js';
 import type { Entry } from '../entry.js';
-import { scanTree } from '../../host/scan.js';
 import type { BlockSize } from './constants.js';
 import { parseUuid } from './identity.js';
 import { ImageFile } from './image-file.js';
@@ -77,11 +76,6 @@ export async function writeExt2(entries: Entry[], output: string, opts: Ext2Opti
     inodesFree: summary.inodesFree,
     uuid: summary.uuid,
   };
-}
-
-/** Scans `sourceDir` and writes it as an ext2 image at `output`; the folder's own metadata goes to the root. */
-export async function mkext2(sourceDir: string | Buffer, output: string, opts: Ext2Options = {}): Promise<Ext2Result> {
-  return writeExt2(await scanTree(sourceDir), output, opts);
 }
 
 function sourceDateEpochFromEnv(): number | undefined {

@@ -517,7 +517,7 @@ int main(void) {
   if (snapshot_point) {
     mark("snapshot point");
     await_go(unsafe);
-    mark("resumed");
+    mark("go line applied");
     if (!unsafe) {
       set_autoprobe(1);
       bind_transport_devices(-1);
