@@ -44,7 +44,7 @@ export function oneLineUsageErrors(program: Command): void {
   const visit = (cmd: Command, path: string) => {
     cmd.exitOverride();
     cmd.configureOutput({
-      outputError: (text, write) => write(`appliance: ${text.trim().replace(/^error: /, '')} (see ${path} --help)\n`),
+      outputError: (text, write) => write(`appliance: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see ${path} --help)\n`),
     });
     for (const sub of cmd.commands) visit(sub, `${path} ${sub.name()}`);
   };

@@ -1,0 +1,36 @@
+// The CLI's usage errors, whoever finds them (commander or our option checks): exit
+// status 2, one line on stderr naming the mistake and the --help to read, nothing on stdout.
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const CLI = resolve('dist/src/cli.js');
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+
+describe('usage errors', () => {
+  it.each([
+    [['boot', '--frobnicate'], /^appliance: unknown option '--frobnicate' \(see appliance boot --help\)\n$/],
+    [['boot', '--memory'], /^appliance: option '--memory <MB>' argument missing \(see appliance boot --help\)\n$/],
+    [['nosuch'], /^appliance: unknown command 'nosuch' \(see appliance --help\)\n$/],
+    [['cache', 'lss'], /^appliance: unknown command 'lss' \(Did you mean ls\?\) \(see appliance cache --help\)\n$/],
+    [['mkext2', 'only-one-argument'], /^appliance: missing required argument 'output' \(see appliance mkext2 --help\)\n$/],
+    [['boot', '--cpus', 'lots', '--', 'true'], /^appliance: --cpus "lots": give a positive number\n$/],
+    [['mkext2', '/tmp', '/tmp/x.img', '--size', '12q'], /^appliance: bad size "12q"/],
+    [['boot', '--disk', 'x.img,format=floppy', '--', 'true'], /^appliance: --disk "x.img,format=floppy": unknown option/],
+  ])('%j exits 2 with one line', (args, message) => {
+    const r = cli(...args);
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('--help and --version exit 0 on stdout', () => {
+    for (const args of [['--help'], ['boot', '--help'], ['cache', 'ls', '--help'], ['--version']]) {
+      const r = cli(...args);
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout.length, args.join(' ')).toBeGreaterThan(0);
+      expect(r.stderr).toBe('');
+    }
+  });
+});
