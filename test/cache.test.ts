@@ -7,10 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evict, listEntries, prune } from '../src/cache/evict.js';
 import { fingerprint } from '../src/appliance/key.js';
 import { acquireLock, processStartTime } from '../src/cache/lock.js';
-import { entryExists, withCacheEntry } from '../src/cache/entries.js';
+import { entryExists } from '../src/cache/entries.js';
+import { withCacheEntry } from '../src/cache/make-entry.js';
 import { layout } from '../src/cache/layout.js';
 
-const DIST_STORE = resolve('dist/src/cache/entries.js');
+const DIST_STORE = resolve('dist/src/cache/make-entry.js');
 
 // A builder process: withCacheEntry with a build that logs its start, writes a file,
 // sleeps, writes another and the manifest. Prints {dir, hit}.

@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import type { Command, CommanderError } from 'commander';
 import { ApplianceError } from '../errors.js';
 import { EXIT, exitStatus } from './exit-status.js';
 
@@ -56,8 +56,11 @@ export async function run(program: Command, argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    if (!(err instanceof CommanderError)) throw err;
-    process.exitCode = err.exitCode === 0 ? 0 : EXIT.usage;
+    // commander's own exits (with exitOverride) throw a CommanderError; a value import of
+    // commander here would cost start-up time for nothing, so it is known by its code.
+    const code = (err as Partial<CommanderError>).code;
+    if (typeof code !== 'string' || !code.startsWith('commander.')) throw err;
+    process.exitCode = (err as CommanderError).exitCode === 0 ? 0 : EXIT.usage;
   }
 }
 
