@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planAccel, TCG } from '../src/launcher/accel.js';
-import { BASE_CMDLINE, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/launcher/argv.js';
-import { detectDiskFormat, resolveDisk, type DiskFormat } from '../src/launcher/disks.js';
+import { BASE_CMDLINE, DISK_FD, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/launcher/argv.js';
+import { closeDisks, detectDiskFormat, openDisk, type DiskFormat, type DiskSpec } from '../src/launcher/disks.js';
 import { findQemu } from '../src/launcher/binary.js';
 import { machineCandidates, machineProfile } from '../src/launcher/machine.js';
 import { snapshotKey } from '../src/launcher/snapshot.js';
@@ -34,23 +34,31 @@ describe('qemu argv', () => {
     boot: { kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0' },
     root: '/cache/root,1.ext2',
     disks: [
-      { path: '/d/a.img', format: 'raw' as const, readonly: true },
-      { path: '/d/b.qcow2', format: 'qcow2' as const, readonly: false },
+      { path: '/d/a.img', format: 'raw' as const, readonly: true, protocol: 'file' as const, allowBackingFile: false },
+      { path: '/d/b,2.qcow2', format: 'qcow2' as const, readonly: false, protocol: 'host_device' as const, allowBackingFile: false },
+      { path: '/d/trusted.qcow2', format: 'qcow2' as const, readonly: true, protocol: 'file' as const, allowBackingFile: true },
     ],
     channelSocket: '/run/ch.sock',
   };
 
-  it('attaches the root read-only and raw, user disks with explicit formats, and the agent port', () => {
+  it('attaches the root read-only and raw, user disks by inherited descriptor with explicit formats, and the agent port', () => {
     const argv = qemuArgv({ ...base, machine: machineProfile('q35') });
     for (const flag of ['-nodefaults', '-no-user-config', '-no-reboot']) expect(argv).toContain(flag);
     expect(values(argv, '-display')).toEqual(['none']);
     expect(values(argv, '-serial')).toEqual(['stdio']);
     // The comma in the root's path is doubled, or qemu would read "1.ext2" as an option.
-    expect(values(argv, '-drive')).toEqual([
-      'file=/cache/root,,1.ext2,format=raw,if=none,id=root,readonly=on',
-      'file=/d/a.img,format=raw,if=none,id=disk0,readonly=on',
-      'file=/d/b.qcow2,format=qcow2,if=none,id=disk1',
+    // Every file by an explicit protocol driver: no path or image name is ever parsed as a
+    // protocol (fat:, json:…). User disks come as inherited fds from 4 on, two slots each (a
+    // read-write disk also gets a read-only fd), and open no backing file unless allowed
+    // ("backing": null); a trusted backed image goes by its path.
+    expect(values(argv, '-drive')).toEqual(['if=none,id=root,driver=raw,file.driver=file,file.filename=/cache/root,,1.ext2,readonly=on']);
+    expect(values(argv, '-blockdev').map((j) => JSON.parse(j))).toEqual([
+      { driver: 'raw', 'node-name': 'disk0', 'read-only': true, file: { driver: 'file', filename: '/dev/fdset/1' } },
+      { driver: 'qcow2', 'node-name': 'disk1', 'read-only': false, backing: null, file: { driver: 'host_device', filename: '/dev/fdset/2' } },
+      { driver: 'qcow2', 'node-name': 'disk2', 'read-only': true, file: { driver: 'file', filename: '/d/trusted.qcow2' } },
     ]);
+    expect(DISK_FD).toBe(4);
+    expect(values(argv, '-add-fd')).toEqual(['fd=4,set=1', 'fd=6,set=2', 'fd=7,set=2']);
     // The root disk and the channel first: the init binds the first two before its snapshot point.
     expect(values(argv, '-device')).toEqual([
       'virtio-blk-pci,drive=root,serial=appliance-root',
@@ -58,6 +66,7 @@ describe('qemu argv', () => {
       'virtserialport,chardev=agent,name=org.appliance.agent',
       'virtio-blk-pci,drive=disk0,serial=disk0',
       'virtio-blk-pci,drive=disk1,serial=disk1',
+      'virtio-blk-pci,drive=disk2,serial=disk2',
     ]);
     expect(values(argv, '-chardev')).toEqual(['socket,id=agent,path=/run/ch.sock']);
     expect(values(argv, '-accel')).toEqual([`tcg,tb-size=${TCG_TB_SIZE_MB}`]);
@@ -102,7 +111,7 @@ describe('qemu argv', () => {
     const cfg = { ...base, machine: machineProfile('microvm') };
     const key = await snapshotKey(qemu, cfg);
     expect(key).toMatch(/^[0-9a-f]{32}$/);
-    const otherFiles = { ...cfg, channelSocket: '/x', disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'qcow2' as const })) };
+    const otherFiles = { ...cfg, channelSocket: '/x', disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'vdi' as const, protocol: 'file' as const, allowBackingFile: false })) };
     expect(await snapshotKey(qemu, otherFiles)).toBe(key);
     const changed = [
       { ...cfg, disks: cfg.disks.slice(1) },
@@ -145,6 +154,12 @@ describe('host TSC frequency', () => {
 });
 
 describe('disk formats', () => {
+  /** What openDisk decided, its descriptor closed again. */
+  const resolveDisk = async (spec: DiskSpec) => {
+    const d = await openDisk(spec);
+    await closeDisks([d]);
+    return { path: d.path, format: d.format, readonly: d.readonly };
+  };
   const img = (name: string, ...args: string[]) => {
     const path = join(tmp, name);
     execFileSync('qemu-img', ['create', '-q', ...args, path, '1M']);
@@ -183,6 +198,12 @@ describe('disk formats', () => {
   it('refuses a format that does not match the header, and a missing file', async () => {
     const raw = img('plain.raw', '-f', 'raw');
     await expect(resolveDisk({ path: raw, format: 'qcow2' })).rejects.toMatchObject({ code: 'EDISKFORMAT' });
+    // No format given: raw, unless the header says otherwise, which names the format to pass.
+    expect(await resolveDisk({ path: raw })).toMatchObject({ format: 'raw' });
+    const qcow2 = img('unnamed.qcow2', '-f', 'qcow2');
+    const unnamed = await resolveDisk({ path: qcow2 }).catch((e: unknown) => e);
+    expect(unnamed).toMatchObject({ code: 'EDISKFORMAT' });
+    expect((unnamed as Error).message).toBe(`disk ${qcow2} has a qcow2 header: pass format=qcow2 to attach it as a qcow2 image, or format=raw to attach its bytes as they are`);
     const missing = join(tmp, 'missing.img');
     const err = await resolveDisk({ path: missing, format: 'raw' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'EDISKACCESS' });

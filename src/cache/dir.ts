@@ -1,12 +1,13 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ApplianceError } from '../errors.js';
 
 /** `$APPLIANCE_CACHE_DIR`, else `$XDG_CACHE_HOME/appliance`, else `~/.cache/appliance`. */
 export function cacheRootPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.APPLIANCE_CACHE_DIR) return env.APPLIANCE_CACHE_DIR;
-  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'appliance');
+  // Absolute, so that the paths handed to qemu never depend on its working folder.
+  if (env.APPLIANCE_CACHE_DIR) return resolve(env.APPLIANCE_CACHE_DIR);
+  if (env.XDG_CACHE_HOME) return resolve(env.XDG_CACHE_HOME, 'appliance');
   return join(homedir(), '.cache', 'appliance');
 }
 
@@ -14,7 +15,8 @@ export function cacheRootPath(env: NodeJS.ProcessEnv = process.env): string {
  * Creates the cache folder if needed and refuses one that another user could tamper
  * with: what is cached there is booted, so it must be ours and not writable by others.
  */
-export async function ensureCacheRoot(root = cacheRootPath()): Promise<string> {
+export async function ensureCacheRoot(given = cacheRootPath()): Promise<string> {
+  const root = resolve(given);
   await mkdir(root, { recursive: true, mode: 0o700 });
   const st = await stat(root);
   const uid = process.getuid?.();

@@ -24,11 +24,11 @@ interface BootCliOptions {
 const FORMATS: readonly string[] = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'auto'];
 
 
-/** `PATH[,format=F][,rw][,backing]`: format defaults to raw, so qemu never guesses it. */
+/** `PATH[,format=F][,rw][,backing]`: without a format, raw unless the header names another (refused, see DiskSpec). */
 export function parseDisk(spec: string): DiskSpec {
   const [path, ...opts] = spec.split(',');
   if (!path) throw usageError(`--disk "${spec}": write PATH[,format=F][,rw]`);
-  const disk: DiskSpec = { path, format: 'raw' };
+  const disk: DiskSpec = { path };
   for (const opt of opts) {
     const [key, value] = opt.split('=', 2);
     if (key === 'format' && value && FORMATS.includes(value)) disk.format = value as DiskFormat | 'auto';
@@ -57,7 +57,7 @@ export function register(program: Command): void {
     .command('boot')
     .description('Boot the appliance (built and cached on first use) and run a command in it; with no command and a terminal, a shell')
     .argument('[command...]', 'the command and its arguments (put them after --)')
-    .option('--disk <path[,format=F][,rw]>', 'attach a disk image, read-only unless rw; format defaults to raw (repeatable)', (v, prev: string[]) => [...prev, v], [])
+    .option('--disk <path[,format=F][,rw]>', 'attach a disk image, read-only unless rw; without format=, raw (an image with another format\'s header is refused) (repeatable)', (v, prev: string[]) => [...prev, v], [])
     .option('--memory <MB>', 'guest memory in MiB (default 512)')
     .option('--cpus <N>', 'guest CPUs (default 1)')
     .option('--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto')

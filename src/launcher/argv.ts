@@ -1,5 +1,5 @@
 import type { AccelChoice } from './accel.js';
-import type { ResolvedDisk } from './disks.js';
+import type { OpenDisk } from './disks.js';
 import type { MachineProfile } from './machine.js';
 import { AGENT_PORT_NAME, diskSerial, ROOT_SERIAL } from '../guest/contract.js';
 
@@ -51,12 +51,25 @@ export interface QemuConfig {
   ramFile?: { path: string; shared: boolean };
   /** The appliance's root image: raw, attached read-only. */
   root: string;
-  disks: ResolvedDisk[];
+  /** User disks: qemu inherits their descriptors (DISK_FD below; see disks.ts). */
+  disks: Drive[];
   /** A unix socket a server listens on; qemu connects to it for the guest channel. */
   channelSocket: string;
   /** A unix socket a server listens on for qemu's monitor (QMP); none without it. */
   monitorSocket?: string;
 }
+
+/** What the command line says of a user disk; its image reaches qemu as an inherited descriptor. */
+export type Drive = Pick<OpenDisk, 'path' | 'format' | 'readonly' | 'protocol' | 'allowBackingFile'>;
+
+/**
+ * qemu's file descriptors for user disk i are DISK_FD + 2i (the image, open as the disk is
+ * attached) and, for a read-write disk, DISK_FD + 2i + 1 (a read-only one: qemu opens an
+ * image read-only first and asks for write access once the device is attached). Fd 3 is
+ * left for a snapshot's state (snapshot.ts), so the numbers do not depend on the run's mode.
+ */
+export const DISK_FD = 4;
+export const FDS_PER_DISK = 2;
 
 /** BASE_CMDLINE, the TSC frequency under TCG when the host's is known (see machine.ts), then `extra`. */
 export function kernelCmdline(accel: AccelChoice, tscKhz: number | undefined, extra: string[] = []): string {
@@ -90,17 +103,39 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...(c.boot === 'incoming' ? ['-incoming', 'defer'] : ['-kernel', c.boot.kernel, '-initrd', c.boot.initrd, '-append', c.boot.cmdline]),
     // The root disk and the guest channel come first: with snapshots the init binds the
     // first two virtio devices before its snapshot point, the user disks after (init.c).
-    ...['-drive', `file=${optionValue(c.root)},format=raw,if=none,id=root,readonly=on`, ...blk('root', ROOT_SERIAL)],
+    // By an explicit protocol and filename: no part of the path is ever taken for a protocol.
+    ...['-drive', `if=none,id=root,driver=raw,file.driver=file,file.filename=${optionValue(c.root)},readonly=on`, ...blk('root', ROOT_SERIAL)],
     ...['-device', `virtio-serial-${bus}`],
     ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
     ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   ];
-  c.disks.forEach((d, i) => {
-    const id = diskSerial(i);
-    argv.push('-drive', `file=${optionValue(d.path)},format=${d.format},if=none,id=${id}${d.readonly ? ',readonly=on' : ''}`, ...blk(id, id));
-  });
+  c.disks.forEach((d, i) => argv.push(...drive(d, i), ...blk(diskSerial(i), diskSerial(i))));
   if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');
   return argv;
+}
+
+/** The formats whose images can have a backing file (QAPI's BlockdevOptionsGenericCOWFormat). */
+const COW_FORMATS: ReadonlySet<string> = new Set(['qcow2', 'qcow', 'qed', 'vmdk']);
+
+/**
+ * User disk i as a -blockdev node: its descriptors in fd set i+1, opened by qemu through
+ * /dev/fdset with the protocol and format named, so no name an image or a path holds is
+ * ever parsed; with "backing": null qemu opens no backing file even if the header named
+ * one. An image whose backing file the caller trusts goes by its absolute path instead
+ * (still with an explicit protocol), for qemu finds a relative backing name beside the image's.
+ */
+function drive(d: Drive, i: number): string[] {
+  const set = i + 1;
+  const fd = DISK_FD + FDS_PER_DISK * i;
+  const node = {
+    driver: d.format,
+    'node-name': diskSerial(i),
+    'read-only': d.readonly,
+    ...(COW_FORMATS.has(d.format) && !d.allowBackingFile ? { backing: null } : {}),
+    file: { driver: d.protocol, filename: d.allowBackingFile ? d.path : `/dev/fdset/${set}` },
+  };
+  const fds = d.allowBackingFile ? [] : d.readonly ? [fd] : [fd, fd + 1];
+  return [...fds.flatMap((n) => ['-add-fd', `fd=${n},set=${set}`]), '-blockdev', JSON.stringify(node)];
 }
 
 /**

@@ -35,6 +35,8 @@ export interface AttemptContext<T> {
   number: number;
   /** Where to listen for qemu's guest-channel connection; the monitor's and the state's sockets go beside it. */
   channelSocket: string;
+  /** Our descriptors of the user disks, in order: qemu inherits them (argv.ts DISK_FD); undefined leaves a slot empty. */
+  diskFds: (number | undefined)[];
   /** The init prints its boot timeline (sent in the go line). */
   timing: boolean;
   ready: (ctx: ReadyContext) => Promise<T>;
@@ -125,7 +127,8 @@ function spawn<T>(qemu: string, argv: string[], mode: Mode, a: AttemptContext<T>
   const fd3 = mode.openFd3?.();
   try {
     return spawnQemu(qemu, argv, {
-      fd3,
+      // fd 3 is the mode's (a snapshot's state), then the user disks from DISK_FD on (argv.ts).
+      fds: [fd3, ...a.diskFds],
       onConsole: (line) => {
         mode.onConsole?.(line, run());
         a.onConsole?.(line);

@@ -1,5 +1,16 @@
+/**
+ * User disks, as qemu gets them: each image is opened here once, checked through that
+ * open file, and handed to qemu as a file descriptor (`-add-fd`, `/dev/fdset/N`) with its
+ * format and protocol driver explicit. So qemu never parses a user's path (a relative
+ * `fat:/etc` or `json:{…}` would be a protocol to it), never probes a format, and opens
+ * exactly the file that was checked, even if the path is swapped in between (a symlink
+ * flipped after the check). What an image's header may name (a backing file, an external
+ * data file, vmdk extents) is refused unless the caller allows it: a guest that can write
+ * an image could otherwise point one at any host file and read it (CVE-2010-3851).
+ */
 import { constants } from 'node:fs';
-import { access, open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { ApplianceError } from '../errors.js';
 
 export type DiskFormat = 'raw' | 'qcow2' | 'qcow' | 'qed' | 'vmdk' | 'vdi' | 'vhdx' | 'vpc';
@@ -7,40 +18,50 @@ export type DiskFormat = 'raw' | 'qcow2' | 'qcow' | 'qed' | 'vmdk' | 'vdi' | 'vh
 export interface DiskSpec {
   path: string;
   /**
-   * The image format. 'auto' reads the header; use it only for images you know are not
-   * raw: a raw disk whose guest wrote a qcow2 header at its start would be taken as qcow2.
+   * The image format. Without it the disk is raw, unless its header says it is another
+   * format, which is refused with the format to give (attaching a qcow2 as raw shows the
+   * guest its container). 'auto' takes the format the header names; use it only for
+   * images you know are not raw: a raw disk whose guest wrote a qcow2 header at its start
+   * would be taken as qcow2.
    */
-  format: DiskFormat | 'auto';
+  format?: DiskFormat | 'auto';
   /** Default true: the guest cannot change the image. */
   readonly?: boolean;
   /** Allow an image that makes qemu open other host files (backing file, data file, extents). */
   allowBackingFile?: boolean;
 }
 
-/** A disk checked and ready for -drive: its format is explicit, so qemu never probes it. */
-export interface ResolvedDisk {
+/** A disk checked and open: qemu gets `fd` (a duplicate), never the path. */
+export interface OpenDisk {
+  /** Absolute. */
   path: string;
   format: DiskFormat;
   readonly: boolean;
+  /** qemu's file protocol for it: a regular file, or a block device. */
+  protocol: 'file' | 'host_device';
+  /** The caller allowed a backing file: qemu may open it (by the name the image holds). */
+  allowBackingFile: boolean;
+  /** Our descriptor of the image, open as `readonly` says (its handle's). */
+  fd: number;
+  handle: FileHandle;
+  /** A read-write disk's read-only descriptor of the same open file (qemu opens read-only first). */
+  readHandle?: FileHandle;
 }
 
 const HEADER = 512;
 
 /** The format named by the image's header; 'raw' when no known header is there. */
 export async function detectDiskFormat(path: string): Promise<DiskFormat> {
-  const fh = await openDisk(path, true);
-  try {
-    return formatOf(await readAt(fh, 0, HEADER));
-  } finally {
-    await fh.close();
-  }
+  const disk = await openDisk({ path, format: 'auto', allowBackingFile: true });
+  await closeDisks([disk]);
+  return disk.format;
 }
 
 function formatOf(h: Buffer): DiskFormat {
   const text = (start: number, end: number) => h.toString('latin1', start, end);
   if (text(0, 4) === 'QFI\xfb') return h.readUInt32BE(4) === 1 ? 'qcow' : 'qcow2';
   if (text(0, 4) === 'QED\0') return 'qed';
-  if (text(0, 4) === 'KDMV' || text(0, 21) === '# Disk DescriptorFile') return 'vmdk';
+  if (text(0, 4) === 'KDMV' || text(0, 4) === 'COWD' || text(0, 21) === '# Disk DescriptorFile') return 'vmdk';
   if (h.readUInt32LE(0x40) === 0xbeda107f) return 'vdi';
   if (text(0, 8) === 'vhdxfile') return 'vhdx';
   if (text(0, 8) === 'conectix') return 'vpc';
@@ -48,25 +69,20 @@ function formatOf(h: Buffer): DiskFormat {
 }
 
 /**
- * Checks a user disk before it reaches qemu: it exists and can be opened as asked, its
- * format is explicit (detected only when the caller said 'auto') and matches the header,
- * and it does not make qemu open other host files unless the caller allowed it: a guest
- * that can write an image could otherwise point a backing file at any host file and read
- * it (CVE-2010-3851).
+ * Opens a user disk and checks it through that descriptor: a regular file or a block
+ * device, readable (and writable unless read-only), of the format asked (see DiskSpec),
+ * naming no other host file unless allowed. Close it with closeDisks once qemu has it.
  */
-export async function resolveDisk(spec: DiskSpec): Promise<ResolvedDisk> {
+export async function openDisk(spec: DiskSpec): Promise<OpenDisk> {
   const readonly = spec.readonly ?? true;
-  const fh = await openDisk(spec.path, readonly);
+  const fh = await openImage(spec.path, readonly);
   try {
-    const head = await readAt(fh, 0, HEADER);
-    const detected = formatOf(head);
-    const format = spec.format === 'auto' ? detected : spec.format;
-    if (spec.format !== 'auto' && format !== 'raw' && detected !== format) {
-      throw new ApplianceError(
-        'EDISKFORMAT',
-        `disk ${spec.path} is not a ${format} image (its header says ${detected}): pass its real format, or "auto" to detect it`,
-      );
+    const st = await fh.stat();
+    if (!st.isFile() && !st.isBlockDevice()) {
+      throw new ApplianceError('EDISKACCESS', `disk ${spec.path} is not a regular file or a block device: pass a disk image`);
     }
+    const head = await readAt(fh, 0, HEADER);
+    const format = chooseFormat(spec, formatOf(head));
     if (!spec.allowBackingFile) {
       const ref = await externalReference(fh, format, head);
       if (ref) {
@@ -74,14 +90,61 @@ export async function resolveDisk(spec: DiskSpec): Promise<ResolvedDisk> {
           'EDISKBACKING',
           `disk ${spec.path} is a ${format} image with ${ref}, which qemu would open too (a crafted image can name ` +
             `any host file this way): flatten it with "qemu-img convert -O ${format === 'vmdk' ? 'qcow2' : format} ` +
-            `${spec.path} flat.img", or allow it explicitly (allowBackingFile) if you trust it`,
+            `${spec.path} flat.img", or allow it explicitly (allowBackingFile, --disk …,backing) if you trust it`,
         );
       }
     }
-    return { path: spec.path, format, readonly };
-  } finally {
+    const disk: OpenDisk = {
+      path: resolve(spec.path),
+      format,
+      readonly,
+      protocol: st.isBlockDevice() ? 'host_device' : 'file',
+      allowBackingFile: spec.allowBackingFile ?? false,
+      fd: fh.fd,
+      handle: fh,
+      // Through /proc/self/fd: the file that was checked, whatever the path names by now.
+      readHandle: readonly ? undefined : await open(`/proc/self/fd/${fh.fd}`, constants.O_RDONLY | constants.O_NONBLOCK),
+    };
+    return disk;
+  } catch (err) {
     await fh.close();
+    throw err;
   }
+}
+
+/** Opens every disk, or none: a disk that fails closes those opened before it. */
+export async function openDisks(specs: DiskSpec[]): Promise<OpenDisk[]> {
+  const opened: OpenDisk[] = [];
+  try {
+    for (const spec of specs) opened.push(await openDisk(spec));
+    return opened;
+  } catch (err) {
+    await closeDisks(opened);
+    throw err;
+  }
+}
+
+/** Closes our descriptors (qemu keeps its own duplicates). */
+export async function closeDisks(disks: OpenDisk[]): Promise<void> {
+  await Promise.all(disks.flatMap((d) => [d.handle.close(), d.readHandle?.close()]));
+}
+
+function chooseFormat(spec: DiskSpec, detected: DiskFormat): DiskFormat {
+  if (spec.format === 'auto') return detected;
+  if (spec.format === undefined) {
+    if (detected === 'raw') return 'raw';
+    throw new ApplianceError(
+      'EDISKFORMAT',
+      `disk ${spec.path} has a ${detected} header: pass format=${detected} to attach it as a ${detected} image, or format=raw to attach its bytes as they are`,
+    );
+  }
+  if (spec.format !== 'raw' && detected !== spec.format) {
+    throw new ApplianceError(
+      'EDISKFORMAT',
+      `disk ${spec.path} is not a ${spec.format} image (its header says ${detected}): pass its real format, or "auto" to detect it`,
+    );
+  }
+  return spec.format;
 }
 
 /** What other file the image makes qemu open, described for the error; undefined if none. */
@@ -91,27 +154,16 @@ async function externalReference(fh: FileHandle, format: DiskFormat, h: Buffer):
     case 'qcow2': {
       // Both versions: backing_file_offset (u64 BE) at 8, backing_file_size (u32 BE) at 16.
       const offset = Number(h.readBigUInt64BE(8));
-      if (offset !== 0) {
-        const name = await readAt(fh, offset, Math.min(h.readUInt32BE(16), 1023));
-        return `a backing file (${name.toString('utf8').replace(/\0+$/, '')})`;
-      }
+      if (offset !== 0) return `a backing file (${await nameAt(fh, offset, h.readUInt32BE(16))})`;
       // qcow2 v3: incompatible feature bit 2 is an external data file.
       if (format === 'qcow2' && h.readUInt32BE(4) >= 3 && h.readBigUInt64BE(72) & 4n) return 'an external data file';
       return undefined;
     }
-    case 'qed': {
+    case 'qed':
       // features (u64 LE) at 16, bit 0: has a backing file; its name's offset and size at 56 and 60.
-      if ((h.readBigUInt64LE(16) & 1n) === 0n) return undefined;
-      const name = await readAt(fh, h.readUInt32LE(56), Math.min(h.readUInt32LE(60), 1023));
-      return `a backing file (${name.toString('utf8').replace(/\0+$/, '')})`;
-    }
-    case 'vmdk': {
-      if (h.toString('latin1', 0, 4) !== 'KDMV') return 'its extents in other files (a descriptor-only vmdk)';
-      // Sparse header: the embedded descriptor's offset and size, in sectors, at 28 and 36.
-      const descriptor = await readAt(fh, Number(h.readBigUInt64LE(28)) * 512, Math.min(Number(h.readBigUInt64LE(36)) * 512, 65536));
-      const parent = /parentFileNameHint\s*=\s*"([^"]+)"/.exec(descriptor.toString('latin1'));
-      return parent ? `a parent image (${parent[1]})` : undefined;
-    }
+      return h.readBigUInt64LE(16) & 1n ? `a backing file (${await nameAt(fh, h.readUInt32LE(56), h.readUInt32LE(60))})` : undefined;
+    case 'vmdk':
+      return vmdkReference(fh, h);
     case 'vpc':
       // Footer copy at 0: disk type (u32 BE) at 60, 4 = differencing (has a parent).
       return h.readUInt32BE(60) === 4 ? 'a parent image (a differencing VHD)' : undefined;
@@ -121,23 +173,44 @@ async function externalReference(fh: FileHandle, format: DiskFormat, h: Buffer):
   }
 }
 
-async function openDisk(path: string, readonly: boolean): Promise<FileHandle> {
+/**
+ * Only a self-contained sparse vmdk passes: the KDMV header with a capacity, whose one
+ * extent is the file itself. A descriptor file, a COWD image, and a KDMV header with
+ * capacity 0 (qemu then reads the embedded descriptor and opens the extents it names)
+ * can all name other files; so can parentFileNameHint in the embedded descriptor.
+ */
+async function vmdkReference(fh: FileHandle, h: Buffer): Promise<string | undefined> {
+  const magic = h.toString('latin1', 0, 4);
+  if (magic === 'COWD') return 'a parent image (a COWD vmdk)';
+  if (magic !== 'KDMV') return 'its extents in other files (a descriptor-only vmdk)';
+  if (h.readBigUInt64LE(12) === 0n) return 'its extents named by its embedded descriptor (capacity 0)';
+  const offset = Number(h.readBigUInt64LE(28)) * 512;
+  if (offset === 0) return undefined;
+  const descriptor = await readAt(fh, offset, Math.min(Number(h.readBigUInt64LE(36)) * 512, 65536));
+  const parent = /parentFileNameHint\s*=\s*"([^"]*)"/.exec(descriptor.toString('latin1'));
+  return parent ? `a parent image (${parent[1]})` : undefined;
+}
+
+/** A file name stored in an image header, for an error message (bounded, NULs trimmed). */
+async function nameAt(fh: FileHandle, offset: number, size: number): Promise<string> {
+  return (await readAt(fh, offset, Math.min(size, 1023))).toString('utf8').replace(/\0+$/, '');
+}
+
+async function openImage(path: string, readonly: boolean): Promise<FileHandle> {
   try {
-    const st = await stat(path);
-    if (!st.isFile() && !st.isBlockDevice()) {
-      throw new ApplianceError('EDISKACCESS', `disk ${path} is not a regular file or a block device: pass a disk image`);
-    }
-    await access(path, readonly ? constants.R_OK : constants.R_OK | constants.W_OK);
-    return await open(path, 'r');
+    // O_NONBLOCK: a FIFO at the path must not block this open forever (it is refused
+    // after the fstat); it changes nothing for files and block devices.
+    return await open(path, (readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK);
   } catch (err) {
-    if (err instanceof ApplianceError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const fix =
       code === 'ENOENT'
         ? 'check the path'
-        : readonly
-          ? 'make it readable by you (chmod/chown, or your group)'
-          : 'make it writable by you, or attach it read-only';
+        : code === 'EISDIR'
+          ? 'pass a disk image, not a folder'
+          : readonly
+            ? 'make it readable by you (chmod/chown, or your group)'
+            : 'make it writable by you, or attach it read-only';
     throw new ApplianceError('EDISKACCESS', `cannot open disk ${path} (${code ?? (err as Error).message}): ${fix}`, { cause: err });
   }
 }

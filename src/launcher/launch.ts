@@ -6,7 +6,7 @@
  * snapshot of its shape, making it first if needed (snapshot-boot.ts).
  */
 import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { cacheRootPath, ensureCacheRoot } from '../cache/dir.js';
 import { ApplianceError } from '../errors.js';
 import { sha256File } from '../files.js';
@@ -16,7 +16,7 @@ import { kernelCmdline, type QemuConfig } from './argv.js';
 import { attempt, type AttemptResult, type ReadyContext } from './attempt.js';
 import { findQemu } from './binary.js';
 import { bootFailure, type Attempt } from './boot-error.js';
-import { resolveDisk, type DiskSpec, type ResolvedDisk } from './disks.js';
+import { closeDisks, openDisks, type DiskSpec, type OpenDisk } from './disks.js';
 import { pvhKernel } from './kernel.js';
 import { machineCandidates, machineProfile, type MachineName } from './machine.js';
 import { plain, type Mode } from './modes.js';
@@ -106,7 +106,8 @@ const DEFAULTS = { memoryMb: 512, cpus: 1, bootDeadlineMs: 20_000, signOfLifeMs:
 interface Prepared {
   qemu: string;
   cacheRoot: string;
-  disks: ResolvedDisk[];
+  /** Open until the launch ends: every qemu of it inherits them. */
+  disks: OpenDisk[];
   plan: AccelPlan;
   tscKhz?: number;
   vmlinux?: string;
@@ -123,6 +124,15 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const since = () => Math.round(performance.now() - t0);
   const log = opts.log ?? (() => {});
   const p = await prepare(opts, log);
+  try {
+    return await walk(opts, p, log, since);
+  } finally {
+    await closeDisks(p.disks);
+  }
+}
+
+/** Tries one attempt after another in the order plan.ts gives, until one is ready. */
+async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: string) => void, since: () => number): Promise<Launched<T>> {
   const attempts: Attempt[] = [];
   let at: Position | undefined = { accel: 0, machine: 0, timeouts: 0 };
   let last: Result | undefined;
@@ -141,6 +151,7 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
         signOfLifeMs: fallback ? (opts.signOfLifeMs ?? DEFAULTS.signOfLifeMs) : undefined,
         number: attempts.length + 1,
         channelSocket: opts.channelSocket,
+        diskFds: p.disks.flatMap((d) => [d.fd, d.readHandle?.fd]), // FDS_PER_DISK each, argv.ts
         timing: opts.consoleTiming ?? false,
         ready: opts.ready,
         onConsole: opts.onConsole,
@@ -168,7 +179,6 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
 /** Everything a launch works out before its first qemu: the binary, the disks, the accelerators, the kernel, the snapshot's ids. */
 async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void): Promise<Prepared> {
   const qemu = findQemu(opts.qemu);
-  const disks = await Promise.all((opts.disks ?? []).map(resolveDisk));
   const cacheRoot = await ensureCacheRoot(opts.cacheDir ?? cacheRootPath());
   const plan = await planAccel(opts.accel ?? 'auto', { qemu, cacheRoot, kvmDevice: opts.kvmDevice });
   log(`accelerators: ${plan.candidates.map(describeAccel).join(', then ')} (${plan.reason})`);
@@ -188,6 +198,8 @@ async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void
     : undefined;
   // With snapshots the timing flag travels in the go line, so that it is not part of the snapshot's key.
   const initParams = [...(opts.cmdline ?? []), ...(snapshotIds ? [param('snapshot', 1)] : opts.consoleTiming ? [param('timing', 1)] : [])];
+  // Last: once open, the disks must be closed whatever happens (launch() does).
+  const disks = await openDisks(opts.disks ?? []);
   return { qemu, cacheRoot, disks, plan, tscKhz, vmlinux, snapshotIds, initParams, deadlineMs: opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs };
 }
 
@@ -198,7 +210,7 @@ function qemuConfig<T>(opts: LaunchOptions<T>, p: Prepared, accel: AccelChoice, 
     memoryMb: opts.memoryMb ?? DEFAULTS.memoryMb,
     cpus: opts.cpus ?? DEFAULTS.cpus,
     boot: { kernel: p.vmlinux ?? opts.kernel, initrd: opts.initrd, cmdline: kernelCmdline(accel, p.tscKhz, p.initParams) },
-    root: opts.root,
+    root: resolve(opts.root),
     disks: p.disks,
     channelSocket: opts.channelSocket,
   };

@@ -29,8 +29,8 @@ export interface SpawnQemuOptions {
   onConsole?: (line: string) => void;
   /** How many console lines consoleTail keeps (default 40). */
   tailLines?: number;
-  /** An open file qemu gets as its fd 3 (a snapshot's state, see snapshot.ts). */
-  fd3?: number;
+  /** Open files qemu inherits as its fds 3, 4, …; undefined leaves that number unused. */
+  fds?: (number | undefined)[];
 }
 
 const STDERR_KEEP = 4096;
@@ -61,7 +61,7 @@ let exitHookInstalled = false;
 export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions = {}): QemuProcess {
   const setpriv = pdeathsigTool();
   const [file, args] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', qemu, ...argv]] : [qemu, argv];
-  const stdio: ('pipe' | number)[] = ['pipe', 'pipe', 'pipe', ...(opts.fd3 === undefined ? [] : [opts.fd3])];
+  const stdio: ('pipe' | 'ignore' | number)[] = ['pipe', 'pipe', 'pipe', ...(opts.fds ?? []).map((fd) => fd ?? 'ignore')];
   const child = spawn(file, args, { stdio, detached: true });
   child.stdin!.on('error', () => {}); // qemu gone: its exit is reported elsewhere
   running.add(child);

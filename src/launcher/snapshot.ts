@@ -41,7 +41,7 @@ export async function snapshotKey(qemu: string, shape: QemuConfig): Promise<stri
   const st = await stat(binary);
   const neutral: QemuConfig = {
     ...shape,
-    disks: shape.disks.map((d, i) => ({ path: `disk${i}`, format: 'raw', readonly: d.readonly })),
+    disks: shape.disks.map((d, i) => ({ path: `disk${i}`, format: 'raw', readonly: d.readonly, protocol: 'file', allowBackingFile: false })),
     channelSocket: 'agent',
     monitorSocket: undefined,
     ramFile: undefined,
