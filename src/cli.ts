@@ -9,7 +9,7 @@ import { register as registerMkext2 } from './cli/mkext2.js';
 import { register as registerBuild } from './cli/build.js';
 import { register as registerCache } from './cli/cache.js';
 import { register as registerBoot } from './cli/boot.js';
-import { oneLineUsageErrors, run } from './cli/common.js';
+import { oneLineUsageErrors, run, watchStdout } from './cli/common.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -24,4 +24,5 @@ registerCache(program);
 registerBoot(program);
 
 oneLineUsageErrors(program);
+watchStdout();
 await run(program, process.argv);

@@ -17,11 +17,13 @@ export type ErrorCode =
   // the cache
   | 'ECACHEOWNER' | 'ECACHEPERM' | 'ELOCKTIMEOUT' | 'EMANIFEST'
   // disks given to a VM
-  | 'EDISKACCESS' | 'EDISKFORMAT' | 'EDISKBACKING'
+  | 'EDISKACCESS' | 'EDISKFORMAT' | 'EDISKBACKING' | 'EDISKOPEN'
   // booting: qemu, the accelerator, the guest
   | 'ENOQEMU' | 'ENOKVM' | 'EQEMU' | 'EQMP' | 'ECHANNEL' | 'EBOOTTIMEOUT' | 'EBOOTFAILED'
+  // a booted guest that panicked, rebooted or powered off by itself (or whose qemu died)
+  | 'EGUESTDIED'
   // the guest channel and commands in the guest
-  | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT'
+  | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
   // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for
   | GuestErrno
   | 'EGUEST';

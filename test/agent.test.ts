@@ -1,9 +1,9 @@
 // The guest agent, run on the host with --connect against a unix socket: the same
 // binary and protocol as in the VM, without the VM.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,8 +11,9 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildInitBinaries } from '../src/guest/compile.js';
-import { AgentClient, AgentError } from '../src/guest/agent-client.js';
+import { AgentClient, AgentError, type ExecOptions } from '../src/guest/agent-client.js';
 import { alive } from './helpers/proc.js';
+import { within } from './hostile/fake-agent.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-agent-'));
 let agentBin: string;
@@ -192,6 +193,79 @@ describe('guest agent over a unix socket', () => {
     expect(() => statSync(path)).toThrow();
     // The channel still works.
     expect((await client.exec(['echo', 'ok'])).stdout.toString()).toBe('ok\n');
+  });
+
+  it('rejects bad commands and options instead of throwing, and the channel goes on', async () => {
+    const { client } = await startAgent();
+    const bad: [string[], ExecOptions, string][] = [
+      [[], {}, 'EINVAL'],
+      [['a\0b'], {}, 'EINVAL'],
+      [['env'], { env: { 'A=B': 'x' } }, 'EINVAL'],
+      [['env'], { env: { '': 'x' } }, 'EINVAL'],
+      [['env'], { env: { A: 'x\0' } }, 'EINVAL'],
+      [['true'], { cwd: '/\0' }, 'EINVAL'],
+      [['echo', 'x'.repeat(70_000)], {}, 'E2BIG'],
+      [['true'], { pty: { rows: 70_000, cols: 80 } }, 'EINVAL'],
+      ...[0, -5, NaN, Infinity, 2 ** 31].map((timeoutMs): [string[], ExecOptions, string] => [['true'], { timeoutMs }, 'EINVAL']),
+      ...[0, -1, NaN].map((maxBuffer): [string[], ExecOptions, string] => [['true'], { maxBuffer }, 'EINVAL']),
+    ];
+    for (const [argv, opts, code] of bad) {
+      let run: Promise<unknown> | undefined;
+      expect(() => (run = client.exec(argv, opts)), `${code} ${JSON.stringify(opts)}`).not.toThrow();
+      await expect(run).rejects.toMatchObject({ code });
+      let stream: ReturnType<AgentClient['execStream']> | undefined;
+      expect(() => (stream = client.execStream(argv, opts))).not.toThrow();
+      await expect(stream!.result).rejects.toMatchObject({ code });
+      await Promise.all([stream!.stdout.toArray(), stream!.stderr.toArray()]);
+    }
+    expect((await client.exec(['echo', 'ok'])).stdout.toString()).toBe('ok\n');
+  });
+
+  it('writes regular files only: a FIFO, a device or a symlink is refused at once, and the agent goes on', async () => {
+    const { client } = await startAgent();
+    const fifo = join(tmp, 'write.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const refused = (path: string) => within(3000, client.writeFile(path, 'x'), `writeFile(${path})`);
+    // No reader (an open that would wait for one), then a reader (writes that would block).
+    await expect(refused(fifo)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/not a regular file/) });
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      await expect(refused(fifo)).rejects.toMatchObject({ code: 'EINVAL' });
+    } finally {
+      closeSync(reader);
+    }
+    await expect(refused('/dev/null')).rejects.toMatchObject({ code: 'EINVAL' });
+    const link = join(tmp, 'write.link');
+    symlinkSync(join(tmp, 'write.target'), link);
+    await expect(refused(link)).rejects.toMatchObject({ code: 'ELOOP', message: expect.stringMatching(/symbolic link/) });
+    expect(existsSync(join(tmp, 'write.target'))).toBe(false);
+    expect((await client.exec(['echo', 'ok'])).stdout.toString()).toBe('ok\n');
+  });
+
+  it('reads a FIFO without blocking the agent, and a cancelled read closes it', async () => {
+    const { client, proc } = await startAgent();
+    const fifo = join(tmp, 'read.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reading = client.readFile(fifo);
+    expect((await client.exec(['echo', 'meanwhile'])).stdout.toString()).toBe('meanwhile\n');
+    await client.exec(['sh', '-c', `echo written > ${fifo}`]);
+    expect((await reading).toString()).toBe('written\n');
+    const agentHas = () =>
+      readdirSync(`/proc/${proc.pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${proc.pid}/fd/${fd}`) === fifo;
+        } catch {
+          return false; // closed since the listing
+        }
+      });
+    const ac = new AbortController();
+    const abandoned = client.readFile(fifo, { signal: ac.signal });
+    await client.exec(['true']); // the agent has opened it by now
+    expect(agentHas()).toBe(true);
+    ac.abort();
+    await expect(within(5000, abandoned)).rejects.toMatchObject({ code: 'EABORTED' });
+    await client.exec(['true']); // the cancel has been handled by now
+    expect(agentHas()).toBe(false);
   });
 
   it('kills a command that runs past its timeout', async () => {

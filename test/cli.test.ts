@@ -15,6 +15,8 @@ describe('usage errors', () => {
     [['cache', 'lss'], /^appliance: unknown command 'lss' \(Did you mean ls\?\) \(see appliance cache --help\)\n$/],
     [['mkext2', 'only-one-argument'], /^appliance: missing required argument 'output' \(see appliance mkext2 --help\)\n$/],
     [['boot', '--cpus', 'lots', '--', 'true'], /^appliance: --cpus "lots": give a positive number\n$/],
+    [['boot', '--cpus', '0.5', '--', 'true'], /^appliance: --cpus "0.5": give a whole number\n$/],
+    [['boot', '--memory', '300.5', '--', 'true'], /^appliance: --memory "300.5": give a whole number\n$/],
     [['mkext2', '/tmp', '/tmp/x.img', '--size', '12q'], /^appliance: bad size "12q"/],
     [['boot', '--disk', 'x.img,format=floppy', '--', 'true'], /^appliance: --disk "x.img,format=floppy": unknown option/],
   ])('%j exits 2 with one line', (args, message) => {
@@ -23,6 +25,13 @@ describe('usage errors', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(message);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('a reader that closes our stdout early gets no EPIPE stack trace: we stop as SIGPIPE would (141)', () => {
+    // `true` exits without reading, long before node has started: the first write meets a closed pipe.
+    const r = spawnSync('bash', ['-c', `${process.execPath} ${CLI} cache ls --cache-dir "$(mktemp -d)/c" | true; echo "status=\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('status=141');
   });
 
   it('--help and --version exit 0 on stdout', () => {

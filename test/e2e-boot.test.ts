@@ -68,7 +68,6 @@ describe('our ext2 root + our initrd + our init boot the host kernel', () => {
         accel: 'tcg',
         machine,
         cacheDir: join(tmp, 'cache'),
-        channelSocket: join(tmp, `${machine}.sock`),
         cmdline: [`appliance.root=${ROOT_SERIAL}`, 'appliance.init=/init', 'appliance.timing=1'],
         onConsole: (l) => {
           lines.push(l);

@@ -44,13 +44,12 @@ async function hello({ channel }: { channel: Promise<Socket> }): Promise<Hello> 
   });
 }
 
-function options(name: string, extra: Partial<LaunchOptions<Hello>> = {}): LaunchOptions<Hello> {
+function options(extra: Partial<LaunchOptions<Hello>> = {}): LaunchOptions<Hello> {
   return {
     kernel: kernel.path,
     initrd,
     root,
     disks: [{ path: qcow, format: 'auto' }],
-    channelSocket: join(tmp, `${name}.sock`),
     cacheDir: join(tmp, 'cache'),
     accel: 'tcg',
     ready: hello,
@@ -62,7 +61,7 @@ describe('boots under TCG', () => {
   for (const machine of ['microvm', 'q35'] as const) {
     it(`boots ${machine}, sees the root and user disks, talks on the channel, powers off`, async () => {
       const console: string[] = [];
-      const vm = await launch(options(machine, { machine, onConsole: (l) => console.push(l) }));
+      const vm = await launch(options({ machine, onConsole: (l) => console.push(l) }));
       expect(vm.machine).toBe(machine);
       expect(vm.accel).toBe('tcg');
       expect(vm.attempts.map((a) => a.outcome)).toEqual(['ready']);
@@ -79,7 +78,7 @@ describe('boots under TCG', () => {
 it('catches a boot that never becomes ready, retries it once, and reports the console', async () => {
   const deadline = 3000;
   const t0 = Date.now();
-  const err = await launch(options('hang', { machine: 'microvm', cmdline: ['test_hang=1'], bootDeadlineMs: deadline })).catch((e: unknown) => e);
+  const err = await launch(options({ machine: 'microvm', cmdline: ['test_hang=1'], bootDeadlineMs: deadline })).catch((e: unknown) => e);
   const elapsed = Date.now() - t0;
   expect(err).toBeInstanceOf(BootError);
   expect(err).toMatchObject({ code: 'EBOOTTIMEOUT' });
@@ -93,14 +92,14 @@ it('catches a boot that never becomes ready, retries it once, and reports the co
 describe.skipIf(!kvmUsable())('accelerator auto', () => {
   it('settles on what works on this host and goes straight to it the next time', async () => {
     const cacheDir = join(tmp, 'auto-cache');
-    const first = await launch(options('auto1', { accel: 'auto', cacheDir }));
+    const first = await launch(options({ accel: 'auto', cacheDir }));
     first.ready.socket.write('x');
     await first.exited;
     // Whatever the host: the last attempt booted, and any before it were KVM giving up.
     expect(first.attempts.at(-1)!.outcome).toBe('ready');
     for (const a of first.attempts.slice(0, -1)) expect(a.accel.accel).toBe('kvm');
 
-    const second = await launch(options('auto2', { accel: 'auto', cacheDir }));
+    const second = await launch(options({ accel: 'auto', cacheDir }));
     second.ready.socket.write('x');
     await second.exited;
     expect(second.attempts).toHaveLength(1);
@@ -116,8 +115,8 @@ it('falls back from a KVM that shows no sign of life to TCG, and goes straight t
   writeFileSync(qemu, `#!/bin/sh\ncase " $* " in *" -accel kvm "*) exec sleep 600;; esac\nexec ${realQemu} "$@"\n`, { mode: 0o755 });
   const kvmDevice = join(tmp, 'kvm');
   writeFileSync(kvmDevice, '');
-  const o = (name: string) => options(name, { accel: 'auto', qemu, kvmDevice, signOfLifeMs: 1500, cacheDir: join(tmp, 'silent-kvm-cache') });
-  const first = await launch(o('silent1'));
+  const o = () => options({ accel: 'auto', qemu, kvmDevice, signOfLifeMs: 1500, cacheDir: join(tmp, 'silent-kvm-cache') });
+  const first = await launch(o());
   first.ready.socket.write('x');
   await first.exited;
   expect(first.attempts.map((a) => `${describeAccel(a.accel)}:${a.outcome}`)).toEqual([
@@ -129,7 +128,7 @@ it('falls back from a KVM that shows no sign of life to TCG, and goes straight t
   // The silent qemus were killed, not left behind.
   expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain('sleep 600');
 
-  const second = await launch(o('silent2'));
+  const second = await launch(o());
   second.ready.socket.write('x');
   await second.exited;
   expect(second.attempts.map((a) => `${a.accel.accel}:${a.outcome}`)).toEqual(['tcg:ready']);
@@ -142,7 +141,7 @@ it('qemu dies within 2 s when the Node process that launched it is SIGKILLed', a
     `import { launch } from ${JSON.stringify(fileURLToPath(new URL('../src/launcher/launch.ts', import.meta.url)))};
 const vm = await launch({
   kernel: ${JSON.stringify(kernel.path)}, initrd: ${JSON.stringify(initrd)}, root: ${JSON.stringify(root)},
-  channelSocket: ${JSON.stringify(join(tmp, 'owner.sock'))}, cacheDir: ${JSON.stringify(join(tmp, 'cache'))},
+  cacheDir: ${JSON.stringify(join(tmp, 'cache'))},
   accel: 'tcg', cmdline: ['test_hang=1'], bootDeadlineMs: 60000,
   ready: async ({ channel }) => { await channel; },
 });

@@ -3,7 +3,7 @@
 // reference machine's does, that must end on TCG with no help), and reused by most tests.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,16 @@ describe('the CLI', () => {
     expect(out.trim().split('\n').at(-1)).toBe('status=3');
   });
 
+  it('ends a command whose output nobody reads any more (`| head -1`) with SIGPIPE, not an EPIPE stack trace', () => {
+    const out = execFileSync('bash', ['-c', `${process.execPath} ${CLI} boot -- sh -c 'while :; do echo y; done' | head -1; echo "status=\${PIPESTATUS[0]}"`], {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
+    expect(out).toBe('y\nstatus=141\n');
+  });
+
   it('stops reading stdin once the command is done', () => {
     const t = Date.now();
     const out = execFileSync('sh', ['-c', `${process.execPath} ${CLI} boot -i -- head -c 0 < /dev/zero; echo "status=$?"`], { env, encoding: 'utf8', timeout: 60_000 });
@@ -186,6 +196,21 @@ describe('the CLI', () => {
     await new Promise((r) => setTimeout(r, 3000));
     child.kill('SIGKILL');
     await waitFor(() => (alive(qemuPid) ? undefined : true), 3000);
+  });
+
+  it('leaves no socket folder behind, not even when killed in the middle of a boot', async () => {
+    const own = mkdtempSync(join(tmp, 'tmpdir-'));
+    const withTmp = { ...env, TMPDIR: own };
+    // Killed while it boots: its folder of sockets stays, named by its pid…
+    const child = spawn(process.execPath, [CLI, 'boot', '--no-snapshot', '--', 'true'], { env: withTmp, stdio: 'ignore' });
+    await waitFor(() => childQemu(child.pid!), 60_000);
+    const reaped = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await reaped;
+    expect(readdirSync(own)).toEqual([expect.stringMatching(new RegExp(`^appliance-vm-${child.pid}-`))]);
+    // …until the next launch sweeps it; a booted VM keeps none while it runs.
+    execFileSync(process.execPath, [CLI, 'boot', '--', 'sh', '-c', `ls ${own} 2>/dev/null; true`], { env: withTmp });
+    expect(readdirSync(own)).toEqual([]);
   });
 });
 

@@ -3,7 +3,7 @@ import { copyFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheLimits, evict } from '../cache/evict.js';
 import { deriveKey, fingerprint, type KeyInput } from './key.js';
-import { entryExists, touchEntry } from '../cache/entries.js';
+import { entryExists } from '../cache/entries.js';
 import { withCacheEntry } from '../cache/make-entry.js';
 import { writeRecord } from '../cache/records.js';
 import { writeExt2 } from '../formats/ext2/index.js';
@@ -16,6 +16,7 @@ import { librarySearchDirs } from '../host/elf.js';
 import type { Appliance, BuildProgress, BuildRecord, BuildRequest, Manifest } from './types.js';
 import { sha256File } from '../files.js';
 import { applianceAt, writeManifest } from './manifest.js';
+import { stampsOf, verifiedHit } from './integrity.js';
 import { assembleRoot, finishRoot } from './root.js';
 
 export interface MakeContext {
@@ -24,14 +25,12 @@ export interface MakeContext {
   recordId: string;
   version: string;
   log: (msg: string) => void;
-  warn?: (msg: string) => void;
+  warn: (msg: string) => void;
   onProgress?: (p: BuildProgress) => void;
 }
 
 /** Free space left in root.ext2, for what the guest writes outside its tmpfs mounts. */
 const ROOT_EXTRA_BYTES = 8 * 1024 * 1024;
-
-const defaultWarn = (msg: string) => process.stderr.write(`appliance: warning: ${msg}\n`);
 
 /**
  * The slow path of buildAppliance: find the kernel, build the init, resolve the file
@@ -40,7 +39,7 @@ const defaultWarn = (msg: string) => process.stderr.write(`appliance: warning: $
 export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
   const started = performance.now();
   const { root, request, log } = ctx;
-  const warn = ctx.warn ?? defaultWarn;
+  const { warn } = ctx;
 
   const kernel = await findKernel({ kernel: request.kernel });
   log(`kernel: ${kernel.path} (release ${kernel.version}, modules in ${kernel.modulesDir})`);
@@ -94,9 +93,11 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
   await writeRecord(root, ctx.recordId, record);
 
   if (entryExists(root, key)) {
-    log(`cache hit after resolving: the inputs are unchanged (${key})`);
-    await touchEntry(root, key);
-    return applianceAt(root, key, true);
+    const hit = await verifiedHit(root, key, request.strict, warn);
+    if (hit) {
+      log(`cache hit after resolving: the inputs are unchanged (${key})`);
+      return hit;
+    }
   }
   log(`cache miss: building ${key}`);
 
@@ -119,7 +120,7 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
             : undefined,
         }),
       ]);
-      const [kernelSha, initrdSha] = await Promise.all([sha256File(kernelOut), sha256File(initrdOut)]);
+      const [kernelSha, initrdSha, rootSha] = await Promise.all([sha256File(kernelOut), sha256File(initrdOut), sha256File(rootOut)]);
       const manifest: Manifest = {
         format: 1,
         version: ctx.version,
@@ -132,12 +133,14 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
         root: {
           size: ext2.sizeBytes,
           uuid: ext2.uuid,
+          sha256: rootSha,
           entries: entries.length,
           files: fileCount,
           contentBytes,
           modules: plan.modules.map((m) => m.name),
         },
         init: { hash: init.hash, compiler: init.compiler },
+        stamps: await stampsOf(tmp),
         packages: plan.packages,
         binaries: plan.binaries,
         skipped: plan.files.skipped,

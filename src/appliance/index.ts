@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { isAbsolute, resolve } from 'node:path';
 import { cacheRootPath, ensureCacheRoot } from '../cache/dir.js';
 import { fingerprint } from './key.js';
-import { entryExists, touchEntry } from '../cache/entries.js';
+import { entryExists } from '../cache/entries.js';
 import { readRecord } from '../cache/records.js';
 import { ApplianceError } from '../errors.js';
 import { DEFAULT_ROOT_MODULES } from './default.js';
-import { applianceAt } from './manifest.js';
+import { verifiedHit } from './integrity.js';
 import type { Appliance, BuildOptions, BuildRecord, BuildRequest } from './types.js';
 import { packageVersion } from './version.js';
 
@@ -50,6 +50,7 @@ export function recordId(request: BuildRequest, version: string, env: NodeJS.Pro
  */
 export async function buildAppliance(opts: BuildOptions = {}): Promise<Appliance> {
   const log = opts.log ?? (() => {});
+  const warn = opts.warn ?? ((msg: string) => process.stderr.write(`appliance: warning: ${msg}\n`));
   const root = await ensureCacheRoot(opts.cacheDir ?? cacheRootPath());
   const version = packageVersion();
   const request = normalizeOptions(opts);
@@ -59,9 +60,7 @@ export async function buildAppliance(opts: BuildOptions = {}): Promise<Appliance
   if (record?.version === version && entryExists(root, record.key)) {
     const [watchDigest, digest] = await Promise.all([fingerprint(record.watch, false), fingerprint(record.inputs, request.strict)]);
     if (watchDigest === record.watchDigest && digest === record.digest) {
-      await touchEntry(root, record.key);
-      // Another process may evict the entry between the check and the read: then build.
-      const hit = await applianceAt(root, record.key, true).catch(() => undefined);
+      const hit = await verifiedHit(root, record.key, request.strict, warn);
       if (hit) {
         log(`cache hit: ${hit.dir} (${record.inputs.length} inputs unchanged)`);
         return hit;
@@ -73,5 +72,5 @@ export async function buildAppliance(opts: BuildOptions = {}): Promise<Appliance
     log(record ? 'the last build for these options is no longer in the cache' : 'no earlier build for these options');
   }
   const { resolveAndBuild } = await import('./compose.js');
-  return resolveAndBuild({ root, request, recordId: id, version, log, warn: opts.warn, onProgress: opts.onProgress });
+  return resolveAndBuild({ root, request, recordId: id, version, log, warn, onProgress: opts.onProgress });
 }

@@ -95,12 +95,16 @@ export interface Manifest {
      * it identifies the image without reading back hundreds of megabytes after writing.
      */
     uuid: string;
+    /** Of the image as written: what a hit checks it against (integrity.ts). */
+    sha256: string;
     entries: number;
     files: number;
     contentBytes: number;
     modules: string[];
   };
   init: { hash: string; compiler: string };
+  /** Each file's inode, size and change time when the build finished (integrity.ts). */
+  stamps: Record<'kernel' | 'initrd' | 'root.ext2', string>;
   packages: { name: string; version: string; arch: string }[];
   binaries: { name: string; path: string }[];
   /** Host files left out because they could not be read. */

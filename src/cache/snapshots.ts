@@ -4,7 +4,7 @@
  * four most recently used are kept; `KEY.unusable` says why a shape has none on this host.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { diskUsage } from './usage.js';
 import { layout } from './layout.js';
@@ -42,9 +42,29 @@ export async function removeSnapshot(root: string, key: string): Promise<void> {
   await removeWhole(root, layout.snapshot(root, key), `evict-snapshot-${key}`).catch(() => {});
 }
 
-/** Why snapshots of this shape do not work here, if they do not. */
-export async function unusableReason(root: string, key: string): Promise<string | undefined> {
-  return readFile(layout.unusable(root, key), 'utf8').catch(() => undefined);
+/**
+ * How long a shape stays without snapshots after one could not be made or restored: what
+ * failed (a device that cannot migrate, a busy host) may be gone by then, and trying again
+ * costs one boot. A change to qemu, the kernel or the appliance is another shape anyway.
+ */
+export const UNUSABLE_FOR_MS = 24 * 3600_000;
+
+/** Why snapshots of this shape do not work here, if they do not (a mark older than UNUSABLE_FOR_MS is dropped). */
+export async function unusableReason(root: string, key: string, now = Date.now()): Promise<string | undefined> {
+  const mark = layout.unusable(root, key);
+  const st = await stat(mark).catch(() => undefined);
+  if (!st) return undefined;
+  if (now - st.mtimeMs > UNUSABLE_FOR_MS) {
+    await rm(mark, { force: true });
+    return undefined;
+  }
+  return readFile(mark, 'utf8').catch(() => undefined);
+}
+
+/** Free bytes where snapshots are made, or undefined if the file system does not say. */
+export async function snapshotRoom(root: string): Promise<number | undefined> {
+  const fs = await statfs(layout.tmp(root)).catch(() => undefined);
+  return fs ? fs.bavail * fs.bsize : undefined;
 }
 
 /** Remembers that this shape cannot be snapshotted here, so later boots do not pay for trying. */

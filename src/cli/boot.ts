@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
 import type { BootOptions, DiskFormat, DiskSpec, Vm } from '../vm/index.js';
-import { action, usageError } from './common.js';
+import { action, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 
 interface BootCliOptions {
@@ -46,6 +46,12 @@ function positiveNumber(name: string, text: string | undefined): number | undefi
   return n;
 }
 
+function positiveInteger(name: string, text: string | undefined): number | undefined {
+  const n = positiveNumber(name, text);
+  if (n !== undefined && !Number.isInteger(n)) throw usageError(`${name} "${text}": give a whole number`);
+  return n;
+}
+
 function statusOf(r: { exitCode: number | null; signal: string | null }): number {
   if (r.exitCode !== null) return r.exitCode;
   const num = r.signal ? (osConstants.signals as Record<string, number | undefined>)[r.signal] : undefined;
@@ -68,7 +74,7 @@ export function register(program: Command): void {
     .option('--no-snapshot', 'boot the kernel instead of resuming the saved snapshot of a booted one (nor save one)')
     .option('-i, --stdin', 'pass our standard input to the command')
     .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
-    .option('--json', 'print {exitCode, signal, stdout, stderr, durationMs, boot} as JSON instead of streaming')
+    .option('--json', 'print {exitCode, signal, stdout, stderr, durationMs, boot} as JSON instead of streaming (up to 64 MiB of each)')
     .option('--verbose', 'show the guest console, each decision and a boot-time breakdown on stderr')
     .addHelpText(
       'after',
@@ -82,8 +88,8 @@ export function register(program: Command): void {
         const verbose = (line: string) => process.stderr.write(`appliance: ${line}\n`);
         const bootOpts: BootOptions = {
           disks: opts.disk.map(parseDisk),
-          memoryMb: positiveNumber('--memory', opts.memory),
-          cpus: positiveNumber('--cpus', opts.cpus),
+          memoryMb: positiveInteger('--memory', opts.memory),
+          cpus: positiveInteger('--cpus', opts.cpus),
           accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
           machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
           bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
@@ -111,6 +117,9 @@ export function register(program: Command): void {
         } catch (err) {
           if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
             throw new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`);
+          }
+          if (err instanceof ApplianceError && err.code === 'ETOOBIG') {
+            throw new ApplianceError('ETOOBIG', `${err.summary}: --json holds the output in memory; without --json it streams, whatever its size`);
           }
           throw err;
         } finally {
@@ -161,6 +170,14 @@ async function run(vm: Vm, argv: string[], o: RunOptions): Promise<number> {
   const s = vm.execStream(argv, { input, timeoutMs: o.timeoutMs });
   s.stdout.pipe(process.stdout, { end: false });
   s.stderr.pipe(process.stderr, { end: false });
+  // Our reader went away (`| head -1`): the command gets the SIGPIPE it would get in a
+  // pipeline, and its output is dropped, so that the channel does not wait for a reader.
+  const onGone = () => {
+    s.kill('SIGPIPE');
+    s.stdout.resume();
+  };
+  if (stdoutGone.aborted) onGone();
+  else stdoutGone.addEventListener('abort', onGone, { once: true });
   // A command may finish before our stdin ends (`head -1`): stop reading it, or the
   // open stdin would keep this process alive.
   const r = await s.result.finally(() => input?.destroy());

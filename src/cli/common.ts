@@ -64,6 +64,23 @@ export async function run(program: Command, argv: string[]): Promise<void> {
   }
 }
 
+const brokenPipe = new AbortController();
+/** Aborts when the reader of our stdout has gone away (see watchStdout). */
+export const stdoutGone: AbortSignal = brokenPipe.signal;
+
+/**
+ * A reader that stops early (`appliance cache ls | head -1`) closes our stdout: the next
+ * write fails with EPIPE, which Node throws from an event handler. The CLI stops writing
+ * instead and exits as a program killed by SIGPIPE does in a pipeline (128 + 13).
+ */
+export function watchStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exitCode = EXIT.brokenPipe;
+    brokenPipe.abort();
+  });
+}
+
 /** Progress goes to stderr only when a person is watching it. */
 export function progressEnabled(): boolean {
   return Boolean(process.stderr.isTTY);

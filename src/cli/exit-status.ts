@@ -8,6 +8,8 @@ export const EXIT = {
   usage: 2,
   /** A bug: a stack trace follows. */
   internal: 70,
+  /** Our stdout was closed by its reader: as a program killed by SIGPIPE (13). */
+  brokenPipe: 141,
   /** `boot`: the command ran longer than --timeout and was killed. */
   timeout: 124,
   /** `boot`: the appliance could not be built or booted, or died. */
@@ -29,10 +31,14 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   ECHANNEL: EXIT.bootFailed,
   EBOOTTIMEOUT: EXIT.bootFailed,
   EBOOTFAILED: EXIT.bootFailed,
+  EGUESTDIED: EXIT.bootFailed,
   EAGENTGONE: EXIT.bootFailed,
+  EPROTO: EXIT.bootFailed,
+  ETOOBIG: EXIT.failure,
   EDISKACCESS: EXIT.bootFailed,
   EDISKFORMAT: EXIT.bootFailed,
   EDISKBACKING: EXIT.bootFailed,
+  EDISKOPEN: EXIT.bootFailed,
 };
 
 /** The exit status for an error of a command whose other failures exit with `failure`. */

@@ -3,17 +3,51 @@
  * powers it off. One channel carries any number of requests at once (channel.ts).
  */
 import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { ApplianceError } from '../errors.js';
 import { Channel } from './channel.js';
 import { AgentError } from './results.js';
 import { FrameFlag, FrameType } from './contract.js';
-import { Exec, frameChunks, type ExecOptions, type ExecStream, type Input } from './exec.js';
+import { DEFAULT_MAX_BUFFER, Exec, frameChunks, type ExecOptions, type ExecStream, type Input } from './exec.js';
 import type { ExecResult } from './results.js';
-import { encodeFrame, encodeReadFile, encodeWriteFile, type Hello } from './protocol.js';
+import { encodeFrame, encodeReadFile, encodeWriteFile, unexpectedFrame, type Hello } from './protocol.js';
 
 export { AgentError, type ExecResult, type SpawnError } from './results.js';
 export type { ExecOptions, ExecStream, Input } from './exec.js';
 export type { Hello } from './protocol.js';
+
+export interface ReadFileStreamOptions {
+  /** Destroy the stream with EABORTED when this aborts; the agent stops reading the file. */
+  signal?: AbortSignal;
+}
+
+export interface ReadFileOptions extends ReadFileStreamOptions {
+  /**
+   * The most bytes to take (default 256 MiB): past it, readFile rejects with ETOOBIG and the
+   * agent stops reading. The whole file is held in memory, twice while it is joined: a
+   * bigger file is for readFileStream. Infinity for no limit.
+   */
+  maxBytes?: number;
+}
+
+/** readFile's default maxBytes. */
+export const DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024;
+
+/** Chunks kept up to `limit` bytes; add() says whether the chunk fit whole. */
+function collector(limit: number) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    add(chunk: Buffer): boolean {
+      const room = limit - size;
+      const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      if (kept.length) chunks.push(kept);
+      size += kept.length;
+      return kept === chunk;
+    },
+    take: (): Buffer => Buffer.concat(chunks, size),
+  };
+}
 
 export class AgentClient {
   private constructor(private readonly channel: Channel) {}
@@ -33,28 +67,32 @@ export class AgentClient {
     return this.channel.closed;
   }
 
-  /** Runs a command to completion and returns its whole output. */
+  /** Runs a command to completion and returns its whole output (up to `maxBuffer` bytes a stream). */
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
+    const limit = opts.maxBuffer ?? DEFAULT_MAX_BUFFER;
+    const stdout = collector(limit);
+    const stderr = collector(limit);
     return new Exec(this.channel, argv, opts, {
-      out: (c) => stdout.push(c),
-      err: (c) => stderr.push(c),
+      out: (c) => stdout.add(c),
+      err: (c) => stderr.add(c),
       end: () => {},
-      collected: () => ({ stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr) }),
+      collected: () => ({ stdout: stdout.take(), stderr: stderr.take() }),
+      limit,
     }).result;
   }
 
   /**
    * Runs a command with its output streamed as it comes. Read both streams: while one
-   * is full the whole channel pauses, so the guest stops too (no output is lost).
+   * is full the whole channel pauses, so the guest stops too (no output is lost). Bad
+   * arguments reject `result` and end both streams.
    */
   execStream(argv: string[], opts: ExecOptions = {}): ExecStream {
     const stdout = this.channel.readable();
     const stderr = this.channel.readable();
     const run = new Exec(this.channel, argv, opts, {
-      out: (c) => this.channel.push(stdout, c),
-      err: (c) => this.channel.push(stderr, c),
+      // No limit: the reader's pace bounds what is held.
+      out: (c) => (this.channel.push(stdout, c), true),
+      err: (c) => (this.channel.push(stderr, c), true),
       end: () => {
         stdout.push(null);
         stderr.push(null);
@@ -71,15 +109,16 @@ export class AgentClient {
     const done = new Promise<void>((resolve, reject) => {
       this.channel.register(id, {
         onFrame: (f) => {
-          if (f.type !== FrameType.OK && f.type !== FrameType.ERROR) return;
+          if (f.type !== FrameType.OK && f.type !== FrameType.ERROR) throw unexpectedFrame(f, 'a file write');
+          const err = f.type === FrameType.ERROR ? this.channel.guestError(f.payload, f.id) : undefined;
           settled = true;
           this.channel.unregister(id);
-          if (f.type === FrameType.OK) resolve();
-          else reject(this.channel.guestError(f.payload));
+          if (err) reject(err);
+          else resolve();
         },
-        onGone: (reason, cause) => {
+        onGone: () => {
           settled = true;
-          reject(new AgentError('EAGENTGONE', `writing guest file ${guestPath} failed: ${reason}`, { cause }));
+          reject(this.channel.goneError(`writing guest file ${guestPath} failed`));
         },
       });
     });
@@ -106,35 +145,68 @@ export class AgentClient {
     await done;
   }
 
-  /** A guest file's content as a stream; errors (ENOENT, EISDIR, ...) come as AgentError. */
-  readFileStream(guestPath: string): Readable {
-    const id = this.channel.newId();
+  /**
+   * A guest file's content as a stream; errors (ENOENT, EISDIR, ...) come as AgentError.
+   * Destroying the stream, or aborting `signal`, tells the agent to stop reading.
+   */
+  readFileStream(guestPath: string, opts: ReadFileStreamOptions = {}): Readable {
     const stream = this.channel.readable();
+    let payload: Buffer;
+    try {
+      payload = encodeReadFile(guestPath);
+    } catch (err) {
+      return stream.destroy(err as Error);
+    }
+    const { signal } = opts;
+    if (signal?.aborted) return stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted before it started`, { cause: signal.reason }));
+    const id = this.channel.newId();
+    let running = true;
+    const onAbort = () => stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted`, { cause: signal?.reason }));
+    const end = () => {
+      running = false;
+      this.channel.unregister(id);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    stream.once('close', () => {
+      if (!running) return;
+      end();
+      // Given up before the end: else the agent would go on reading (/dev/zero: for ever).
+      this.channel.sendNow(encodeFrame(FrameType.CANCEL, id));
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
     this.channel.register(id, {
       onFrame: (f) => {
-        if (f.type === FrameType.DATA && f.payload.length > 0) {
-          this.channel.push(stream, f.payload);
-        } else if (f.type === FrameType.DATA) {
-          this.channel.unregister(id);
-          stream.push(null);
-        } else if (f.type === FrameType.ERROR) {
-          this.channel.unregister(id);
-          stream.destroy(this.channel.guestError(f.payload));
-        }
+        if (f.type === FrameType.DATA && f.payload.length > 0) return this.channel.push(stream, f.payload);
+        if (f.type !== FrameType.DATA && f.type !== FrameType.ERROR) throw unexpectedFrame(f, 'a file read');
+        const err = f.type === FrameType.ERROR ? this.channel.guestError(f.payload, f.id) : undefined;
+        end();
+        if (err) stream.destroy(err);
+        else stream.push(null);
       },
-      onGone: (reason, cause) => stream.destroy(new AgentError('EAGENTGONE', `reading guest file ${guestPath} failed: ${reason}`, { cause })),
+      onGone: () => {
+        end();
+        stream.destroy(this.channel.goneError(`reading guest file ${guestPath} failed`));
+      },
     });
-    this.channel.send(encodeFrame(FrameType.READ_FILE, id, encodeReadFile(guestPath))).catch((err: unknown) => {
-      this.channel.unregister(id);
+    this.channel.send(encodeFrame(FrameType.READ_FILE, id, payload)).catch((err: unknown) => {
+      end();
       stream.destroy(err as Error);
     });
     return stream;
   }
 
-  async readFile(guestPath: string): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    for await (const c of this.readFileStream(guestPath)) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+  /** A guest file's content, up to `maxBytes`. */
+  async readFile(guestPath: string, opts: ReadFileOptions = {}): Promise<Buffer> {
+    const max = opts.maxBytes ?? DEFAULT_MAX_FILE_BYTES;
+    if (!(typeof max === 'number' && max >= 0)) throw new ApplianceError('EINVAL', `maxBytes must be a number of bytes, not ${max}`);
+    const content = collector(max);
+    for await (const chunk of this.readFileStream(guestPath, opts)) {
+      // Leaving the loop destroys the stream, which cancels the read in the agent.
+      if (!content.add(chunk as Buffer)) {
+        throw new AgentError('ETOOBIG', `guest file ${guestPath} is larger than ${max} bytes (maxBytes): read it with readFileStream, or raise maxBytes`);
+      }
+    }
+    return content.take();
   }
 
   /** Asks the guest to power off; resolves once the agent has acknowledged (or is gone). */
@@ -145,7 +217,8 @@ export class AgentClient {
     await new Promise<void>((resolve) => {
       this.channel.register(id, {
         onFrame: (f) => {
-          if (f.type === FrameType.OK) resolve();
+          if (f.type !== FrameType.OK) throw unexpectedFrame(f, 'a poweroff');
+          resolve();
         },
         onGone: () => resolve(),
       });

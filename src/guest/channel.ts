@@ -2,21 +2,25 @@
  * The host end of the guest channel: one socket, frames told apart by request id. It
  * greets the agent, hands each frame to the request it belongs to, keeps backpressure
  * (the socket pauses while a reader is behind, so the guest stops too and nothing is
- * lost), and tells every pending request when the channel closes.
+ * lost), and tells every pending request when the channel closes. The guest is not
+ * trusted: a frame our agent would never send closes the channel, and every request
+ * then fails with EPROTO and one line saying what came; nothing throws out of the
+ * socket's handlers.
  */
 import type { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Readable } from 'node:stream';
 import { ApplianceError, type ErrorCode } from '../errors.js';
 import { AgentError } from './results.js';
-import { FrameType, PROTOCOL_VERSION } from './contract.js';
-import { decodeError, decodeHello, FrameDecoder, type Frame, type Hello } from './protocol.js';
+import { FrameType } from './contract.js';
+import { checkAgentFrame, decodeError, decodeHello, FrameDecoder, frameName, protocolError, type Frame, type Hello } from './protocol.js';
 
 /** What a request does with its frames, and with the channel closing under it. */
 export interface Pending {
+  /** Takes a frame of this request; throws EPROTO (protocolError) for one it can never get. */
   onFrame(frame: Frame): void;
-  /** The channel closed: `reason` says how. */
-  onGone(reason: string, cause?: unknown): void;
+  /** The channel closed: goneError() says how. */
+  onGone(): void;
 }
 
 function reverse(table: Record<string, number>): Map<number, string> {
@@ -43,11 +47,19 @@ export class Channel {
   goneCause: unknown;
   closing = false;
   poweringOff = false;
+  /** What the agent sent that it never would: the channel was closed for it. */
+  private broken: string | undefined;
+  /** What went wrong on the host handling a frame (a stream's listener that threw): the channel was closed for it. */
+  private fault: string | undefined;
   private readonly requests = new Map<number, Pending>();
   private nextId = 1;
+  /** Every id has been used once: any id may have a late frame. */
+  private wrapped = false;
   private drained: Promise<void> | undefined;
   /** Streams whose reader is behind: the socket stays paused while there are any. */
   private readonly fullStreams = new Set<Readable>();
+  private readonly decoder = new FrameDecoder();
+  private greeted: (() => void) | undefined;
 
   private constructor(private readonly socket: Socket) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
@@ -57,63 +69,81 @@ export class Channel {
   static connect(socket: Socket): Promise<Channel> {
     const channel = new Channel(socket);
     return new Promise((resolve, reject) => {
-      const decoder = new FrameDecoder();
-      let ready = false;
-      socket.on('data', (chunk: Buffer) => {
-        let frames: Frame[];
-        try {
-          frames = decoder.push(chunk);
-        } catch (err) {
-          socket.destroy(err as Error);
-          return;
-        }
-        for (const f of frames) {
-          if (ready) channel.requests.get(f.id)?.onFrame(f);
-          else if (f.type === FrameType.HELLO && (ready = channel.greet(f))) resolve(channel);
-          if (socket.destroyed) return;
-        }
-      });
+      channel.greeted = () => resolve(channel);
+      socket.on('data', (chunk: Buffer) => channel.receive(chunk));
       socket.on('error', (err) => {
         channel.goneCause ??= err;
       });
       socket.once('close', () => {
         channel.onClose();
-        if (!ready) reject(new AgentError('EAGENTGONE', `the guest agent did not say hello: ${channel.gone}`, { cause: channel.goneCause }));
+        if (channel.greeted) reject(channel.goneError('the guest agent did not say hello'));
       });
     });
   }
 
-  /** Takes the HELLO; false (and the channel closed) when it cannot be used. */
-  private greet(f: Frame): boolean {
+  /** Hands each frame of a chunk on; anything thrown on the way closes the channel instead. */
+  private receive(chunk: Buffer): void {
     try {
-      this.hello = decodeHello(f.payload);
+      for (const f of this.decoder.push(chunk)) {
+        if (this.socket.destroyed) return;
+        this.dispatch(f);
+      }
     } catch (err) {
-      this.socket.destroy(err as Error);
-      return false;
+      this.breakOff(err);
     }
-    if (this.hello.version === PROTOCOL_VERSION) return true;
-    this.socket.destroy(
-      new ApplianceError(
-        'EPROTO',
-        `the guest agent speaks protocol version ${this.hello.version}, this host speaks ${PROTOCOL_VERSION}: rebuild the appliance so its agent matches`,
-      ),
-    );
-    return false;
+  }
+
+  private dispatch(f: Frame): void {
+    checkAgentFrame(f);
+    if (this.greeted) return this.greet(f);
+    if (f.type === FrameType.HELLO) throw protocolError('a second HELLO');
+    const pending = this.requests.get(f.id);
+    if (pending) return pending.onFrame(f);
+    const issued = f.id !== 0 && (this.wrapped || f.id < this.nextId);
+    if (!issued) throw protocolError(`${frameName(f.type)} frame for request ${f.id}, which the host never made`);
+    // A late frame of a request the host has given up (cancelled, or killed and no longer
+    // waited for): the agent had sent it before it knew. Dropped.
+  }
+
+  private greet(f: Frame): void {
+    if (f.type !== FrameType.HELLO) throw protocolError(`${frameName(f.type)} frame for request ${f.id} before the HELLO`);
+    if (f.id !== 0) throw protocolError(`HELLO for request ${f.id} (0 expected)`);
+    this.hello = decodeHello(f.payload);
+    const greeted = this.greeted!;
+    this.greeted = undefined;
+    greeted();
+  }
+
+  /** Closes the channel over a frame that could not be taken: a broken one (EPROTO), or a fault of ours. */
+  private breakOff(err: unknown): void {
+    if (this.socket.destroyed) return;
+    if (err instanceof ApplianceError && err.code === 'EPROTO') {
+      this.broken = err.message;
+    } else {
+      this.fault = String((err as Error)?.message ?? err).split('\n', 1)[0];
+      this.goneCause = err;
+    }
+    this.socket.destroy();
   }
 
   private onClose(): void {
-    const cause = this.goneCause;
-    this.gone = this.closing
-      ? 'the channel was closed on the host'
-      : this.poweringOff
-        ? 'the guest was powered off'
-        : `the guest channel closed${cause ? ` (${(cause as Error).message})` : ''}: did the VM crash or power off? Its console log tells`;
-    for (const [, p] of this.requests) p.onGone(this.gone, cause);
+    this.gone = this.goneReason();
+    for (const [, p] of this.requests) p.onGone();
     this.requests.clear();
+  }
+
+  private goneReason(): string {
+    if (this.broken) return `the guest agent broke the protocol: ${this.broken}; the channel is closed`;
+    if (this.fault) return `handling a frame from the guest agent failed on the host: ${this.fault}; the channel is closed`;
+    if (this.closing) return 'the channel was closed on the host';
+    if (this.poweringOff) return 'the guest was powered off';
+    const cause = this.goneCause as Error | undefined;
+    return `the guest channel closed${cause ? ` (${cause.message})` : ''}: did the VM crash or power off? Its console log tells`;
   }
 
   newId(): number {
     const id = this.nextId;
+    if (id >= 0xffffffff) this.wrapped = true;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
     return id;
   }
@@ -126,8 +156,9 @@ export class Channel {
     this.requests.delete(id);
   }
 
+  /** How a request ends when the channel is gone: EPROTO if the agent broke the protocol, else EAGENTGONE. */
   goneError(what: string): AgentError {
-    return new AgentError('EAGENTGONE', `${what}: ${this.gone}`, { cause: this.goneCause });
+    return new AgentError(this.broken ? 'EPROTO' : 'EAGENTGONE', `${what}: ${this.gone}`, { cause: this.goneCause });
   }
 
   /** Writes a frame, waiting while the socket's buffer is full. */
@@ -153,8 +184,8 @@ export class Channel {
     if (!this.gone) this.socket.write(frame);
   }
 
-  guestError(payload: Buffer): AgentError {
-    const { errno, message } = decodeError(payload);
+  guestError(payload: Buffer, id?: number): AgentError {
+    const { errno, message } = decodeError(payload, id);
     return new AgentError(errnoCode(errno), `in the guest: ${message}`, { errno });
   }
 

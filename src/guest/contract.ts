@@ -106,6 +106,7 @@ export const FrameType = {
   POWEROFF: 13,
   SIGNAL: 14,
   RESIZE: 15,
+  CANCEL: 16,
 } as const;
 
 export const FrameFlag = {

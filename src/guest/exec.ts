@@ -8,7 +8,19 @@ import { ApplianceError } from '../errors.js';
 import { FrameFlag, FrameType, MAX_PAYLOAD, STDIN_WINDOW } from './contract.js';
 import { errnoCode, signalNames, type Channel } from './channel.js';
 import { AgentError, type ExecResult, type SpawnError } from './results.js';
-import { decodeError, decodeExit, encodeExec, encodeFrame, encodeResize, encodeU32, type ExitStatus, type Frame } from './protocol.js';
+import {
+  decodeAck,
+  decodeError,
+  decodeExit,
+  encodeExec,
+  encodeFrame,
+  encodeResize,
+  encodeU32,
+  protocolError,
+  unexpectedFrame,
+  type ExitStatus,
+  type Frame,
+} from './protocol.js';
 
 export type Input = Uint8Array | string | NodeJS.ReadableStream;
 
@@ -18,13 +30,24 @@ export interface ExecOptions {
   /** Laid over the guest's base environment (PATH, HOME, TERM). */
   env?: Record<string, string>;
   cwd?: string;
-  /** Kill the command (SIGKILL to its process group) and reject with ETIMEDOUT. */
+  /** Kill the command (SIGKILL to its process group) and reject with ETIMEDOUT: 1 to 2^31-1 ms. */
   timeoutMs?: number;
   /** Kill the command and reject with EABORTED when this aborts. */
   signal?: AbortSignal;
   /** Run on a pseudo-terminal (all output comes on stdout), optionally of this size. */
   pty?: boolean | { rows: number; cols: number };
+  /**
+   * exec() only: the most bytes of stdout, and of stderr, it keeps (default 64 MiB each;
+   * Infinity for no limit). Past it the command is killed and exec() rejects with ETOOBIG,
+   * the error's `result` holding what fit. execStream()'s output is bounded by its reader.
+   */
+  maxBuffer?: number;
 }
+
+/** exec()'s default maxBuffer: ample for what one collects in memory, far below what hurts a host. */
+export const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/** setTimeout's longest delay (a longer one fires at once). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export interface ExecStream {
   stdout: Readable;
@@ -38,10 +61,13 @@ export interface ExecStream {
 
 /** Where a command's output goes: collected (exec) or streamed (execStream). */
 export interface Sink {
-  out(chunk: Buffer): void;
-  err(chunk: Buffer): void;
+  /** Takes a chunk of stdout; false once stdout is over `limit` (the command is then killed). */
+  out(chunk: Buffer): boolean;
+  err(chunk: Buffer): boolean;
   end(): void;
   collected(): { stdout: Buffer; stderr: Buffer };
+  /** Bytes kept of each stream, when collected. */
+  readonly limit?: number;
 }
 
 /** Grace after a SIGKILL for the EXIT to come back before giving up on it. */
@@ -64,6 +90,16 @@ export async function* frameChunks(input: Input): AsyncGenerator<Buffer> {
   else for await (const c of input as AsyncIterable<Buffer | string>) yield* split(typeof c === 'string' ? Buffer.from(c) : c);
 }
 
+function checkOptions(opts: ExecOptions): void {
+  const { timeoutMs, maxBuffer } = opts;
+  if (timeoutMs !== undefined && !(typeof timeoutMs === 'number' && timeoutMs >= 1 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    throw new ApplianceError('EINVAL', `timeoutMs must be from 1 to ${MAX_TIMEOUT_MS} ms, not ${timeoutMs}`);
+  }
+  if (maxBuffer !== undefined && !(typeof maxBuffer === 'number' && maxBuffer >= 1)) {
+    throw new ApplianceError('EINVAL', `maxBuffer must be a positive number of bytes, not ${maxBuffer}`);
+  }
+}
+
 function describe(argv: string[]): string {
   const text = argv.join(' ');
   return `"${text.length > 80 ? `${text.slice(0, 77)}...` : text}"`;
@@ -80,11 +116,11 @@ export class Exec {
   private creditWaiter: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private grace: NodeJS.Timeout | undefined;
-  private settle!: { resolve: (r: ExecResult) => void; reject: (e: AgentError) => void };
+  private settle!: { resolve: (r: ExecResult) => void; reject: (e: ApplianceError) => void };
   private readonly onAbort = () =>
     this.killFor(new AgentError('EABORTED', `${this.what} was aborted: killed it (SIGKILL)`, { cause: this.opts.signal?.reason }));
 
-  /** Starts `argv` in the guest. Bad arguments (NUL bytes, too long) throw before anything is sent. */
+  /** Starts `argv` in the guest. Bad arguments or options (NUL bytes, too long) reject `result` before anything is sent. */
   constructor(
     private readonly channel: Channel,
     argv: string[],
@@ -93,15 +129,26 @@ export class Exec {
   ) {
     this.id = channel.newId();
     this.what = describe(argv);
-    const pty = opts.pty === true ? { rows: 0, cols: 0 } : opts.pty || undefined;
-    const payload = encodeExec({ argv, env: opts.env, cwd: opts.cwd, rows: pty?.rows, cols: pty?.cols });
     this.result = new Promise<ExecResult>((resolve, reject) => (this.settle = { resolve, reject }));
-    if (opts.signal?.aborted) {
-      this.finished = true;
-      this.settle.reject(new AgentError('EABORTED', `${this.what} was aborted before it started`, { cause: opts.signal.reason }));
+    const pty = opts.pty === true ? { rows: 0, cols: 0 } : opts.pty || undefined;
+    let payload: Buffer;
+    try {
+      checkOptions(opts);
+      payload = encodeExec({ argv, env: opts.env, cwd: opts.cwd, rows: pty?.rows, cols: pty?.cols });
+    } catch (err) {
+      this.refuse(err as ApplianceError);
       return;
     }
-    channel.register(this.id, { onFrame: (f) => this.onFrame(f), onGone: (reason, cause) => this.finish(undefined, new AgentError('EAGENTGONE', `${this.what} did not finish: ${reason}`, { cause })) });
+    if (opts.signal?.aborted) {
+      this.refuse(new AgentError('EABORTED', `${this.what} was aborted before it started`, { cause: opts.signal.reason }));
+      return;
+    }
+    this.start(payload, (opts.input !== undefined ? FrameFlag.STDIN : 0) | (pty ? FrameFlag.PTY : 0));
+  }
+
+  private start(payload: Buffer, flags: number): void {
+    const { channel, opts } = this;
+    channel.register(this.id, { onFrame: (f) => this.onFrame(f), onGone: () => this.finish(undefined, channel.goneError(`${this.what} did not finish`)) });
     opts.signal?.addEventListener('abort', this.onAbort, { once: true });
     if (opts.timeoutMs !== undefined) {
       this.timer = setTimeout(
@@ -109,12 +156,18 @@ export class Exec {
         opts.timeoutMs,
       );
     }
-    const flags = (opts.input !== undefined ? FrameFlag.STDIN : 0) | (pty ? FrameFlag.PTY : 0);
     channel.send(encodeFrame(FrameType.EXEC, this.id, payload, flags)).then(
       () => (opts.input !== undefined ? this.pumpInput(opts.input) : undefined),
       () => {}, // a closed channel is reported by onGone
     );
     if (channel.gone) this.finish(undefined, channel.goneError(`${this.what} could not start`));
+  }
+
+  /** Ends before anything was sent. */
+  private refuse(err: ApplianceError): void {
+    this.finished = true;
+    this.sink.end();
+    this.settle.reject(err);
   }
 
   /** Sends a signal to the command's process group. */
@@ -129,27 +182,39 @@ export class Exec {
   private onFrame(f: Frame): void {
     switch (f.type) {
       case FrameType.STDOUT:
-        this.sink.out(f.payload);
+        if (!this.sink.out(f.payload)) this.overflow('stdout');
         break;
       case FrameType.STDERR:
-        this.sink.err(f.payload);
+        if (!this.sink.err(f.payload)) this.overflow('stderr');
         break;
-      case FrameType.STDIN_ACK: {
-        this.inflight -= f.payload.readUInt32LE(0);
-        const wake = this.creditWaiter;
-        this.creditWaiter = undefined;
-        wake?.();
+      case FrameType.STDIN_ACK:
+        this.acknowledged(decodeAck(f.payload, f.id));
         break;
-      }
       case FrameType.ERROR: {
-        const { errno, message } = decodeError(f.payload);
+        if (this.spawnError) throw unexpectedFrame(f, 'a command that has already said why it could not start');
+        const { errno, message } = decodeError(f.payload, f.id);
         this.spawnError = { errno, code: errnoCode(errno), message };
         break;
       }
       case FrameType.EXIT:
-        this.finish(decodeExit(f.payload));
+        this.finish(decodeExit(f.payload, f.id));
         break;
+      default:
+        throw unexpectedFrame(f, 'a command');
     }
+  }
+
+  /** The agent is done with `count` bytes of stdin: room for more. */
+  private acknowledged(count: number): void {
+    if (count > this.inflight) throw protocolError(`STDIN_ACK for request ${this.id} acknowledges ${count} bytes, only ${this.inflight} in flight`);
+    this.inflight -= count;
+    const wake = this.creditWaiter;
+    this.creditWaiter = undefined;
+    wake?.();
+  }
+
+  private overflow(stream: 'stdout' | 'stderr'): void {
+    this.killFor(new AgentError('ETOOBIG', `${this.what} wrote more than ${this.sink.limit} bytes to ${stream} (maxBuffer): killed it (SIGKILL)`));
   }
 
   /** Kills the command, then ends with `err` once it has exited (or after a grace period). */

@@ -1,9 +1,10 @@
 /**
  * The guest channel's frames (contract.ts has the numbers, c/protocol.h documents every
- * message): encoding requests for the agent and decoding its replies.
+ * message): encoding requests for the agent and decoding its replies. A reply our agent
+ * (agent.c) would never send, in type, flags, size or value, is an EPROTO ApplianceError.
  */
 import { ApplianceError } from '../errors.js';
-import { HEADER_SIZE, MAX_PAYLOAD } from './contract.js';
+import { FrameType, HEADER_SIZE, HELLO_PID1, MAX_PAYLOAD, PAYLOAD, PROTOCOL_VERSION } from './contract.js';
 
 export interface Frame {
   type: number;
@@ -24,32 +25,90 @@ export function encodeFrame(type: number, id: number, payload: Uint8Array = Buff
   return frame;
 }
 
-/** Splits a byte stream into frames; keeps at most one partial frame between chunks. */
+/** A broken frame from the agent, in one line: the channel ends with it (channel.ts). */
+export function protocolError(detail: string): ApplianceError {
+  return new ApplianceError('EPROTO', detail);
+}
+
+const frameNames = new Map<number, string>(Object.entries(FrameType).map(([name, type]) => [type, name]));
+export const frameName = (type: number): string => frameNames.get(type) ?? `type ${type}`;
+
+/** A frame that its request can never get (a DATA for a command, an EXIT for a file read). */
+export function unexpectedFrame(f: Frame, request: string): ApplianceError {
+  return protocolError(`${frameName(f.type)} frame for request ${f.id}, ${request}`);
+}
+
+/**
+ * Splits a byte stream into frames. Holds at most one frame, and copies each byte once
+ * however small the chunks come (a guest that trickles bytes costs no more than one that
+ * does not).
+ */
 export class FrameDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly header = Buffer.alloc(HEADER_SIZE);
+  private headerFill = 0;
+  private payload: Buffer | undefined;
+  private payloadFill = 0;
 
   push(chunk: Buffer): Frame[] {
-    const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     const frames: Frame[] = [];
     let off = 0;
-    while (buf.length - off >= HEADER_SIZE) {
-      const len = buf.readUInt32LE(off);
-      if (len > MAX_PAYLOAD) {
-        throw new ApplianceError('EPROTO', `the guest agent sent a frame of ${len} bytes (at most ${MAX_PAYLOAD}): the channel is out of step`);
+    while (off < chunk.length) {
+      if (!this.payload) {
+        const n = chunk.copy(this.header, this.headerFill, off, off + HEADER_SIZE - this.headerFill);
+        this.headerFill += n;
+        off += n;
+        if (this.headerFill < HEADER_SIZE) break;
+        this.payload = Buffer.allocUnsafe(this.payloadLength());
+        this.payloadFill = 0;
       }
-      if (buf.length - off < HEADER_SIZE + len) break;
-      frames.push({
-        type: buf[off + 4]!,
-        flags: buf[off + 5]!,
-        id: buf.readUInt32LE(off + 8),
-        // A copy: the payload outlives `buf`, which may be a large pooled chunk.
-        payload: Buffer.from(buf.subarray(off + HEADER_SIZE, off + HEADER_SIZE + len)),
-      });
-      off += HEADER_SIZE + len;
+      const n = chunk.copy(this.payload, this.payloadFill, off, off + this.payload.length - this.payloadFill);
+      this.payloadFill += n;
+      off += n;
+      if (this.payloadFill < this.payload.length) break;
+      frames.push({ type: this.header[4]!, flags: this.header[5]!, id: this.header.readUInt32LE(8), payload: this.payload });
+      this.payload = undefined;
+      this.headerFill = 0;
     }
-    this.pending = Buffer.from(buf.subarray(off));
     return frames;
   }
+
+  private payloadLength(): number {
+    const len = this.header.readUInt32LE(0);
+    if (len > MAX_PAYLOAD) throw protocolError(`a frame of ${len} bytes (at most ${MAX_PAYLOAD})`);
+    const reserved = this.header.readUInt16LE(6);
+    if (reserved !== 0) throw protocolError(`a frame header with reserved bits 0x${reserved.toString(16)}`);
+    return len;
+  }
+}
+
+/** What the agent sends (agent.c), with the payload sizes it gives each: [least, most]. */
+const FROM_AGENT = new Map<number, readonly [number, number]>([
+  [FrameType.HELLO, [PAYLOAD.HELLO, PAYLOAD.HELLO]],
+  [FrameType.STDIN_ACK, [PAYLOAD.STDIN_ACK, PAYLOAD.STDIN_ACK]],
+  [FrameType.STDOUT, [1, MAX_PAYLOAD]],
+  [FrameType.STDERR, [1, MAX_PAYLOAD]],
+  [FrameType.EXIT, [PAYLOAD.EXIT, PAYLOAD.EXIT]],
+  [FrameType.ERROR, [PAYLOAD.ERROR_MIN, MAX_PAYLOAD]],
+  [FrameType.DATA, [0, MAX_PAYLOAD]],
+  [FrameType.OK, [0, 0]],
+]);
+
+/** Throws EPROTO for a frame our agent never sends: a type, flags or size it does not use. */
+export function checkAgentFrame(f: Frame): void {
+  const sizes = FROM_AGENT.get(f.type);
+  const what = `${frameName(f.type)} frame for request ${f.id}`;
+  if (!sizes) {
+    throw protocolError(frameNames.has(f.type) ? `${what}, a type only the host sends` : `unknown frame type ${f.type} for request ${f.id}`);
+  }
+  if (f.flags !== 0) throw protocolError(`${what} with flags 0x${f.flags.toString(16)}`);
+  checkSize(f.type, f.payload, f.id);
+}
+
+function checkSize(type: number, p: Buffer, id?: number): void {
+  const [least, most] = FROM_AGENT.get(type)!;
+  if (p.length >= least && p.length <= most) return;
+  const expected = least === most ? `${least} expected` : p.length < least ? `at least ${least} expected` : `at most ${most}`;
+  throw protocolError(`${frameName(type)} of ${p.length} bytes${id === undefined ? '' : ` for request ${id}`} (${expected})`);
 }
 
 function cString(text: string, what: string): Buffer {
@@ -71,11 +130,11 @@ export function encodeExec(req: ExecRequest): Buffer {
     if (!k || k.includes('=')) throw new ApplianceError('EINVAL', `bad environment variable name "${k}"`);
     return cString(`${k}=${v}`, `environment variable ${k}`);
   });
-  const head = Buffer.alloc(12);
+  const head = Buffer.alloc(PAYLOAD.EXEC_HEAD);
   head.writeUInt32LE(req.argv.length, 0);
   head.writeUInt32LE(env.length, 4);
-  head.writeUInt16LE(req.rows ?? 0, 8);
-  head.writeUInt16LE(req.cols ?? 0, 10);
+  head.writeUInt16LE(terminalSize('rows', req.rows ?? 0), 8);
+  head.writeUInt16LE(terminalSize('cols', req.cols ?? 0), 10);
   const payload = Buffer.concat([
     head,
     cString(req.cwd ?? '', 'cwd'),
@@ -83,7 +142,7 @@ export function encodeExec(req: ExecRequest): Buffer {
     ...env,
   ]);
   if (payload.length > MAX_PAYLOAD) {
-    throw new ApplianceError('E2BIG', `command line and environment take ${payload.length} bytes; at most ${MAX_PAYLOAD - 12} fit in a request`);
+    throw new ApplianceError('E2BIG', `command line and environment take ${payload.length} bytes; at most ${MAX_PAYLOAD - PAYLOAD.EXEC_HEAD} fit in a request`);
   }
   return payload;
 }
@@ -101,13 +160,18 @@ export interface Hello {
 }
 
 export function decodeHello(p: Buffer): Hello {
-  if (p.length < 16) throw new ApplianceError('EPROTO', `short HELLO from the guest agent (${p.length} bytes)`);
+  // The version first: an agent of another version may well greet in another size.
+  const version = p.length >= 4 ? p.readUInt32LE(0) : undefined;
+  if (version !== undefined && version !== PROTOCOL_VERSION) {
+    throw protocolError(`the guest agent speaks protocol version ${version}, this host speaks ${PROTOCOL_VERSION}: rebuild the appliance so its agent matches`);
+  }
+  checkSize(FrameType.HELLO, p);
   return {
-    version: p.readUInt32LE(0),
+    version: PROTOCOL_VERSION,
     bootMs: p.readUInt32LE(4),
     initMs: p.readUInt32LE(8),
-    pid1: (p.readUInt32LE(12) & 1) !== 0,
-    resumeMs: p.length >= 20 ? p.readUInt32LE(16) : 0,
+    pid1: (p.readUInt32LE(12) & HELLO_PID1) !== 0,
+    resumeMs: p.readUInt32LE(16),
   };
 }
 
@@ -118,13 +182,30 @@ export interface ExitStatus {
   durationMs: number;
 }
 
-export function decodeExit(p: Buffer): ExitStatus {
+/** Linux's highest signal number (SIGRTMAX). */
+const MAX_SIGNAL = 64;
+
+export function decodeExit(p: Buffer, id?: number): ExitStatus {
+  checkSize(FrameType.EXIT, p, id);
+  const code = p.readInt32LE(0);
   const sig = p.readUInt32LE(4);
-  return { exitCode: sig ? null : p.readInt32LE(0), signal: sig || null, durationMs: p.readUInt32LE(8) };
+  // agent.c: an exit status 0-255 and no signal, or -1 and the signal that killed it.
+  if (sig === 0 ? code < 0 || code > 255 : code !== -1 || sig > MAX_SIGNAL) {
+    throw protocolError(`EXIT${id === undefined ? '' : ` for request ${id}`} with exit code ${code} and signal ${sig}`);
+  }
+  return { exitCode: sig ? null : code, signal: sig || null, durationMs: p.readUInt32LE(8) };
 }
 
-export function decodeError(p: Buffer): { errno: number; message: string } {
-  return { errno: p.readInt32LE(0), message: p.subarray(4).toString('utf8') };
+export function decodeAck(p: Buffer, id?: number): number {
+  checkSize(FrameType.STDIN_ACK, p, id);
+  return p.readUInt32LE(0);
+}
+
+/** The guest's errno and message; the message's control characters escaped, so it prints as one line and nothing else. */
+export function decodeError(p: Buffer, id?: number): { errno: number; message: string } {
+  checkSize(FrameType.ERROR, p, id);
+  const message = p.subarray(4).toString('utf8').replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return { errno: p.readInt32LE(0), message };
 }
 
 export function encodeU32(v: number): Buffer {
@@ -133,10 +214,15 @@ export function encodeU32(v: number): Buffer {
   return b;
 }
 
+function terminalSize(what: 'rows' | 'cols', v: number): number {
+  if (Number.isInteger(v) && v >= 0 && v <= 0xffff) return v;
+  throw new ApplianceError('EINVAL', `a terminal's ${what} must be an integer from 0 to 65535, not ${v}`);
+}
+
 export function encodeResize(rows: number, cols: number): Buffer {
   const b = Buffer.alloc(4);
-  b.writeUInt16LE(rows, 0);
-  b.writeUInt16LE(cols, 2);
+  b.writeUInt16LE(terminalSize('rows', rows), 0);
+  b.writeUInt16LE(terminalSize('cols', cols), 2);
   return b;
 }
 

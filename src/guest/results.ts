@@ -20,11 +20,14 @@ export interface ExecResult {
   spawnError?: SpawnError;
 }
 
-/** Errors of the guest channel. `code`: EAGENTGONE, ETIMEDOUT, EABORTED, EINPUT, EPROTO, or a guest errno name. */
+/**
+ * Errors of the guest channel. `code`: EAGENTGONE, ETIMEDOUT, EABORTED, EINPUT, ETOOBIG (more
+ * than maxBuffer or maxBytes), EPROTO (the agent broke the protocol), or a guest errno name.
+ */
 export class AgentError extends ApplianceError {
   /** The guest's errno, for file errors. */
   readonly errno?: number;
-  /** What a command that timed out, was aborted or lost its agent had done so far. */
+  /** What a command that timed out, was aborted, went over maxBuffer or lost its agent had done so far. */
   result?: ExecResult;
   constructor(code: ErrorCode, message: string, extra: { errno?: number; cause?: unknown } = {}) {
     super(code, message, { cause: extra.cause });

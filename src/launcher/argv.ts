@@ -6,13 +6,18 @@ import { AGENT_PORT_NAME, diskSerial, ROOT_SERIAL } from '../guest/contract.js';
 
 /**
  * Kernel parameters for every boot: the console on the first serial port (the launcher
- * reads it), little printed, a panic powers off at once (qemu runs with -no-reboot),
- * and the slow probes an appliance does not need skipped.
+ * reads it), little printed, a panic or a reboot ends qemu at once (see reboot=t), and
+ * the slow probes an appliance does not need skipped.
  */
 export const BASE_CMDLINE = [
   'console=ttyS0',
   'quiet',
   'panic=-1',
+  // Reboot by triple fault: the CPU resets, which qemu's -no-reboot turns into its exit on
+  // every machine. The default on microvm (hardware-reduced ACPI) is "EFI", then a jump
+  // into the firmware, which no reset follows: a resumed snapshot's qboot, given no kernel,
+  // then idles forever, so a panic or a reboot hung the caller.
+  'reboot=t',
   'no_timer_check',
   '8250.nr_uarts=1',
   'cryptomgr.notests',
@@ -57,6 +62,8 @@ export interface QemuConfig {
   channelSocket: string;
   /** A unix socket a server listens on for qemu's monitor (QMP); none without it. */
   monitorSocket?: string;
+  /** Attach empty stand-ins for the user disks (a snapshot's save, see modes.ts). */
+  placeholderDisks?: boolean;
 }
 
 /** What the command line says of a user disk; its image reaches qemu as an inherited descriptor. */
@@ -109,7 +116,7 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
     ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   ];
-  c.disks.forEach((d, i) => argv.push(...drive(d, i), ...blk(diskSerial(i), diskSerial(i))));
+  c.disks.forEach((d, i) => argv.push(...(c.placeholderDisks ? placeholder(d, i) : drive(d, i)), ...blk(diskSerial(i), diskSerial(i))));
   if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');
   return argv;
 }
@@ -136,6 +143,11 @@ function drive(d: Drive, i: number): string[] {
   };
   const fds = d.allowBackingFile ? [] : d.readonly ? [fd] : [fd, fd + 1];
   return [...fds.flatMap((n) => ['-add-fd', `fd=${n},set=${set}`]), '-blockdev', JSON.stringify(node)];
+}
+
+/** An empty stand-in for user disk i, with its read-only flag (the device's features depend on it). */
+function placeholder(d: Drive, i: number): string[] {
+  return ['-blockdev', JSON.stringify({ driver: 'null-co', 'node-name': diskSerial(i), 'read-only': d.readonly })];
 }
 
 /**

@@ -13,7 +13,8 @@ import type { Mode, Run, RunEvent } from './modes.js';
 import { spawnQemu, type ExitStatus, type QemuProcess } from './process.js';
 import { acceptOne } from './sockets.js';
 
-export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout' | 'saved';
+/** saved: a snapshot was saved (the run then ends); unsaved: it could not be (saveError says why). */
+export type AttemptOutcome = 'ready' | 'exited' | 'no-sign-of-life' | 'timeout' | 'saved' | 'unsaved';
 
 export interface ReadyContext {
   /** qemu's connection to the guest channel; rejects if this attempt ends first. */
@@ -56,8 +57,10 @@ export interface AttemptResult {
   aliveAt?: number;
   /** ms from spawn until a restored guest ran again */
   resumedAt?: number;
-  /** Why a 'save' run could not save (it then went on as a cold boot). */
+  /** Why a 'save' run could not save. */
   saveError?: string;
+  /** The user disk (its index) qemu named when it refused to start: the disk's fault, not the boot's. */
+  diskFault?: number;
   snapshot?: 'restored' | 'created';
 }
 
@@ -73,7 +76,7 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
   const monitor = mode.monitor ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err))) : undefined;
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
-  const state: { aliveAt?: number; resumedAt?: number; saveError?: string } = {};
+  const state: { aliveAt?: number; resumedAt?: number; saveError?: string; diskFault?: number } = {};
   let end: (ev: RunEvent) => void = () => {};
   const ended = new Promise<RunEvent>((resolve) => (end = resolve));
 
@@ -87,7 +90,8 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
     resumed: () => (state.resumedAt = elapsed()),
     saveFailed: (why, whatFailed) => {
       state.saveError = why;
-      a.log(`boot ${a.number}: ${whatFailed} (${why}): going on without a snapshot`);
+      a.log(`boot ${a.number}: ${whatFailed} (${why})`);
+      end({ kind: 'failed', detail: `${whatFailed}: ${why}` });
     },
   };
   run.monitor.catch(() => {});
@@ -105,20 +109,33 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
     }
     abort.abort();
     await proc.kill();
-    switch (ev.kind) {
-      case 'not-ready':
-        if (mode.readyFailureIsOutcome) return result('exited', { detail: (ev.err as Error).message });
-        throw ev.err;
-      case 'failed':
-        return result('exited', { detail: ev.detail });
-      case 'exited':
-        return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
-      default:
-        return result(ev.kind);
-    }
+    // Whatever ended the run, qemu may have said first that it cannot open a user disk.
+    state.diskFault = diskNamed(proc.stderrTail());
+    return failed(ev, mode, proc, result, state.saveError !== undefined);
   } finally {
     abort.abort();
     await Promise.all([channel.close(!up), monitor?.close(true)]);
+  }
+}
+
+/** How a run that did not come up ended. */
+function failed(
+  ev: Exclude<RunEvent, { kind: 'ready' }>,
+  mode: Mode,
+  proc: QemuProcess,
+  result: (o: AttemptOutcome, more?: Partial<AttemptResult>) => AttemptResult,
+  unsaved: boolean,
+): AttemptResult {
+  switch (ev.kind) {
+    case 'not-ready':
+      if (mode.readyFailureIsOutcome) return result('exited', { detail: (ev.err as Error).message });
+      throw ev.err;
+    case 'failed':
+      return result(unsaved ? 'unsaved' : 'exited', { detail: ev.detail });
+    case 'exited':
+      return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
+    default:
+      return result(ev.kind);
   }
 }
 
@@ -157,6 +174,15 @@ async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunE
   } finally {
     for (const t of timers) clearTimeout(t);
   }
+}
+
+/**
+ * The user disk qemu's error names, if any: qemu prefixes an option's error with the
+ * option, and a user disk's -blockdev holds its node name (argv.ts).
+ */
+function diskNamed(stderr: string): number | undefined {
+  const m = /-blockdev \{[^\n]*"node-name":"disk(\d+)"[^\n]*\}: /.exec(stderr);
+  return m ? Number(m[1]) : undefined;
 }
 
 function exitDetail(status: ExitStatus, proc: QemuProcess): string {

@@ -31,9 +31,13 @@ export class BootError extends ApplianceError {
   }
 }
 
-/** The error for a launch whose every attempt failed, `last` being the last one. */
-export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt[], deadlineMs: number): BootError {
+/** The error for a launch whose every attempt failed, `last` being the last one; `disks` are the user disks' paths. */
+export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt[], deadlineMs: number, disks: string[]): BootError {
   const tail = last.proc.consoleTail();
+  if (last.diskFault !== undefined) {
+    const said = /-blockdev \{[^\n]*\}: (.*)$/m.exec(last.proc.stderrTail())?.[1] ?? last.detail;
+    return new BootError('EDISKOPEN', `qemu cannot open disk ${disks[last.diskFault]}: ${said}: check the image (qemu-img check) and its format`, tail, attempts);
+  }
   const how = (a: Attempt) => (a.mode === 'save' ? ' saving a snapshot' : a.mode === 'restore' ? ' restoring a snapshot' : '');
   const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${a.outcome}`).join(', ');
   if (last.outcome === 'timeout') {
@@ -46,7 +50,13 @@ export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt
     );
   }
   if (last.outcome === 'exited' && last.status?.code === 0) {
-    return new BootError('EBOOTFAILED', `the appliance stopped (powered off, rebooted or panicked) before it was ready (tried ${tried}): see its console`, tail, attempts);
+    const words = last.proc.lastWords();
+    return new BootError(
+      'EBOOTFAILED',
+      `the appliance stopped (powered off, rebooted or panicked) before it was ready (tried ${tried})${words ? `: ${words}` : ': see its console'}`,
+      tail,
+      attempts,
+    );
   }
   return new BootError(
     'EQEMU',

@@ -5,8 +5,8 @@
  * gives, and returns once `ready` has resolved. With `snapshot`, each boot restores the
  * snapshot of its shape, making it first if needed (snapshot-boot.ts).
  */
-import { stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { cacheRootPath, ensureCacheRoot } from '../cache/dir.js';
 import { ApplianceError } from '../errors.js';
 import { sha256File } from '../files.js';
@@ -23,6 +23,7 @@ import { plain, type Mode } from './modes.js';
 import { advance, failureOf, type Position } from './plan.js';
 import type { ExitStatus } from './process.js';
 import { bootWithSnapshot } from './snapshot-boot.js';
+import { socketFolder } from './sockets.js';
 import { hostTscKhz } from './tsc.js';
 
 export type { ReadyContext } from './attempt.js';
@@ -52,8 +53,6 @@ export interface LaunchOptions<T> {
   cmdline?: string[];
   /** The qemu binary (--qemu); default qemu-system-x86_64 from $PATH. */
   qemu?: string;
-  /** Where the launcher listens for qemu's guest-channel connection (a unix socket path it creates). */
-  channelSocket: string;
   /** The cache root (default: cache/dir.ts's): the accelerator verdict, extracted kernels and snapshots live there. */
   cacheDir?: string;
   /** How long one boot may take to become ready, from qemu's start (default 20 000 ms). */
@@ -92,6 +91,8 @@ export interface Launched<T> {
   /** What `ready` resolved to. */
   ready: T;
   consoleTail(): string[];
+  /** The kernel's last words, if it died (see process.ts). */
+  lastWords(): string | undefined;
   exited: Promise<ExitStatus>;
   kill(): Promise<ExitStatus>;
   /** ms since launch() was called; resumedAt: when a restored guest ran again. */
@@ -108,6 +109,8 @@ interface Prepared {
   cacheRoot: string;
   /** Open until the launch ends: every qemu of it inherits them. */
   disks: OpenDisk[];
+  /** The launch's private folder for the sockets qemu dials (sockets.ts); removed when it ends. */
+  socketDir: string;
   plan: AccelPlan;
   tscKhz?: number;
   vmlinux?: string;
@@ -128,6 +131,7 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
     return await walk(opts, p, log, since);
   } finally {
     await closeDisks(p.disks);
+    await rm(p.socketDir, { recursive: true, force: true });
   }
 }
 
@@ -150,7 +154,7 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
         deadlineMs: p.deadlineMs,
         signOfLifeMs: fallback ? (opts.signOfLifeMs ?? DEFAULTS.signOfLifeMs) : undefined,
         number: attempts.length + 1,
-        channelSocket: opts.channelSocket,
+        channelSocket: join(p.socketDir, 'agent.sock'),
         diskFds: p.disks.flatMap((d) => [d.fd, d.readHandle?.fd]), // FDS_PER_DISK each, argv.ts
         timing: opts.consoleTiming ?? false,
         ready: opts.ready,
@@ -173,11 +177,12 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
     last = r;
     at = advance(at, failureOf(r), { accels: p.plan.candidates.length, machines: machines.length });
   }
-  throw bootFailure(p.qemu, last!, attempts, p.deadlineMs);
+  throw bootFailure(p.qemu, last!, attempts, p.deadlineMs, p.disks.map((d) => d.path));
 }
 
 /** Everything a launch works out before its first qemu: the binary, the disks, the accelerators, the kernel, the snapshot's ids. */
 async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void): Promise<Prepared> {
+  checkSizes(opts);
   const qemu = findQemu(opts.qemu);
   const cacheRoot = await ensureCacheRoot(opts.cacheDir ?? cacheRootPath());
   const plan = await planAccel(opts.accel ?? 'auto', { qemu, cacheRoot, kvmDevice: opts.kvmDevice });
@@ -198,9 +203,27 @@ async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void
     : undefined;
   // With snapshots the timing flag travels in the go line, so that it is not part of the snapshot's key.
   const initParams = [...(opts.cmdline ?? []), ...(snapshotIds ? [param('snapshot', 1)] : opts.consoleTiming ? [param('timing', 1)] : [])];
-  // Last: once open, the disks must be closed whatever happens (launch() does).
+  // Last: once open, the disks must be closed and the folder removed whatever happens (launch() does).
   const disks = await openDisks(opts.disks ?? []);
-  return { qemu, cacheRoot, disks, plan, tscKhz, vmlinux, snapshotIds, initParams, deadlineMs: opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs };
+  const socketDir = await socketFolder().catch(async (err: unknown) => {
+    await closeDisks(disks);
+    throw err;
+  });
+  return {
+    socketDir, qemu, cacheRoot, disks, plan, tscKhz, vmlinux, snapshotIds, initParams, deadlineMs: opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs };
+}
+
+/** Memory, CPUs and the deadline as qemu and a boot can take them: whole, positive, in range. */
+function checkSizes<T>(opts: LaunchOptions<T>): void {
+  const check = (name: string, value: number | undefined, min: number, max: number, integer = true) => {
+    if (value === undefined) return;
+    if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+      throw new ApplianceError('EINVAL', `${name} ${value}: give ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+    }
+  };
+  check('memoryMb', opts.memoryMb, 128, 1 << 20);
+  check('cpus', opts.cpus, 1, 255);
+  check('bootDeadlineMs', opts.bootDeadlineMs, 1, 3_600_000, false);
 }
 
 function qemuConfig<T>(opts: LaunchOptions<T>, p: Prepared, accel: AccelChoice, machine: MachineName): QemuConfig {
@@ -212,7 +235,7 @@ function qemuConfig<T>(opts: LaunchOptions<T>, p: Prepared, accel: AccelChoice, 
     boot: { kernel: p.vmlinux ?? opts.kernel, initrd: opts.initrd, cmdline: kernelCmdline(accel, p.tscKhz, p.initParams) },
     root: resolve(opts.root),
     disks: p.disks,
-    channelSocket: opts.channelSocket,
+    channelSocket: join(p.socketDir, 'agent.sock'),
   };
 }
 
@@ -233,6 +256,7 @@ function launched<T>(r: Result, o: { p: Prepared; accel: AccelChoice; machine: M
     argv: [o.p.qemu, ...r.argv],
     ready: r.value as T,
     consoleTail: r.proc.consoleTail,
+    lastWords: r.proc.lastWords,
     exited: r.proc.exited,
     kill: r.proc.kill,
     timings: {

@@ -2,8 +2,10 @@
  * How one qemu run goes, by mode (attempt.ts runs them):
  * - plain: boot the kernel (no snapshot point on the command line);
  * - cold: boot the kernel, and let the init past its snapshot point at once;
- * - save: boot with the RAM in the pending snapshot's file, and at the snapshot point save
- *   the guest and stop (outcome 'saved'); if it cannot be saved, go on as a cold boot;
+ * - save: boot with the RAM in the pending snapshot's file and placeholders for the user's
+ *   disks (none of theirs is read before the snapshot point, and a format that blocks
+ *   migration, vdi say, must not stop the save), and at the snapshot point save the guest
+ *   and stop (outcome 'saved'); if it cannot be saved, stop too ('failed', saveError);
  * - restore: resume a snapshot (-incoming), then send the go line.
  */
 import { openSync } from 'node:fs';
@@ -36,7 +38,7 @@ export interface Run {
   end(event: RunEvent): void;
   /** The restored guest runs again. */
   resumed(): void;
-  /** The snapshot could not be saved; the run goes on as a cold boot. */
+  /** The snapshot could not be saved: the run ends ('failed', with saveError). */
   saveFailed(why: string, what: string): void;
 }
 
@@ -76,25 +78,18 @@ export const cold: Mode = {
 
 export function save(pending: PendingSnapshot): Mode {
   const saveAt = async (run: Run, refusal?: string) => {
-    if (refusal) {
-      run.saveFailed(refusal, 'the guest must not be saved');
-      return run.proc.writeConsole(goLine(run.timing));
-    }
-    let qmp: Qmp | undefined;
+    if (refusal) return run.saveFailed(refusal, 'the guest must not be saved');
     try {
-      qmp = await Qmp.connect(await run.monitor);
-      await saveState(qmp, pending, run.stateSocket);
+      await saveState(await Qmp.connect(await run.monitor), pending, run.stateSocket);
       run.end({ kind: 'saved' });
     } catch (err) {
       run.saveFailed((err as Error).message, 'cannot save a snapshot');
-      await qmp?.execute('cont').catch(() => {});
-      run.proc.writeConsole(goLine(run.timing));
     }
   };
   return {
     kind: 'save',
     monitor: true,
-    configure: (c, monitor) => ({ ...c, ramFile: { path: pending.ram, shared: true }, monitorSocket: monitor }),
+    configure: (c, monitor) => ({ ...c, ramFile: { path: pending.ram, shared: true }, monitorSocket: monitor, placeholderDisks: true }),
     onConsole: (line, run) => atSnapshotPoint(line, (refusal) => void saveAt(run, refusal)),
   };
 }

@@ -4,10 +4,13 @@
  */
 import type { AttemptResult } from './attempt.js';
 
-export type Failure = 'no-sign-of-life' | 'powered-off' | 'qemu-exited' | 'timeout';
+export type Failure = 'no-sign-of-life' | 'powered-off' | 'qemu-exited' | 'disk-refused' | 'timeout';
 export type Next = 'next-accelerator' | 'next-machine' | 'retry' | 'give-up';
 
-/** While another accelerator remains, any failure moves on to it: KVM that hangs or aborts (nested virtualization) ends on TCG. */
+/**
+ * While another accelerator remains, any failure but a refused disk moves on to it: KVM
+ * that hangs or aborts (nested virtualization) ends on TCG.
+ */
 export const WITH_FALLBACK: Next = 'next-accelerator';
 
 /** On the last accelerator: */
@@ -18,6 +21,8 @@ export const AFTER: Record<Failure, Next> = {
   'powered-off': 'give-up',
   // qemu refused this machine (or an option of it).
   'qemu-exited': 'next-machine',
+  // qemu cannot open a user disk: every machine and accelerator would say the same.
+  'disk-refused': 'give-up',
   // A hung boot: once more, on the next machine when the machine is 'auto', else the same.
   timeout: 'retry',
 };
@@ -26,6 +31,7 @@ export const AFTER: Record<Failure, Next> = {
 export const MAX_TIMEOUTS = 2;
 
 export function failureOf(r: AttemptResult): Failure {
+  if (r.diskFault !== undefined) return 'disk-refused';
   if (r.outcome === 'exited') return r.status?.code === 0 ? 'powered-off' : 'qemu-exited';
   return r.outcome === 'no-sign-of-life' ? 'no-sign-of-life' : 'timeout';
 }
@@ -39,7 +45,7 @@ export interface Position {
 
 /** The position after a failed attempt, or undefined to give up. */
 export function advance(p: Position, failure: Failure, counts: { accels: number; machines: number }): Position | undefined {
-  const next = p.accel < counts.accels - 1 ? WITH_FALLBACK : AFTER[failure];
+  const next = p.accel < counts.accels - 1 && failure !== 'disk-refused' ? WITH_FALLBACK : AFTER[failure];
   switch (next) {
     case 'next-accelerator':
       return p.accel + 1 < counts.accels ? { accel: p.accel + 1, machine: 0, timeouts: 0 } : undefined;

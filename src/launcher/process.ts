@@ -16,6 +16,8 @@ export interface QemuProcess {
   exited: Promise<ExitStatus>;
   /** The last console lines (the unfinished one included), for error reports. */
   consoleTail(): string[];
+  /** The kernel's last line on its way down (a panic's reason, a restart…), however long its trace was. */
+  lastWords(): string | undefined;
   /** The end of qemu's own stderr (its error messages). */
   stderrTail(): string;
   /** SIGKILL (an appliance has nothing to flush on the host side) and wait for the exit. */
@@ -102,6 +104,7 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     firstOutput,
     exited,
     consoleTail: serial.tail,
+    lastWords: serial.lastWords,
     stderrTail: () => stderr.trim(),
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -111,24 +114,56 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
   };
 }
 
-/** The serial console read as lines: each complete line to `onLine`, the last `keep` (and the unfinished one) kept for reports. */
-function consoleLines(keep: number, onLine?: (line: string) => void) {
+/** The kernel's lines on the way down: a panic's reason, a sysrq's action, a restart or power-off. */
+const LAST_WORDS = /Kernel panic - not syncing|sysrq: (Resetting|Power Off)|reboot: /;
+const TIMESTAMP = /^\[[\s\d.]+\]\s*/;
+
+/** The longest console line passed on whole: a guest may print megabytes without a newline. */
+export const CONSOLE_LINE_MAX = 1024;
+
+/**
+ * The serial console read as lines: each complete line to `onLine`, the last `keep` (and
+ * the unfinished one) kept for reports. A line longer than CONSOLE_LINE_MAX goes on in
+ * pieces of that length, so the work is linear in the output and the memory bounded.
+ */
+export function consoleLines(keep: number, onLine?: (line: string) => void) {
   const lines: string[] = [];
   let partial = '';
   const decoder = new StringDecoder('utf8');
+  let lastWords: string | undefined;
+  const emit = (line: string) => {
+    if (LAST_WORDS.test(line)) lastWords = line.replace(TIMESTAMP, '');
+    lines.push(line);
+    if (lines.length > keep) lines.shift();
+    onLine?.(line);
+  };
   const onText = (text: string) => {
-    const parts = (partial + text).split('\n');
-    partial = parts.pop()!;
-    for (const raw of parts) {
-      const line = raw.replace(/\r$/, '');
-      lines.push(line);
-      if (lines.length > keep) lines.shift();
-      onLine?.(line);
+    for (let from = 0; from < text.length; ) {
+      const nl = text.indexOf('\n', from);
+      const end = nl === -1 ? text.length : nl;
+      while (partial.length + end - from > CONSOLE_LINE_MAX) {
+        let cut = from + CONSOLE_LINE_MAX - partial.length;
+        // A piece never ends between the two halves of a surrogate pair.
+        if (cut > from && isHighSurrogate(text.charCodeAt(cut - 1))) cut--;
+        emit(partial + text.slice(from, cut));
+        partial = '';
+        from = cut;
+      }
+      partial += text.slice(from, end);
+      if (nl === -1) break;
+      emit(partial.endsWith('\r') ? partial.slice(0, -1) : partial);
+      partial = '';
+      from = nl + 1;
     }
   };
   return {
     write: (chunk: Buffer) => onText(decoder.write(chunk)),
     end: () => onText(decoder.end()),
     tail: () => (partial ? [...lines, partial] : [...lines]),
+    lastWords: () => lastWords,
   };
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }

@@ -1,9 +1,16 @@
 /**
- * One boot of a shape that snapshots: restore its snapshot; if there is none (or it no
- * longer restores), boot cold, save it at the snapshot point, and restore that. A shape
- * whose snapshot cannot be saved or restored here is remembered as such, and boots cold.
+ * One boot of a shape that snapshots: restore its snapshot; if there is none, boot cold,
+ * save it at the snapshot point, and restore that. What went wrong is told apart, so that
+ * one bad boot costs no good snapshot:
+ * - a snapshot is deleted only when its state does not load (qemu started, the restored
+ *   guest never ran again); a restore that got the guest running proved the snapshot, and
+ *   a user disk qemu cannot open, a deadline too short or a hung host are the boot's faults;
+ * - a shape is marked as without snapshots here only for a fault of the snapshot itself (a
+ *   device that cannot migrate, a guest that must not be saved, a fresh snapshot that does
+ *   not load), and the mark expires (cache/snapshots.ts UNUSABLE_FOR_MS);
+ * - a cache too full to hold a snapshot costs the snapshot, never a mark.
  */
-import { findSnapshot, markUnusable, prepareSnapshot, removeSnapshot, unusableReason, type PendingSnapshot } from '../cache/snapshots.js';
+import { findSnapshot, markUnusable, prepareSnapshot, removeSnapshot, snapshotRoom, unusableReason, type PendingSnapshot } from '../cache/snapshots.js';
 import type { QemuConfig } from './argv.js';
 import type { AttemptResult } from './attempt.js';
 import { cold, restore, save, type Mode } from './modes.js';
@@ -20,26 +27,53 @@ export interface SnapshotShape {
   log: (message: string) => void;
 }
 
+/** Free space below which no snapshot is made: one takes ~85 MB of RAM file, plus its state. */
+export const SNAPSHOT_ROOM = 128 << 20;
+
+/** Why a restore failed, when it is the snapshot's fault; undefined when it is the boot's (see above). */
+function snapshotFault(r: Result): string | undefined {
+  if (r.outcome !== 'exited' || r.diskFault !== undefined || r.resumedAt !== undefined) return undefined;
+  return `its state did not load: ${r.detail ?? 'qemu exited'}`;
+}
+
+/** The cache's file system is full: qemu dies of SIGBUS writing the RAM file, or a write says ENOSPC. */
+function outOfSpace(r: Result): boolean {
+  return r.status?.signal === 'SIGBUS' || /ENOSPC|No space left/.test(`${r.saveError ?? ''} ${r.detail ?? ''}`);
+}
+
 export async function bootWithSnapshot(run: Runner, s: SnapshotShape): Promise<Result> {
   const key = await snapshotKey(s.qemu, s.config);
   const unusable = await unusableReason(s.cacheRoot, key);
   if (unusable) {
-    s.log(`snapshot ${key}: not used, it did not work here before (${unusable})`);
+    s.log(`snapshot ${key}: not used, it did not work here lately (${unusable})`);
     return run(cold);
   }
   const existing = await findSnapshot(s.cacheRoot, key);
   if (existing) {
     const r = await run(restore(existing));
     if (r.outcome === 'ready') return { ...r, snapshot: 'restored' };
-    s.log(`snapshot ${key}: did not restore, deleting it`);
+    const fault = snapshotFault(r);
+    if (!fault) return r; // the boot's fault: the snapshot stays, the launcher decides what next
+    s.log(`snapshot ${key}: ${fault}; deleting it`);
     await removeSnapshot(s.cacheRoot, key);
-    if (r.outcome === 'no-sign-of-life') return r; // a hanging accelerator: the launcher falls back
   }
-  const pending = await prepareSnapshot(s.cacheRoot, key).catch((err: unknown) => {
-    s.log(`snapshot ${key}: cannot make one in the cache (${(err as Error).message}): booting without`);
-  });
+  const pending = await prepare(s, key);
   if (!pending) return run(cold);
   return saveThenRestore(run, s, key, pending);
+}
+
+/** A folder for a new snapshot, unless the cache cannot hold one (said, never marked). */
+async function prepare(s: SnapshotShape, key: string): Promise<PendingSnapshot | undefined> {
+  try {
+    const pending = await prepareSnapshot(s.cacheRoot, key);
+    const room = await snapshotRoom(s.cacheRoot);
+    if (room === undefined || room >= SNAPSHOT_ROOM) return pending;
+    s.log(`snapshot ${key}: ENOSPC: ${(room / 2 ** 20).toFixed(0)} MiB free in the cache, a snapshot needs about ${SNAPSHOT_ROOM >> 20}: booting without (free some space, or run "appliance cache prune")`);
+    await pending.discard();
+  } catch (err) {
+    s.log(`snapshot ${key}: cannot make one in the cache (${(err as Error).message}): booting without`);
+  }
+  return undefined;
 }
 
 /** The first boot of a shape: save it, then restore what was saved (which checks it). */
@@ -52,9 +86,16 @@ async function saveThenRestore(run: Runner, s: SnapshotShape, key: string, pendi
   });
   if (saved.outcome !== 'saved') {
     await pending.discard();
-    if (saved.saveError) await unusableFrom(saved.saveError);
-    if (saved.outcome !== 'exited' || saved.status?.code === 0) return saved;
-    // qemu refused to start: perhaps only with its RAM in a file (the cache's file system?), not the machine.
+    if (outOfSpace(saved)) {
+      s.log(`snapshot ${key}: ENOSPC: the cache's file system is full: booting without`);
+      return run(cold);
+    }
+    if (saved.saveError) {
+      await unusableFrom(saved.saveError);
+      return run(cold);
+    }
+    if (saved.outcome !== 'exited' || saved.status?.code === 0) return saved; // hung or powered off: the boot's fault
+    // qemu refused to start with its RAM in a file (the cache's file system?) but boots without: remember.
     const plainCold = await run(cold);
     if (plainCold.outcome === 'ready') await unusableFrom(`qemu did not start with its RAM in a file: ${saved.detail}`);
     return plainCold;
@@ -67,7 +108,9 @@ async function saveThenRestore(run: Runner, s: SnapshotShape, key: string, pendi
   s.log(`snapshot ${key}: saved in ${made.dir}`);
   const r = await run(restore(made));
   if (r.outcome === 'ready') return { ...r, snapshot: 'created' };
-  const why = `a snapshot just made did not restore: ${r.outcome}${r.detail ? ` (${r.detail})` : ''}`;
+  const fault = snapshotFault(r);
+  if (!fault) return r;
+  const why = `a snapshot just made did not restore: ${fault}`;
   s.log(`snapshot ${key}: ${why}; booting without snapshots`);
   await removeSnapshot(s.cacheRoot, key);
   await unusableFrom(why);

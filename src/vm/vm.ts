@@ -1,11 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { buildAppliance, type Appliance, type BuildOptions } from '../appliance/index.js';
-import { AgentClient, type ExecOptions, type ExecResult, type ExecStream, type Input } from '../guest/agent-client.js';
+import {
+  AgentClient,
+  type ExecOptions,
+  type ExecResult,
+  type ExecStream,
+  type Input,
+  type ReadFileOptions,
+  type ReadFileStreamOptions,
+} from '../guest/agent-client.js';
 import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
 import { launch, type Accel, type Attempt, type DiskSpec, type Launched, type MachineName } from '../launcher/index.js';
+import { GuestDeath } from './guest-death.js';
 
 export interface BootOptions {
   /** User disks, attached read-only by default, in the guest as `Vm.disks[i].guestPath`. */
@@ -69,7 +75,7 @@ export class Vm {
   private constructor(
     private readonly launched: Launched<AgentClient>,
     private readonly agent: AgentClient,
-    private readonly workDir: string,
+    private readonly death: GuestDeath,
     readonly appliance: Appliance,
     readonly disks: VmDisk[],
     readonly timings: BootTimings,
@@ -82,56 +88,53 @@ export class Vm {
       ? opts.appliance
       : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance });
     const buildMs = performance.now() - t0;
-    const workDir = await mkdtemp(join(tmpdir(), 'appliance-vm-'));
-    try {
-      const launched = await launch({
-        kernel: appliance.kernel,
-        kernelSha256: appliance.manifest.kernel.sha256,
-        initrd: appliance.initrd,
-        root: appliance.root,
-        disks: opts.disks,
-        memoryMb: opts.memoryMb,
-        cpus: opts.cpus,
-        accel: opts.accel,
-        machine: opts.machine,
-        qemu: opts.qemu,
-        cacheDir: opts.cacheDir,
-        bootDeadlineMs: opts.bootTimeoutMs,
-        channelSocket: join(workDir, 'agent.sock'),
-        // The init hands over to the agent, which serves the channel as the guest's PID 1.
-        cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH)],
-        snapshot: opts.snapshot ?? true,
-        consoleTiming: Boolean(opts.log),
-        ready: async (ctx) => AgentClient.connect(await ctx.channel),
-        onConsole: opts.onConsole,
-        log: opts.log,
-      });
-      const agent = launched.ready;
-      const readyMs = performance.now() - t0;
-      const disks = (opts.disks ?? []).map((d, i) => ({
-        path: d.path,
-        serial: diskSerial(i),
-        guestPath: diskGuestPath(i),
-      }));
-      const { hello } = agent;
-      const resumed = launched.snapshot !== 'none';
-      const timings: BootTimings = {
-        snapshot: launched.snapshot,
-        buildMs: Math.round(buildMs),
-        qemuStartMs: Math.round(buildMs + launched.timings.spawnedAt),
-        restoreMs: launched.timings.resumedAt === undefined ? undefined : launched.timings.resumedAt - launched.timings.spawnedAt,
-        kernelMs: resumed ? 0 : hello.initMs,
-        initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
-        readyMs: Math.round(readyMs),
-      };
-      const vm = new Vm(launched, agent, workDir, appliance, disks, timings);
-      // The guest powering off by itself (or qemu dying) must not leave callers waiting.
-      void launched.exited.then(() => vm.agent.close());
-      return vm;
-    } catch (err) {
-      await rm(workDir, { recursive: true, force: true });
-      throw err;
-    }
+    const death = new GuestDeath();
+    const launched = await launch({
+      kernel: appliance.kernel,
+      kernelSha256: appliance.manifest.kernel.sha256,
+      initrd: appliance.initrd,
+      root: appliance.root,
+      disks: opts.disks,
+      memoryMb: opts.memoryMb,
+      cpus: opts.cpus,
+      accel: opts.accel,
+      machine: opts.machine,
+      qemu: opts.qemu,
+      cacheDir: opts.cacheDir,
+      bootDeadlineMs: opts.bootTimeoutMs,
+      // The init hands over to the agent, which serves the channel as the guest's PID 1.
+      cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH)],
+      snapshot: opts.snapshot ?? true,
+      consoleTiming: Boolean(opts.log),
+      ready: async (ctx) => AgentClient.connect(await ctx.channel),
+      onConsole: opts.onConsole,
+      log: opts.log,
+    });
+    const agent = launched.ready;
+    const readyMs = performance.now() - t0;
+    const disks = (opts.disks ?? []).map((d, i) => ({
+      path: d.path,
+      serial: diskSerial(i),
+      guestPath: diskGuestPath(i),
+    }));
+    const { hello } = agent;
+    const resumed = launched.snapshot !== 'none';
+    const timings: BootTimings = {
+      snapshot: launched.snapshot,
+      buildMs: Math.round(buildMs),
+      qemuStartMs: Math.round(buildMs + launched.timings.spawnedAt),
+      restoreMs: launched.timings.resumedAt === undefined ? undefined : launched.timings.resumedAt - launched.timings.spawnedAt,
+      kernelMs: resumed ? 0 : hello.initMs,
+      initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
+      readyMs: Math.round(readyMs),
+    };
+    const vm = new Vm(launched, agent, death, appliance, disks, timings);
+    // The guest dying (or qemu) must not leave callers waiting: its requests fail with EGUESTDIED.
+    death.watch(launched, () => vm.closing !== undefined);
+    void launched.exited.then(() => vm.agent.close());
+    // A channel that breaks (the guest broke the protocol: EPROTO) ends the VM: nothing more can be asked of it.
+    void agent.closed.then(() => (vm.closing === undefined ? launched.kill() : undefined));
+    return vm;
   }
 
   get pid(): number {
@@ -153,19 +156,20 @@ export class Vm {
   }
 
   exec(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
-    return this.agent.exec(argv, opts);
+    return this.death.guard(this.agent.exec(argv, opts));
   }
   execStream(argv: string[], opts?: ExecOptions): ExecStream {
-    return this.agent.execStream(argv, opts);
+    const s = this.agent.execStream(argv, opts);
+    return { ...s, result: this.death.guard(s.result) };
   }
   writeFile(guestPath: string, data: Input, mode?: number): Promise<void> {
-    return this.agent.writeFile(guestPath, data, mode);
+    return this.death.guard(this.agent.writeFile(guestPath, data, mode));
   }
-  readFile(guestPath: string): Promise<Buffer> {
-    return this.agent.readFile(guestPath);
+  readFile(guestPath: string, opts?: ReadFileOptions): Promise<Buffer> {
+    return this.death.guard(this.agent.readFile(guestPath, opts));
   }
-  readFileStream(guestPath: string): Readable {
-    return this.agent.readFileStream(guestPath);
+  readFileStream(guestPath: string, opts?: ReadFileStreamOptions): Readable {
+    return this.death.stream(this.agent.readFileStream(guestPath, opts));
   }
 
   /** Powers the guest off (qemu is killed if it does not stop within 3 s). Idempotent. */
@@ -178,7 +182,6 @@ export class Vm {
       } finally {
         this.agent.close();
         await this.launched.kill();
-        await rm(this.workDir, { recursive: true, force: true });
       }
     })();
     return this.closing;

@@ -22,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 
@@ -125,6 +126,7 @@ struct req {
   int reaped, status, pty;
   uint64_t start_ms, end_ms;
   int out_fd, err_fd, in_fd; /* -1 once closed; a PTY's out_fd and in_fd are its master */
+  int status_fd;             /* the child's report of a failed start; -1 once read */
   unsigned char *in_buf;     /* stdin not yet taken by the command */
   size_t in_len, in_off;
   int in_eof;
@@ -146,7 +148,7 @@ static struct req *new_req(uint32_t id, int kind) {
   memset(r, 0, sizeof *r);
   r->id = id;
   r->kind = kind;
-  r->out_fd = r->err_fd = r->in_fd = r->fd = -1;
+  r->out_fd = r->err_fd = r->in_fd = r->status_fd = r->fd = -1;
   r->next = reqs;
   reqs = r;
   return r;
@@ -166,15 +168,16 @@ static void free_req(struct req *r) {
   close_fd(&r->out_fd);
   close_fd(&r->err_fd);
   close_fd(&r->in_fd);
+  close_fd(&r->status_fd);
   close_fd(&r->fd);
   free(r->in_buf);
   free(r->path);
   free(r);
 }
 
-/* EXIT goes once the command has exited and all its output has been read. */
+/* EXIT goes once the command has exited and all its output and its start report have been read. */
 static void maybe_finish(struct req *r) {
-  if (!r->reaped || r->out_fd >= 0 || r->err_fd >= 0) return;
+  if (!r->reaped || r->out_fd >= 0 || r->err_fd >= 0 || r->status_fd >= 0) return;
   unsigned char b[12];
   int sig = WIFSIGNALED(r->status) ? WTERMSIG(r->status) : 0;
   appl_put32(b, sig ? (uint32_t)-1 : (uint32_t)WEXITSTATUS(r->status));
@@ -217,10 +220,21 @@ static void exec_failed(struct req *r, int code) {
   maybe_finish(r);
 }
 
+/* What a child that could not start writes on its status pipe, in one write (under
+ * PIPE_BUF, so it comes whole): the errno and the line for the command's stderr. */
 struct child_error {
-  int stage; /* 0: terminal, 1: chdir, 2: exec */
   int err;
+  char msg[600];
 };
+
+/* Everything but stdio and the status pipe: with starts no longer waited for, a child
+ * that hangs before its exec must not hold other commands' pipes open meanwhile. */
+static void close_others(int keep) {
+  if (syscall(SYS_close_range, 3, keep - 1, 0) == 0 && syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+    return;
+  for (int fd = 3; fd < 1024; fd++) /* a kernel before 5.9 */
+    if (fd != keep) close(fd);
+}
 
 static __attribute__((noreturn)) void run_child(int errpipe, int in, int out, int err,
                                                 const char *slave, const char *cwd,
@@ -230,24 +244,52 @@ static __attribute__((noreturn)) void run_child(int errpipe, int in, int out, in
   sigprocmask(SIG_SETMASK, &none, NULL);
   signal(SIGPIPE, SIG_DFL);
   setsid();
-  struct child_error ce = {0, 0};
+  struct child_error ce = {0, ""};
+  int code = 126;
   if (slave) {
     in = out = err = open(slave, O_RDWR);
-    if (in < 0 || ioctl(in, TIOCSCTTY, 0) < 0) goto fail;
+    if (in < 0 || ioctl(in, TIOCSCTTY, 0) < 0) {
+      ce.err = errno;
+      snprintf(ce.msg, sizeof ce.msg, "cannot open the terminal %s: %s", slave, strerror(ce.err));
+      goto fail;
+    }
   }
   dup2(in, 0);
   dup2(out, 1);
   dup2(err, 2);
-  ce.stage = 1;
-  if (chdir(*cwd ? cwd : "/") == 0) {
-    environ = envp;
-    execvp(argv[0], argv);
-    ce.stage = 2;
+  close_others(errpipe);
+  if (chdir(*cwd ? cwd : "/") < 0) {
+    ce.err = errno;
+    snprintf(ce.msg, sizeof ce.msg, "cannot change directory to %s: %s", cwd, strerror(ce.err));
+    goto fail;
+  }
+  environ = envp;
+  execvp(argv[0], argv);
+  ce.err = errno;
+  if (ce.err == ENOENT) {
+    code = 127; /* as a shell says it */
+    snprintf(ce.msg, sizeof ce.msg, "%s: command not found", argv[0]);
+  } else {
+    snprintf(ce.msg, sizeof ce.msg, "%s: %s", argv[0], strerror(ce.err));
   }
 fail:
-  ce.err = errno;
   while (write(errpipe, &ce, sizeof ce) < 0 && errno == EINTR) {}
-  _exit(ce.stage == 2 && ce.err == ENOENT ? 127 : 126);
+  _exit(code);
+}
+
+/* The child's status pipe: a report of why it could not start, or end of file once it
+ * has exec'd. Read in the poll loop: a child may take its time (or hang) before its exec. */
+static void read_status(struct req *r) {
+  struct child_error ce;
+  ssize_t n = read(r->status_fd, &ce, sizeof ce);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  close_fd(&r->status_fd);
+  if (n == sizeof ce) {
+    ce.msg[sizeof ce.msg - 1] = '\0';
+    send2(APPL_T_STDERR, 0, r->id, ce.msg, strlen(ce.msg), "\n", 1);
+    send_error(r->id, ce.err, "%s", ce.msg);
+  }
+  maybe_finish(r);
 }
 
 static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint32_t len) {
@@ -285,8 +327,6 @@ static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint
     exec_failed(r, 127);
     return;
   }
-  const char *argv0 = argv[0];
-
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
   char slave[32] = "";
   int master = -1;
@@ -336,25 +376,8 @@ static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint
   if (r->out_fd >= 0) set_nonblock(r->out_fd);
   if (r->err_fd >= 0) set_nonblock(r->err_fd);
   if (r->in_fd >= 0) set_nonblock(r->in_fd);
-
-  /* The child reports a failed chdir or exec here; a successful exec closes the pipe. */
-  struct child_error ce;
-  ssize_t n;
-  while ((n = read(ep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {}
-  close(ep[0]);
-  if (n == sizeof ce) {
-    char msg[600];
-    if (ce.stage == 0)
-      snprintf(msg, sizeof msg, "cannot open the terminal %s: %s", slave, strerror(ce.err));
-    else if (ce.stage == 1)
-      snprintf(msg, sizeof msg, "cannot change directory to %s: %s", cwd, strerror(ce.err));
-    else if (ce.err == ENOENT)
-      snprintf(msg, sizeof msg, "%s: command not found", argv0);
-    else
-      snprintf(msg, sizeof msg, "%s: %s", argv0, strerror(ce.err));
-    send2(APPL_T_STDERR, 0, id, msg, strlen(msg), "\n", 1);
-    send_error(id, ce.err, "%s", msg);
-  }
+  r->status_fd = ep[0];
+  set_nonblock(r->status_fd);
 }
 
 /* ---- stdin ---- */
@@ -451,7 +474,20 @@ static void handle_write_file(uint32_t id, const unsigned char *p, uint32_t len)
     return;
   }
   uint32_t mode = appl_get32(p) & 07777;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, mode);
+  /* Regular files only: O_NONBLOCK so that a FIFO (no reader: ENXIO) or a device cannot
+   * hold PID 1 in open(), and no symlink as the last component. */
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW, mode);
+  struct stat st;
+  int special = fd < 0 ? errno == ENXIO : fstat(fd, &st) == 0 && !S_ISREG(st.st_mode);
+  if (special) {
+    if (fd >= 0) close(fd);
+    send_error(id, EINVAL, "cannot write %s: not a regular file (a FIFO, device or socket)", path);
+    return;
+  }
+  if (fd < 0 && errno == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+    send_error(id, ELOOP, "cannot write %s: it is a symbolic link, which writeFile does not follow", path);
+    return;
+  }
   if (fd < 0) {
     send_error(id, errno, "cannot write %s: %s", path, strerror(errno));
     return;
@@ -475,11 +511,10 @@ static void handle_write_data(struct req *r, uint8_t flags, const unsigned char 
     done += (uint32_t)n;
   }
   if (!e && len) return;
-  struct stat st;
   if (!e && flags & APPL_F_ABORT) {
     e = ECANCELED;
     unlink(r->path);
-  } else if (!e && fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode) && fchmod(r->fd, r->mode) < 0) {
+  } else if (!e && fchmod(r->fd, r->mode) < 0) {
     e = errno; /* the umask must not change the mode the host asked for */
   }
   if (close(r->fd) < 0 && !e) e = errno;
@@ -594,6 +629,10 @@ static void dispatch(uint8_t type, uint8_t flags, uint32_t id, const unsigned ch
     if (r) send_error(id, EEXIST, "request id %u is already in use", id);
     else handle_read_file(id, p, len);
     break;
+  case APPL_T_CANCEL:
+    /* The host gave up reading this file; it drops what was already sent. */
+    if (r && r->kind == R_READ) free_req(r);
+    break;
   case APPL_T_POWEROFF:
     send_frame(APPL_T_OK, id, NULL, 0);
     shut_down();
@@ -632,7 +671,7 @@ static void read_port(void) {
 
 /* ---- the loop ---- */
 
-enum { W_PORT, W_SIG, W_OUT, W_ERR, W_IN, W_FILE };
+enum { W_PORT, W_SIG, W_OUT, W_ERR, W_IN, W_STATUS, W_FILE };
 
 static void serve(void) {
   size_t cap = 0;
@@ -643,8 +682,8 @@ static void serve(void) {
   } *watch = NULL;
   for (;;) {
     if (flush_out() < 0) hangup();
-    size_t n = 0, need = 2; /* the port, the signalfd, and at most 3 fds per request */
-    for (struct req *r = reqs; r; r = r->next) need += 3;
+    size_t n = 0, need = 2; /* the port, the signalfd, and at most 4 fds per request */
+    for (struct req *r = reqs; r; r = r->next) need += 4;
     if (need > cap) {
       cap = need * 2;
       pfds = realloc(pfds, cap * sizeof *pfds);
@@ -660,6 +699,7 @@ static void serve(void) {
       if (room && r->out_fd >= 0) WATCH(r->out_fd, POLLIN, W_OUT, r->id);
       if (room && r->err_fd >= 0) WATCH(r->err_fd, POLLIN, W_ERR, r->id);
       if (r->in_fd >= 0 && r->in_off < r->in_len) WATCH(r->in_fd, POLLOUT, W_IN, r->id);
+      if (r->status_fd >= 0) WATCH(r->status_fd, POLLIN, W_STATUS, r->id);
       if (room && r->kind == R_READ) WATCH(r->fd, POLLIN, W_FILE, r->id);
     }
 #undef WATCH
@@ -690,6 +730,8 @@ static void serve(void) {
         pump_output(r, &r->fd, APPL_T_DATA);
       else if (watch[i].what == W_IN && r->in_fd == pfds[i].fd)
         pump_stdin(r);
+      else if (watch[i].what == W_STATUS && r->status_fd == pfds[i].fd)
+        read_status(r);
     }
   }
 }

@@ -44,8 +44,15 @@
  *   WRITE_FILE h>a  u32 mode, path. Then DATA frames with the content and an empty DATA
  *                   to end it (with APPL_F_ABORT: give up and remove the file). The agent
  *                   answers OK, or ERROR as soon as something fails (then it drops the
- *                   remaining DATA frames of that id).
+ *                   remaining DATA frames of that id). Regular files only: a FIFO, device
+ *                   or socket at the path is refused with EINVAL (opened O_NONBLOCK, so
+ *                   it cannot hold the agent), and a symbolic link as the last component
+ *                   with ELOOP (not followed).
  *   READ_FILE  h>a  path. The agent answers DATA frames, then an empty DATA; or ERROR.
+ *                   Any file but a folder (a FIFO waits for a writer; /dev/zero never ends).
+ *   CANCEL     h>a  no payload: the host gives up the READ_FILE with this id. The agent
+ *                   closes the file and sends nothing more for it; frames it had already
+ *                   queued still come, and the host drops them. Ignored for other ids.
  *   DATA       both a chunk of a file.
  *   OK         a>h  WRITE_FILE or POWEROFF done.
  *   POWEROFF   h>a  the agent answers OK, then powers the guest off (exits with --connect).
@@ -54,6 +61,16 @@
  *
  * The agent powers off when the host closes the channel after sending anything. A host
  * that leaves without a word is not an end: the next one to connect gets a fresh HELLO.
+ *
+ * The host does not trust the guest (src/guest/protocol.ts checkAgentFrame, channel.ts):
+ * any frame this agent never sends closes the channel, and every request fails with
+ * EPROTO. That is: a frame before the HELLO or a second HELLO; a length over
+ * APPL_MAX_PAYLOAD, reserved bits or flags set; a type the agent does not send; a payload
+ * size other than above (HELLO 20, EXIT 12, STDIN_ACK 4, OK 0, ERROR at least 4,
+ * STDOUT/STDERR at least 1); an EXIT whose status no process has; a STDIN_ACK for more
+ * than is in flight; a frame its request never gets (DATA for an EXEC, STDOUT for a
+ * READ_FILE...); a frame for an id the host never used. Frames for a request the host has
+ * given up (CANCEL, or a command it stopped waiting for after a kill) are dropped.
  */
 #ifndef APPLIANCE_PROTOCOL_H
 #define APPLIANCE_PROTOCOL_H
