@@ -182,6 +182,16 @@ describe('the CLI', () => {
     expect(out).toBe('y\nstatus=141\n');
   });
 
+  it('caps --json, which holds the output in memory, with one clear line; without --json any size streams', () => {
+    const big = cli(['boot', '--json', '--', 'head', '-c', '70000000', '/dev/zero']);
+    expect(big.status).toBe(1);
+    expect(big.stdout).toBe('');
+    expect(big.stderr.trim().split('\n')).toHaveLength(1);
+    expect(big.stderr).toMatch(/more than 67108864 bytes to stdout .*--json holds the output in memory; without --json it streams/);
+    const streamed = execFileSync('sh', ['-c', `${process.execPath} ${CLI} boot -- head -c 70000000 /dev/zero | wc -c`], { env, encoding: 'utf8' });
+    expect(streamed.trim()).toBe('70000000');
+  });
+
   it('stops reading stdin once the command is done', () => {
     const t = Date.now();
     const out = execFileSync('sh', ['-c', `${process.execPath} ${CLI} boot -i -- head -c 0 < /dev/zero; echo "status=$?"`], { env, encoding: 'utf8', timeout: 60_000 });
