@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Running, as opposed to gone or a zombie waiting for whoever inherited it to reap it. */
 export function alive(pid: number): boolean {
@@ -8,4 +8,18 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Pids of live processes whose command line holds `text` (a qemu by a path or a parameter of its own). */
+export function processesNaming(text: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(text) && alive(Number(p));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }

@@ -3,7 +3,7 @@
 // host's first request with a crafted frame (the scenario comes on the kernel command
 // line). The host must fail with EPROTO and one line, survive, and leave no qemu behind.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { contractHeader } from '../../src/guest/contract-header.js';
 import { param, ROOT_SERIAL } from '../../src/guest/contract.js';
 import { findKernel } from '../../src/kernel/find.js';
 import { launch } from '../../src/launcher/launch.js';
-import { alive } from '../helpers/proc.js';
+import { alive, processesNaming } from '../helpers/proc.js';
 import { outcome, within } from './fake-agent.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-evil-'));
@@ -139,20 +139,6 @@ async function bootEvil(scenario: string, console: string[]) {
   return { launched };
 }
 
-/** qemu processes whose command line holds `text`. */
-function qemuUsing(text: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(text) && alive(Number(p));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 describe('a guest that writes crafted frames on the agent channel', () => {
   for (const [scenario, detail, opts] of [
     ['short-exit', /EXIT of 5 bytes/, {}],
@@ -185,6 +171,6 @@ describe('a guest that writes crafted frames on the agent channel', () => {
     expect(message).toMatch(/HELLO of 8 bytes/);
     expect(message).not.toContain('\n');
     expect((error as { code?: string }).code).toBe('EPROTO');
-    expect(qemuUsing('evil=short-hello')).toEqual([]);
+    expect(processesNaming('evil=short-hello')).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 // guest that dies while booting (resumed from a snapshot) must end the boot as quickly.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { AgentClient } from '../../src/guest/agent-client.js';
 import { param, ROOT_SERIAL } from '../../src/guest/contract.js';
 import { launch } from '../../src/launcher/launch.js';
 import { boot } from '../../src/vm/vm.js';
-import { alive } from '../helpers/proc.js';
+import { alive, processesNaming } from '../helpers/proc.js';
 import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-death-'));
@@ -55,20 +55,6 @@ const DEATHS = [
   { what: 'a power-off (sysrq o)', command: 'echo o > /proc/sysrq-trigger', says: /sysrq: Power Off/ },
   { what: 'an ext4 error on a filesystem mounted with errors=panic', command: MOUNT_AND_LIST, says: /Kernel panic - not syncing: EXT4-fs \(device vd.\): panic forced after error/ },
 ];
-
-/** Pids of live processes whose command line names `text`. */
-function processesNaming(text: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(text) && alive(Number(p));
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe.each(['microvm', 'q35'] as const)('on %s', (machine) => {
   it.each(DEATHS)('$what ends the running command with EGUESTDIED and the console lines', async ({ command, says }) => {

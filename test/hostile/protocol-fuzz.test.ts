@@ -10,6 +10,7 @@ import { AgentError, type AgentClient } from '../../src/guest/agent-client.js';
 import { FrameType, HEADER_SIZE, MAX_PAYLOAD } from '../../src/guest/contract.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/guest/protocol.js';
 import { fakeAgent, helloFrame, outcome, rawFrame, u32s, within, type FakeAgent } from './fake-agent.js';
+import { rng } from '../helpers/random-tree.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-fuzz-'));
 const escaped: unknown[] = [];
@@ -179,18 +180,6 @@ describe('what our agent does send is not refused', () => {
   });
 });
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const AGENT_TYPES = [FrameType.STDOUT, FrameType.STDERR, FrameType.DATA, FrameType.EXIT, FrameType.ERROR, FrameType.OK, FrameType.STDIN_ACK];
 const SIZES: Record<number, number> = { [FrameType.EXIT]: 12, [FrameType.STDIN_ACK]: 4, [FrameType.OK]: 0 };
 
@@ -232,7 +221,7 @@ async function drained(run: ReturnType<AgentClient['execStream']>): Promise<unkn
 }
 
 async function fuzzOne(seed: number): Promise<'EPROTO' | 'other'> {
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   const badHello = rnd() < 0.1;
   const fake: FakeAgent = await fakeAgent(tmp, badHello ? randomFrame(rnd, [0]) : helloFrame());
   if (badHello) fake.socket.end();
