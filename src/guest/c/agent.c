@@ -3,9 +3,12 @@
  * virtio-serial port APPL_PORT_NAME with the framed protocol of protocol.h: runs
  * commands (several at once), streams their output, moves files in and out, powers off.
  *
- * One poll loop, no threads. Everything it sends goes through a bounded outgoing queue:
- * while the host is slow to read, the agent stops reading command output, so commands
- * block on their full pipes (backpressure end to end) and nothing is lost.
+ * One poll loop, no threads. Small replies go through a bounded outgoing queue. Bulk data
+ * (command output, files) stays in pipes and is moved to the port with splice(), one frame
+ * at a time and only while the port is idle: the port takes the pipe's pages as they are,
+ * without a copy (under TCG every byte the guest copies costs, and this is what bounded
+ * the throughput). While the host is slow to read, the agent stops taking command output,
+ * so commands block on their full pipes (backpressure end to end) and nothing is lost.
  *
  * `agent --connect SOCKET` talks over a unix socket instead, as an ordinary process,
  * so the host tests can run it without a VM.
@@ -28,6 +31,11 @@
 
 /* Above this many queued bytes the agent stops reading command output and files. */
 #define OUTQ_HIGH (1024 * 1024)
+/* Size asked for commands' stdout pipes (the default is 64 KiB): fewer wake-ups of the
+ * command and the agent, full frames; it still bounds what a command writes ahead. */
+#define PIPE_SIZE (1024 * 1024)
+/* The stage's size (below): a frame's worth of buffers even when they are small. */
+#define STAGE_SIZE (256 * 1024)
 #define PORT_WAIT_MS 10000
 
 extern char **environ;
@@ -93,13 +101,130 @@ static __attribute__((format(printf, 3, 4))) void send_error(uint32_t id, int er
   send2(APPL_T_ERROR, 0, id, e, 4, msg, (size_t)n);
 }
 
+/*
+ * Spliced frames. Each one's payload is first gathered in the stage, a pipe only the
+ * agent writes to (from a command's pipe, or from a file: page references, no copy),
+ * then its header is written to the port and the stage is spliced to the port whole.
+ * Whole, because virtio_console's splice_write (Linux 6.1 at least) sizes its
+ * scatterlist by the pipe's occupancy but fills only the buffers it takes: splicing
+ * part of a pipe hands the device zero-sized descriptors (qemu then stops the device:
+ * "virtio: zero sized buffers are not allowed") and overruns the indirect table. So the
+ * stage holds exactly the frame under way (`left` bytes) and nothing else, which is
+ * checked before each splice. A frame is begun only when nothing is queued, and nothing
+ * else goes to the port until it is out: frames never interleave.
+ * What the port gets: a pipe page nobody else holds (a command's output) as it is; a
+ * clean page-cache page nobody else holds is taken out of the cache and handed over too
+ * (a later read of that file goes to the disk again); any other page (tmpfs) is copied
+ * once by the kernel. Copying it here, as before, cost three copies a byte.
+ */
+static int stage_r = -1, stage_w = -1;
+static struct {
+  size_t left, hoff; /* payload bytes still in the stage; header bytes written */
+  unsigned char hdr[APPL_HEADER_SIZE];
+} cur = {0, APPL_HEADER_SIZE, {0}};
+static int port_full;       /* the port said EAGAIN: nothing more until it polls writable */
+static int splice_port = 1; /* 0 once splicing failed: frames are copied from then on */
+
+/* The port can take a new frame right now: nothing queued or under way before it. */
+static int port_idle(void) {
+  return !oq_head && !cur.left && cur.hoff == APPL_HEADER_SIZE && !port_full;
+}
+
+/* Bytes waiting in a pipe, or -1 when it cannot tell. */
+static int pipe_bytes(int fd) {
+  int n;
+  return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
+}
+
+/* Splicing to the port failed without taking anything (ENOMEM...): the rest of the frame
+ * is read from the stage and goes first in the queue, and later frames are copied. */
+static void unsplice(void) {
+  splice_port = 0;
+  struct out *o = xmalloc(sizeof *o + cur.left);
+  o->off = 0;
+  o->len = 0;
+  while (o->len < cur.left) {
+    ssize_t n = read(stage_r, o->data + o->len, cur.left - o->len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fatal("the stage lost %zu bytes of a frame", cur.left - o->len);
+    o->len += (size_t)n;
+  }
+  o->next = oq_head;
+  if (!oq_head) oq_tail = &o->next;
+  oq_head = o;
+  oq_bytes += o->len;
+  cur.left = 0;
+}
+
+/* Moves the frame under way to the port: 0, or -1 when the host has gone (or the frame
+ * cannot be completed: the channel must end rather than carry a broken frame). */
+static int flush_cur(void) {
+  if (!cur.left && cur.hoff == APPL_HEADER_SIZE) return 0;
+  while (cur.hoff < APPL_HEADER_SIZE) {
+    ssize_t n = write(port, cur.hdr + cur.hoff, APPL_HEADER_SIZE - cur.hoff);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return port_full = 1, 0;
+    if (n < 0) return -1;
+    cur.hoff += (size_t)n;
+  }
+  while (cur.left) {
+    int staged = pipe_bytes(stage_r);
+    if (staged < 0 || (size_t)staged != cur.left) {
+      say("the stage holds %d bytes for a frame that needs %zu: closing the channel", staged, cur.left);
+      return -1;
+    }
+    ssize_t n = splice(stage_r, NULL, port, NULL, cur.left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+    if (n > 0) {
+      cur.left -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return port_full = 1, 0;
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)) return -1;
+    if (n == 0) {
+      /* The stage held these bytes: a port that takes them and says 0 has lost them. */
+      say("the port dropped %zu bytes of a frame: closing the channel", cur.left);
+      return -1;
+    }
+    unsplice(); /* nothing was taken: copy the rest instead */
+  }
+  return 0;
+}
+
+/* Moves up to `max` bytes from `fd` (a pipe or a file) to the empty stage: the count,
+ * 0 at end of file, or -1 and errno. */
+static ssize_t stage_from(int fd, size_t max) {
+  ssize_t n;
+  do n = splice(fd, NULL, stage_w, NULL, max, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/* Begins a frame of what the stage holds (`len` bytes) and sends what the port takes;
+ * returns -1 when the host has gone. Only when port_idle(). */
+static int splice_frame(uint8_t type, uint32_t id, size_t len) {
+  appl_put_header(cur.hdr, (uint32_t)len, type, 0, id);
+  cur.hoff = 0;
+  cur.left = len;
+  return flush_cur();
+}
+
+/* Something is waiting for the port. */
+static int out_pending(void) {
+  return oq_head || cur.left || cur.hoff < APPL_HEADER_SIZE;
+}
+
 /* Writes what the port takes now; returns -1 when the host has gone. */
 static int flush_out(void) {
+  port_full = 0;
+  if (flush_cur() < 0) return -1;
+  if (cur.left || cur.hoff < APPL_HEADER_SIZE) return 0;
   while (oq_head) {
     struct out *o = oq_head;
     ssize_t n = write(port, o->data + o->off, o->len - o->off);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN) port_full = 1;
       return errno == EAGAIN ? 0 : -1;
     }
     o->off += (size_t)n;
@@ -132,10 +257,16 @@ struct req {
   int in_eof;
   /* R_WRITE, R_READ */
   int fd;
+  int copy; /* R_READ: the file cannot be spliced; read() it */
   uint32_t mode;
   char *path;
 };
 static struct req *reqs;
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) close(*fd);
+  *fd = -1;
+}
 
 static struct req *find_req(uint32_t id) {
   for (struct req *r = reqs; r; r = r->next)
@@ -152,11 +283,6 @@ static struct req *new_req(uint32_t id, int kind) {
   r->next = reqs;
   reqs = r;
   return r;
-}
-
-static void close_fd(int *fd) {
-  if (*fd >= 0) close(*fd);
-  *fd = -1;
 }
 
 static void free_req(struct req *r) {
@@ -375,6 +501,9 @@ static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint
   }
   if (r->out_fd >= 0) set_nonblock(r->out_fd);
   if (r->err_fd >= 0) set_nonblock(r->err_fd);
+  /* stdout is where bulk output comes (stderr keeps the default size); a smaller pipe
+   * (the kernel's limits) works too. */
+  if (!r->pty) fcntl(r->out_fd, F_SETPIPE_SZ, PIPE_SIZE);
   if (r->in_fd >= 0) set_nonblock(r->in_fd);
   r->status_fd = ep[0];
   set_nonblock(r->status_fd);
@@ -427,7 +556,21 @@ static void handle_stdin(struct req *r, const unsigned char *p, uint32_t len) {
 
 /* ---- output of commands and files ---- */
 
-static void pump_output(struct req *r, int *fd, uint8_t type) {
+/* The end of a command's output pipe (it closes; EXIT goes once all have), or of a file
+ * being read (then the request ends). */
+static void output_ended(struct req *r, int *fd, int e) {
+  close_fd(fd);
+  if (r->kind == R_READ) {
+    if (e) send_error(r->id, e, "cannot read %s: %s", r->path, strerror(e));
+    else send_frame(APPL_T_DATA, r->id, NULL, 0);
+    free_req(r);
+  } else {
+    maybe_finish(r);
+  }
+}
+
+/* Copies a chunk of `*fd` into a queued frame: terminals, files splice cannot read. */
+static void pump_copy(struct req *r, int *fd, uint8_t type) {
   static unsigned char buf[APPL_MAX_PAYLOAD];
   ssize_t n = read(*fd, buf, sizeof buf);
   if (n > 0) {
@@ -436,14 +579,60 @@ static void pump_output(struct req *r, int *fd, uint8_t type) {
   }
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   /* End of file; a PTY master says EIO once the terminal's last user has gone. */
-  int e = n < 0 ? errno : 0;
-  close_fd(fd);
-  if (r->kind == R_READ) {
-    if (e) send_error(r->id, e, "cannot read %s: %s", r->path, strerror(e));
-    else send_frame(APPL_T_DATA, r->id, NULL, 0);
-    free_req(r);
-  } else {
-    maybe_finish(r);
+  output_ended(r, fd, n < 0 ? errno : 0);
+}
+
+/* Sends `avail` bytes that are in the pipe `fd` as frames of `type`, spliced, as long as
+ * the port takes them at once. */
+static void splice_out(struct req *r, int *fd, uint8_t type, size_t avail) {
+  while (avail && port_idle()) {
+    ssize_t n = stage_from(*fd, avail < APPL_MAX_PAYLOAD ? avail : APPL_MAX_PAYLOAD);
+    if (n <= 0) { /* cannot happen with a pipe that has data: copy from now on */
+      splice_port = 0;
+      pump_copy(r, fd, type);
+      return;
+    }
+    avail -= (size_t)n < avail ? (size_t)n : avail;
+    if (splice_frame(type, r->id, (size_t)n) < 0) return; /* the loop's flush_out says so again */
+  }
+}
+
+/* A command's stdout or stderr pipe is readable: data, or its end. It is polled only
+ * while the port is idle, but an earlier event of the same turn may have queued a frame:
+ * then this chunk is copied, as all are when splicing is off, so that no request waits
+ * on another's. */
+static void pump_pipe(struct req *r, int *fd, uint8_t type) {
+  int avail = splice_port && port_idle() ? pipe_bytes(*fd) : 0;
+  if (avail > 0) splice_out(r, fd, type, (size_t)avail);
+  else pump_copy(r, fd, type); /* also the end, which read() tells */
+}
+
+/* At most this many frames of one file per turn of the loop, so that other requests and
+ * the host's frames (a CANCEL) are served while a port that keeps up takes an endless file. */
+#define FILE_FRAMES_PER_TURN 16
+
+/* A file read by splice: into the stage (page references, no copy), then to the port.
+ * Copied instead when it cannot be spliced, or when the port is busy (as for pipes). */
+static void pump_file(struct req *r) {
+  if (!splice_port || r->copy || !port_idle()) {
+    pump_copy(r, &r->fd, APPL_T_DATA);
+    return;
+  }
+  for (int i = 0; i < FILE_FRAMES_PER_TURN && port_idle(); i++) {
+    ssize_t n = stage_from(r->fd, APPL_MAX_PAYLOAD);
+    if (n < 0 && errno == EAGAIN) return; /* a FIFO with nothing yet: polled */
+    if (n < 0 && errno == EINVAL) {
+      /* A file that splice cannot read (no splice_read): read() it instead. The stage is
+       * empty, the file's offset where splice left it: nothing is lost or reordered. */
+      r->copy = 1;
+      pump_copy(r, &r->fd, APPL_T_DATA);
+      return;
+    }
+    if (n <= 0) {
+      output_ended(r, &r->fd, n < 0 ? errno : 0);
+      return;
+    }
+    if (splice_frame(APPL_T_DATA, r->id, (size_t)n) < 0) return;
   }
 }
 
@@ -553,7 +742,7 @@ static void handle_read_file(uint32_t id, const unsigned char *p, uint32_t len) 
 static __attribute__((noreturn)) void shut_down(void) {
   /* Let queued replies (OK to POWEROFF) out, for a second at most. */
   uint64_t deadline = clock_ms(CLOCK_MONOTONIC) + 1000;
-  while (oq_head && flush_out() == 0 && oq_head) {
+  while (out_pending() && flush_out() == 0 && out_pending()) {
     uint64_t now = clock_ms(CLOCK_MONOTONIC);
     if (now >= deadline) break;
     struct pollfd pf = {port, POLLOUT, 0};
@@ -692,15 +881,17 @@ static void serve(void) {
     }
 #define WATCH(fd_, ev_, what_, id_) \
   (pfds[n] = (struct pollfd){(fd_), (ev_), 0}, watch[n++] = (struct watch){(what_), (id_)})
-    if (!waiting_host) WATCH(port, POLLIN | (oq_head ? POLLOUT : 0), W_PORT, 0);
+    if (!waiting_host) WATCH(port, POLLIN | (out_pending() || port_full ? POLLOUT : 0), W_PORT, 0);
     WATCH(sigfd, POLLIN, W_SIG, 0);
-    int room = oq_bytes < OUTQ_HIGH;
+    /* Copied output may queue up to OUTQ_HIGH; spliced output waits for an idle port. */
+    int room = oq_bytes < OUTQ_HIGH, idle = port_idle();
     for (struct req *r = reqs; r; r = r->next) {
-      if (room && r->out_fd >= 0) WATCH(r->out_fd, POLLIN, W_OUT, r->id);
-      if (room && r->err_fd >= 0) WATCH(r->err_fd, POLLIN, W_ERR, r->id);
+      int spliced = splice_port && !r->pty && !r->copy;
+      if (r->out_fd >= 0 && (spliced ? idle : room)) WATCH(r->out_fd, POLLIN, W_OUT, r->id);
+      if (r->err_fd >= 0 && (spliced ? idle : room)) WATCH(r->err_fd, POLLIN, W_ERR, r->id);
       if (r->in_fd >= 0 && r->in_off < r->in_len) WATCH(r->in_fd, POLLOUT, W_IN, r->id);
       if (r->status_fd >= 0) WATCH(r->status_fd, POLLIN, W_STATUS, r->id);
-      if (room && r->kind == R_READ) WATCH(r->fd, POLLIN, W_FILE, r->id);
+      if (r->kind == R_READ && (spliced ? idle : room)) WATCH(r->fd, POLLIN, W_FILE, r->id);
     }
 #undef WATCH
     int timeout = waiting_host ? 10 : -1;
@@ -712,6 +903,7 @@ static void serve(void) {
     for (size_t i = 0; i < n; i++) {
       if (!pfds[i].revents) continue;
       if (watch[i].what == W_PORT) {
+        if (pfds[i].revents & POLLOUT) port_full = 0;
         if (pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) read_port();
         continue;
       }
@@ -723,11 +915,11 @@ static void serve(void) {
       struct req *r = find_req(watch[i].id);
       if (!r) continue;
       if (watch[i].what == W_OUT && r->out_fd == pfds[i].fd)
-        pump_output(r, &r->out_fd, APPL_T_STDOUT);
+        r->pty ? pump_copy(r, &r->out_fd, APPL_T_STDOUT) : pump_pipe(r, &r->out_fd, APPL_T_STDOUT);
       else if (watch[i].what == W_ERR && r->err_fd == pfds[i].fd)
-        pump_output(r, &r->err_fd, APPL_T_STDERR);
+        pump_pipe(r, &r->err_fd, APPL_T_STDERR);
       else if (watch[i].what == W_FILE && r->fd == pfds[i].fd)
-        pump_output(r, &r->fd, APPL_T_DATA);
+        pump_file(r);
       else if (watch[i].what == W_IN && r->in_fd == pfds[i].fd)
         pump_stdin(r);
       else if (watch[i].what == W_STATUS && r->status_fd == pfds[i].fd)
@@ -816,6 +1008,15 @@ int main(int argc, char **argv) {
   int timing = getenv("APPLIANCE_TIMING") != NULL;
   on_port = sock == NULL;
   port = on_port ? open_port() : connect_socket(sock);
+  int st[2];
+  if (pipe2(st, O_CLOEXEC | O_NONBLOCK) == 0) {
+    stage_r = st[0];
+    stage_w = st[1];
+    /* Room for a frame made of small buffers (a pipe buffer per write of a command's). */
+    fcntl(stage_w, F_SETPIPE_SZ, STAGE_SIZE);
+  } else {
+    splice_port = 0;
+  }
 
   uint64_t boot_ms = clock_ms(CLOCK_BOOTTIME);
   appl_put32(hello, APPL_VERSION);
