@@ -6,9 +6,13 @@ set -euo pipefail
 # Runtime: qemu, a kernel with modules, the C toolchain for the init, ext2 tools, cpio.
 # Test oracles and benchmark peers: libguestfs-tools (virt-ls, virt-cat, guestfish),
 # supermin, hyperfine, GNU time, xz/zstd (compressed-module tests).
+# Disk inspection oracles (test/inspect-probe.test.ts): the real mkfs tools of every format
+# we recognise, partitioning, LVM, md, LUKS, ISO makers, and blkid/losetup to compare with.
 PACKAGES=(
   qemu-system-x86 qemu-utils linux-image-cloud-amd64 musl-tools gcc libc6-dev e2fsprogs cpio
   libguestfs-tools supermin hyperfine time xz-utils zstd gzip file
+  util-linux mount fdisk xfsprogs btrfs-progs dosfstools exfatprogs ntfs-3g squashfs-tools
+  xorriso lvm2 mdadm cryptsetup-bin f2fs-tools
 )
 
 missing=()

@@ -9,6 +9,7 @@ import { register as registerMkext2 } from './cli/mkext2.js';
 import { register as registerBuild } from './cli/build.js';
 import { register as registerCache } from './cli/cache.js';
 import { register as registerBoot } from './cli/boot.js';
+import { register as registerInspect } from './cli/inspect.js';
 import { oneLineUsageErrors, run, watchStdout } from './cli/common.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -22,6 +23,7 @@ registerMkext2(program);
 registerBuild(program);
 registerCache(program);
 registerBoot(program);
+registerInspect(program);
 
 oneLineUsageErrors(program);
 watchStdout();

@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'EGUESTDIED'
   // the guest channel and commands in the guest
   | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
+  // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount
+  | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS'
   // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for
   | GuestErrno
   | 'EGUEST';

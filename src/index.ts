@@ -12,3 +12,26 @@ export { mkext2 } from './appliance/mkext2.js';
 export { readNewc, writeNewc, type NewcRecord } from './formats/newc/index.js';
 export { scanTree } from './host/scan.js';
 export { findKernel, resolveModules } from './kernel/index.js';
+export {
+  inspect,
+  diff,
+  type DiffEntry,
+  type DiffOptions,
+  Inspection,
+  MountedFilesystem,
+  type InspectOptions,
+  type FilesystemInfo,
+  type Disk,
+  type Partition,
+  type VolumeReport,
+  type LuksKeys,
+  type OperatingSystem,
+  type Package,
+  type FileStat,
+  type FileType,
+  type WalkError,
+  type WalkOptions,
+  type CopyOutOptions,
+  type CopyOutResult,
+  type Name,
+} from './inspect/index.js';

@@ -111,6 +111,17 @@ describe('one booted appliance', () => {
     expect((await vm.exec(['true'])).exitCode).toBe(0);
   });
 
+  it("loads its modules by name and alias, and names a module it does not hold instead of kmod's 'Unknown symbol'", async () => {
+    const ok = await vm.exec(['sh', '-c', 'modprobe xts && modprobe crypto-ecb && grep -E "^(xts|ecb) " /proc/modules | cut -d" " -f1 | sort']);
+    expect({ exitCode: ok.exitCode, stderr: ok.stderr.toString() }).toEqual({ exitCode: 0, stderr: '' });
+    expect(ok.stdout.toString()).toBe('ecb\nxts\n');
+    // nbd is in the kernel's modules.dep but not in the appliance
+    expect(readFileSync(`/lib/modules/${vm.appliance.kernelVersion}/modules.dep`, 'utf8')).toMatch(/\/nbd\.ko/);
+    const missing = await vm.exec(['modprobe', 'nbd']);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr.toString()).toMatch(/Module nbd not found in directory \/lib\/modules\//);
+  });
+
   it('shows the user disk read-only under its stable name and never writes it', async () => {
     expect(vm.disks).toEqual([{ path: disk, serial: 'disk0', guestPath: '/dev/disk/by-id/virtio-disk0' }]);
     const r = await vm.exec(['sh', '-c', 'mkdir -p /tmp/m && mount -o ro /dev/disk/by-id/virtio-disk0 /tmp/m && cat /tmp/m/etc/motd && sha256sum /tmp/m/blob | cut -c1-64']);

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { copyFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheLimits, evict } from '../cache/evict.js';
 import { deriveKey, fingerprint, type KeyInput } from './key.js';
+import { BUILD_FORMAT } from './version.js';
 import { entryExists } from '../cache/entries.js';
 import { withCacheEntry } from '../cache/make-entry.js';
 import { writeRecord } from '../cache/records.js';
@@ -69,7 +71,7 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
     ...initrdModules.map((m): KeyInput => ({ path: m.hostPath, kind: 'stat' })),
   ];
   const description = {
-    format: 1,
+    format: BUILD_FORMAT,
     version: ctx.version,
     request,
     kernelVersion: kernel.version,
@@ -80,7 +82,9 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
     // the others (mount points, the agent, folders made for includes) by what they are.
     entries: entries.map((e) => {
       const host = plan.files.hostOf.get(String(e.path));
-      return host !== undefined ? [e.path, host] : [e.path, e.type, e.mode, e.uid, e.gid, e.mtime, e.size ?? 0];
+      if (host !== undefined) return [e.path, host];
+      const made = [e.path, e.type, e.mode, e.uid, e.gid, e.mtime, e.size ?? 0];
+      return e.source?.kind === 'bytes' ? [...made, createHash('sha256').update(e.source.data).digest('hex')] : made;
     }),
   };
   const watch = watchList(request, kernel.modulesDir, init.compiler, plan.includeDirs);

@@ -20,8 +20,12 @@ export const DEFAULT_BINARIES: readonly string[] = [
   // e2fsprogs
   'mke2fs', 'mkfs.ext2', 'mkfs.ext3', 'mkfs.ext4', 'e2fsck', 'fsck.ext2', 'fsck.ext3', 'fsck.ext4', 'tune2fs',
   'dumpe2fs', 'resize2fs', 'debugfs', 'e2label',
-  // kernel modules by hand (modprobe itself comes with the modules)
-  'insmod', 'lsmod',
+  // kernel modules by hand (modprobe itself comes with the modules), and the kernel's log
+  'insmod', 'lsmod', 'dmesg',
+  // volumes inspection assembles, read-only: LVM, md, LUKS, btrfs (src/inspect/volumes.ts)
+  'lvm', 'vgchange', 'vgs', 'lvs', 'pvs', 'dmsetup', 'mdadm', 'cryptsetup', 'btrfs',
+  // xfsprogs, to look into an xfs by hand (xfs_db -r, xfs_repair -n)
+  'xfs_db', 'xfs_info', 'xfs_admin', 'xfs_spaceman', 'xfs_repair',
 ];
 
 /**
@@ -36,9 +40,13 @@ export const DEFAULT_PATHS: readonly string[] = ['/bin/sh'];
  * built in are skipped: ext4 is built into Debian's kernels, ntfs3 and f2fs are not
  * in its cloud flavour. The nls tables are what vfat, exfat and isofs ask for by
  * default; xxhash and blake2b are btrfs's optional checksums; loop is for losetup.
- * (udf is left out to keep the default under 30 MB; --modules can name it.)
  */
 export const DEFAULT_ROOT_MODULES: readonly string[] = [
-  'ext4', 'xfs', 'btrfs', 'vfat', 'msdos', 'exfat', 'isofs', 'squashfs', 'ntfs3', 'f2fs', 'loop',
+  'ext4', 'xfs', 'btrfs', 'vfat', 'msdos', 'exfat', 'isofs', 'squashfs', 'ntfs3', 'f2fs', 'udf', 'loop',
   'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'nls_ascii', 'xxhash_generic', 'blake2b_generic',
+  // what LVM, md arrays and LUKS volumes need (src/inspect/volumes.ts)
+  'dm_mod', 'dm_crypt', 'md_mod', 'linear', 'raid0', 'raid1', 'raid10', 'raid456',
+  'dm_snapshot', 'dm_mirror', 'dm_zero', 'dm_thin_pool', 'dm_raid',
+  // LUKS's default ciphers (aes-xts-plain64; LUKS1's aes-cbc-essiv): cbc and aes are built in
+  'xts', 'ecb', 'essiv',
 ];

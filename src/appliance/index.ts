@@ -9,7 +9,7 @@ import { ApplianceError } from '../errors.js';
 import { DEFAULT_ROOT_MODULES } from './default.js';
 import { verifiedHit } from './integrity.js';
 import type { Appliance, BuildOptions, BuildRecord, BuildRequest } from './types.js';
-import { packageVersion } from './version.js';
+import { BUILD_FORMAT, packageVersion } from './version.js';
 
 export type { Appliance, BuildOptions, BuildProgress, BuildRecord, BuildRequest, Manifest } from './types.js';
 
@@ -39,7 +39,7 @@ export function normalizeOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = pr
 
 /** Names the record of a request: the request, our version, and the $PATH programs are looked up in. */
 export function recordId(request: BuildRequest, version: string, env: NodeJS.ProcessEnv = process.env): string {
-  const text = JSON.stringify({ version, request, path: env.PATH ?? '' });
+  const text = JSON.stringify({ version, format: BUILD_FORMAT, request, path: env.PATH ?? '' });
   return `build-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
 }
 

@@ -2,8 +2,8 @@ import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { InitBinaries } from '../guest/compile.js';
-import { AGENT_PATH, MOVED_MOUNTS, TMPFS_MOUNTS } from '../guest/contract.js';
-import { moduleName, resolveModules, type KernelInfo, type ModuleInfo } from '../kernel/index.js';
+import { AGENT_PATH, INSPECT_PATH, MOVED_MOUNTS, TMPFS_MOUNTS } from '../guest/contract.js';
+import { moduleIndexes, moduleName, resolveModules, type KernelInfo, type ModuleInfo } from '../kernel/index.js';
 import { executableSearchPath, findExecutable, scriptInterpreters } from '../host/which.js';
 import { DEFAULT_BINARIES, DEFAULT_PATHS } from './default.js';
 import { dependencyClosure, packageFiles, readDpkgDatabase, type InstalledPackage } from '../host/dpkg.js';
@@ -98,7 +98,7 @@ export async function assembleRoot(req: RootRequest, ctx: AssembleContext): Prom
 }
 
 /**
- * Adds what is not a host file: the mount points and our agent. Folders and these
+ * Adds what is not a host file: the mount points, our agent and the inspect helper. Folders and these
  * entries get one time that follows from the inputs alone: SOURCE_DATE_EPOCH if set,
  * else the latest file's. Returns that time.
  */
@@ -108,6 +108,8 @@ export function finishRoot(files: FileList, init: InitBinaries, sourceDateEpoch?
   for (const mp of MOUNT_POINTS) files.addEntry({ ...fixed, path: mp.path, type: 'dir', mode: mp.mode });
   const size = statSync(init.agent).size;
   files.addEntry({ ...fixed, path: AGENT_PATH, type: 'file', mode: 0o755, size, source: { kind: 'host', path: init.agent } });
+  const inspectSize = statSync(init.inspect).size;
+  files.addEntry({ ...fixed, path: INSPECT_PATH, type: 'file', mode: 0o755, size: inspectSize, source: { kind: 'host', path: init.inspect } });
   files.setFolderTimes(epoch);
   return epoch;
 }
@@ -187,8 +189,16 @@ async function rootModules(files: FileList, names: string[], ctx: AssembleContex
   const modules = await resolveModules(dir, present);
   ctx.log(`root modules: ${modules.map((m) => m.name).join(' ') || '(all built in)'}`);
   for (const m of modules) files.addHostPath(m.hostPath);
+  const depmod = ['/sbin/depmod', '/usr/sbin/depmod'].find((p) => typeof files.lstat(p) !== 'string') ?? findExecutable('depmod', executableSearchPath());
+  if (!depmod) ctx.warn("depmod (package kmod) is not installed: modprobe in the appliance will see the host's every module");
+  const indexes = depmod ? await moduleIndexes(depmod, dir, ctx.kernel.version, modules) : new Map<string, Buffer>();
+  // Made-up entries take the time of the kernel's own index, so the image depends on inputs only.
+  const mtime = Math.floor(statSync(join(dir, 'modules.dep')).mtimeMs / 1000);
   for (const name of readdirSync(dir).sort()) {
-    if (name.startsWith('modules.') && !MODPROBE_UNUSED.has(name)) files.addHostPath(join(dir, name));
+    if (!name.startsWith('modules.') || MODPROBE_UNUSED.has(name)) continue;
+    const data = indexes.get(name);
+    if (!data) files.addHostPath(join(dir, name));
+    else files.addEntry({ path: join(dir, name).slice(1), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, size: data.length, source: { kind: 'bytes', data } });
   }
   return modules;
 }

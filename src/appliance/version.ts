@@ -15,3 +15,10 @@ export function packageVersion(): string {
   }
   return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 }
+
+/**
+ * Bumped whenever the same inputs would now make another appliance (what we put in it
+ * changed): part of every cache key and build record, so an update never reuses an
+ * entry built the old way under the same package version.
+ */
+export const BUILD_FORMAT = 2;

@@ -68,7 +68,7 @@ export class AgentClient {
   }
 
   /** Runs a command to completion and returns its whole output (up to `maxBuffer` bytes a stream). */
-  exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  exec(argv: (string | Buffer)[], opts: ExecOptions = {}): Promise<ExecResult> {
     const limit = opts.maxBuffer ?? DEFAULT_MAX_BUFFER;
     const stdout = collector(limit);
     const stderr = collector(limit);
@@ -86,7 +86,7 @@ export class AgentClient {
    * is full the whole channel pauses, so the guest stops too (no output is lost). Bad
    * arguments reject `result` and end both streams.
    */
-  execStream(argv: string[], opts: ExecOptions = {}): ExecStream {
+  execStream(argv: (string | Buffer)[], opts: ExecOptions = {}): ExecStream {
     const stdout = this.channel.readable();
     const stderr = this.channel.readable();
     const run = new Exec(this.channel, argv, opts, {

@@ -18,6 +18,8 @@ export interface InitBinaries {
   init: string;
   /** The static guest agent for the root image. */
   agent: string;
+  /** The inspect helper for the root image (src/inspect runs it). */
+  inspect: string;
   /** Hash of the sources, the compiler's identity and the flags: names the cache folder. */
   hash: string;
   /** The compiler that built them. */
@@ -39,7 +41,7 @@ export const INIT_SOURCE_DIR: string = (() => {
   return join(dir, 'src', 'guest', 'c');
 })();
 
-const PROGRAMS = ['init', 'agent'] as const;
+const PROGRAMS = ['init', 'agent', 'inspect'] as const;
 /** The header rendered from contract.ts that the sources include. */
 const CONTRACT_HEADER = 'contract.h';
 
@@ -75,7 +77,7 @@ export async function buildInitBinaries(opts: { cacheDir?: string } = {}): Promi
   for (const [name, text] of [...sources, [CONTRACT_HEADER, Buffer.from(header)] as const]) hash.update(`${name}\0${text.length}\0`).update(text);
   const digest = hash.digest('hex').slice(0, 32);
   const dir = join(layout.init(cacheDir), digest);
-  const result = { init: join(dir, 'init'), agent: join(dir, 'agent'), hash: digest, compiler };
+  const result = { init: join(dir, 'init'), agent: join(dir, 'agent'), inspect: join(dir, 'inspect'), hash: digest, compiler };
   if (existsSync(dir)) return result;
 
   await mkdir(layout.init(cacheDir), { recursive: true, mode: 0o700 });

@@ -1,6 +1,7 @@
 /** contract.h for the guest programs, rendered from contract.ts (compile.ts writes it beside the build). */
 import {
   AGENT_LOG_PREFIX,
+  INSPECT_LOG_PREFIX,
   AGENT_PATH,
   AGENT_PORT_NAME,
   BY_ID_PREFIX,
@@ -39,6 +40,7 @@ export function contractHeader(): string {
     `#define APPL_BY_ID_PREFIX ${str(BY_ID_PREFIX)}`,
     `#define APPL_INIT_LOG_PREFIX ${str(INIT_LOG_PREFIX)}`,
     `#define APPL_AGENT_LOG_PREFIX ${str(AGENT_LOG_PREFIX)}`,
+    `#define APPL_INSPECT_LOG_PREFIX ${str(INSPECT_LOG_PREFIX)}`,
     ...Object.entries(CMDLINE).map(([k, v]) => `#define APPL_PARAM_${upper(k)} ${str(`${v}=`)}`),
     ...Object.entries(INIT_LINES).map(([k, v]) => `#define APPL_LINE_${upper(k)} ${str(v)}`),
     `#define APPL_GO_START ${str(`${GO_LINE.start} `)}`,

@@ -11,6 +11,8 @@ import { randomBytes } from 'node:crypto';
 export const AGENT_PORT_NAME = 'org.appliance.agent';
 /** Where the root image holds the agent; the init execs it as PID 1 after the switch. */
 export const AGENT_PATH = '/usr/libexec/appliance/agent';
+/** Where the root image holds the inspect helper (c/inspect.c), which src/inspect runs. */
+export const INSPECT_PATH = '/usr/libexec/appliance/inspect';
 /** The root disk's virtio serial: the init finds its root by it. */
 export const ROOT_SERIAL = 'appliance-root';
 /** User disk i has serial `disk<i>` and appears as `/dev/disk/by-id/virtio-disk<i>`. */
@@ -31,6 +33,8 @@ export const CMDLINE = {
   timing: 'appliance.timing',
   /** 1: stop at the snapshot point and wait for the go line. */
   snapshot: 'appliance.snapshot',
+  /** Modules of the root to load before the snapshot point (comma-separated), so a snapshot holds them. */
+  modules: 'appliance.modules',
 } as const;
 export const param = (key: keyof typeof CMDLINE, value: string | number): string => `${CMDLINE[key]}=${value}`;
 
@@ -51,6 +55,7 @@ export const MOVED_MOUNTS: readonly { path: string; mode: number }[] = [
 /** Console line prefixes of the guest programs: `appliance-init: …`. */
 export const INIT_LOG_PREFIX = 'appliance-init';
 export const AGENT_LOG_PREFIX = 'appliance-agent';
+export const INSPECT_LOG_PREFIX = 'appliance-inspect';
 /** What the init says on the console, after its prefix, that the launcher acts on. */
 export const INIT_LINES = {
   /** Stopped at the snapshot point: a save may happen now, then the go line is awaited. */

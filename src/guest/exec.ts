@@ -100,7 +100,7 @@ function checkOptions(opts: ExecOptions): void {
   }
 }
 
-function describe(argv: string[]): string {
+function describe(argv: (string | Buffer)[]): string {
   const text = argv.join(' ');
   return `"${text.length > 80 ? `${text.slice(0, 77)}...` : text}"`;
 }
@@ -123,7 +123,7 @@ export class Exec {
   /** Starts `argv` in the guest. Bad arguments or options (NUL bytes, too long) reject `result` before anything is sent. */
   constructor(
     private readonly channel: Channel,
-    argv: string[],
+    argv: (string | Buffer)[],
     private readonly opts: ExecOptions,
     private readonly sink: Sink,
   ) {

@@ -111,13 +111,16 @@ function checkSize(type: number, p: Buffer, id?: number): void {
   throw protocolError(`${frameName(type)} of ${p.length} bytes${id === undefined ? '' : ` for request ${id}`} (${expected})`);
 }
 
-function cString(text: string, what: string): Buffer {
-  if (text.includes('\0')) throw new ApplianceError('EINVAL', `${what} contains a NUL byte, which cannot cross to the guest`);
-  return Buffer.from(`${text}\0`, 'utf8');
+/** A string for the guest, NUL-terminated: text as UTF-8, or bytes as they are (names that are not UTF-8). */
+function cString(text: string | Buffer, what: string): Buffer {
+  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+  if (bytes.includes(0)) throw new ApplianceError('EINVAL', `${what} contains a NUL byte, which cannot cross to the guest`);
+  return Buffer.concat([bytes, Buffer.alloc(1)]);
 }
 
 export interface ExecRequest {
-  argv: string[];
+  /** Arguments as text, or as bytes where they name files whose names are not UTF-8. */
+  argv: (string | Buffer)[];
   env?: Record<string, string>;
   cwd?: string;
   rows?: number;

@@ -1,6 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplianceError } from '../errors.js';
+import { parseDpkgStatus, type InstalledPackage } from '../formats/dpkg-status.js';
+
+export type { InstalledPackage } from '../formats/dpkg-status.js';
 
 /** Where dpkg keeps its database; tests point this at a fixture. */
 export const DPKG_ADMIN_DIR = '/var/lib/dpkg';
@@ -22,16 +25,6 @@ export const DEFAULT_EXCLUDES = [
   '/usr/lib/locale',
 ] as const;
 
-export interface InstalledPackage {
-  name: string;
-  arch: string;
-  version: string;
-  multiArch: string;
-  /** Dependency groups (Pre-Depends then Depends); each group lists alternatives. */
-  depends: string[][];
-  provides: string[];
-}
-
 export interface DpkgDatabase {
   adminDir: string;
   nativeArch: string;
@@ -47,19 +40,6 @@ export interface DpkgDatabase {
 function nodeArch(): string {
   const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ia32: 'i386', arm: 'armhf', ppc64: 'ppc64el', s390x: 's390x' };
   return map[process.arch] ?? process.arch;
-}
-
-/** `foo:any (>= 1.0)` → `foo:any`: version constraints are ignored (the host's versions are what there is). */
-function dependencyNames(field: string): string[][] {
-  return field
-    .split(',')
-    .map((group) =>
-      group
-        .split('|')
-        .map((alt) => alt.trim().split(/[\s([]/, 1)[0]!)
-        .filter(Boolean),
-    )
-    .filter((group) => group.length > 0);
 }
 
 /** Lines of a dpkg metadata file. These are small text databases (the status file is about
@@ -80,52 +60,11 @@ export function readDpkgDatabase(adminDir = DPKG_ADMIN_DIR): DpkgDatabase {
   const byName = new Map<string, InstalledPackage[]>();
   const providers = new Map<string, InstalledPackage[]>();
   let nativeArch: string | undefined;
-
-  let fields = new Map<string, string>();
-  let last = '';
-  const finish = () => {
-    const status = fields.get('status')?.split(/\s+/) ?? [];
-    const name = fields.get('package');
-    // "install ok installed", but also "hold ok installed": what matters is the files are there.
-    if (name && status[2] === 'installed') {
-      const pkg: InstalledPackage = {
-        name,
-        arch: fields.get('architecture') ?? 'all',
-        version: fields.get('version') ?? '',
-        multiArch: fields.get('multi-arch') ?? 'no',
-        depends: [
-          ...dependencyNames(fields.get('pre-depends') ?? ''),
-          ...dependencyNames(fields.get('depends') ?? ''),
-        ],
-        provides: dependencyNames(fields.get('provides') ?? '').map((g) => g[0]!),
-      };
-      push(byName, name, pkg);
-      for (const virtual of pkg.provides) push(providers, virtual, pkg);
-      if (name === 'dpkg') nativeArch = pkg.arch;
-    }
-    fields = new Map();
-    last = '';
-  };
-
-  for (const line of lines(statusPath)) {
-    if (line === '') {
-      finish();
-    } else if (line[0] === ' ' || line[0] === '\t') {
-      // Continuation lines (Description, Conffiles) carry nothing we use, except
-      // for fields we keep, which dpkg writes on one line anyway.
-      if (last === 'depends' || last === 'pre-depends' || last === 'provides') {
-        fields.set(last, `${fields.get(last)} ${line.trim()}`);
-      }
-    } else {
-      const colon = line.indexOf(':');
-      if (colon > 0) {
-        last = line.slice(0, colon).toLowerCase();
-        fields.set(last, line.slice(colon + 1).trim());
-      }
-    }
+  for (const pkg of parseDpkgStatus(readFileSync(statusPath, 'utf8'))) {
+    push(byName, pkg.name, pkg);
+    for (const virtual of pkg.provides) push(providers, virtual, pkg);
+    if (pkg.name === 'dpkg') nativeArch = pkg.arch;
   }
-  finish();
-
   return { adminDir, nativeArch: nativeArch ?? nodeArch(), byName, providers, diversions: readDiversions(adminDir) };
 }
 

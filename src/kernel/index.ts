@@ -2,5 +2,6 @@
 export { readKernelVersion, readSetupHeader } from './bzimage.js';
 export { findKernel, compareVersions, type KernelInfo, type FindKernelOptions } from './find.js';
 export { APPLIANCE_MODULES, moduleName, resolveModules, type ModuleInfo, type ModuleCompression } from './modules.js';
+export { moduleIndexes } from './depmod.js';
 export { compressionOf, decompress, type Compression } from './decompress.js';
 export { extractVmlinux, hasPvhEntry, kernelShape } from './pvh.js';

@@ -32,6 +32,12 @@ export interface BootOptions {
    * ~0.3 s instead of ~1.7 s under TCG (see src/qemu/snapshot.ts).
    */
   snapshot?: boolean;
+  /**
+   * Modules of the appliance's root to load before the guest is ready (filesystems,
+   * device-mapper…): with snapshots they are loaded once, in the snapshot of this shape,
+   * instead of at each use (about a second each under TCG).
+   */
+  modules?: string[];
   /** Every console line of the guest (kernel and init messages). */
   onConsole?: (line: string) => void;
   /** What was decided and why (--verbose). */
@@ -103,7 +109,7 @@ export class Vm {
       cacheDir: opts.cacheDir,
       bootDeadlineMs: opts.bootTimeoutMs,
       // The init hands over to the agent, which serves the channel as the guest's PID 1.
-      cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH)],
+      cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH), ...(opts.modules?.length ? [param('modules', opts.modules.join(','))] : [])],
       snapshot: opts.snapshot ?? true,
       consoleTiming: Boolean(opts.log),
       ready: async (ctx) => AgentClient.connect(await ctx.channel),
@@ -155,10 +161,10 @@ export class Vm {
     return this.launched.consoleTail();
   }
 
-  exec(argv: string[], opts?: ExecOptions): Promise<ExecResult> {
+  exec(argv: (string | Buffer)[], opts?: ExecOptions): Promise<ExecResult> {
     return this.death.guard(this.agent.exec(argv, opts));
   }
-  execStream(argv: string[], opts?: ExecOptions): ExecStream {
+  execStream(argv: (string | Buffer)[], opts?: ExecOptions): ExecStream {
     const s = this.agent.execStream(argv, opts);
     return { ...s, result: this.death.guard(s.result) };
   }

@@ -1,0 +1,682 @@
+/*
+ * appliance inspect: the guest side of disk inspection (src/inspect on the host). It only
+ * reads and mounts; what the bytes mean is decided on the host. Static, so each call costs
+ * no dynamic loading under TCG. Every path inside an inspected filesystem is resolved with
+ * openat2(RESOLVE_IN_ROOT), so its symlinks (absolute ones too) stay inside it, and `..`
+ * cannot leave it: a hostile image cannot make us read the appliance's own files.
+ *
+ *   inspect devices                         block devices, one line each (key=value, %XX escapes)
+ *   inspect read DEV OFF LEN [DEV OFF LEN]… for each range: u32 length read, the bytes
+ *   inspect mount DEV DIR TYPE OPTS [...]…  read-only mounts, one status line each (with its statfs)
+ *   inspect umount DIR…                     one status line each
+ *   inspect statfs DIR…                     one line each
+ *   inspect walk ROOT PATH FLAGS DEPTH      records of PATH and below (see the record layout)
+ *   inspect cat ROOT PATH                   a regular file's content (failing, exit status 64 + errno)
+ *   inspect read-files LIMIT [ROOT N PATH…]… for each path: i32 errno, u64 length, the bytes (at most LIMIT)
+ *   inspect btrfs-forget                    forget the btrfs devices that are not mounted
+ *
+ * Walk record (little endian): u8 'E', u8 type (f d l c b p s), u32 mode, u32 uid, u32 gid,
+ * u32 nlink, u64 size, u64 blocks (512 B), u64 ino, u32 rdev major, u32 rdev minor,
+ * i64+u32 atime, i64+u32 mtime, i64+u32 ctime, u32+bytes path (in the filesystem, from /),
+ * u32+bytes symlink target, u8 hashed, [32 bytes sha256]. An entry that cannot be read:
+ * u8 'X', i32 errno, u32+bytes path. FLAGS: a string of letters: h (hash regular files),
+ * f (follow PATH itself if it is a symlink), x (stay on PATH's filesystem: its mount, btrfs
+ * subvolumes included), c (content:
+ * after each regular file's record, its data as extents — u64 offset, u64 length, the
+ * bytes, at most 64 KiB each — found with SEEK_DATA, so holes are not sent; then u64
+ * ~0, and u32 errno (0: the whole file was read). A file whose inode was sent already
+ * (a hard link) sends no extent.)
+ */
+#define _GNU_SOURCE
+#include "protocol.h"
+#define LOG_PREFIX APPL_INSPECT_LOG_PREFIX
+#include "util.h"
+#include "sha256.h"
+
+#include <dirent.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+/* openat2(2): musl has no wrapper, and the kernel headers are not in musl's include path. */
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct open_how_ {
+  uint64_t flags, mode, resolve;
+};
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_IN_ROOT 0x10
+
+static int open_in_root(int rootfd, const char *path, int flags) {
+  struct open_how_ how = {(uint64_t)(flags | O_CLOEXEC), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  return (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof how);
+}
+
+/* ---- output ---- */
+
+static unsigned char obuf[1 << 16];
+static size_t ofill;
+
+static void flush_out(void) {
+  size_t off = 0;
+  while (off < ofill) {
+    ssize_t n = write(1, obuf + off, ofill - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) exit(3); /* the host stopped reading */
+    off += (size_t)n;
+  }
+  ofill = 0;
+}
+
+static void put(const void *p, size_t n) {
+  const unsigned char *b = p;
+  while (n > 0) {
+    if (ofill == sizeof obuf) flush_out();
+    size_t take = sizeof obuf - ofill < n ? sizeof obuf - ofill : n;
+    memcpy(obuf + ofill, b, take);
+    ofill += take, b += take, n -= take;
+  }
+}
+
+static void put8(unsigned v) {
+  unsigned char b = (unsigned char)v;
+  put(&b, 1);
+}
+static void put32(uint32_t v) {
+  unsigned char b[4];
+  appl_put32(b, v);
+  put(b, 4);
+}
+static void put64(uint64_t v) {
+  put32((uint32_t)v);
+  put32((uint32_t)(v >> 32));
+}
+static void put_bytes(const void *p, size_t n) {
+  put32((uint32_t)n);
+  put(p, n);
+}
+
+/* Text fields: bytes outside printable ASCII, and % = tab, as %XX. */
+static void put_escaped(const char *s, size_t n) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c <= 0x20 || c >= 0x7f || c == '%' || c == '=') {
+      char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+      put(e, 3);
+    } else {
+      put(&c, 1);
+    }
+  }
+}
+static void field(const char *key, const char *value) {
+  if (!value) return;
+  put(key, strlen(key));
+  put("=", 1);
+  put_escaped(value, strlen(value));
+  put("\t", 1);
+}
+static void field_u64(const char *key, uint64_t v) {
+  char b[32];
+  snprintf(b, sizeof b, "%llu", (unsigned long long)v);
+  field(key, b);
+}
+static void end_line(void) {
+  put("\n", 1);
+}
+
+/* ---- devices ---- */
+
+/* A small sysfs file, trailing whitespace removed; NULL if it cannot be read. */
+static char *sysfs(const char *dir, const char *name, char *buf, size_t size) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n < 0) return NULL;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+  buf[n] = '\0';
+  return buf;
+}
+
+static void list_slaves(const char *dir) {
+  char path[512], all[1024] = "";
+  size_t len = 0;
+  snprintf(path, sizeof path, "%s/slaves", dir);
+  DIR *d = opendir(path);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    int n = snprintf(all + len, sizeof all - len, "%s%s", len ? "," : "", e->d_name);
+    if (n < 0 || (size_t)n >= sizeof all - len) break;
+    len += (size_t)n;
+  }
+  if (d) closedir(d);
+  if (len) field("slaves", all);
+}
+
+static int cmd_devices(void) {
+  DIR *d = opendir("/sys/class/block");
+  if (!d) fatal("cannot list /sys/class/block: %s", strerror(errno));
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char dir[320], link[512], buf[256];
+    snprintf(dir, sizeof dir, "/sys/class/block/%s", e->d_name);
+    if (!sysfs(dir, "size", buf, sizeof buf) || !strcmp(buf, "0")) continue;
+    field("name", e->d_name);
+    field("dev", sysfs(dir, "dev", buf, sizeof buf));
+    field("sectors", sysfs(dir, "size", buf, sizeof buf));
+    field("ro", sysfs(dir, "ro", buf, sizeof buf));
+    if (sysfs(dir, "partition", buf, sizeof buf)) {
+      field("partition", buf);
+      field("start", sysfs(dir, "start", buf, sizeof buf));
+      ssize_t n = readlink(dir, link, sizeof link - 1);
+      if (n > 0) {
+        link[n] = '\0';
+        char *slash = strrchr(link, '/');
+        if (slash) *slash = '\0';
+        slash = strrchr(link, '/');
+        field("parent", slash ? slash + 1 : link);
+      }
+    } else {
+      field("serial", sysfs(dir, "serial", buf, sizeof buf));
+      field("sector_size", sysfs(dir, "queue/logical_block_size", buf, sizeof buf));
+    }
+    field("dm_name", sysfs(dir, "dm/name", buf, sizeof buf));
+    field("dm_uuid", sysfs(dir, "dm/uuid", buf, sizeof buf));
+    field("md_level", sysfs(dir, "md/level", buf, sizeof buf));
+    list_slaves(dir);
+    end_line();
+  }
+  closedir(d);
+  return 0;
+}
+
+/* ---- raw reads ---- */
+
+static int cmd_read(int argc, char **argv) {
+  if (argc % 3) fatal("read: give DEV OFF LEN triples");
+  static unsigned char buf[1 << 20];
+  for (int i = 0; i < argc; i += 3) {
+    unsigned long long off = strtoull(argv[i + 1], NULL, 10), len = strtoull(argv[i + 2], NULL, 10);
+    if (len > sizeof buf) len = sizeof buf;
+    int fd = open(argv[i], O_RDONLY | O_CLOEXEC);
+    ssize_t got = 0;
+    while (fd >= 0 && (size_t)got < len) {
+      ssize_t n = pread(fd, buf + got, len - (size_t)got, (off_t)(off + (size_t)got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += n;
+    }
+    if (fd >= 0) close(fd);
+    put_bytes(buf, (size_t)got);
+  }
+  return 0;
+}
+
+/* ---- mounts ---- */
+
+/* The kernel's messages since `from` (an open /dev/kmsg), as one escaped field. */
+static void kernel_says(int kmsg) {
+  char rec[1024], all[2048] = "";
+  size_t len = 0;
+  ssize_t n;
+  while (kmsg >= 0 && (n = read(kmsg, rec, sizeof rec - 1)) > 0) {
+    rec[n] = '\0';
+    char *text = strchr(rec, ';'); /* "prio,seq,time,flags;message\n" */
+    if (!text) continue;
+    text++;
+    text[strcspn(text, "\n")] = '\0';
+    int w = snprintf(all + len, sizeof all - len, "%s%s", len ? " / " : "", text);
+    if (w < 0 || (size_t)w >= sizeof all - len) break;
+    len += (size_t)w;
+  }
+  if (len) field("kernel", all);
+}
+
+static void mkdirs(const char *path) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *s = p + 1; *s; s++)
+    if (*s == '/') {
+      *s = '\0';
+      mkdir(p, 0755);
+      *s = '/';
+    }
+  mkdir(p, 0755);
+}
+
+/* A mounted filesystem's size and use, as fields of the current line. */
+static int statfs_fields(const char *dir) {
+  struct statfs s;
+  if (statfs(dir, &s) < 0) return errno;
+  field_u64("frsize", (uint64_t)s.f_frsize);
+  field_u64("blocks", (uint64_t)s.f_blocks);
+  field_u64("bfree", (uint64_t)s.f_bfree);
+  field_u64("bavail", (uint64_t)s.f_bavail);
+  field_u64("files", (uint64_t)s.f_files);
+  field_u64("ffree", (uint64_t)s.f_ffree);
+  return 0;
+}
+
+static int cmd_mount(int argc, char **argv) {
+  if (argc % 4) fatal("mount: give DEV DIR TYPE OPTS quadruples");
+  for (int i = 0; i < argc; i += 4) {
+    mkdirs(argv[i + 1]);
+    int kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (kmsg >= 0) lseek(kmsg, 0, SEEK_END);
+    int r = mount(argv[i], argv[i + 1], argv[i + 2], MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, argv[i + 3]);
+    int err = r < 0 ? errno : 0;
+    field("dir", argv[i + 1]);
+    field_u64("errno", (uint64_t)err);
+    if (err) kernel_says(kmsg);
+    else statfs_fields(argv[i + 1]);
+    end_line();
+    if (kmsg >= 0) close(kmsg);
+  }
+  return 0;
+}
+
+static int cmd_umount(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    field("dir", argv[i]);
+    field_u64("errno", umount2(argv[i], 0) < 0 ? (uint64_t)errno : 0);
+    end_line();
+  }
+  return 0;
+}
+
+static int cmd_statfs(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    field("dir", argv[i]);
+    field_u64("errno", (uint64_t)statfs_fields(argv[i]));
+    end_line();
+  }
+  return 0;
+}
+
+/* ---- walks ---- */
+
+struct walk {
+  int rootfd;
+  int hash, follow, one_fs, content;
+  /* Inodes whose content was sent (hard links), as (dev, ino), open addressing. */
+  uint64_t *sent;
+  size_t sent_cap, sent_n;
+  dev_t dev;
+  uint64_t mnt_id; /* the walk's mount (statx), 0 if the kernel cannot tell */
+  char path[4096]; /* in the filesystem, from "/" */
+};
+
+/* statx(2) for the mount ID alone: musl's headers have no statx. The mount ID is at byte
+ * 144 of struct statx, valid when STATX_MNT_ID (0x1000) is in the returned mask. */
+#ifndef SYS_statx
+#define SYS_statx 332
+#endif
+static uint64_t mount_id(int dirfd, const char *name) {
+  uint64_t stx[32] = {0}; /* struct statx: 256 bytes */
+  if (syscall(SYS_statx, dirfd, *name ? name : "", AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH), 0x1000u, stx) < 0) return 0;
+  return ((uint32_t)stx[0] & 0x1000u) ? stx[144 / 8] : 0;
+}
+
+/* Whether a directory is on the walk's filesystem: its device, or (btrfs subvolumes have a
+ * device number each) its mount. Another filesystem mounted inside is not walked into. */
+static int same_fs(struct walk *w, int dirfd, const char *name, const struct stat *st) {
+  if (!w->one_fs || st->st_dev == w->dev) return 1;
+  return w->mnt_id && mount_id(dirfd, name) == w->mnt_id;
+}
+
+static char type_of(mode_t m) {
+  return S_ISREG(m) ? 'f' : S_ISDIR(m) ? 'd' : S_ISLNK(m) ? 'l' : S_ISCHR(m) ? 'c' : S_ISBLK(m) ? 'b' : S_ISFIFO(m) ? 'p' : 's';
+}
+
+static void put_error(int err, const char *path) {
+  put8('X');
+  put32((uint32_t)err);
+  put_bytes(path, strlen(path));
+}
+
+static int hash_file(int dirfd, const char *name, unsigned char out[32]) {
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", dirfd);
+  /* name "": dirfd is the file itself (an O_PATH descriptor), reopened for reading. */
+  int fd = *name ? openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+                 : open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return errno;
+  static unsigned char buf[1 << 17];
+  struct sha256 s;
+  sha256_init(&s);
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return e;
+    }
+    sha256_update(&s, buf, (size_t)n);
+  }
+  close(fd);
+  sha256_final(&s, out);
+  return 0;
+}
+
+/* True the first time an inode is seen (so its content goes once, with its first name). */
+static int first_time(struct walk *w, const struct stat *st) {
+  uint64_t key = ((uint64_t)st->st_dev << 40) ^ (uint64_t)st->st_ino;
+  if (key == 0) key = 1;
+  if (w->sent_n * 2 >= w->sent_cap) {
+    size_t cap = w->sent_cap ? w->sent_cap * 2 : 1024;
+    uint64_t *t = calloc(cap, sizeof *t);
+    if (!t) fatal("out of memory");
+    for (size_t i = 0; i < w->sent_cap; i++)
+      if (w->sent[i]) {
+        size_t j = w->sent[i] % cap;
+        while (t[j]) j = (j + 1) % cap;
+        t[j] = w->sent[i];
+      }
+    free(w->sent);
+    w->sent = t, w->sent_cap = cap;
+  }
+  size_t j = key % w->sent_cap;
+  while (w->sent[j]) {
+    if (w->sent[j] == key) return 0;
+    j = (j + 1) % w->sent_cap;
+  }
+  w->sent[j] = key;
+  w->sent_n++;
+  return 1;
+}
+
+/* A regular file's data as extents (see the record layout): holes are skipped. */
+static void put_content(struct walk *w, int dirfd, const char *name, const struct stat *st) {
+  int err = 0;
+  if (st->st_nlink <= 1 || first_time(w, st)) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", dirfd);
+    int fd = *name ? openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+                   : open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    static unsigned char buf[1 << 16];
+    off_t at = 0;
+    while (fd >= 0 && !err && at < st->st_size) {
+      off_t data = lseek(fd, at, SEEK_DATA);
+      if (data < 0) {
+        if (errno != ENXIO) err = errno; /* ENXIO: only a hole is left */
+        break;
+      }
+      off_t hole = lseek(fd, data, SEEK_HOLE);
+      if (hole < 0) hole = st->st_size;
+      for (at = data; at < hole && !err;) {
+        size_t want = hole - at < (off_t)sizeof buf ? (size_t)(hole - at) : sizeof buf;
+        ssize_t n = pread(fd, buf, want, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) err = errno;
+        if (n <= 0) break;
+        put64((uint64_t)at), put64((uint64_t)n), put(buf, (size_t)n);
+        at += n;
+      }
+      if (at < hole) break; /* the file shrank: send what there was */
+    }
+    if (fd < 0) err = errno;
+    else close(fd);
+  }
+  put64(~(uint64_t)0);
+  put32((uint32_t)err);
+}
+
+/* One entry: `name` in `dirfd` (AT_EMPTY_PATH when name is ""), shown as w->path. */
+static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *st) {
+  if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW | (*name ? 0 : AT_EMPTY_PATH)) < 0) {
+    put_error(errno, w->path);
+    return -1;
+  }
+  char target[4096];
+  ssize_t tlen = 0;
+  if (S_ISLNK(st->st_mode) && (tlen = readlinkat(dirfd, name, target, sizeof target)) < 0) tlen = 0;
+  unsigned char digest[32];
+  int hashed = w->hash && S_ISREG(st->st_mode) && hash_file(dirfd, name, digest) == 0;
+  put8('E');
+  put8((unsigned)type_of(st->st_mode));
+  put32(st->st_mode);
+  put32(st->st_uid);
+  put32(st->st_gid);
+  put32((uint32_t)st->st_nlink);
+  put64((uint64_t)st->st_size);
+  put64((uint64_t)st->st_blocks);
+  put64((uint64_t)st->st_ino);
+  put32(major(st->st_rdev));
+  put32(minor(st->st_rdev));
+  put64((uint64_t)st->st_atim.tv_sec), put32((uint32_t)st->st_atim.tv_nsec);
+  put64((uint64_t)st->st_mtim.tv_sec), put32((uint32_t)st->st_mtim.tv_nsec);
+  put64((uint64_t)st->st_ctim.tv_sec), put32((uint32_t)st->st_ctim.tv_nsec);
+  put_bytes(w->path, strlen(w->path));
+  put_bytes(target, (size_t)tlen);
+  put8((unsigned)hashed);
+  if (hashed) put(digest, 32);
+  if (w->content && S_ISREG(st->st_mode)) put_content(w, dirfd, name, st);
+  return 0;
+}
+
+static int by_bytes(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The entries below the directory open as `dirfd` (w->path), depth first, names in byte order. */
+static void walk_below(struct walk *w, int dirfd, int depth) {
+  DIR *d = fdopendir(dup(dirfd));
+  if (!d) {
+    put_error(errno, w->path);
+    return;
+  }
+  size_t n = 0, cap = 64;
+  char **names = malloc(cap * sizeof *names);
+  struct dirent *e;
+  errno = 0;
+  while (names && (e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (n == cap) {
+      char **more = realloc(names, (cap *= 2) * sizeof *names);
+      if (!more) break;
+      names = more;
+    }
+    if (!(names[n] = strdup(e->d_name))) break;
+    n++;
+  }
+  if (errno) put_error(errno, w->path);
+  closedir(d);
+  if (!names) fatal("out of memory");
+  qsort(names, n, sizeof *names, by_bytes);
+  size_t base = strlen(w->path);
+  for (size_t i = 0; i < n; i++) {
+    if (base + 1 + strlen(names[i]) >= sizeof w->path) {
+      put_error(ENAMETOOLONG, w->path);
+    } else {
+      snprintf(w->path + base, sizeof w->path - base, "%s%s", base > 1 ? "/" : "", names[i]);
+      struct stat st;
+      if (put_entry(w, dirfd, names[i], &st) == 0 && S_ISDIR(st.st_mode) && depth > 1 && same_fs(w, dirfd, names[i], &st)) {
+        int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) put_error(errno, w->path);
+        else {
+          walk_below(w, sub, depth - 1);
+          close(sub);
+        }
+      }
+      w->path[base] = '\0';
+    }
+    free(names[i]);
+  }
+  free(names);
+}
+
+static int open_root(const char *root) {
+  int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fatal("cannot open %s: %s", root, strerror(errno));
+  return fd;
+}
+
+static int cmd_walk(int argc, char **argv) {
+  if (argc != 4) fatal("walk: give ROOT PATH FLAGS DEPTH");
+  struct walk w = {.rootfd = open_root(argv[0])};
+  w.hash = strchr(argv[2], 'h') != NULL;
+  w.follow = strchr(argv[2], 'f') != NULL;
+  w.one_fs = strchr(argv[2], 'x') != NULL;
+  w.content = strchr(argv[2], 'c') != NULL;
+  long depth = strtol(argv[3], NULL, 10);
+  snprintf(w.path, sizeof w.path, "%s", *argv[1] ? argv[1] : "/");
+  /* PATH itself: as a link unless asked to follow it; its parent is resolved inside the root. */
+  int fd = open_in_root(w.rootfd, argv[1], O_PATH | (w.follow ? 0 : O_NOFOLLOW));
+  struct stat st;
+  if (fd < 0) {
+    put_error(errno, w.path);
+  } else if (put_entry(&w, fd, "", &st) == 0) {
+    w.dev = st.st_dev;
+    w.mnt_id = mount_id(fd, "");
+    if (S_ISDIR(st.st_mode) && depth > 0) {
+      int dir = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir < 0) put_error(errno, w.path);
+      else {
+        walk_below(&w, dir, (int)depth);
+        close(dir);
+      }
+    }
+  }
+  if (fd >= 0) close(fd);
+  flush_out();
+  return 0;
+}
+
+/* ---- file contents ---- */
+
+static int open_regular(int rootfd, const char *path, int *err) {
+  int fd = open_in_root(rootfd, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  struct stat st;
+  *err = 0;
+  if (fd < 0) {
+    *err = errno;
+  } else if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    *err = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
+/* cat's exit status when a file cannot be read: this plus its errno (1 stays fatal()'s). */
+#define CAT_ERRNO_BASE 64
+
+static int cmd_cat(int argc, char **argv) {
+  if (argc != 2) fatal("cat: give ROOT PATH");
+  int err, fd = open_regular(open_root(argv[0]), argv[1], &err);
+  if (fd < 0) {
+    say("%s: %s", argv[1], strerror(err));
+    return CAT_ERRNO_BASE + err; /* the host names the errno */
+  }
+  static unsigned char buf[1 << 16];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      say("%s: %s", argv[1], strerror(e));
+      flush_out();
+      return CAT_ERRNO_BASE + e;
+    }
+    put(buf, (size_t)n);
+  }
+  flush_out();
+  return 0;
+}
+
+static void read_file(int rootfd, const char *path, size_t limit) {
+  static unsigned char buf[1 << 16];
+  {
+    int err, fd = open_regular(rootfd, path, &err);
+    size_t have = 0, cap = 0;
+    unsigned char *data = NULL;
+    while (fd >= 0 && have < limit) {
+      ssize_t n = read(fd, buf, sizeof buf < limit - have ? sizeof buf : limit - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) err = errno;
+      if (n <= 0) break;
+      if (have + (size_t)n > cap) {
+        unsigned char *more = realloc(data, cap = (have + (size_t)n) * 2);
+        if (!more) fatal("out of memory");
+        data = more;
+      }
+      memcpy(data + have, buf, (size_t)n);
+      have += (size_t)n;
+    }
+    if (fd >= 0) close(fd);
+    put32((uint32_t)err);
+    put64(err ? 0 : have);
+    if (!err) put(data, have);
+    free(data);
+  }
+}
+
+/* Small files of several filesystems in one call: groups of ROOT, a count, the paths. */
+static int cmd_read_files(int argc, char **argv) {
+  if (argc < 1) fatal("read-files: give LIMIT [ROOT N PATH…]…");
+  size_t limit = strtoull(argv[0], NULL, 10);
+  for (int i = 1; i + 1 < argc;) {
+    int rootfd = open_root(argv[i]);
+    long n = strtol(argv[i + 1], NULL, 10);
+    if (n < 0 || n > argc - i - 2) fatal("read-files: %s has %ld paths, fewer are given", argv[i], n);
+    for (long j = 0; j < n; j++) read_file(rootfd, argv[i + 2 + j], limit);
+    close(rootfd);
+    i += 2 + (int)n;
+  }
+  flush_out();
+  return 0;
+}
+
+/* ---- btrfs ---- */
+
+/* BTRFS_IOC_FORGET_DEV with no path: the kernel forgets every device it scanned that no
+ * mounted filesystem uses, so that mounting one of two cloned images reads that one. */
+static int cmd_btrfs_forget(void) {
+  struct {
+    int64_t fd;
+    char name[4088];
+  } args = {0, ""};
+  int fd = open("/dev/btrfs-control", O_RDWR | O_CLOEXEC);
+  int r = fd < 0 ? -1 : ioctl(fd, _IOW(0x94, 5, char[4096]), &args);
+  field_u64("errno", r < 0 ? (uint64_t)errno : 0);
+  end_line();
+  if (fd >= 0) close(fd);
+  flush_out();
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    say("usage: inspect devices|read|mount|umount|statfs|walk|cat|read-files|btrfs-forget …");
+    return 2;
+  }
+  const char *cmd = argv[1];
+  int n = argc - 2;
+  char **rest = argv + 2;
+  int r;
+  if (!strcmp(cmd, "devices")) r = cmd_devices();
+  else if (!strcmp(cmd, "read")) r = cmd_read(n, rest);
+  else if (!strcmp(cmd, "mount")) r = cmd_mount(n, rest);
+  else if (!strcmp(cmd, "umount")) r = cmd_umount(n, rest);
+  else if (!strcmp(cmd, "statfs")) r = cmd_statfs(n, rest);
+  else if (!strcmp(cmd, "walk")) r = cmd_walk(n, rest);
+  else if (!strcmp(cmd, "cat")) r = cmd_cat(n, rest);
+  else if (!strcmp(cmd, "read-files")) r = cmd_read_files(n, rest);
+  else if (!strcmp(cmd, "btrfs-forget")) r = cmd_btrfs_forget();
+  else {
+    say("unknown command %s", cmd);
+    return 2;
+  }
+  flush_out();
+  return r;
+}

@@ -1,0 +1,200 @@
+/**
+ * Copying files out of an inspected filesystem to the host, from the helper's walk with
+ * content (entries, then each file's data extents). The stream comes from an untrusted
+ * guest, so nothing in it is followed: every entry must lie below the copied path, in a
+ * folder this copy created before, and is created anew (O_EXCL, O_NOFOLLOW; link and
+ * symlink fail on anything already there): a crafted stream cannot write outside the
+ * destination nor through a symlink it planted.
+ */
+import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmod, lchown, link, lutimes, mkdir, open, readdir, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { ApplianceError } from '../errors.js';
+import type { Name } from './probe/types.js';
+import type { FileStat, WalkEvent } from './records.js';
+
+export interface CopyOutOptions {
+  signal?: AbortSignal;
+}
+
+export interface CopyOutResult {
+  /** Where the copy is: HOSTDIR/NAME (or HOSTDIR itself for "/"). */
+  path: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  /** Bytes of data written (holes are not written). */
+  bytes: number;
+  /** What could not be made, one line each (a device without root, a socket, an unreadable entry). */
+  skipped: string[];
+}
+
+const SLASH = 0x2f;
+const asBytes = (n: Name) => (typeof n === 'string' ? Buffer.from(n, 'utf8') : n);
+const show = (b: Buffer) => b.toString('utf8');
+/** A byte-exact key for a relative path. */
+const key = (parts: Buffer[]) => parts.map((p) => p.toString('latin1')).join('/');
+
+/** `path`'s components below the folder `from`; undefined when it is not below it, or has . or .. parts. */
+function below(path: Buffer, from: Buffer): Buffer[] | undefined {
+  const prefix = from.length === 1 && from[0] === SLASH ? Buffer.alloc(0) : from;
+  if (!path.subarray(0, prefix.length).equals(prefix) || (path.length > prefix.length && path[prefix.length] !== SLASH)) return undefined;
+  const parts: Buffer[] = [];
+  for (const part of splitBytes(path.subarray(prefix.length))) {
+    if (part.equals(Buffer.from('.')) || part.equals(Buffer.from('..'))) return undefined;
+    parts.push(part);
+  }
+  return parts;
+}
+
+function splitBytes(b: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= b.length; i++) {
+    if (i < b.length && b[i] !== SLASH) continue;
+    if (i > start) out.push(b.subarray(start, i));
+    start = i + 1;
+  }
+  return out;
+}
+
+const under = (root: Buffer, parts: Buffer[]) => Buffer.concat([root, ...parts.flatMap((p) => [Buffer.from('/'), p])]);
+
+interface OpenFile {
+  stat: FileStat;
+  path: Buffer;
+  /** undefined for a hard link to a file copied already (its data came with that one). */
+  fh?: FileHandle;
+}
+
+export async function copyOut(events: AsyncIterable<WalkEvent>, source: Name, hostDir: string, _opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+  const src = asBytes(source);
+  const parts = splitBytes(src);
+  // The copy is HOSTDIR/basename(source), or HOSTDIR itself for "/": entries are placed relative to the source's parent.
+  const from = parts.length ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))]) : Buffer.from('/');
+  const root = Buffer.from(hostDir);
+  if (!parts.length && (await readdir(hostDir)).length) throw new ApplianceError('EEXIST', `${hostDir} is not empty: copy "/" into an empty folder`);
+  const result: CopyOutResult = { path: show(parts.length ? under(root, parts.slice(-1)) : root), files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: [] };
+  const c: Copy = { made: new Set(['']), byInode: new Map(), dirs: [], result, root };
+  let file: OpenFile | undefined;
+  for await (const e of events) {
+    if (e.kind === 'data' || e.kind === 'end') {
+      if (!file) throw new ApplianceError('EPROTO', 'file data outside a file in the copy stream');
+      if (e.kind === 'end') {
+        await finish(file, e.errno, result);
+        file = undefined;
+      } else if (file.fh) {
+        await file.fh.write(e.bytes, 0, e.bytes.length, e.offset);
+        result.bytes += e.bytes.length;
+      }
+      continue;
+    }
+    if (file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
+    if (e.kind === 'error') {
+      result.skipped.push(`${show(asBytes(e.error.path))}: cannot be read (errno ${e.error.errno})`);
+      continue;
+    }
+    const rel = below(asBytes(e.stat.path), from);
+    if (!rel || !c.made.has(key(rel.slice(0, -1))) || (parts.length > 0 && rel.length === 0)) {
+      throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(e.stat.path))}, which is not below ${show(src)} in a folder it sent before`);
+    }
+    file = await place(e.stat, rel, c);
+  }
+  if (file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
+  // Folders last, deepest first: their modes and times, once nothing more is written in them.
+  for (const d of c.dirs.reverse()) await settle(d.path, d.stat, false, result);
+  return result;
+}
+
+interface Copy {
+  root: Buffer;
+  /** The folders this copy made (relative, byte-exact keys): only in those may entries go. */
+  made: Set<string>;
+  byInode: Map<number, Buffer>;
+  dirs: { path: Buffer; stat: FileStat }[];
+  result: CopyOutResult;
+}
+
+/** Creates one entry; a regular file is returned open for its data. */
+async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile | undefined> {
+  const dest = under(c.root, rel);
+  switch (stat.type) {
+    case 'dir':
+      // The destination folder itself ("/") exists already; anything else is made here.
+      if (rel.length) await mkdir(dest, { mode: 0o700 });
+      c.made.add(key(rel));
+      c.dirs.push({ path: dest, stat });
+      c.result.dirs++;
+      return undefined;
+    case 'symlink':
+      await symlink(asBytes(stat.target ?? ''), dest);
+      c.result.symlinks++;
+      await settle(dest, stat, true, c.result);
+      return undefined;
+    case 'file': {
+      const first = stat.nlink > 1 ? c.byInode.get(stat.ino) : undefined;
+      if (first) {
+        await link(first, dest);
+        c.result.hardlinks++;
+        return { stat, path: dest };
+      }
+      const fh = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      if (stat.nlink > 1) c.byInode.set(stat.ino, dest);
+      c.result.files++;
+      return { stat, path: dest, fh };
+    }
+    default:
+      await special(stat, dest, c.result);
+      return undefined;
+  }
+}
+
+async function finish(file: OpenFile, errno: number, result: CopyOutResult): Promise<void> {
+  if (!file.fh) return;
+  try {
+    // Holes: the size covers what was not written.
+    await file.fh.truncate(file.stat.size);
+  } finally {
+    await file.fh.close();
+  }
+  if (errno) result.skipped.push(`${show(file.path)}: read in part only (errno ${errno})`);
+  await settle(file.path, file.stat, false, result);
+}
+
+/**
+ * Devices and FIFOs: made with mknod and mkfifo where we may (devices need root); sockets
+ * never. Node has no mknod, and a program's arguments are text: the node is made under a
+ * temporary ASCII name beside its place, then linked to its byte-exact name (link, unlike
+ * rename, refuses to replace anything there) and the temporary name removed.
+ */
+async function special(stat: FileStat, dest: Buffer, result: CopyOutResult): Promise<void> {
+  const isRoot = process.getuid?.() === 0;
+  if (stat.type === 'socket' || ((stat.type === 'chardev' || stat.type === 'blockdev') && !isRoot)) {
+    result.skipped.push(`${show(dest)}: a ${stat.type}${stat.type === 'socket' ? '' : ', which only root can make'}`);
+    return;
+  }
+  const slash = dest.lastIndexOf(SLASH);
+  const temp = Buffer.concat([dest.subarray(0, slash + 1), Buffer.from(`.appliance-node-${randomBytes(8).toString('hex')}`)]);
+  const [cmd, ...args] = stat.type === 'fifo' ? ['mkfifo', show(temp)] : ['mknod', show(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
+  await promisify(execFile)(cmd!, args);
+  try {
+    await link(temp, dest);
+  } finally {
+    await unlink(temp);
+  }
+  await settle(dest, stat, false, result);
+}
+
+/** Mode, owner (as root) and times, as the image has them. */
+async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
+  try {
+    if (process.getuid?.() === 0) await lchown(path, stat.uid, stat.gid);
+    if (!isLink) await chmod(path, stat.mode);
+    await (isLink ? lutimes : utimes)(path, stat.atime, stat.mtime);
+  } catch (err) {
+    result.skipped.push(`${show(path)}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * A mounted filesystem of an inspection: its files, read through the guest's helper with
+ * paths resolved inside the filesystem (its symlinks never lead out of it). Paths are
+ * absolute within the filesystem ("/etc/passwd"), as text or, for names that are not
+ * UTF-8, as bytes; names come back the same way.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ApplianceError } from '../errors.js';
+import { copyOut, type CopyOutOptions, type CopyOutResult } from './copy-out.js';
+import { fileError, type Helper } from './helper.js';
+import type { FilesystemInfo } from './info.js';
+import type { Lease } from './mounter.js';
+import type { Name } from './probe/types.js';
+import type { FileStat, WalkError } from './records.js';
+
+export interface ReadFileOptions {
+  /** At most this many bytes (default 256 MiB): past it, ETOOBIG; use createReadStream for more. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface WalkOptions {
+  /** sha256 of each regular file's content, as `sha256` on its entry. */
+  checksum?: boolean;
+  /** How deep below the path (default: all the way). */
+  depth?: number;
+  /** Entries that cannot be read (a corrupt directory…): default, the walk goes on without them. */
+  onError?: (error: WalkError) => void;
+  signal?: AbortSignal;
+}
+
+const DEFAULT_MAX_BYTES = 256 << 20;
+
+/** Joins a directory path and a name, as bytes when either is. */
+export function joinName(dir: Name, name: Name): Name {
+  const sep = (typeof dir === 'string' ? dir : dir.toString('latin1')).endsWith('/') ? '' : '/';
+  if (typeof dir === 'string' && typeof name === 'string') return `${dir}${sep}${name}`;
+  return Buffer.concat([Buffer.from(dir), Buffer.from(sep), Buffer.from(name)]);
+}
+
+export class MountedFilesystem {
+  constructor(
+    private readonly helper: Helper,
+    /** What the filesystem is (id, type, label, UUID, size…). */
+    readonly info: FilesystemInfo,
+    /**
+     * Where the guest has it mounted, held for the time of one operation: a btrfs clone is
+     * unmounted while its twin is read (mounter.ts), never during a read of its own.
+     */
+    private readonly access: () => Promise<Lease>,
+  ) {}
+
+  /** Runs `fn` with the filesystem mounted (at the folder it gets) and held. */
+  private async use<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+    const lease = await this.access();
+    try {
+      return await fn(lease.dir);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Metadata of `path`, following it if it is a symlink (inside the filesystem). */
+  stat(path: Name): Promise<FileStat> {
+    return this.use((dir) => this.helper.stat(dir, path, true));
+  }
+
+  /** Metadata of `path` itself. */
+  lstat(path: Name): Promise<FileStat> {
+    return this.use((dir) => this.helper.stat(dir, path, false));
+  }
+
+  async readlink(path: Name): Promise<Name> {
+    const st = await this.lstat(path);
+    if (st.type !== 'symlink') throw new ApplianceError('EINVAL', `${String(path)} is not a symbolic link`);
+    return st.target!;
+  }
+
+  /** The entries of a directory (not . and ..), in byte order of their names. */
+  readdir(path: Name): Promise<FileStat[]> {
+    return this.use(async (dir) => {
+      const out: FileStat[] = [];
+      let first = true;
+      for await (const e of this.helper.walk(dir, path, { depth: 1, follow: true })) {
+        if (e.kind === 'error') throw fileError(e.error.errno, e.error.path);
+        if (e.kind !== 'entry') continue;
+        if (first && e.stat.type !== 'dir') throw new ApplianceError('ENOTDIR', `${String(path)} is not a directory`);
+        if (!first) out.push(e.stat);
+        first = false;
+      }
+      return out;
+    });
+  }
+
+  /** `path` and everything below it, depth first, names in byte order, never leaving the filesystem. */
+  async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
+    const depth = opts.depth ?? Infinity;
+    const lease = await this.access();
+    try {
+      for await (const e of this.helper.walk(lease.dir, path, { depth, hash: opts.checksum, signal: opts.signal })) {
+        if (e.kind === 'entry') yield e.stat;
+        else if (e.kind === 'error') {
+          // The path itself: nothing to walk.
+          if (Buffer.from(e.error.path).equals(Buffer.from(path))) throw fileError(e.error.errno, path);
+          opts.onError?.(e.error);
+        }
+      }
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** The sha256 of a regular file's content (hex). */
+  checksum(path: Name): Promise<string> {
+    return this.use(async (dir) => {
+      for await (const e of this.helper.walk(dir, path, { depth: 0, hash: true, follow: true })) {
+        if (e.kind === 'error') throw fileError(e.error.errno, path);
+        if (e.kind !== 'entry') continue;
+        if (e.stat.type !== 'file') throw new ApplianceError(e.stat.type === 'dir' ? 'EISDIR' : 'EINVAL', `${String(path)} is not a regular file`);
+        if (!e.stat.sha256) throw new ApplianceError('EIO', `${String(path)} could not be read`);
+        return e.stat.sha256;
+      }
+      throw new ApplianceError('EPROTO', `no record for ${String(path)}`);
+    });
+  }
+
+  /** A regular file's content as a stream (errors: ENOENT, EISDIR… as the stream's error). */
+  createReadStream(path: Name, opts: { signal?: AbortSignal } = {}): Readable {
+    const out = new PassThrough();
+    // A reader that stops early ends the cat in the guest (and so frees the filesystem).
+    const controller = new AbortController();
+    const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
+    out.on('close', () => controller.abort());
+    // The stream exists at once; its data comes once the filesystem is mounted (a clone's turn).
+    this.use(async (dir) => {
+      const { stream, done } = this.helper.cat(dir, path, signal);
+      await Promise.all([pipeline(stream, out, { end: false }), done]);
+    }).then(
+      () => out.end(),
+      (err: unknown) => out.destroy(err as Error),
+    );
+    return out;
+  }
+
+  /** A regular file's content, at most `maxBytes` (default 256 MiB). */
+  readFile(path: Name, opts: ReadFileOptions = {}): Promise<Buffer> {
+    return this.use(async (dir) => {
+      const max = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+      const controller = new AbortController();
+      const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
+      const { stream, done } = this.helper.cat(dir, path, signal);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of stream) {
+        size += (chunk as Buffer).length;
+        if (size > max) {
+          controller.abort();
+          await done.catch(() => {});
+          throw new ApplianceError('ETOOBIG', `${String(path)} is larger than ${max} bytes (maxBytes): read it with createReadStream`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      await done;
+      return Buffer.concat(chunks);
+    });
+  }
+
+  /**
+   * Copies `path` (a file or a folder, recursively) into the host folder `hostDir`, as
+   * virt-copy-out does: modes, times, symlinks, hard links and holes kept; owners too when
+   * we run as root.
+   */
+  copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+    return this.use((dir) => copyOut(this.helper.walk(dir, path, { depth: Infinity, content: true, signal: opts.signal }), path, hostDir, opts));
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * The guest's inspect helper (src/guest/c/inspect.c), run through a Vm: one typed method
+ * per command. Paths go as bytes where their names are not UTF-8.
+ */
+import type { Readable } from 'node:stream';
+import { ApplianceError } from '../errors.js';
+import { errnoCode } from '../guest/channel.js';
+import { INSPECT_PATH } from '../guest/contract.js';
+import type { Vm } from '../vm/index.js';
+import type { Name, Range } from './probe/types.js';
+import { complete, num, parseFields, text, WalkDecoder, type FileStat, type WalkEvent } from './records.js';
+
+/** cat's exit status for a file it cannot read: this plus the errno (inspect.c). */
+const CAT_ERRNO_BASE = 64;
+
+export interface BlockDevice {
+  /** Kernel name: vdb, vdb1, dm-0, md127. */
+  name: string;
+  /** major:minor */
+  dev: string;
+  size: number;
+  readonly: boolean;
+  /** Partitions: their number and where they start (bytes), and the disk they are on. */
+  partition?: { number: number; start: number; parent: string };
+  /** Whole disks: the virtio serial (disk0, disk1, …) and the logical sector size. */
+  serial?: string;
+  sectorSize?: number;
+  /** Device-mapper devices (LVM, LUKS): their name and uuid (LVM-…, CRYPT-…). */
+  dm?: { name: string; uuid?: string };
+  /** md arrays: their level. */
+  mdLevel?: string;
+  /** What it is built from (dm and md): kernel names. */
+  slaves: string[];
+}
+
+export interface MountResult {
+  dir: string;
+  errno: number;
+  /** What the kernel said while the mount failed. */
+  kernel?: string;
+  /** A mounted filesystem's size and use. */
+  statfs?: Statfs;
+}
+
+export interface Statfs {
+  size: number;
+  free: number;
+  available: number;
+  files: number;
+  filesFree: number;
+}
+
+/** What the helper printed on stderr when it failed, as our error. */
+function helperError(what: string, r: { exitCode: number | null; stderr: Buffer }): ApplianceError {
+  const said = r.stderr.toString('utf8').trim().split('\n').at(-1) ?? '';
+  return new ApplianceError('EINSPECT', `${what} failed in the guest (status ${r.exitCode}): ${said}`);
+}
+
+export class Helper {
+  constructor(private readonly vm: Vm) {}
+
+  private async run(args: (string | Buffer)[], what: string): Promise<Buffer> {
+    const r = await this.vm.exec([INSPECT_PATH, ...args]);
+    if (r.exitCode !== 0) throw helperError(what, r);
+    return r.stdout;
+  }
+
+  async devices(): Promise<BlockDevice[]> {
+    return parseFields(await this.run(['devices'], 'listing the block devices')).map((f) => {
+      const partition = num(f, 'partition');
+      const dmName = text(f, 'dm_name');
+      const sectorSize = num(f, 'sector_size');
+      return {
+        name: text(f, 'name') ?? '',
+        dev: text(f, 'dev') ?? '',
+        size: (num(f, 'sectors') ?? 0) * 512,
+        readonly: text(f, 'ro') === '1',
+        ...(partition !== undefined ? { partition: { number: partition, start: (num(f, 'start') ?? 0) * 512, parent: text(f, 'parent') ?? '' } } : {}),
+        ...(text(f, 'serial') !== undefined ? { serial: text(f, 'serial') } : {}),
+        ...(sectorSize !== undefined ? { sectorSize } : {}),
+        ...(dmName !== undefined ? { dm: { name: dmName, uuid: text(f, 'dm_uuid') } } : {}),
+        ...(text(f, 'md_level') !== undefined ? { mdLevel: text(f, 'md_level') } : {}),
+        slaves: text(f, 'slaves')?.split(',') ?? [],
+      };
+    });
+  }
+
+  /** The bytes of each range of each device, in order. */
+  async read(reads: { device: string; ranges: Range[] }[]): Promise<Buffer[][]> {
+    const args = reads.flatMap((r) => r.ranges.flatMap((g) => [`/dev/${r.device}`, String(g.offset), String(g.length)]));
+    if (args.length === 0) return [];
+    const out = await this.run(['read', ...args], 'reading the devices');
+    return complete(out, (c) => reads.map((r) => r.ranges.map((g) => c.sized(g.length, 'a range'))));
+  }
+
+  async mount(mounts: { device: string; dir: string; type: string; options: string }[]): Promise<MountResult[]> {
+    if (mounts.length === 0) return [];
+    const args = mounts.flatMap((m) => [m.device, m.dir, m.type, m.options]);
+    return parseFields(await this.run(['mount', ...args], 'mounting')).map((f) => ({
+      dir: text(f, 'dir') ?? '',
+      errno: num(f, 'errno') ?? 0,
+      kernel: text(f, 'kernel'),
+      statfs: statfsOf(f),
+    }));
+  }
+
+  async umount(dirs: string[]): Promise<MountResult[]> {
+    if (dirs.length === 0) return [];
+    return parseFields(await this.run(['umount', ...dirs], 'unmounting')).map((f) => ({ dir: text(f, 'dir') ?? '', errno: num(f, 'errno') ?? 0 }));
+  }
+
+  async statfs(dirs: string[]): Promise<(Statfs | undefined)[]> {
+    if (dirs.length === 0) return [];
+    return parseFields(await this.run(['statfs', ...dirs], 'statfs')).map((f) => (num(f, 'errno') ? undefined : statfsOf(f)));
+  }
+
+  /**
+   * The entries at and below `path` of the filesystem mounted at `root`, streamed:
+   * `depth` 0 is `path` alone, 1 adds its entries, Infinity everything below; with
+   * `content`, each regular file's data follows its entry (holes left out).
+   */
+  async *walk(root: string, path: Name, opts: { depth: number; hash?: boolean; follow?: boolean; content?: boolean; signal?: AbortSignal }): AsyncGenerator<WalkEvent> {
+    const flags = `x${opts.hash ? 'h' : ''}${opts.follow ? 'f' : ''}${opts.content ? 'c' : ''}`;
+    const depth = Number.isFinite(opts.depth) ? String(opts.depth) : '100000';
+    const s = this.vm.execStream([INSPECT_PATH, 'walk', root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
+    const stderr = tail(s.stderr);
+    const decoder = new WalkDecoder(opts.content);
+    try {
+      for await (const chunk of s.stdout) yield* decoder.push(chunk as Buffer);
+      decoder.end();
+    } finally {
+      s.stdout.destroy();
+    }
+    const r = await s.result;
+    if (r.exitCode !== 0) throw helperError(`walking ${String(path)}`, { exitCode: r.exitCode, stderr: await stderr });
+  }
+
+  /** lstat (or stat, with `follow`) of one path: its record, or its errno as an error. */
+  async stat(root: string, path: Name, follow = false): Promise<FileStat> {
+    for await (const e of this.walk(root, path, { depth: 0, follow })) {
+      if (e.kind === 'error') throw fileError(e.error.errno, path);
+      if (e.kind === 'entry') return e.stat;
+    }
+    throw new ApplianceError('EPROTO', `the inspect helper gave no record for ${String(path)}`);
+  }
+
+  /** A regular file's content, streamed. */
+  cat(root: string, path: Name, signal?: AbortSignal): { stream: Readable; done: Promise<void> } {
+    const s = this.vm.execStream([INSPECT_PATH, 'cat', root, path], { signal });
+    const stderr = tail(s.stderr);
+    const done = s.result.then(async (r) => {
+      if (r.exitCode === 0) return;
+      // The helper exits with 64 + the errno when the file cannot be read (inspect.c cmd_cat).
+      const said = (await stderr).toString('utf8').trim().replace(/^appliance-inspect: /, '');
+      const code = r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE ? errnoCode(r.exitCode - CAT_ERRNO_BASE) : 'EINSPECT';
+      throw new ApplianceError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${said || `status ${r.exitCode}`}`);
+    });
+    return { stream: s.stdout, done };
+  }
+
+  /**
+   * Small files of one or more mounted filesystems in one call, each up to `limit` bytes:
+   * per root, each path's content, or undefined where it cannot be read.
+   */
+  async readFiles(reads: { root: string; paths: string[] }[], limit: number): Promise<(Buffer | undefined)[][]> {
+    const args = reads.flatMap((r) => [r.root, String(r.paths.length), ...r.paths]);
+    if (args.length === 0) return [];
+    const out = await this.run(['read-files', String(limit), ...args], 'reading files');
+    return complete(out, (c) =>
+      reads.map((r) =>
+        r.paths.map(() => {
+          const errno = c.u32();
+          const length = c.u64();
+          if (length > limit) throw new ApplianceError('EPROTO', `the inspect helper sent ${length} bytes of a file limited to ${limit}`);
+          return errno ? undefined : Buffer.from(c.bytes(length));
+        }),
+      ),
+    );
+  }
+
+  /** Makes the kernel forget btrfs devices no mounted filesystem uses (see inspect.c). */
+  async btrfsForget(): Promise<void> {
+    await this.run(['btrfs-forget'], 'forgetting btrfs devices');
+  }
+}
+
+/**
+ * A streamed command's stderr, read as it comes (an unread stream would hold the channel
+ * back) and kept to its last 4 KiB: what the helper says when it fails.
+ */
+function tail(stream: Readable): Promise<Buffer> {
+  let kept = Buffer.alloc(0);
+  return new Promise((resolve) => {
+    stream.on('data', (c: Buffer) => {
+      kept = Buffer.concat([kept, c]);
+      if (kept.length > 4096) kept = kept.subarray(kept.length - 4096);
+    });
+    stream.on('end', () => resolve(kept));
+    stream.on('error', () => resolve(kept));
+    stream.on('close', () => resolve(kept));
+  });
+}
+
+function statfsOf(f: Map<string, Buffer>): Statfs | undefined {
+  const unit = num(f, 'frsize');
+  if (!unit) return undefined;
+  return {
+    size: (num(f, 'blocks') ?? 0) * unit,
+    free: (num(f, 'bfree') ?? 0) * unit,
+    available: (num(f, 'bavail') ?? 0) * unit,
+    files: num(f, 'files') ?? 0,
+    filesFree: num(f, 'ffree') ?? 0,
+  };
+}
+
+/** A file's errno in the guest as our error, naming the path. */
+export function fileError(errno: number, path: Name): ApplianceError {
+  const code = errnoCode(errno);
+  return new ApplianceError(code, `${String(path)}: ${code}`);
+}

@@ -1,0 +1,11 @@
+// inspect: what disk images hold — partitions, volumes, filesystems, operating systems — and their files, read-only, through an appliance VM.
+export { inspect, Inspection, INSPECT_MODULES, type FilesystemInfo, type InspectOptions } from './inspection.js';
+export { MountedFilesystem, type ReadFileOptions, type WalkOptions } from './filesystem.js';
+export type { CopyOutOptions, CopyOutResult } from './copy-out.js';
+export type { Disk, Partition } from './devices.js';
+export type { OperatingSystem } from './os.js';
+export type { Package } from './packages.js';
+export type { FileStat, FileType, WalkError } from './records.js';
+export type { VolumeReport, LuksKeys } from './volumes.js';
+export type { Name } from './probe/types.js';
+export { diff, type Attribute, type DiffEntry, type DiffOptions } from './diff.js';

@@ -1,0 +1,309 @@
+/**
+ * An inspection of disk images: a VM with the images attached read-only and what they
+ * hold — disks, partitions, volumes, filesystems, operating systems — found on demand and
+ * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
+ */
+import { ApplianceError } from '../errors.js';
+import { boot, detectDiskFormat, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
+import { disksOf, filesystemOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
+import { MountedFilesystem } from './filesystem.js';
+import { Helper, type BlockDevice } from './helper.js';
+import { mountOptions, unmountableReason } from './mounts.js';
+import { detectOs, FILE_LIMIT, OS_FILES, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
+import type { Name } from './probe/types.js';
+import type { FilesystemInfo } from './info.js';
+import { Mounter, type FsEntry, type Lease } from './mounter.js';
+import { resolveFilesystem } from './selector.js';
+import { assembleVolumes, btrfsSubvolumes, type LuksKeys, type VolumeReport } from './volumes.js';
+
+export type { FilesystemInfo } from './info.js';
+
+/** The filesystem modules an inspection's appliance has loaded in its snapshot (vm.ts `modules`). */
+export const INSPECT_MODULES = ['xfs', 'btrfs', 'vfat', 'exfat', 'isofs', 'squashfs', 'udf', 'ntfs3', 'f2fs', 'dm_mod', 'dm_crypt', 'xts', 'ecb', 'md_mod', 'raid0', 'raid1', 'linear'];
+
+export interface InspectOptions extends Pick<BootOptions, 'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot'> {
+  /** Keys of LUKS containers: by the container's UUID, or "*" for any. */
+  keys?: LuksKeys;
+}
+
+export class Inspection {
+  private devices: BlockDevice[] = [];
+  private probes: Probe[] = [];
+  private entries: FsEntry[] = [];
+  private report: VolumeReport = { lvm: [], md: [], luks: [], errors: [] };
+  private diskList: Disk[] = [];
+  private osList?: Promise<OperatingSystem[]>;
+  private subvolumesListed = false;
+  private slots = 0;
+  private readonly mounter: Mounter;
+
+  private constructor(
+    readonly vm: Vm,
+    private readonly helper: Helper,
+    private readonly paths: string[],
+  ) {
+    this.mounter = new Mounter(helper, () => this.entries, () => this.probes);
+  }
+
+  /** @internal */
+  static async open(disks: (string | DiskSpec)[], opts: InspectOptions = {}): Promise<Inspection> {
+    if (disks.length === 0) throw new ApplianceError('EINVAL', 'inspect needs at least one disk image');
+    // Always read-only; a path alone is qcow2 or raw as its header says (any other format must be named).
+    const specs = await Promise.all(disks.map(async (d): Promise<DiskSpec> => (typeof d === 'string' ? { path: d, ...((await detectDiskFormat(d).catch(() => undefined)) === 'qcow2' ? { format: 'qcow2' } : {}) } : d)));
+    for (const s of specs) s.readonly = true;
+    const { keys, ...bootOpts } = opts;
+    const vm = await boot({ ...bootOpts, disks: specs, modules: INSPECT_MODULES });
+    try {
+      const img = new Inspection(vm, new Helper(vm), specs.map((s) => s.path));
+      await img.scan(keys);
+      return img;
+    } catch (err) {
+      await vm.close();
+      throw err;
+    }
+  }
+
+  /** Finds the disks' partitions, assembles volumes, and lists every filesystem. */
+  private async scan(keys: LuksKeys | undefined): Promise<void> {
+    this.devices = await this.helper.devices();
+    this.probes = await probeDevices(this.helper, probeTargets(this.devices), this.devices);
+    if (this.probes.some((p) => p.found.some((f) => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks'))) {
+      this.report = await assembleVolumes(this.vm, this.probes, keys);
+      const before = new Set(this.devices.map((d) => d.name));
+      this.devices = await this.helper.devices();
+      const added = probeTargets(this.devices).filter((d) => !before.has(d.name));
+      this.probes.push(...(await probeDevices(this.helper, added, this.devices)));
+    }
+    this.diskList = disksOf(this.devices, this.probes, this.paths);
+    this.entries = this.probes.flatMap((p) => this.entryOf(p)).sort((a, b) => byId(a.info, b.info));
+  }
+
+  private entryOf(p: Probe): FsEntry[] {
+    const fs = filesystemOf(p);
+    if (!fs) return [];
+    const where = this.where(p.device);
+    if (!where) return [];
+    const info: FilesystemInfo = {
+      id: where.id,
+      type: fs.type,
+      ...(fs.label !== undefined && fs.label !== '' ? { label: fs.label } : {}),
+      ...(fs.uuid ? { uuid: fs.uuid } : {}),
+      size: fs.size ?? p.device.size,
+      ...(fs.dirty ? { dirty: true } : {}),
+      ...where.at,
+    };
+    if (!mountOptions(fs.type)) info.error = unmountableReason(fs.type);
+    return [{ info, device: p.device.name, slot: this.slots++, ...(fs.type === 'btrfs' && fs.uuid ? { fsid: fs.uuid } : {}) }];
+  }
+
+  /** A device's id and place: a disk, a partition, a logical volume, an md array, a LUKS container. */
+  private where(d: BlockDevice): { id: string; at: Partial<FilesystemInfo> } | undefined {
+    const disk = (name: string) => this.devices.find((x) => x.name === name)?.serial?.match(/^disk(\d+)$/)?.[1];
+    if (d.serial) {
+      const i = disk(d.name);
+      return i === undefined ? undefined : { id: `disk${i}`, at: { disk: Number(i) } };
+    }
+    if (d.partition) {
+      const i = disk(d.partition.parent);
+      return i === undefined ? undefined : { id: `disk${i}:${d.partition.number}`, at: { disk: Number(i), partition: d.partition.number } };
+    }
+    if (d.dm?.uuid?.startsWith('LVM-')) {
+      const lv = this.report.lvm.flatMap((g) => g.lvs.map((l) => `${g.vg}/${l}`)).find((n) => lvDmName(n) === d.dm!.name);
+      return lv ? { id: lv, at: { lv } } : undefined;
+    }
+    if (d.dm?.uuid?.startsWith('CRYPT-')) return { id: `luks:${d.dm.name.replace(/^luks-/, '')}`, at: {} };
+    if (d.mdLevel !== undefined) return { id: `md:${d.name}`, at: { md: d.name } };
+    return undefined;
+  }
+
+  /** Each disk: its size, partition table and partitions. */
+  disks(): Disk[] {
+    return this.diskList;
+  }
+
+  /** LVM, md and LUKS volumes assembled (read-only), and what could not be. */
+  volumes(): VolumeReport {
+    return this.report;
+  }
+
+  /**
+   * Every filesystem: type, label, UUID, size; with `usage` (the default) each is mounted
+   * to tell its used and free space, and btrfs subvolumes are listed as filesystems too.
+   */
+  async filesystems(opts: { usage?: boolean } = {}): Promise<FilesystemInfo[]> {
+    if (opts.usage ?? true) {
+      await this.mounter.mountAll(this.entries);
+      await this.listSubvolumes();
+      await this.mounter.mountAll(this.entries);
+    }
+    return this.entries.map((e) => e.info);
+  }
+
+  /** btrfs subvolumes, each a filesystem of its own (mounted with subvol=). */
+  private async listSubvolumes(): Promise<void> {
+    if (this.subvolumesListed) return;
+    this.subvolumesListed = true;
+    for (const e of this.entries.filter((x) => x.info.type === 'btrfs' && !x.info.subvolume && !x.info.error)) {
+      const lease = await this.mounter.lease(e).catch(() => undefined);
+      if (!lease) continue;
+      const subvolumes = await btrfsSubvolumes(this.vm, lease.dir).finally(lease.release);
+      for (const sub of subvolumes) {
+        this.entries.push({
+          info: { ...e.info, id: `btrfsvol:${e.info.id}/${sub}`, subvolume: sub, used: undefined, available: undefined },
+          device: e.device,
+          slot: this.slots++,
+          fsid: e.fsid,
+        });
+      }
+    }
+  }
+
+  /** The filesystem a selector names (see selector.ts), mounted, to read files from. */
+  async mount(selector: string | number = ''): Promise<MountedFilesystem> {
+    if (String(selector).includes('btrfsvol:')) await this.listSubvolumes();
+    const info = resolveFilesystem(
+      this.entries.map((e) => e.info),
+      this.diskList,
+      String(selector),
+    );
+    const e = this.entries.find((x) => x.info.id === info.id)!;
+    // Mounted now, so that a filesystem that cannot be says so here rather than at its first read.
+    (await this.mounter.lease(e)).release();
+    return new MountedFilesystem(this.helper, e.info, () => this.mounter.lease(e));
+  }
+
+  /**
+   * Where `path` is: in the filesystem `selector` names (a bare partition number counts on
+   * disk `disk`, default 0); with none named, in the only filesystem there is, or as the OS
+   * sees it (its fstab's mount points, the longest that holds the path).
+   */
+  async locate(path: Name, selector = '', disk = 0): Promise<{ fs: MountedFilesystem; path: Name }> {
+    if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path };
+    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && (e.info.disk === undefined || e.info.disk === disk));
+    if (mine.length === 1) return { fs: await this.mount(mine[0]!.info.id), path };
+    const os = (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk) ?? (await this.os())[0];
+    if (!os) return { fs: await this.mount(''), path }; // names the choices
+    const text = Buffer.from(path).toString('latin1');
+    const mountpoint = Object.keys(os.mountpoints)
+      .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
+      .sort((a, b) => b.length - a.length)[0]!;
+    const inner = mountpoint === '/' ? path : Buffer.from(text.slice(mountpoint.length) || '/', 'latin1');
+    return { fs: await this.mount(os.mountpoints[mountpoint]!), path: typeof path === 'string' ? Buffer.from(inner).toString('utf8') : inner };
+  }
+
+  /** The operating systems found: each root filesystem's OS, with its packages when asked. */
+  async os(opts: { packages?: boolean } = {}): Promise<OperatingSystem[]> {
+    this.osList ??= this.detectOs();
+    const found = await this.osList;
+    if (opts.packages) await Promise.all(found.map((os) => this.readPackages(os)));
+    return found;
+  }
+
+  private async detectOs(): Promise<OperatingSystem[]> {
+    await this.filesystems({ usage: true });
+    const roots = this.entries.filter((e) => !e.info.error);
+    // One call to the guest for every filesystem mounted together; a clone's under its own
+    // lease. One that cannot be mounted holds no OS we can tell of (its error says why).
+    const held = await Promise.all(roots.filter((e) => !this.mounter.twinned(e)).map(async (e) => ({ e, lease: await this.mounter.lease(e).catch(() => undefined) })));
+    const mounted = held.filter((h): h is { e: FsEntry; lease: Lease } => h.lease !== undefined);
+    const files = await this.helper.readFiles(mounted.map((h) => ({ root: h.lease.dir, paths: OS_FILES })), FILE_LIMIT);
+    const found = mounted.map((h, i) => ({ e: h.e, files: files[i]! }));
+    for (const e of roots.filter((x) => this.mounter.twinned(x))) {
+      const [read] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: OS_FILES }], FILE_LIMIT)).catch(() => [undefined]);
+      if (read) found.push({ e, files: read });
+    }
+    return found.flatMap(({ e, files: f }) => detectOs(e.info.id, f, (entry) => this.matchEntry(entry)) ?? []);
+  }
+
+  private async readPackages(os: OperatingSystem): Promise<void> {
+    const list = packageList(os.packageFormat);
+    if (os.packages || !list || !os.packageFormat) return;
+    const e = this.entries.find((x) => x.info.id === os.root)!;
+    const [[text]] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: [list] }], 256 << 20));
+    os.packages = text ? packagesOf(os.packageFormat, text.toString('utf8')) : [];
+  }
+
+  /** Runs `fn` on `e`'s folder, mounted and held meanwhile. */
+  private async withLease<T>(e: FsEntry, fn: (dir: string) => Promise<T>): Promise<T> {
+    const lease: Lease = await this.mounter.lease(e);
+    try {
+      return await fn(lease.dir);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * The filesystem an fstab line mounts: its device (matchSpec), and on btrfs the subvolume
+   * its subvol= option names (the top level without one, or when that subvolume is not listed).
+   */
+  private matchEntry(entry: FstabEntry): string | undefined {
+    const id = this.matchSpec(entry.spec);
+    const subvol = entry.options.find((o) => o.startsWith('subvol='))?.slice('subvol='.length).replace(/^\/+/, '');
+    if (!id || !subvol) return id;
+    return this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device)?.info.id ?? id;
+  }
+
+  /** The filesystem an fstab device names: by UUID, label, PARTUUID, PARTLABEL, LV path, or /dev/sdXN on the root's disk order. */
+  private matchSpec(spec: string): string | undefined {
+    const infos = this.entries.map((x) => x.info).filter((i) => !i.subvolume);
+    const [key, value] = spec.includes('=') ? (spec.split(/=(.*)/s) as [string, string]) : ['', spec];
+    const unquote = (s: string) => s.replace(/^"(.*)"$/, '$1');
+    const parts = this.diskList.flatMap((d) => d.partitions.map((p) => ({ d, p })));
+    const byPart = (pred: (p: (typeof parts)[number]['p']) => boolean) => {
+      const hit = parts.find(({ p }) => pred(p));
+      return hit ? `disk${hit.d.index}:${hit.p.number}` : undefined;
+    };
+    switch (key.toUpperCase()) {
+      case 'UUID':
+        return infos.find((i) => i.uuid?.toLowerCase() === unquote(value).toLowerCase())?.id;
+      case 'LABEL':
+        return infos.find((i) => String(i.label) === unquote(value))?.id;
+      case 'PARTUUID':
+        return byPart((p) => p.uuid?.toLowerCase() === unquote(value).toLowerCase());
+      case 'PARTLABEL':
+        return byPart((p) => String(p.name) === unquote(value));
+    }
+    const byId = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
+    if (byId) return this.matchSpec(`${byId[1]!.toUpperCase()}=${byId[2]}`);
+    const lv = /^\/dev\/(?:mapper\/)?([^/]+?)(?:[/-])([^/]+)$/.exec(spec);
+    const lvId = lv && infos.find((i) => i.lv && (i.lv === `${lv[1]}/${lv[2]}` || lvDmName(i.lv) === `${lv[1]}-${lv[2]}`))?.id;
+    if (lvId) return lvId;
+    // /dev/sda2, /dev/vda2, /dev/xvda2, /dev/nvme0n1p2: the disk by its letter or number, as the OS saw them.
+    const dev = /^\/dev\/(?:[svx]?d|xvd)([a-z])(\d+)?$/.exec(spec) ?? /^\/dev\/nvme(\d+)n1(?:p(\d+))?$/.exec(spec);
+    if (!dev) return undefined;
+    const index = /^\d+$/.test(dev[1]!) ? Number(dev[1]) : dev[1]!.charCodeAt(0) - 97;
+    const id = dev[2] ? `disk${index}:${dev[2]}` : `disk${index}`;
+    return infos.some((i) => i.id === id) ? id : undefined;
+  }
+
+  /** Unmounts everything and powers the VM off. Idempotent. */
+  async close(): Promise<void> {
+    await this.vm.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Disks in order, a disk before its partitions, partitions by number, then volumes by name. */
+function byId(a: FilesystemInfo, b: FilesystemInfo): number {
+  const rank = (i: FilesystemInfo) => [i.disk ?? 1e9, i.partition ?? 0];
+  const [ra, rb] = [rank(a), rank(b)];
+  return ra[0]! - rb[0]! || ra[1]! - rb[1]! || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** device-mapper's name for a logical volume: dashes in VG and LV names doubled, then VG-LV. */
+function lvDmName(vgLv: string): string {
+  const [vg, lv] = vgLv.split('/') as [string, string];
+  return `${vg.replace(/-/g, '--')}-${lv.replace(/-/g, '--')}`;
+}
+
+/**
+ * Attaches the images read-only to a new appliance VM and finds what they hold. Close it
+ * (or `await using`) when done: that powers the VM off.
+ */
+export function inspect(disks: (string | DiskSpec)[], opts?: InspectOptions): Promise<Inspection> {
+  return Inspection.open(disks, opts);
+}

@@ -1,0 +1,51 @@
+/**
+ * How each filesystem type is mounted for inspection: read-only, and replaying nothing
+ * (no journal, no log, no recovery), so an image is read exactly as it is and never
+ * written; and where (a folder per filesystem under /run in the guest).
+ */
+
+/** The guest folder filesystem `n` is mounted on. */
+export const mountDir = (n: number): string => `/run/appliance/fs/${n}`;
+
+/**
+ * mount(2) type and options for a probed type; undefined when the kernel cannot mount it
+ * here. `dirty`: what the superblock says of a log to replay (false: none), where it says.
+ */
+export function mountOptions(type: string, dirty?: boolean): { type: string; options: string } | undefined {
+  switch (type) {
+    case 'ext2':
+    case 'ext3':
+    case 'ext4':
+      // The ext4 driver reads all three; noload: a dirty journal is not replayed.
+      return { type: 'ext4', options: 'noload' };
+    case 'xfs':
+      // norecovery: the log is not replayed; nouuid: a clone of another attached image mounts too.
+      return { type: 'xfs', options: 'norecovery,nouuid' };
+    case 'btrfs':
+      // A read-only btrfs mount still replays its log tree: nologreplay unless the superblock
+      // has no log (log_root 0). Only then: rescue options change what statfs counts (the
+      // global reserve is left out of "used"), so a clean one is mounted as df would see it.
+      return { type: 'btrfs', options: dirty === false ? '' : 'rescue=nologreplay' };
+    case 'vfat':
+      return { type: 'vfat', options: 'utf8,shortname=mixed' };
+    case 'exfat':
+      return { type: 'exfat', options: 'iocharset=utf8' };
+    case 'iso9660':
+      return { type: 'iso9660', options: '' };
+    case 'squashfs':
+      return { type: 'squashfs', options: '' };
+    case 'udf':
+      return { type: 'udf', options: '' };
+    case 'f2fs':
+      return { type: 'f2fs', options: 'norecovery' };
+    default:
+      return undefined;
+  }
+}
+
+/** Why a type cannot be mounted, for the filesystem's error. */
+export function unmountableReason(type: string): string {
+  if (type === 'swap') return 'swap space holds no files';
+  if (type === 'ntfs') return "the appliance's kernel has no NTFS driver (ntfs3 is not built for it)";
+  return `no driver for ${type} filesystems in the appliance`;
+}

@@ -1,0 +1,36 @@
+/**
+ * Naming a filesystem: what `appliance ls DISK:FS` and `img.mount(FS)` take. FS is an id
+ * (disk0:2, vg/lv, btrfsvol:disk0:2/@home), a partition number (on the first disk, or the
+ * disk named as diskN:), an LV name, btrfsvol:PATH, a label or a UUID; nothing at all
+ * names the only filesystem there is.
+ */
+import { ApplianceError } from '../errors.js';
+import type { Disk } from './devices.js';
+import type { FilesystemInfo } from './info.js';
+
+function candidates(infos: FilesystemInfo[], selector: string): FilesystemInfo[] {
+  const s = selector.trim();
+  const exact = infos.filter((i) => i.id === s);
+  if (exact.length) return exact;
+  if (/^\d+$/.test(s)) return infos.filter((i) => i.disk === 0 && i.partition === Number(s) && !i.subvolume);
+  if (s.startsWith('btrfsvol:')) {
+    const path = s.slice('btrfsvol:'.length).replace(/^\/+/, '');
+    return infos.filter((i) => i.subvolume !== undefined && (i.subvolume === path || i.id.endsWith(`/${path}`)));
+  }
+  const lv = infos.filter((i) => i.lv && (i.lv === s || i.lv.endsWith(`/${s}`)));
+  if (lv.length) return lv;
+  return infos.filter((i) => !i.subvolume && (String(i.label) === s || i.uuid?.toLowerCase() === s.toLowerCase()));
+}
+
+/** The one filesystem `selector` names; a clear error listing the choices otherwise. */
+export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], selector: string): FilesystemInfo {
+  const usable = infos.filter((i) => !i.error || i.type !== 'swap');
+  const found = selector ? candidates(usable, selector) : usable.filter((i) => !i.subvolume && i.type !== 'swap');
+  const choices = () =>
+    usable.map((i) => `${i.id} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ') || `none: ${disks.map((d) => `disk${d.index}`).join(', ')} hold no filesystem we know`;
+  if (found.length === 1) return found[0]!;
+  if (found.length === 0) {
+    throw new ApplianceError('ENOFS', selector ? `no filesystem "${selector}": the filesystems are ${choices()}` : `no filesystem on the disks: ${choices()}`);
+  }
+  throw new ApplianceError('ENOFS', `${selector ? `"${selector}" names` : 'there are'} ${found.length} filesystems: name one of ${found.map((i) => i.id).join(', ')}`);
+}
