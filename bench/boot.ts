@@ -6,74 +6,14 @@
  * sampled from /proc. Then, on one booted VM: the round trip of one exec and stdout
  * throughput.
  */
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { boot } from '../src/vm/vm.js';
+import { LIBGUESTFS_ENV, run, seconds as s, type Sample } from './run.js';
 import { median } from './stats.js';
 
 const CLI = resolve('dist/src/cli.js');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const LIBGUESTFS_ENV = { ...process.env, LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
 
-interface Sample {
-  ms: number;
-  peakRssKb: number;
-  stderr: string;
-}
-
-/** The pids below `root` (inclusive), from /proc's parent links. */
-function tree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    out.push(pid);
-    for (const c of children.get(pid) ?? []) walk(c);
-  };
-  walk(root);
-  return out;
-}
-
-function rssKb(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Sample> {
-  return new Promise((resolvePromise, reject) => {
-    const t = performance.now();
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    let peak = 0;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, tree(child.pid!).reduce((sum, pid) => sum + rssKb(pid), 0));
-    }, 25);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearInterval(sampler);
-      const ms = performance.now() - t;
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}:\n${stderr}`));
-      else resolvePromise({ ms, peakRssKb: peak, stderr });
-    });
-  });
-}
-
-const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {
