@@ -85,6 +85,8 @@ export class Vm {
     readonly appliance: Appliance,
     readonly disks: VmDisk[],
     readonly timings: BootTimings,
+    /** Whether any user disk is attached read-write. */
+    private readonly writable: boolean,
   ) {}
 
   /** @internal */
@@ -134,7 +136,7 @@ export class Vm {
       initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
       readyMs: Math.round(readyMs),
     };
-    const vm = new Vm(launched, agent, death, appliance, disks, timings);
+    const vm = new Vm(launched, agent, death, appliance, disks, timings, (opts.disks ?? []).some((d) => d.readonly === false));
     // The guest dying (or qemu) must not leave callers waiting: its requests fail with EGUESTDIED.
     death.watch(launched, () => vm.closing !== undefined);
     void launched.exited.then(() => vm.agent.close());
@@ -178,11 +180,15 @@ export class Vm {
     return this.death.stream(this.agent.readFileStream(guestPath, opts));
   }
 
-  /** Powers the guest off (qemu is killed if it does not stop within 3 s). Idempotent. */
+  /**
+   * Powers the guest off (qemu is killed if it does not stop within 3 s). With every disk
+   * read-only there is nothing to flush, so qemu is stopped at once (saves ~50 ms under
+   * TCG: an inspection's every call pays it). Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
-        await Promise.race([this.agent.poweroff().then(() => this.launched.exited), delay(3000)]);
+        if (this.writable) await Promise.race([this.agent.poweroff().then(() => this.launched.exited), delay(3000)]);
       } catch {
         // The agent is gone already: qemu is stopped below either way.
       } finally {
