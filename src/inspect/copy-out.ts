@@ -9,9 +9,10 @@
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, lchown, link, lutimes, mkdir, open, readdir, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { chmod, lchown, link, lutimes, mkdir, open, readdir, stat, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, type ErrorCode } from '../errors.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkEvent } from './records.js';
 
@@ -44,7 +45,8 @@ function below(path: Buffer, from: Buffer): Buffer[] | undefined {
   if (!path.subarray(0, prefix.length).equals(prefix) || (path.length > prefix.length && path[prefix.length] !== SLASH)) return undefined;
   const parts: Buffer[] = [];
   for (const part of splitBytes(path.subarray(prefix.length))) {
-    if (part.equals(Buffer.from('.')) || part.equals(Buffer.from('..'))) return undefined;
+    // NUL: no name has one (the helper sends C strings), and Node refuses it in a path.
+    if (part.equals(Buffer.from('.')) || part.equals(Buffer.from('..')) || part.includes(0)) return undefined;
     parts.push(part);
   }
   return parts;
@@ -76,37 +78,67 @@ export async function copyOut(events: AsyncIterable<WalkEvent>, source: Name, ho
   // The copy is HOSTDIR/basename(source), or HOSTDIR itself for "/": entries are placed relative to the source's parent.
   const from = parts.length ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))]) : Buffer.from('/');
   const root = Buffer.from(hostDir);
+  const into = await stat(hostDir).catch(() => undefined);
+  if (!into?.isDirectory()) throw new ApplianceError(into ? 'ENOTDIR' : 'ENOENT', `${hostDir} is not a folder${into ? '' : ' (there is nothing there)'}: copy-out copies into a folder that exists`);
   if (!parts.length && (await readdir(hostDir)).length) throw new ApplianceError('EEXIST', `${hostDir} is not empty: copy "/" into an empty folder`);
   const result: CopyOutResult = { path: show(parts.length ? under(root, parts.slice(-1)) : root), files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: [] };
   const c: Copy = { made: new Set(['']), byInode: new Map(), dirs: [], result, root };
   let file: OpenFile | undefined;
-  for await (const e of events) {
-    if (e.kind === 'data' || e.kind === 'end') {
-      if (!file) throw new ApplianceError('EPROTO', 'file data outside a file in the copy stream');
-      if (e.kind === 'end') {
-        await finish(file, e.errno, result);
-        file = undefined;
-      } else if (file.fh) {
-        await file.fh.write(e.bytes, 0, e.bytes.length, e.offset);
-        result.bytes += e.bytes.length;
+  /** The entry being made: whether it goes in the caller's folder itself (there, EEXIST is the caller's file). */
+  let at: { dest: Buffer; inHostDir: boolean } | undefined;
+  let sawSource = false;
+  try {
+    for await (const e of events) {
+      if (e.kind === 'data' || e.kind === 'end') {
+        if (!file) throw new ApplianceError('EPROTO', 'file data outside a file in the copy stream');
+        if (e.kind === 'end') {
+          await finish(file, e.errno, result);
+          file = undefined;
+        } else if (file.fh) {
+          // The helper sends extents it found below st_size: data past it is a lie.
+          if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${show(file.path)}`);
+          await file.fh.write(e.bytes, 0, e.bytes.length, e.offset);
+          result.bytes += e.bytes.length;
+        }
+        continue;
       }
-      continue;
+      if (file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
+      if (e.kind === 'error') {
+        result.skipped.push(`${show(asBytes(e.error.path))}: cannot be read (errno ${e.error.errno})`);
+        continue;
+      }
+      const rel = below(asBytes(e.stat.path), from);
+      // The copied path itself (once; its own name), or an entry in a folder this copy made.
+      const isSource = rel !== undefined && rel.length === (parts.length ? 1 : 0);
+      if (!rel || (parts.length > 0 && !rel[0]?.equals(parts.at(-1)!)) || (isSource ? sawSource : !c.made.has(key(rel.slice(0, -1))))) {
+        throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(e.stat.path))}, which is not below ${show(src)} in a folder it sent before`);
+      }
+      sawSource ||= isSource;
+      at = { dest: under(root, rel), inHostDir: isSource && parts.length > 0 };
+      file = await place(e.stat, rel, c);
     }
-    if (file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
-    if (e.kind === 'error') {
-      result.skipped.push(`${show(asBytes(e.error.path))}: cannot be read (errno ${e.error.errno})`);
-      continue;
-    }
-    const rel = below(asBytes(e.stat.path), from);
-    if (!rel || !c.made.has(key(rel.slice(0, -1))) || (parts.length > 0 && rel.length === 0)) {
-      throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(e.stat.path))}, which is not below ${show(src)} in a folder it sent before`);
-    }
-    file = await place(e.stat, rel, c);
+    if (file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
+  } catch (err) {
+    await file?.fh?.close().catch(() => {});
+    throw hostError(err, file?.path ?? at?.dest, at?.inHostDir ?? false);
   }
-  if (file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
   // Folders last, deepest first: their modes and times, once nothing more is written in them.
   for (const d of c.dirs.reverse()) await settle(d.path, d.stat, false, result);
   return result;
+}
+
+/**
+ * A host error as an ApplianceError with its errno as the code (a raw one would be a bug
+ * to the CLI). EEXIST is the caller's file only for the entry made in the caller's folder
+ * itself; anywhere else the folder is one this copy made: the stream named a path twice.
+ */
+function hostError(err: unknown, dest: Buffer | undefined, inHostDir: boolean): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (err instanceof ApplianceError || typeof code !== 'string' || !(code in osConstants.errno)) return err;
+  const where = dest ? show(dest) : 'the destination';
+  if (code === 'EEXIST' && !inHostDir) return new ApplianceError('EPROTO', `the copy stream names ${where} twice`, { cause: err });
+  if (code === 'EEXIST') return new ApplianceError('EEXIST', `${where} exists already: copy-out makes every entry anew`, { cause: err });
+  return new ApplianceError(code as ErrorCode, `cannot copy to ${where}: ${(err as Error).message}`, { cause: err });
 }
 
 interface Copy {
@@ -130,11 +162,14 @@ async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile |
       c.result.dirs++;
       return undefined;
     case 'symlink':
+      if (asBytes(stat.target ?? '').includes(0)) throw new ApplianceError('EPROTO', `the copy stream gives ${show(dest)} a symlink target with a NUL byte`);
       await symlink(asBytes(stat.target ?? ''), dest);
       c.result.symlinks++;
       await settle(dest, stat, true, c.result);
       return undefined;
     case 'file': {
+      // Beyond a safe integer no offset or size can be given to the host (nor held by it).
+      if (!Number.isSafeInteger(stat.size)) throw new ApplianceError('EFBIG', `${show(dest)}: a file of ${stat.size} bytes is too large to copy`);
       const first = stat.nlink > 1 ? c.byInode.get(stat.ino) : undefined;
       if (first) {
         await link(first, dest);
@@ -147,7 +182,7 @@ async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile |
       return { stat, path: dest, fh };
     }
     default:
-      await special(stat, dest, c.result);
+      await special(stat, dest, c.root, c.result);
       return undefined;
   }
 }
@@ -167,17 +202,17 @@ async function finish(file: OpenFile, errno: number, result: CopyOutResult): Pro
 /**
  * Devices and FIFOs: made with mknod and mkfifo where we may (devices need root); sockets
  * never. Node has no mknod, and a program's arguments are text: the node is made under a
- * temporary ASCII name beside its place, then linked to its byte-exact name (link, unlike
+ * temporary ASCII name in the destination folder (the caller's, given as text: a folder of
+ * the image may have a name that is not), then linked to its byte-exact name (link, unlike
  * rename, refuses to replace anything there) and the temporary name removed.
  */
-async function special(stat: FileStat, dest: Buffer, result: CopyOutResult): Promise<void> {
+async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyOutResult): Promise<void> {
   const isRoot = process.getuid?.() === 0;
   if (stat.type === 'socket' || ((stat.type === 'chardev' || stat.type === 'blockdev') && !isRoot)) {
     result.skipped.push(`${show(dest)}: a ${stat.type}${stat.type === 'socket' ? '' : ', which only root can make'}`);
     return;
   }
-  const slash = dest.lastIndexOf(SLASH);
-  const temp = Buffer.concat([dest.subarray(0, slash + 1), Buffer.from(`.appliance-node-${randomBytes(8).toString('hex')}`)]);
+  const temp = Buffer.concat([root, Buffer.from(`/.appliance-node-${randomBytes(8).toString('hex')}`)]);
   const [cmd, ...args] = stat.type === 'fifo' ? ['mkfifo', show(temp)] : ['mknod', show(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
   await promisify(execFile)(cmd!, args);
   try {
@@ -188,11 +223,16 @@ async function special(stat: FileStat, dest: Buffer, result: CopyOutResult): Pro
   await settle(dest, stat, false, result);
 }
 
-/** Mode, owner (as root) and times, as the image has them. */
+/**
+ * Mode, owner (as root) and times, as the image has them. Not root, the copy is the
+ * caller's: set-id bits are dropped (as tar does for a user), else a setuid file of the
+ * image would run as the caller for anyone who can reach it.
+ */
 async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
   try {
-    if (process.getuid?.() === 0) await lchown(path, stat.uid, stat.gid);
-    if (!isLink) await chmod(path, stat.mode);
+    const isRoot = process.getuid?.() === 0;
+    if (isRoot) await lchown(path, stat.uid, stat.gid);
+    if (!isLink) await chmod(path, isRoot ? stat.mode : stat.mode & ~0o6000);
     await (isLink ? lutimes : utimes)(path, stat.atime, stat.mtime);
   } catch (err) {
     result.skipped.push(`${show(path)}: ${(err as Error).message}`);
