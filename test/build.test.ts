@@ -26,7 +26,7 @@ const small = (cacheDir: string, extra: Partial<BuildOptions> = {}): BuildOption
 });
 
 describe('default appliance', () => {
-  it('builds, checks clean, holds the inspection tools, stays under 45 MB; the second build is a hit', async () => {
+  it('builds, checks clean, holds the inspection tools, stays under 50 MB; the second build is a hit', async () => {
     const cacheDir = join(dir, 'default');
     const logs: string[] = [];
     const first = await buildAppliance({ cacheDir, log: (m) => logs.push(m) });
@@ -40,16 +40,16 @@ describe('default appliance', () => {
     expect(m.kernel.sha256).toBe(sha(first.kernel));
     expect(m.initrd.sha256).toBe(sha(first.initrd));
     expect(m.root.uuid).toBe(execFileSync('blkid', ['-s', 'UUID', '-o', 'value', first.root], { encoding: 'utf8' }).trim());
-    // 41.6 MB on Debian 12: the inspection tools weigh most of it (libcrypto for cryptsetup
+    // 44 MB on Debian 12: the inspection tools weigh most of it (libcrypto for cryptsetup
     // 4.7 MB, lvm 3.2 MB, xfs.ko 4.2 MB, btrfs.ko 3.9 MB). A bound, so growth is a decision.
-    expect(m.root.contentBytes).toBeLessThan(45e6);
+    expect(m.root.contentBytes).toBeLessThan(50e6);
     console.log(`default appliance: ${m.root.files} files, ${(m.root.contentBytes / 1e6).toFixed(2)} MB of content, image ${(m.root.size / 1e6).toFixed(1)} MB`);
     expect(logs.some((l) => l.startsWith('kernel: '))).toBe(true);
 
     const names = new Set(m.binaries.map((b) => b.name));
     for (const p of ['sh', 'ls', 'mount', 'umount', 'blkid', 'lsblk', 'sfdisk', 'mke2fs', 'e2fsck', 'find', 'sha256sum', 'tar', 'modprobe']) expect(names).toContain(p);
     // What inspection uses in the guest (the issue's list: lvm2, btrfs-progs, xfsprogs, dmesg, dm-mod, loop).
-    for (const p of ['lvm', 'dmsetup', 'mdadm', 'cryptsetup', 'btrfs', 'xfs_db', 'xfs_repair', 'dmesg', 'losetup']) expect(names).toContain(p);
+    for (const p of ['lvm', 'dmsetup', 'mdadm', 'cryptsetup', 'btrfs', 'xfs_db', 'xfs_repair', 'dmesg', 'losetup', 'ntfs-3g']) expect(names).toContain(p);
     expect(debugfs(first.root, 'stat /usr/libexec/appliance/inspect')).toMatch(/Mode:\s+0755/);
     // usrmerge links, the agent, the mount points, the on-demand modules and their index.
     const root = debugfs(first.root, 'ls -l /');
@@ -61,7 +61,7 @@ describe('default appliance', () => {
     const modDir = `/usr/lib/modules/${first.kernelVersion}`;
     expect(debugfs(first.root, `ls ${modDir}`)).toContain('modules.dep.bin');
     expect(debugfs(first.root, `ls ${modDir}/kernel/fs/xfs`)).toContain('xfs.ko');
-    expect(m.root.modules).toEqual(expect.arrayContaining(['xfs', 'btrfs', 'vfat', 'isofs', 'squashfs', 'libcrc32c', 'dm_mod', 'dm_crypt', 'md_mod', 'raid1', 'loop']));
+    expect(m.root.modules).toEqual(expect.arrayContaining(['xfs', 'btrfs', 'vfat', 'isofs', 'squashfs', 'libcrc32c', 'dm_mod', 'dm_crypt', 'md_mod', 'raid1', 'loop', 'fuse']));
     // ld.so and libc came with the programs.
     expect(debugfs(first.root, 'ls /usr/lib/x86_64-linux-gnu')).toContain('libc.so.6');
 

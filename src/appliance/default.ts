@@ -26,6 +26,8 @@ export const DEFAULT_BINARIES: readonly string[] = [
   'lvm', 'vgchange', 'vgs', 'lvs', 'pvs', 'dmsetup', 'mdadm', 'cryptsetup', 'btrfs',
   // xfsprogs, to look into an xfs by hand (xfs_db -r, xfs_repair -n)
   'xfs_db', 'xfs_info', 'xfs_admin', 'xfs_spaceman', 'xfs_repair',
+  // NTFS, which Debian's cloud kernel cannot mount: its FUSE driver (src/inspect/mounts.ts)
+  'ntfs-3g',
 ];
 
 /**
@@ -37,12 +39,12 @@ export const DEFAULT_PATHS: readonly string[] = ['/bin/sh'];
 /**
  * Kernel modules put in the root so that mounting a filesystem loads its driver on
  * demand (the kernel runs /sbin/modprobe). Names a kernel has neither as a module nor
- * built in are skipped: ext4 is built into Debian's kernels, ntfs3 and f2fs are not
- * in its cloud flavour. The nls tables are what vfat, exfat and isofs ask for by
+ * built in are skipped: ext4 is built into Debian's kernels, f2fs is not in its cloud
+ * flavour. fuse is for ntfs-3g. The nls tables are what vfat, exfat and isofs ask for by
  * default; xxhash and blake2b are btrfs's optional checksums; loop is for losetup.
  */
 export const DEFAULT_ROOT_MODULES: readonly string[] = [
-  'ext4', 'xfs', 'btrfs', 'vfat', 'msdos', 'exfat', 'isofs', 'squashfs', 'ntfs3', 'f2fs', 'udf', 'loop',
+  'ext4', 'xfs', 'btrfs', 'vfat', 'msdos', 'exfat', 'isofs', 'squashfs', 'f2fs', 'udf', 'fuse', 'loop',
   'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'nls_ascii', 'xxhash_generic', 'blake2b_generic',
   // what LVM, md arrays and LUKS volumes need (src/inspect/volumes.ts)
   'dm_mod', 'dm_crypt', 'md_mod', 'linear', 'raid0', 'raid1', 'raid10', 'raid456',

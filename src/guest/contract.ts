@@ -13,6 +13,11 @@ export const AGENT_PORT_NAME = 'org.appliance.agent';
 export const AGENT_PATH = '/usr/libexec/appliance/agent';
 /** Where the root image holds the inspect helper (c/inspect.c), which src/inspect runs. */
 export const INSPECT_PATH = '/usr/libexec/appliance/inspect';
+/**
+ * A mount type the inspect helper takes as "run this FUSE driver program of the appliance"
+ * (`fuse:ntfs-3g`) rather than a kernel filesystem type for mount(2).
+ */
+export const FUSE_TYPE_PREFIX = 'fuse:';
 /** The root disk's virtio serial: the init finds its root by it. */
 export const ROOT_SERIAL = 'appliance-root';
 /** User disk i has serial `disk<i>` and appears as `/dev/disk/by-id/virtio-disk<i>`. */

@@ -11,6 +11,7 @@ import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { chmod, lchown, link, lutimes, mkdir, open, readdir, stat, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
 import type { Name } from './probe/types.js';
@@ -72,7 +73,18 @@ interface OpenFile {
   fh?: FileHandle;
 }
 
-export async function copyOut(events: AsyncIterable<WalkEvent>, source: Name, hostDir: string, _opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+/**
+ * `fetch` reads a file the walk deferred (a large one without holes, src/guest/c/inspect.c
+ * flag b): those are copied after the walk, since the channel cannot carry a second
+ * stream while the walk's waits to be read.
+ */
+export async function copyOut(
+  events: AsyncIterable<WalkEvent>,
+  source: Name,
+  hostDir: string,
+  _opts: CopyOutOptions = {},
+  fetch?: (path: Name) => Readable,
+): Promise<CopyOutResult> {
   const src = asBytes(source);
   const parts = splitBytes(src);
   // The copy is HOSTDIR/basename(source), or HOSTDIR itself for "/": entries are placed relative to the source's parent.
@@ -87,8 +99,16 @@ export async function copyOut(events: AsyncIterable<WalkEvent>, source: Name, ho
   /** The entry being made: whether it goes in the caller's folder itself (there, EEXIST is the caller's file). */
   let at: { dest: Buffer; inHostDir: boolean } | undefined;
   let sawSource = false;
+  const deferred: OpenFile[] = [];
   try {
     for await (const e of events) {
+      if (e.kind === 'deferred') {
+        if (!file?.fh || !fetch) throw new ApplianceError('EPROTO', `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${fetch ? ' outside a file' : ', which was not asked'}`);
+        await file.fh.close();
+        deferred.push(file);
+        file = undefined;
+        continue;
+      }
       if (e.kind === 'data' || e.kind === 'end') {
         if (!file) throw new ApplianceError('EPROTO', 'file data outside a file in the copy stream');
         if (e.kind === 'end') {
@@ -118,6 +138,12 @@ export async function copyOut(events: AsyncIterable<WalkEvent>, source: Name, ho
       file = await place(e.stat, rel, c);
     }
     if (file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
+    for (const d of deferred) {
+      file = { ...d, fh: await open(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
+      at = { dest: d.path, inHostDir: false };
+      await fetchInto(file, fetch!(d.stat.path), result);
+      file = undefined;
+    }
   } catch (err) {
     await file?.fh?.close().catch(() => {});
     throw hostError(err, file?.path ?? at?.dest, at?.inHostDir ?? false);
@@ -185,6 +211,27 @@ async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile |
       await special(stat, dest, c.root, c.result);
       return undefined;
   }
+}
+
+/** A deferred file's data, read apart, written in order; one that cannot be read is said, as in the walk. */
+async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult): Promise<void> {
+  let at = 0;
+  let errno = 0;
+  try {
+    for await (const chunk of data as AsyncIterable<Buffer>) {
+      if (at + chunk.length > file.stat.size) throw new ApplianceError('EPROTO', `the guest sends more of ${show(file.path)} than its ${file.stat.size} bytes`);
+      await file.fh!.write(chunk, 0, chunk.length, at);
+      at += chunk.length;
+    }
+  } catch (err) {
+    // The guest could not read the file (its errno): said, as the walk says it. Anything
+    // else (a lie, a dead guest, an abort) ends the copy.
+    const guestErrno = err instanceof ApplianceError ? (err as ApplianceError & { errno?: number }).errno : undefined;
+    if (typeof guestErrno !== 'number' || (err instanceof ApplianceError && err.code === 'EPROTO')) throw err;
+    errno = guestErrno;
+  }
+  result.bytes += at;
+  await finish(file, errno || (at < file.stat.size ? osConstants.errno.EIO : 0), result);
 }
 
 async function finish(file: OpenFile, errno: number, result: CopyOutResult): Promise<void> {

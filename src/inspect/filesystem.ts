@@ -172,6 +172,9 @@ export class MountedFilesystem {
    * we run as root.
    */
   copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
-    return this.use((dir) => copyOut(this.helper.walk(dir, path, { depth: Infinity, content: true, signal: opts.signal }), path, hostDir, opts));
+    return this.use((dir) => {
+      const events = this.helper.walk(dir, path, { depth: Infinity, content: true, deferBig: true, signal: opts.signal });
+      return copyOut(events, path, hostDir, opts, (file) => this.helper.readWhole(dir, file, opts.signal));
+    });
   }
 }

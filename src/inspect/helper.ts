@@ -2,7 +2,9 @@
  * The guest's inspect helper (src/guest/c/inspect.c), run through a Vm: one typed method
  * per command. Paths go as bytes where their names are not UTF-8.
  */
-import type { Readable } from 'node:stream';
+import { isUtf8 } from 'node:buffer';
+import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../errors.js';
 import { errnoCode } from '../guest/channel.js';
 import { INSPECT_PATH } from '../guest/contract.js';
@@ -36,7 +38,7 @@ export interface BlockDevice {
 export interface MountResult {
   dir: string;
   errno: number;
-  /** What the kernel said while the mount failed. */
+  /** What the kernel (a FUSE driver: the program) said while the mount failed. */
   kernel?: string;
   /** A mounted filesystem's size and use. */
   statfs?: Statfs;
@@ -117,10 +119,11 @@ export class Helper {
   /**
    * The entries at and below `path` of the filesystem mounted at `root`, streamed:
    * `depth` 0 is `path` alone, 1 adds its entries, Infinity everything below; with
-   * `content`, each regular file's data follows its entry (holes left out).
+   * `content`, each regular file's data follows its entry (holes left out); with
+   * `deferBig` too, a large file without holes is only marked (`deferred`): read it apart.
    */
-  async *walk(root: string, path: Name, opts: { depth: number; hash?: boolean; follow?: boolean; content?: boolean; signal?: AbortSignal }): AsyncGenerator<WalkEvent> {
-    const flags = `x${opts.hash ? 'h' : ''}${opts.follow ? 'f' : ''}${opts.content ? 'c' : ''}`;
+  async *walk(root: string, path: Name, opts: { depth: number; hash?: boolean; follow?: boolean; content?: boolean; deferBig?: boolean; signal?: AbortSignal }): AsyncGenerator<WalkEvent> {
+    const flags = `x${opts.hash ? 'h' : ''}${opts.follow ? 'f' : ''}${opts.content ? 'c' : ''}${opts.deferBig ? 'b' : ''}`;
     const depth = Number.isFinite(opts.depth) ? String(opts.depth) : '100000';
     const s = this.vm.execStream([INSPECT_PATH, 'walk', root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
     const stderr = tail(s.stderr);
@@ -156,6 +159,24 @@ export class Helper {
       throw new ApplianceError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${said || `status ${r.exitCode}`}`);
     });
     return { stream: s.stdout, done };
+  }
+
+  /**
+   * A regular file the walk has just listed, read by the agent itself (its file reads
+   * splice to the port, ~3x faster than a command's output): for large files. The walk
+   * lstat'ed every folder on the way and the file, on a read-only mount, so the plain
+   * path leads nowhere else; a name that is not UTF-8 cannot be one, and goes by `cat`.
+   */
+  readWhole(root: string, path: Name, signal?: AbortSignal): Readable {
+    const bytes = Buffer.from(path);
+    if (isUtf8(bytes)) return this.vm.readFileStream(`${root}${bytes.toString('utf8')}`, { signal });
+    const { stream, done } = this.cat(root, path, signal);
+    const out = new PassThrough();
+    void Promise.all([pipeline(stream, out, { end: false }), done]).then(
+      () => out.end(),
+      (err: unknown) => out.destroy(err as Error),
+    );
+    return out;
   }
 
   /**

@@ -12,7 +12,7 @@ export interface FilesystemInfo {
   /** After mounting: bytes in use and free for an ordinary user (statfs). */
   used?: number;
   available?: number;
-  /** A journal or log that needs replaying (we never replay one). */
+  /** A journal or log that needs replaying, an NTFS marked dirty (we never replay or repair one). */
   dirty?: boolean;
   /** Where it is: a disk and partition, a logical volume, an md array, a btrfs subvolume. */
   disk?: number;

@@ -13,7 +13,7 @@ import { filesystemOf, type Probe } from './devices.js';
 import type { Filesystem as ProbedFs } from './probe/types.js';
 import type { Helper, MountResult } from './helper.js';
 import type { FilesystemInfo } from './info.js';
-import { mountDir, mountOptions } from './mounts.js';
+import { mountDir, mountDriver, mountOptions } from './mounts.js';
 import { Turns } from './turns.js';
 
 /** A filesystem of the inspection, and where and whether it is mounted. */
@@ -91,9 +91,10 @@ export class Mounter {
       p.promise.catch((err: unknown) => (e.info.error ??= (err as Error).message));
     }
     const plain = todo.filter((e) => !e.fsid);
+    const mounts = plain.map((e) => ({ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...this.how(e, []) }));
     const batch = plain.length
-      ? this.helper.mount(plain.map((e) => ({ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...this.how(e, []) }))).then(
-          (results) => plain.forEach((e, i) => settle(e, results[i]!, pending.get(e)!)),
+      ? this.helper.mount(mounts).then(
+          (results) => plain.forEach((e, i) => settle(e, mounts[i]!.type, results[i]!, pending.get(e)!)),
           (err: unknown) => plain.forEach((e) => pending.get(e)!.reject(err)),
         )
       : Promise.resolve();
@@ -101,8 +102,9 @@ export class Mounter {
       (chain, e) =>
         chain.then(async () => {
           try {
-            const [r] = await this.helper.mount([{ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...this.how(e, this.otherDevices(e)) }]);
-            settle(e, r!, pending.get(e)!);
+            const how = this.how(e, this.otherDevices(e));
+            const [r] = await this.helper.mount([{ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...how }]);
+            settle(e, how.type, r!, pending.get(e)!);
           } catch (err) {
             pending.get(e)!.reject(err);
           }
@@ -112,7 +114,7 @@ export class Mounter {
     return btrfs.then(() => Promise.allSettled(todo.map((e) => e.mounted)));
   }
 
-  /** mount(2)'s type and options for an entry. */
+  /** mount(2)'s type (or the FUSE driver's) and options for an entry. */
   private how(e: FsEntry, extra: string[]): { type: string; options: string } {
     const how = mountOptions(e.info.type, this.probed(e.device)?.dirty)!;
     // Read-only is a mount flag (the helper sets it), not an option of the filesystem's.
@@ -155,9 +157,9 @@ export class Mounter {
   }
 }
 
-function settle(e: FsEntry, r: MountResult, p: Deferred<string>): void {
+function settle(e: FsEntry, mountType: string, r: MountResult, p: Deferred<string>): void {
   if (r.errno) {
-    const kernel = r.kernel ? `: the kernel says ${r.kernel}` : '';
+    const kernel = r.kernel ? `: ${mountDriver(mountType)} says ${r.kernel}` : '';
     p.reject(new ApplianceError('EMOUNT', `cannot mount ${e.info.id} (${e.info.type}, read-only): ${errnoCode(r.errno)}${kernel}`));
     return;
   }

@@ -3,13 +3,15 @@
  * (no journal, no log, no recovery), so an image is read exactly as it is and never
  * written; and where (a folder per filesystem under /run in the guest).
  */
+import { FUSE_TYPE_PREFIX } from '../guest/contract.js';
 
 /** The guest folder filesystem `n` is mounted on. */
 export const mountDir = (n: number): string => `/run/appliance/fs/${n}`;
 
 /**
- * mount(2) type and options for a probed type; undefined when the kernel cannot mount it
- * here. `dirty`: what the superblock says of a log to replay (false: none), where it says.
+ * mount(2) type and options for a probed type, or a FUSE driver of the appliance's and its
+ * options (type `fuse:PROGRAM`); undefined when nothing can mount it here. `dirty`: what
+ * the superblock says of a log to replay (false: none), where it says.
  */
 export function mountOptions(type: string, dirty?: boolean): { type: string; options: string } | undefined {
   switch (type) {
@@ -38,6 +40,11 @@ export function mountOptions(type: string, dirty?: boolean): { type: string; opt
       return { type: 'udf', options: '' };
     case 'f2fs':
       return { type: 'f2fs', options: 'norecovery' };
+    case 'ntfs':
+      // ntfs-3g, as libguestfs reads NTFS (Debian's cloud kernel has no ntfs3). Read-only
+      // (the helper adds ro), it neither resets an unclean volume's $LogFile nor touches a
+      // hibernated one: it does that on read-write mounts only.
+      return { type: `${FUSE_TYPE_PREFIX}ntfs-3g`, options: '' };
     default:
       return undefined;
   }
@@ -46,6 +53,10 @@ export function mountOptions(type: string, dirty?: boolean): { type: string; opt
 /** Why a type cannot be mounted, for the filesystem's error. */
 export function unmountableReason(type: string): string {
   if (type === 'swap') return 'swap space holds no files';
-  if (type === 'ntfs') return "the appliance's kernel has no NTFS driver (ntfs3 is not built for it)";
   return `no driver for ${type} filesystems in the appliance`;
+}
+
+/** Who mounts a mount type, for its errors: the FUSE driver program, or the kernel. */
+export function mountDriver(mountType: string): string {
+  return mountType.startsWith(FUSE_TYPE_PREFIX) ? mountType.slice(FUSE_TYPE_PREFIX.length) : 'the kernel';
 }

@@ -160,13 +160,16 @@ const PATH_MAX = 4096;
 /** The largest data extent the helper sends at once (inspect.c put_content). */
 const EXTENT_MAX = 64 * 1024;
 const END_OF_FILE = 0xffffffffffffffffn;
+const DEFERRED = 0xfffffffffffffffen;
 
 /** What a walk streams: entries and errors; with content, each regular file's data and its end. */
 export type WalkEvent =
   | { kind: 'entry'; stat: FileStat }
   | { kind: 'error'; error: WalkError }
   | { kind: 'data'; offset: number; bytes: Buffer }
-  | { kind: 'end'; errno: number };
+  | { kind: 'end'; errno: number }
+  /** A large file without holes whose data the walk leaves to the host to read (flag b). */
+  | { kind: 'deferred' };
 
 /**
  * Splits the walk's stream into events, a chunk at a time: holds at most one partial
@@ -210,6 +213,10 @@ export class WalkDecoder {
 
   private extent(c: Cursor): WalkEvent {
     const offset = c.u64big();
+    if (offset === DEFERRED) {
+      this.inFile = false;
+      return { kind: 'deferred' };
+    }
     if (offset === END_OF_FILE) {
       const errno = c.u32();
       this.inFile = false;

@@ -16,6 +16,7 @@
 // of ours may be left open below either.
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApplianceError } from '../../src/errors.js';
@@ -109,6 +110,11 @@ class Walk {
   }
   end(errno = 0): this {
     this.parts.push(u64(END_OF_FILE), u32(errno));
+    return this;
+  }
+  /** A file the walk leaves to the host to read apart (flag b): its marker instead of extents. */
+  deferred(): this {
+    this.parts.push(u64(END_OF_FILE - 1n));
     return this;
   }
   error(path: string, errno: number): this {
@@ -420,6 +426,60 @@ describe('a hard link points only at a file this copy made', () => {
 });
 
 // ---- data: only inside a file, only within its size --------------------------------------------------
+
+describe('a large file read apart (deferred by the walk) is held to what the walk said', () => {
+  const fetchOf =
+    (files: Record<string, Buffer | Error>, asked: string[] = []) =>
+    (path: string | Buffer): Readable => {
+      asked.push(String(path));
+      const v = files[String(path)];
+      if (v instanceof Error) return new Readable({ read() { this.destroy(v); } });
+      return Readable.from(v === undefined ? [] : [v.subarray(0, 3), v.subarray(3)]);
+    };
+  const big = Buffer.alloc(5000, 7);
+
+  it('is copied after the walk, its hard link too, each read once', async () => {
+    const asked: string[] = [];
+    const walk = new Walk().dir('/data').entry('/data/big', 'file', { size: big.length, nlink: 2, ino: 77 }).deferred().entry('/data/twin', 'file', { size: big.length, nlink: 2, ino: 77 }).end();
+    const r = await copyOut(walk.events(), '/data', host, {}, fetchOf({ '/data/big': big }, asked));
+    expect(r).toMatchObject({ files: 1, hardlinks: 1, bytes: big.length, skipped: [] });
+    expect(readFileSync(join(host, 'data/big'))).toEqual(big);
+    expect(lstatSync(join(host, 'data/twin')).ino).toBe(lstatSync(join(host, 'data/big')).ino);
+    expect(asked).toEqual(['/data/big']);
+  });
+
+  it('a marker outside a file, or when the caller did not offer to read apart: EPROTO', async () => {
+    await refused(new Walk().dir('/data').deferred().events());
+    clear();
+    await refused(new Walk().dir('/data').entry('/data/big', 'file', { size: 10 }).deferred().events()); // no fetch given
+    clear();
+    const err = await copyOut(new Walk().dir('/data').symlink('/data/l', '/x').deferred().events(), '/data', host, {}, fetchOf({})).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'EPROTO' });
+  });
+
+  it('more bytes than its size: EPROTO, nothing past the size written', async () => {
+    const walk = new Walk().dir('/data').entry('/data/big', 'file', { size: 10 }).deferred();
+    const err = await copyOut(walk.events(), '/data', host, {}, fetchOf({ '/data/big': big })).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'EPROTO' });
+    expect(lstatSync(join(host, 'data/big')).size).toBeLessThanOrEqual(10);
+  });
+
+  it('fewer bytes, or a read the guest fails (its errno): the file at its size, said in skipped', async () => {
+    const eio = Object.assign(new ApplianceError('EIO', 'in the guest: Input/output error'), { errno: 5 });
+    const walk = new Walk().dir('/data').entry('/data/short', 'file', { size: big.length }).deferred().entry('/data/bad', 'file', { size: 99 }).deferred();
+    const r = await copyOut(walk.events(), '/data', host, {}, fetchOf({ '/data/short': big.subarray(0, 100), '/data/bad': eio }));
+    expect(lstatSync(join(host, 'data/short')).size).toBe(big.length);
+    expect(readFileSync(join(host, 'data/short')).subarray(0, 100)).toEqual(big.subarray(0, 100));
+    expect(r.skipped).toEqual([expect.stringMatching(/short: read in part only \(errno 5\)$/), expect.stringMatching(/bad: read in part only \(errno 5\)$/)]);
+  });
+
+  it('a guest that dies or lies while it is read ends the copy with its error', async () => {
+    const died = new ApplianceError('EGUESTDIED', 'the guest died');
+    const walk = new Walk().dir('/data').entry('/data/big', 'file', { size: 10 }).deferred();
+    const err = await copyOut(walk.events(), '/data', host, {}, fetchOf({ '/data/big': died })).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'EGUESTDIED' });
+  });
+});
 
 describe('file data comes only inside a file, within its size', () => {
   const stat = { path: '/data/f', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, nlink: 1, size: 4, allocated: 4096, ino: 1, atime: 0, mtime: 0, ctime: 0 };

@@ -3,16 +3,19 @@
  * fields FAT uses must be zero), then records 0 ($MFT) and 3 ($Volume) of the MFT must
  * start with "FILE" — read as a `needs` range when the MFT lies outside the bytes read.
  * The label is $Volume's VOLUME_NAME attribute (UTF-16). The serial is the UUID, 16 upper
- * case hex digits as blkid prints it.
+ * case hex digits as blkid prints it. Dirty: VOLUME_INFORMATION's dirty flag, chkdsk due
+ * (Windows found an inconsistency, or did not shut down cleanly).
  */
 import { ascii, need, u16le, u32le, u64le, u8, utf16Label } from './bytes.js';
-import type { DeviceBytes, Filesystem, Name } from './types.js';
+import type { DeviceBytes, Filesystem } from './types.js';
 
 const MAX_CLUSTER = 2 * 1024 * 1024;
 /** libblkid allows MFT records up to 1 GiB; real ones are 1 or 4 KiB. We read up to this. */
 const MAX_RECORD = 64 * 1024;
 const RECORD_VOLUME = 3;
 const ATTR_VOLUME_NAME = 0x60;
+const ATTR_VOLUME_INFORMATION = 0x70;
+const VOLUME_IS_DIRTY = 0x0001;
 const ATTR_END = 0xffffffff;
 /** Update sequence arrays protect every 512 bytes of a record. */
 const USA_STRIDE = 512;
@@ -75,8 +78,13 @@ export function probeNtfs(dev: DeviceBytes): Filesystem | undefined {
   }
   const volume = records.subarray(RECORD_VOLUME * recordSize);
   if (ascii(records.subarray(0, 4)) !== 'FILE' || ascii(volume.subarray(0, 4)) !== 'FILE') return undefined;
-  const label = volumeName(fixups(volume));
-  return { ...found, ...(label !== undefined ? { label } : {}) };
+  const fixed = fixups(volume);
+  const name = attribute(fixed, ATTR_VOLUME_NAME);
+  const label = name && utf16Label(name, 'le');
+  // VOLUME_INFORMATION: 8 reserved bytes, the major and minor version, then u16 flags.
+  const information = attribute(fixed, ATTR_VOLUME_INFORMATION);
+  const dirty = information && information.length >= 12 ? (u16le(information, 10) & VOLUME_IS_DIRTY) !== 0 : undefined;
+  return { ...found, ...(label !== undefined ? { label } : {}), ...(dirty !== undefined ? { dirty } : {}) };
 }
 
 /** The record with its update sequence applied (when the sequence numbers match; else as read). */
@@ -96,18 +104,19 @@ function fixups(record: Buffer): Buffer {
   return fixed;
 }
 
-function volumeName(record: Buffer): Name | undefined {
+/** The value of a record's resident attribute of `type` (the first one), if it is there and whole. */
+function attribute(record: Buffer, type: number): Buffer | undefined {
   const allocated = u32le(record, 28);
   let at = u16le(record, 20);
   while (at + 24 <= record.length && at <= allocated) {
-    const type = u32le(record, at);
+    const t = u32le(record, at);
     const len = u32le(record, at + 4);
-    if (!len || type === ATTR_END) break;
-    if (type === ATTR_VOLUME_NAME) {
+    if (!len || t === ATTR_END) break;
+    if (t === type) {
       const valueLen = u32le(record, at + 16);
       const valueOffset = u16le(record, at + 20);
       if (at + valueOffset + valueLen > record.length) return undefined;
-      return utf16Label(record.subarray(at + valueOffset, at + valueOffset + valueLen), 'le');
+      return record.subarray(at + valueOffset, at + valueOffset + valueLen);
     }
     at += len;
   }
