@@ -180,19 +180,19 @@ export class Helper {
   }
 
   /**
-   * Small files of one or more mounted filesystems in one call, each up to `limit` bytes:
+   * Small files of one or more mounted filesystems in one call, each up to its group's `limit` bytes:
    * per root, each path's content, or undefined where it cannot be read.
    */
-  async readFiles(reads: { root: string; paths: string[] }[], limit: number): Promise<(Buffer | undefined)[][]> {
-    const args = reads.flatMap((r) => [r.root, String(r.paths.length), ...r.paths]);
+  async readFiles(reads: { root: string; paths: string[]; limit: number }[]): Promise<(Buffer | undefined)[][]> {
+    const args = reads.flatMap((r) => [String(r.limit), r.root, String(r.paths.length), ...r.paths]);
     if (args.length === 0) return [];
-    const out = await this.run(['read-files', String(limit), ...args], 'reading files');
+    const out = await this.run(['read-files', ...args], 'reading files');
     return complete(out, (c) =>
       reads.map((r) =>
         r.paths.map(() => {
           const errno = c.u32();
           const length = c.u64();
-          if (length > limit) throw new ApplianceError('EPROTO', `the inspect helper sent ${length} bytes of a file limited to ${limit}`);
+          if (length > r.limit) throw new ApplianceError('EPROTO', `the inspect helper sent ${length} bytes of a file limited to ${r.limit}`);
           return errno ? undefined : Buffer.from(c.bytes(length));
         }),
       ),

@@ -10,6 +10,7 @@ import { MountedFilesystem } from './filesystem.js';
 import { Helper, type BlockDevice } from './helper.js';
 import { mountOptions, unmountableReason } from './mounts.js';
 import { detectOs, FILE_LIMIT, OS_FILES, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
+import { PACKAGE_DATABASES } from './packages.js';
 import type { Name } from './probe/types.js';
 import type { FilesystemInfo } from './info.js';
 import { Mounter, type FsEntry, type Lease } from './mounter.js';
@@ -17,6 +18,12 @@ import { resolveFilesystem } from './selector.js';
 import { assembleVolumes, btrfsSubvolumes, type LuksKeys, type VolumeReport } from './volumes.js';
 
 export type { FilesystemInfo } from './info.js';
+
+/** Package lists read ahead with the OS files: enough for any real one (a Debian desktop's dpkg status is ~3 MB). */
+const PREFETCH_LIMIT = 16 << 20;
+/** A package list read on its own. */
+const PACKAGES_LIMIT = 256 << 20;
+const PACKAGE_LISTS = PACKAGE_DATABASES.flatMap((d) => (d.list ? [d.list] : []));
 
 /**
  * The modules an inspection's appliance has loaded in its snapshot (vm.ts `modules`): the
@@ -41,6 +48,8 @@ export class Inspection {
   private report: VolumeReport = { lvm: [], md: [], luks: [], errors: [] };
   private diskList: Disk[] = [];
   private osList?: Promise<OperatingSystem[]>;
+  /** Package lists read with the OS files, by filesystem id and path (undefined: not there). */
+  private readonly prefetched = new Map<string, Map<string, Buffer | undefined>>();
   private subvolumesListed = false;
   private slots = 0;
   private readonly mounter: Mounter;
@@ -201,23 +210,36 @@ export class Inspection {
 
   /** The operating systems found: each root filesystem's OS, with its packages when asked. */
   async os(opts: { packages?: boolean } = {}): Promise<OperatingSystem[]> {
-    this.osList ??= this.detectOs();
+    this.osList ??= this.detectOs(opts.packages ?? false);
     const found = await this.osList;
     if (opts.packages) await Promise.all(found.map((os) => this.readPackages(os)));
     return found;
   }
 
-  private async detectOs(): Promise<OperatingSystem[]> {
+  /**
+   * The OS of each filesystem that holds one. With `packages`, the package lists come in
+   * the same call to the guest (up to PREFETCH_LIMIT each: a longer one is read again whole).
+   */
+  private async detectOs(packages: boolean): Promise<OperatingSystem[]> {
     await this.filesystems({ usage: true });
     const roots = this.entries.filter((e) => !e.info.error);
     // One call to the guest for every filesystem mounted together; a clone's under its own
     // lease. One that cannot be mounted holds no OS we can tell of (its error says why).
     const held = await Promise.all(roots.filter((e) => !this.mounter.twinned(e)).map(async (e) => ({ e, lease: await this.mounter.lease(e).catch(() => undefined) })));
     const mounted = held.filter((h): h is { e: FsEntry; lease: Lease } => h.lease !== undefined);
-    const files = await this.helper.readFiles(mounted.map((h) => ({ root: h.lease.dir, paths: OS_FILES })), FILE_LIMIT);
-    const found = mounted.map((h, i) => ({ e: h.e, files: files[i]! }));
+    const lists = packages ? PACKAGE_LISTS : [];
+    const reads = mounted.flatMap((h) => [
+      { root: h.lease.dir, paths: OS_FILES, limit: FILE_LIMIT },
+      ...(lists.length ? [{ root: h.lease.dir, paths: lists, limit: PREFETCH_LIMIT }] : []),
+    ]);
+    const files = await this.helper.readFiles(reads);
+    const per = lists.length ? 2 : 1;
+    const found = mounted.map((h, i) => {
+      if (lists.length) this.prefetched.set(h.e.info.id, new Map(lists.map((l, j) => [l, files[i * per + 1]![j]])));
+      return { e: h.e, files: files[i * per]! };
+    });
     for (const e of roots.filter((x) => this.mounter.twinned(x))) {
-      const [read] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: OS_FILES }], FILE_LIMIT)).catch(() => [undefined]);
+      const [read] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: OS_FILES, limit: FILE_LIMIT }])).catch(() => [undefined]);
       if (read) found.push({ e, files: read });
     }
     return found.flatMap(({ e, files: f }) => detectOs(e.info.id, f, (entry) => this.matchEntry(entry)) ?? []);
@@ -227,7 +249,11 @@ export class Inspection {
     const list = packageList(os.packageFormat);
     if (os.packages || !list || !os.packageFormat) return;
     const e = this.entries.find((x) => x.info.id === os.root)!;
-    const [[text]] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: [list] }], 256 << 20));
+    const early = this.prefetched.get(e.info.id);
+    let text = early?.has(list) ? early.get(list) : undefined;
+    if (!early?.has(list) || (text && text.length >= PREFETCH_LIMIT)) {
+      [[text]] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: [list], limit: PACKAGES_LIMIT }]));
+    }
     os.packages = text ? packagesOf(os.packageFormat, text.toString('utf8')) : [];
   }
 

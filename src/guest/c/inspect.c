@@ -12,7 +12,7 @@
  *   inspect statfs DIR…                     one line each
  *   inspect walk ROOT PATH FLAGS DEPTH      records of PATH and below (see the record layout)
  *   inspect cat ROOT PATH                   a regular file's content (failing, exit status 64 + errno)
- *   inspect read-files LIMIT [ROOT N PATH…]… for each path: i32 errno, u64 length, the bytes (at most LIMIT)
+ *   inspect read-files [LIMIT ROOT N PATH…]… for each path: i32 errno, u64 length, the bytes (at most LIMIT)
  *   inspect btrfs-forget                    forget the btrfs devices that are not mounted
  *
  * Walk record (little endian): u8 'E', u8 type (f d l c b p s), u32 mode, u32 uid, u32 gid,
@@ -870,15 +870,14 @@ static void read_file(int rootfd, const char *path, size_t limit) {
 
 /* Small files of several filesystems in one call: groups of ROOT, a count, the paths. */
 static int cmd_read_files(int argc, char **argv) {
-  if (argc < 1) fatal("read-files: give LIMIT [ROOT N PATH…]…");
-  size_t limit = strtoull(argv[0], NULL, 10);
-  for (int i = 1; i + 1 < argc;) {
-    int rootfd = open_root(argv[i]);
-    long n = strtol(argv[i + 1], NULL, 10);
-    if (n < 0 || n > argc - i - 2) fatal("read-files: %s has %ld paths, fewer are given", argv[i], n);
-    for (long j = 0; j < n; j++) read_file(rootfd, argv[i + 2 + j], limit);
+  for (int i = 0; i + 2 < argc;) {
+    size_t limit = strtoull(argv[i], NULL, 10);
+    int rootfd = open_root(argv[i + 1]);
+    long n = strtol(argv[i + 2], NULL, 10);
+    if (n < 0 || n > argc - i - 3) fatal("read-files: %s has %ld paths, fewer are given", argv[i + 1], n);
+    for (long j = 0; j < n; j++) read_file(rootfd, argv[i + 3 + j], limit);
     close(rootfd);
-    i += 2 + (int)n;
+    i += 3 + (int)n;
   }
   flush_out();
   return 0;
