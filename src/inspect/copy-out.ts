@@ -71,6 +71,8 @@ interface OpenFile {
   path: Buffer;
   /** undefined for a hard link to a file copied already (its data came with that one). */
   fh?: FileHandle;
+  /** Where the data written so far ends. */
+  end?: number;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function copyOut(
           // The helper sends extents it found below st_size: data past it is a lie.
           if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${show(file.path)}`);
           await file.fh.write(e.bytes, 0, e.bytes.length, e.offset);
+          file.end = Math.max(file.end ?? 0, e.offset + e.bytes.length);
           result.bytes += e.bytes.length;
         }
         continue;
@@ -222,6 +225,7 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult):
       if (at + chunk.length > file.stat.size) throw new ApplianceError('EPROTO', `the guest sends more of ${show(file.path)} than its ${file.stat.size} bytes`);
       await file.fh!.write(chunk, 0, chunk.length, at);
       at += chunk.length;
+      file.end = at;
     }
   } catch (err) {
     // The guest could not read the file (its errno): said, as the walk says it. Anything
@@ -237,13 +241,18 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult):
 async function finish(file: OpenFile, errno: number, result: CopyOutResult): Promise<void> {
   if (!file.fh) return;
   try {
-    // Holes: the size covers what was not written.
-    await file.fh.truncate(file.stat.size);
+    // A hole at the end: the size covers what was not written.
+    if ((file.end ?? 0) !== file.stat.size) await file.fh.truncate(file.stat.size);
+    if (errno) result.skipped.push(`${show(file.path)}: read in part only (errno ${errno})`);
+    // Through the open file: no path walked again, two calls fewer a file than by path.
+    await owned(file.path, result, async (isRoot) => {
+      if (isRoot) await file.fh!.chown(file.stat.uid, file.stat.gid);
+      await file.fh!.chmod(isRoot ? file.stat.mode : file.stat.mode & ~0o6000);
+      await file.fh!.utimes(file.stat.atime, file.stat.mtime);
+    });
   } finally {
     await file.fh.close();
   }
-  if (errno) result.skipped.push(`${show(file.path)}: read in part only (errno ${errno})`);
-  await settle(file.path, file.stat, false, result);
 }
 
 /**
@@ -276,11 +285,17 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
  * image would run as the caller for anyone who can reach it.
  */
 async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
-  try {
-    const isRoot = process.getuid?.() === 0;
+  await owned(path, result, async (isRoot) => {
     if (isRoot) await lchown(path, stat.uid, stat.gid);
     if (!isLink) await chmod(path, isRoot ? stat.mode : stat.mode & ~0o6000);
     await (isLink ? lutimes : utimes)(path, stat.atime, stat.mtime);
+  });
+}
+
+/** Runs `set` (settle's work, by path or by handle); what fails is said in `skipped`, not thrown. */
+async function owned(path: Buffer, result: CopyOutResult, set: (isRoot: boolean) => Promise<void>): Promise<void> {
+  try {
+    await set(process.getuid?.() === 0);
   } catch (err) {
     result.skipped.push(`${show(path)}: ${(err as Error).message}`);
   }

@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import type { OperatingSystem } from '../../src/inspect/index.js';
 
 export const GUESTFS_ENV = { LIBGUESTFS_BACKEND: 'direct', LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
 
@@ -282,6 +283,43 @@ export function virt(cmd: string, args: string[], timeoutMs = 300_000): Promise<
 }
 
 // ---- comparing ours with the oracle's ------------------------------------------------------
+
+type GuestfsOs = NonNullable<GuestfsResult['os']>[number];
+
+/**
+ * Our OS and libguestfs's, as the same fields (its names for the root and the mount
+ * points), but for `known`: the fields where we differ on purpose, each test says why.
+ */
+export function osFields(ours: OperatingSystem, theirs: GuestfsOs, known: ('distro' | 'productName')[]): { ours: object; theirs: object } {
+  const a: Record<string, unknown> = {
+    root: gfsName(ours.root),
+    type: ours.type,
+    distro: ours.distro,
+    productName: ours.productName,
+    major: ours.version.major,
+    minor: ours.version.minor,
+    arch: ours.arch,
+    hostname: ours.hostname,
+    packageFormat: ours.packageFormat,
+    packageManagement: ours.packageManagement,
+    mountpoints: Object.fromEntries(Object.entries(ours.mountpoints).map(([m, id]) => [m, gfsName(id)])),
+  };
+  const b: Record<string, unknown> = {
+    root: theirs.root,
+    type: theirs.type,
+    distro: theirs.distro,
+    productName: theirs.product_name,
+    major: theirs.major_version,
+    minor: theirs.minor_version,
+    arch: theirs.arch,
+    hostname: theirs.hostname,
+    packageFormat: theirs.package_format,
+    packageManagement: theirs.package_management,
+    mountpoints: theirs.mountpoints,
+  };
+  for (const k of known) delete a[k], delete b[k];
+  return { ours: a, theirs: b };
+}
 
 /** A name's bytes as hex: how names and labels are compared, byte-exact. */
 export const hex = (name: string | Buffer): string => Buffer.from(name).toString('hex');

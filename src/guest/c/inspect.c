@@ -98,6 +98,7 @@ static void put(const void *p, size_t n) {
  * copy of a large file costs ~1 s per 256 MiB); read and put() otherwise. Returns the
  * bytes sent: fewer than `n` only when the file ended early or a read failed (errno set).
  */
+#define SPLICE_MIN (32 << 10)
 static size_t send_range(int fd, off_t at, size_t n) {
   static int piped = -1;
   if (piped < 0) {
@@ -105,7 +106,9 @@ static size_t send_range(int fd, off_t at, size_t n) {
     piped = fstat(1, &st) == 0 && S_ISFIFO(st.st_mode);
   }
   size_t sent = 0;
-  if (piped) {
+  /* Small ranges are copied into the output buffer instead: a splice of its own would make
+   * each small file a write of its own, which the agent sends as frames of their own. */
+  if (piped && n >= SPLICE_MIN) {
     flush_out();
     while (sent < n) {
       loff_t off = at + (off_t)sent;
