@@ -141,6 +141,7 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
   it('partitions: primary, extended and logical ones, their number, start, size, type byte and boot flag as part-list, part-get-mbr-id and part-get-bootable say', () => {
     const [disk] = oursVolumes.disks;
     const [dev] = theirsVolumes.devices;
+    expect(disk!.format).toBe('raw');
     expect(disk!.partitionTable).toEqual({ type: 'dos', id: '5ca1ab1e' });
     expect(dev!.parttype).toBe('msdos');
     expect(disk!.size).toBe(dev!.size);

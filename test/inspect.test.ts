@@ -5,6 +5,7 @@
 // guestfs.ts), plus one test running the command-line tools users know (virt-filesystems,
 // virt-ls, virt-cat, virt-copy-out, virt-inspector, virt-diff). The images are hashed
 // before and after every test: nothing may write them.
+import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +111,9 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
   it('partitions: number, start, size, type GUID, partition GUID and name as part-list and part-get-* say', () => {
     const [disk] = ours.disks;
     const [dev] = theirs.devices;
+    // Given as a bare path, the image's format is the one its header names, as qemu-img says.
+    expect(disk!.format).toBe(JSON.parse(execFileSync('qemu-img', ['info', '--output=json', os.path], { encoding: 'utf8' })).format);
+    expect(disk!.format).toBe('qcow2');
     expect(disk!.size).toBe(dev!.size);
     expect(disk!.partitionTable?.type).toBe(dev!.parttype);
     expect(disk!.partitionTable?.id).toBe(dev!.disk_guid);

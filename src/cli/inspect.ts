@@ -213,7 +213,7 @@ function inspectText(r: { disks: ReturnType<Inspection['disks']>; volumes: Retur
   const size = (n?: number) => (n === undefined ? '-' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)}G` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}M` : `${(n / 1024).toFixed(1)}K`);
   const lines: string[] = [];
   for (const d of r.disks) {
-    lines.push(`disk${d.index} ${d.path}: ${size(d.size)}${d.partitionTable ? `, ${d.partitionTable.type} partition table${d.partitionTable.id ? ` ${d.partitionTable.id}` : ''}` : ''}`);
+    lines.push(`disk${d.index} ${d.path}: ${d.format}, ${size(d.size)}${d.partitionTable ? `, ${d.partitionTable.type} partition table${d.partitionTable.id ? ` ${d.partitionTable.id}` : ''}` : ''}`);
     for (const p of d.partitions) lines.push(`  ${p.number}: start ${p.start}, ${size(p.size)}, type ${p.type ?? '-'}${p.name ? `, name "${String(p.name)}"` : ''}${p.uuid ? `, uuid ${p.uuid}` : ''}`);
   }
   for (const g of r.volumes.lvm) lines.push(`lvm ${g.vg}: ${g.lvs.join(', ') || 'no logical volumes'}`);

@@ -31,6 +31,8 @@ export interface Disk {
   index: number;
   /** The image on the host. */
   path: string;
+  /** Its format as attached: raw, qcow2, vmdk… (src/launcher/disks.ts). */
+  format: string;
   /** The guest's name for it (vdb). */
   device: string;
   size: number;
@@ -71,10 +73,10 @@ export async function probeDevices(helper: Helper, devices: BlockDevice[], all: 
 }
 
 /** The user's disks (serials disk0, disk1, … in the order given) with their partitions. */
-export function disksOf(devices: BlockDevice[], probes: Probe[], paths: string[]): Disk[] {
-  return paths.map((path, index) => {
+export function disksOf(devices: BlockDevice[], probes: Probe[], images: { path: string; format: string }[]): Disk[] {
+  return images.map(({ path, format }, index) => {
     const device = devices.find((d) => d.serial === diskSerial(index));
-    if (!device) return { index, path, device: '', size: 0, sectorSize: 512, partitions: [] };
+    if (!device) return { index, path, format, device: '', size: 0, sectorSize: 512, partitions: [] };
     const table = probes.find((p) => p.device.name === device.name)?.found.find((f): f is PartitionTable => f.kind === 'partition-table');
     const partitions = devices
       .filter((d) => d.partition?.parent === device.name)
@@ -94,6 +96,7 @@ export function disksOf(devices: BlockDevice[], probes: Probe[], paths: string[]
     return {
       index,
       path,
+      format,
       device: device.name,
       size: device.size,
       sectorSize: device.sectorSize ?? 512,

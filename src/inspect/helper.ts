@@ -128,11 +128,19 @@ export class Helper {
     const s = this.vm.execStream([INSPECT_PATH, 'walk', root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
     const stderr = tail(s.stderr);
     const decoder = new WalkDecoder(opts.content);
+    let whole = false;
     try {
       for await (const chunk of s.stdout) yield* decoder.push(chunk as Buffer);
       decoder.end();
+      whole = true;
     } finally {
       s.stdout.destroy();
+      if (!whole) {
+        // Left early (a checksum's one record, a caller's break, an error): the helper is
+        // stopped, and its end, which nobody awaits now, must not reject unhandled.
+        s.result.catch(() => {});
+        s.kill();
+      }
     }
     const r = await s.result;
     if (r.exitCode !== 0) throw helperError(`walking ${String(path)}`, { exitCode: r.exitCode, stderr: await stderr });

@@ -57,7 +57,7 @@ export class Inspection {
   private constructor(
     readonly vm: Vm,
     private readonly helper: Helper,
-    private readonly paths: string[],
+    private readonly images: { path: string; format: string }[],
   ) {
     this.mounter = new Mounter(helper, () => this.entries, () => this.probes);
   }
@@ -71,7 +71,8 @@ export class Inspection {
     const { keys, ...bootOpts } = opts;
     const vm = await boot({ ...bootOpts, disks: specs, modules: INSPECT_MODULES });
     try {
-      const img = new Inspection(vm, new Helper(vm), specs.map((s) => s.path));
+      const formats = await Promise.all(specs.map(async (s) => (s.format === 'auto' ? ((await detectDiskFormat(s.path).catch(() => undefined)) ?? 'raw') : (s.format ?? 'raw'))));
+      const img = new Inspection(vm, new Helper(vm), specs.map((s, i) => ({ path: s.path, format: formats[i]! })));
       await img.scan(keys);
       return img;
     } catch (err) {
@@ -91,7 +92,7 @@ export class Inspection {
       const added = probeTargets(this.devices).filter((d) => !before.has(d.name));
       this.probes.push(...(await probeDevices(this.helper, added, this.devices)));
     }
-    this.diskList = disksOf(this.devices, this.probes, this.paths);
+    this.diskList = disksOf(this.devices, this.probes, this.images);
     this.entries = this.probes.flatMap((p) => this.entryOf(p)).sort((a, b) => byId(a.info, b.info));
   }
 
