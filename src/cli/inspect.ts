@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { DiskFormat, DiskSpec } from '../vm/index.js';
 import type { FileStat, Inspection, InspectOptions, Name } from '../inspect/index.js';
+import { ApplianceError } from '../errors.js';
 import { action, usageError } from './common.js';
 
 interface CommonOptions {
@@ -56,6 +57,16 @@ function common(cmd: Command): Command {
     .option('--key <[UUID=]key>', 'the key of a LUKS container (of the one with this UUID; repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
     .option('--verbose', 'explain each step on stderr');
+}
+
+/**
+ * An error about a path found through the OS's mount points ("/srv/x" is "/x" on disk0:3)
+ * names the path as the user gave it, and where it was looked for.
+ */
+function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }): unknown {
+  const inner = String(at.path);
+  if (!(err instanceof ApplianceError) || inner === given || !err.message.startsWith(`${inner}: `)) return err;
+  return new ApplianceError(err.code, `${given}: ${err.message.slice(inner.length + 2)} (${inner} on ${at.fs.info.id})`, { cause: err });
 }
 
 /** A name for a terminal line: control characters and backslashes escaped (\xNN), other bytes as they are. */
@@ -129,18 +140,22 @@ export function register(program: Command): void {
         const entries: FileStat[] = [];
         const errors: string[] = [];
         let first = true;
-        for await (const s of at.fs.walk(at.path, { depth: o.recursive ? Infinity : 1, checksum: o.checksum !== undefined, onError: (e) => errors.push(`${String(e.path)}: errno ${e.errno}`) })) {
-          // Without -R the folder itself is not listed, its entries are (a file lists itself).
-          if (first && !o.recursive && s.type === 'dir') {
+        try {
+          for await (const s of at.fs.walk(at.path, { depth: o.recursive ? Infinity : 1, checksum: o.checksum !== undefined, onError: (e) => errors.push(`${String(e.path)}: errno ${e.errno}`) })) {
+            // Without -R the folder itself is not listed, its entries are (a file lists itself).
+            if (first && !o.recursive && s.type === 'dir') {
+              first = false;
+              continue;
+            }
             first = false;
-            continue;
+            if (o.json) entries.push(s);
+            else {
+              const name = o.recursive ? printable(s.path) : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
+              process.stdout.write(o.long || o.checksum ? longLine(s, name, o.checksum !== undefined) : Buffer.concat([name, Buffer.from('\n')]));
+            }
           }
-          first = false;
-          if (o.json) entries.push(s);
-          else {
-            const name = o.recursive ? printable(s.path) : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
-            process.stdout.write(o.long || o.checksum ? longLine(s, name, o.checksum !== undefined) : Buffer.concat([name, Buffer.from('\n')]));
-          }
+        } catch (err) {
+          throw asGiven(err, path, at);
         }
         if (o.json) json(entries);
         for (const e of errors) process.stderr.write(`appliance: cannot read ${e}\n`);
@@ -159,7 +174,9 @@ export function register(program: Command): void {
         const { pipeline } = await import('node:stream/promises');
         for (const path of paths) {
           const at = await img.locate(path, fs);
-          await pipeline(at.fs.createReadStream(at.path), process.stdout, { end: false });
+          await pipeline(at.fs.createReadStream(at.path), process.stdout, { end: false }).catch((err: unknown) => {
+            throw asGiven(err, path, at);
+          });
         }
       }),
     );
@@ -178,7 +195,7 @@ export function register(program: Command): void {
         const results = [];
         for (const path of args.slice(0, -1)) {
           const at = await img.locate(path, fs);
-          results.push(await at.fs.copyOut(at.path, hostDir));
+          results.push(await at.fs.copyOut(at.path, hostDir).catch((err: unknown) => Promise.reject(asGiven(err, path, at))));
         }
         if (o.json) json(results);
         for (const s of results.flatMap((r) => r.skipped)) process.stderr.write(`appliance: not copied: ${s}\n`);

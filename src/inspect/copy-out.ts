@@ -14,6 +14,7 @@ import { chmod, lchown, link, lutimes, mkdir, open, readdir, stat, symlink, unli
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
+import { errnoCode } from '../guest/channel.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkEvent } from './records.js';
 
@@ -127,6 +128,8 @@ export async function copyOut(
       }
       if (file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
       if (e.kind === 'error') {
+        // The copied path itself cannot be read: there is nothing to copy, an error, not a skip.
+        if (asBytes(e.error.path).equals(src)) throw new ApplianceError(errnoCode(e.error.errno), `${show(src)}: cannot be read (${errnoCode(e.error.errno)})`);
         result.skipped.push(`${show(asBytes(e.error.path))}: cannot be read (errno ${e.error.errno})`);
         continue;
       }

@@ -162,7 +162,9 @@ export class Helper {
     const done = s.result.then(async (r) => {
       if (r.exitCode === 0) return;
       // The helper exits with 64 + the errno when the file cannot be read (inspect.c cmd_cat).
-      const said = (await stderr).toString('utf8').trim().replace(/^appliance-inspect: /, '');
+      let said = (await stderr).toString('utf8').trim().replace(/^appliance-inspect: /, '');
+      // It says "PATH: why": the path is said once, below.
+      if (said.startsWith(`${String(path)}: `)) said = said.slice(String(path).length + 2);
       const code = r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE ? errnoCode(r.exitCode - CAT_ERRNO_BASE) : 'EINSPECT';
       throw new ApplianceError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${said || `status ${r.exitCode}`}`);
     });

@@ -26,9 +26,12 @@ function candidates(infos: FilesystemInfo[], selector: string): FilesystemInfo[]
 export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], selector: string): FilesystemInfo {
   const usable = infos.filter((i) => !i.error || i.type !== 'swap');
   const found = selector ? candidates(usable, selector) : usable.filter((i) => !i.subvolume && i.type !== 'swap');
-  const choices = () =>
-    usable.map((i) => `${i.id} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ') || `none: ${disks.map((d) => `disk${d.index}`).join(', ')} hold no filesystem we know`;
+  const choices = () => usable.map((i) => `${i.id} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ');
   if (found.length === 1) return found[0]!;
+  if (found.length === 0 && !usable.length) {
+    const names = disks.map((d) => `disk${d.index} (${d.path})`);
+    throw new ApplianceError('ENOFS', `no filesystem we know on ${names.join(', ')}: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`);
+  }
   if (found.length === 0) {
     throw new ApplianceError('ENOFS', selector ? `no filesystem "${selector}": the filesystems are ${choices()}` : `no filesystem on the disks: ${choices()}`);
   }

@@ -578,6 +578,13 @@ describe('nothing that was in the destination is written', () => {
     utimesSync(path, old, old);
   };
 
+  it('the copied path itself cannot be read: its errno as the error, nothing made', async () => {
+    const s = snapshot(host);
+    const err = await refused(new Walk().error('/data', 2).events(), 'ENOENT');
+    expect(err.message).toBe('/data: cannot be read (ENOENT)');
+    expect(snapshot(host)).toEqual(s);
+  });
+
   it('a destination that is not there, or is a file: ENOENT or ENOTDIR before anything is read or made', async () => {
     for (const [dest, code] of [[join(host, 'missing'), 'ENOENT'], [join(host, 'a-file'), 'ENOTDIR']] as const) {
       if (code === 'ENOTDIR') mine(dest);
