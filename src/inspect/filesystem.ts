@@ -5,7 +5,6 @@
  * UTF-8, as bytes; names come back the same way.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../errors.js';
 import { copyOut, type CopyOutOptions, type CopyOutResult } from './copy-out.js';
 import { fileError, type Helper } from './helper.js';
@@ -133,10 +132,7 @@ export class MountedFilesystem {
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
     out.on('close', () => controller.abort());
     // The stream exists at once; its data comes once the filesystem is mounted (a clone's turn).
-    this.use(async (dir) => {
-      const { stream, done } = this.helper.cat(dir, path, signal);
-      await Promise.all([pipeline(stream, out, { end: false }), done]);
-    }).then(
+    this.use((dir) => this.helper.catInto(dir, path, out, signal)).then(
       () => out.end(),
       (err: unknown) => out.destroy(err as Error),
     );

@@ -3,7 +3,7 @@
  * per command. Paths go as bytes where their names are not UTF-8.
  */
 import { isUtf8 } from 'node:buffer';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../errors.js';
 import { errnoCode } from '../guest/channel.js';
@@ -180,13 +180,18 @@ export class Helper {
   readWhole(root: string, path: Name, signal?: AbortSignal): Readable {
     const bytes = Buffer.from(path);
     if (isUtf8(bytes)) return this.vm.readFileStream(`${root}${bytes.toString('utf8')}`, { signal });
-    const { stream, done } = this.cat(root, path, signal);
     const out = new PassThrough();
-    void Promise.all([pipeline(stream, out, { end: false }), done]).then(
+    this.catInto(root, path, out, signal).then(
       () => out.end(),
       (err: unknown) => out.destroy(err as Error),
     );
     return out;
+  }
+
+  /** A regular file's content written into `out` (not ended): settles once the helper has said how it went. */
+  async catInto(root: string, path: Name, out: Writable, signal?: AbortSignal): Promise<void> {
+    const { stream, done } = this.cat(root, path, signal);
+    await Promise.all([pipeline(stream, out, { end: false }), done]);
   }
 
   /**

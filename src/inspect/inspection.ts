@@ -65,14 +65,20 @@ export class Inspection {
   /** @internal */
   static async open(disks: (string | DiskSpec)[], opts: InspectOptions = {}): Promise<Inspection> {
     if (disks.length === 0) throw new ApplianceError('EINVAL', 'inspect needs at least one disk image');
-    // Always read-only; a path alone is qcow2 or raw as its header says (any other format must be named).
-    const specs = await Promise.all(disks.map(async (d): Promise<DiskSpec> => (typeof d === 'string' ? { path: d, ...((await detectDiskFormat(d).catch(() => undefined)) === 'qcow2' ? { format: 'qcow2' } : {}) } : d)));
-    for (const s of specs) s.readonly = true;
+    // Always read-only; a path alone is qcow2 or raw as its header says (any other format
+    // must be named). The header is read once: it also names what `auto` attaches.
+    const images = await Promise.all(
+      disks.map(async (d) => {
+        const spec: DiskSpec = { ...(typeof d === 'string' ? { path: d } : d), readonly: true };
+        const named = typeof d === 'string' || d.format === 'auto' ? await detectDiskFormat(spec.path).catch(() => undefined) : undefined;
+        if (typeof d === 'string' && named === 'qcow2') spec.format = 'qcow2';
+        return { spec, format: spec.format === 'auto' ? (named ?? 'raw') : (spec.format ?? 'raw') };
+      }),
+    );
     const { keys, ...bootOpts } = opts;
-    const vm = await boot({ ...bootOpts, disks: specs, modules: INSPECT_MODULES });
+    const vm = await boot({ ...bootOpts, disks: images.map((i) => i.spec), modules: INSPECT_MODULES });
     try {
-      const formats = await Promise.all(specs.map(async (s) => (s.format === 'auto' ? ((await detectDiskFormat(s.path).catch(() => undefined)) ?? 'raw') : (s.format ?? 'raw'))));
-      const img = new Inspection(vm, new Helper(vm), specs.map((s, i) => ({ path: s.path, format: formats[i]! })));
+      const img = new Inspection(vm, new Helper(vm), images.map((i) => ({ path: i.spec.path, format: i.format })));
       await img.scan(keys);
       return img;
     } catch (err) {
