@@ -9,10 +9,15 @@ import { randomBytes } from 'node:crypto';
 
 /** The virtio-serial port the agent opens (`/sys/class/virtio-ports/*\/name`). */
 export const AGENT_PORT_NAME = 'org.appliance.agent';
+/**
+ * The folder of the root image that holds our guest programs. Before its snapshot point
+ * the init reads them all, so that a restored VM finds them in its page cache.
+ */
+export const PROGRAMS_DIR = '/usr/libexec/appliance';
 /** Where the root image holds the agent; the init execs it as PID 1 after the switch. */
-export const AGENT_PATH = '/usr/libexec/appliance/agent';
+export const AGENT_PATH = `${PROGRAMS_DIR}/agent`;
 /** Where the root image holds the inspect helper (c/inspect.c), which src/inspect runs. */
-export const INSPECT_PATH = '/usr/libexec/appliance/inspect';
+export const INSPECT_PATH = `${PROGRAMS_DIR}/inspect`;
 /**
  * A mount type the inspect helper takes as "run this FUSE driver program of the appliance"
  * (`fuse:ntfs-3g`) rather than a kernel filesystem type for mount(2).
@@ -56,6 +61,13 @@ export const MOVED_MOUNTS: readonly { path: string; mode: number }[] = [
   { path: '/proc', mode: 0o555 },
   { path: '/sys', mode: 0o555 },
 ];
+
+/**
+ * The init execs the agent before the snapshot point with one of these in its environment:
+ * the agent then runs the point itself (c/snapshot-point.h), saved or (refused, with the
+ * reason) not.
+ */
+export const POINT_ENV = { snapshot: 'APPLIANCE_SNAPSHOT', refused: 'APPLIANCE_SNAPSHOT_REFUSED' } as const;
 
 /** Console line prefixes of the guest programs: `appliance-init: …`. */
 export const INIT_LOG_PREFIX = 'appliance-init';

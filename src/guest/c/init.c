@@ -1,8 +1,9 @@
 /*
  * appliance init: PID 1 in the initramfs. Loads the modules that reach the root disk,
  * waits for it, mounts it read-only with tmpfs where the system writes, switches root
- * (freeing the initramfs) and execs the agent. With appliance.snapshot=1 it stops after
- * the switch, before the user disks are bound, until the launcher's go line (await_go).
+ * (freeing the initramfs) and execs the agent. With appliance.snapshot=1 there is a
+ * snapshot point after the switch, before the user disks are bound (snapshot-point.h):
+ * the agent runs it, any other program named by appliance.init gets it here.
  * The kernel command line it reads is documented in ARCHITECTURE.md. On any fatal error
  * it prints one line and powers off.
  */
@@ -10,6 +11,7 @@
 #include "protocol.h"
 #define LOG_PREFIX APPL_INIT_LOG_PREFIX
 #include "util.h"
+#include "snapshot-point.h"
 
 #include <dirent.h>
 #include <sys/ioctl.h>
@@ -19,39 +21,6 @@
 #include <sys/wait.h>
 
 #define NEWROOT "/newroot"
-
-static int timing;
-
-static __attribute__((format(printf, 1, 2))) void mark(const char *fmt, ...) {
-  if (!timing) return;
-  char step[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(step, sizeof step, fmt, ap);
-  va_end(ap);
-  struct timespec ts;
-  clock_gettime(CLOCK_BOOTTIME, &ts);
-  say("%5lld.%03ld s  %s", (long long)ts.tv_sec, ts.tv_nsec / 1000000, step);
-}
-
-/* Reads a small file into buf (NUL-terminated, trailing whitespace removed). */
-static int read_text(const char *path, char *buf, size_t size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t have = 0;
-  for (;;) {
-    ssize_t n = read(fd, buf + have, size - 1 - have);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    have += (size_t)n;
-    if (have == size - 1) break;
-  }
-  close(fd);
-  while (have > 0 && (buf[have - 1] == '\n' || buf[have - 1] == ' ' || buf[have - 1] == '\0'))
-    have--;
-  buf[have] = '\0';
-  return 0;
-}
 
 static int try_mount(const char *src, const char *dst, const char *type, unsigned long flags,
                      const char *data) {
@@ -151,85 +120,6 @@ static void load_modules(int transports) {
 }
 
 /*
- * The snapshot point (appliance.snapshot=1): the launcher may save the VM here, and every
- * VM restored from that state resumes here, so what must differ between boots comes
- * after it, on the console, in one line the launcher sends once the guest runs:
- *   appliance.go realtime=SECONDS.NANOSECONDS seed=64HEX timing=0|1 end
- * The wall clock would otherwise be the snapshot's, and the random generator's state
- * would be the same in every restored VM: the seed is credited and the generator
- * reseeded from it.
- */
-static uint64_t resume_ms;
-
-static int hexval(char c) {
-  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static int apply_go(char *line) {
-  size_t start = strlen(APPL_GO_START);
-  if (strncmp(line, APPL_GO_START, start)) return 0;
-  long long sec = -1;
-  long nsec = -1;
-  int go_timing = -1, end = 0;
-  struct {
-    int entropy_count, buf_size;
-    unsigned char buf[APPL_GO_SEED_BYTES];
-  } seed = {APPL_GO_SEED_BYTES * 8, APPL_GO_SEED_BYTES, {0}};
-  int seeded = 0;
-  for (char *tok = strtok(line + start, " \n"); tok; tok = strtok(NULL, " \n")) {
-    if (!strncmp(tok, "realtime=", 9)) {
-      char *dot;
-      sec = strtoll(tok + 9, &dot, 10);
-      if (*dot == '.') nsec = strtol(dot + 1, NULL, 10);
-    } else if (!strncmp(tok, "seed=", 5) && strlen(tok + 5) == 2 * APPL_GO_SEED_BYTES) {
-      seeded = 1;
-      for (int i = 0; i < APPL_GO_SEED_BYTES; i++) {
-        int hi = hexval(tok[5 + 2 * i]), lo = hexval(tok[6 + 2 * i]);
-        if (hi < 0 || lo < 0) seeded = 0;
-        seed.buf[i] = (unsigned char)(hi << 4 | lo);
-      }
-    } else if (!strncmp(tok, "timing=", 7)) {
-      go_timing = atoi(tok + 7) != 0;
-    } else if (!strcmp(tok, APPL_GO_END)) {
-      end = 1;
-    }
-  }
-  /* Anything else typed on the console, or a line cut short, is not a go. */
-  if (!end || sec < 0 || nsec < 0 || nsec > 999999999 || !seeded || go_timing < 0) return 0;
-  struct timespec now = {(time_t)sec, nsec};
-  if (clock_settime(CLOCK_REALTIME, &now) < 0) say("cannot set the clock: %s", strerror(errno));
-  int rnd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-  if (rnd < 0 || ioctl(rnd, _IOW('R', 0x03, int[2]), &seed) < 0 || ioctl(rnd, _IO('R', 0x07)) < 0)
-    say("cannot seed the random generator: %s", strerror(errno));
-  if (rnd >= 0) close(rnd);
-  timing = go_timing;
-  return 1;
-}
-
-static void await_go(const char *unsafe) {
-  struct termios t;
-  /* Canonical input, one line per read; no echo, or the line would show on the console. */
-  if (tcgetattr(0, &t) == 0) {
-    t.c_lflag |= ICANON;
-    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    tcsetattr(0, TCSANOW, &t);
-  }
-  if (unsafe) say("%s%s", APPL_LINE_NO_SNAPSHOT, unsafe);
-  else say("%s", APPL_LINE_SNAPSHOT);
-  tcdrain(2);
-  static char line[1024];
-  for (;;) {
-    ssize_t n = read(0, line, sizeof line - 1);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fatal("the console closed before the launcher's go line (%s)", n < 0 ? strerror(errno) : "end of file");
-    line[n] = '\0';
-    if (apply_go(line)) break;
-  }
-  resume_ms = clock_ms(CLOCK_BOOTTIME);
-  say("%s", APPL_LINE_RESUMED);
-}
-
-/*
  * appliance.modules=a,b,c: modules of the root (filesystems, device-mapper…) loaded now,
  * before the snapshot point, so that a snapshot holds them loaded: under TCG each costs
  * about a second to load in a resumed guest. modprobe of the root resolves dependencies.
@@ -255,76 +145,24 @@ static void preload_modules(void) {
   mark("modules preloaded");
 }
 
-static int is_virtio_blk(const char *name) {
-  char link[320], target[256];
-  snprintf(link, sizeof link, "/sys/block/%s/device/driver", name);
-  ssize_t n = readlink(link, target, sizeof target - 1);
-  if (n < 0) return 0;
-  target[n] = '\0';
-  const char *base = strrchr(target, '/');
-  return !strcmp(base ? base + 1 : target, "virtio_blk");
-}
-
-static int read_serial(const char *name, char *serial, size_t size) {
-  char path[320];
-  snprintf(path, sizeof path, "/sys/block/%s/serial", name);
-  return read_text(path, serial, size) == 0 && serial[0] ? 0 : -1;
-}
-
 /*
- * Which devices are bound before the snapshot point. With the buses' autoprobe off, the
- * transport drivers load without binding anything; the init then binds the first two
- * virtio transport devices, which the launcher attaches first: the root disk and the
- * guest channel. Their probing (slow under TCG) is in the snapshot; the user disks are
- * bound after the point, so a restored VM sees the disks of its own boot.
+ * Reads our guest programs (the agent, the inspect helper) into the page cache, so that
+ * the snapshot holds them: a restored VM then execs them without reading the root disk,
+ * which under TCG costs ~10-20 ms a program at its first exec.
  */
-static const char *const transport_buses[] = {"platform", "pci"};
-
-static int write_text(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = write(fd, text, strlen(text));
-  close(fd);
-  return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-static void set_autoprobe(int on) {
-  for (size_t i = 0; i < sizeof transport_buses / sizeof transport_buses[0]; i++) {
-    char path[64];
-    snprintf(path, sizeof path, "/sys/bus/%s/drivers_autoprobe", transport_buses[i]);
-    write_text(path, on ? "1" : "0");
+static void read_programs(void) {
+  DIR *d = opendir(APPL_PROGRAMS_DIR);
+  struct dirent *e;
+  static char buf[65536];
+  while (d && (e = readdir(d))) {
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+      while (read(fd, buf, sizeof buf) > 0) {}
+    if (fd >= 0) close(fd);
   }
-}
-
-/* A virtio-mmio device (ACPI LNRO0005) or a virtio PCI function (vendor 0x1af4). */
-static int is_transport_device(const char *bus, const char *name) {
-  if (!strcmp(bus, "platform")) return !strncmp(name, "LNRO0005", 8);
-  char path[320], vendor[16];
-  snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/vendor", name);
-  return read_text(path, vendor, sizeof vendor) == 0 && !strcmp(vendor, "0x1af4");
-}
-
-/* Binds the transport devices that have no driver yet, in name order: `limit` of them, or all (-1). */
-static void bind_transport_devices(int limit) {
-  int bound = 0;
-  for (size_t b = 0; b < sizeof transport_buses / sizeof transport_buses[0]; b++) {
-    char dir[64], probe[64];
-    snprintf(dir, sizeof dir, "/sys/bus/%s/devices", transport_buses[b]);
-    snprintf(probe, sizeof probe, "/sys/bus/%s/drivers_probe", transport_buses[b]);
-    struct dirent **names;
-    int n = scandir(dir, &names, NULL, alphasort);
-    for (int i = 0; i < n; i++) {
-      char driver[400];
-      struct stat st;
-      const char *name = names[i]->d_name;
-      snprintf(driver, sizeof driver, "%s/%s/driver", dir, name);
-      if ((limit < 0 || bound < limit) && name[0] != '.' && is_transport_device(transport_buses[b], name) &&
-          lstat(driver, &st) < 0 && write_text(probe, name) == 0)
-        bound++;
-      free(names[i]);
-    }
-    if (n >= 0) free(names);
-  }
+  if (d) closedir(d);
+  mark("programs read");
 }
 
 /* Why this guest must not be saved, or NULL: what is bound must be the root disk and the
@@ -413,29 +251,6 @@ static void wait_for_root(char *dev, size_t size) {
     nanosleep(&ts, NULL);
     if (delay_us < 20000) delay_us *= 2;
   }
-}
-
-/* /dev/disk/by-id/virtio-<serial> for every virtio disk, as udev would name them. */
-static void link_disks_by_id(void) {
-  DIR *d = opendir("/sys/block");
-  if (!d) return;
-  mkdir("/dev/disk", 0755);
-  mkdir("/dev/disk/by-id", 0755);
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    char serial[128], link[180], target[280];
-    if (e->d_name[0] == '.' || !is_virtio_blk(e->d_name)) continue;
-    if (read_serial(e->d_name, serial, sizeof serial) < 0) continue;
-    for (char *c = serial; *c; c++)
-      if (!strchr("#+-.:=@_", *c) && !(*c >= '0' && *c <= '9') && !(*c >= 'a' && *c <= 'z') &&
-          !(*c >= 'A' && *c <= 'Z'))
-        *c = '_';
-    snprintf(link, sizeof link, APPL_BY_ID_PREFIX "%s", serial);
-    snprintf(target, sizeof target, "../../%s", e->d_name);
-    if (symlink(target, link) < 0 && errno != EEXIST)
-      say("cannot create %s: %s", link, strerror(errno));
-  }
-  closedir(d);
 }
 
 static void mount_root(const char *dev) {
@@ -543,16 +358,15 @@ int main(void) {
   switch_root();
   mark("root mounted, exec");
   preload_modules();
+  /* The agent runs the snapshot point itself (snapshot-point.h), told so in its
+   * environment, so that it is already running in the snapshot: a restored VM does not
+   * exec it, ~60 ms under TCG. Any other program gets the point here, before its exec. */
+  char point_env[320] = "";
   if (snapshot_point) {
-    mark("snapshot point");
-    await_go(unsafe);
-    mark("go line applied");
-    if (!unsafe) {
-      set_autoprobe(1);
-      bind_transport_devices(-1);
-      link_disks_by_id();
-      mark("user disks bound");
-    }
+    read_programs();
+    if (strcmp(init_path, APPL_AGENT_PATH)) pass_snapshot_point(unsafe);
+    else if (unsafe) snprintf(point_env, sizeof point_env, "%s=%s", APPL_ENV_SNAPSHOT_REFUSED, unsafe);
+    else snprintf(point_env, sizeof point_env, "%s=1", APPL_ENV_SNAPSHOT);
   }
 
   const char *term = getenv("TERM");
@@ -561,8 +375,11 @@ int main(void) {
   snprintf(start_env, sizeof start_env, "APPLIANCE_INIT_MS=%llu", (unsigned long long)start_ms);
   snprintf(resume_env, sizeof resume_env, "APPLIANCE_RESUME_MS=%llu", (unsigned long long)resume_ms);
   char *const argv[] = {(char *)init_path, NULL};
-  char *const envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env, resume_env,
-                        timing ? "APPLIANCE_TIMING=1" : NULL, NULL};
+  char *envp[8] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env, resume_env};
+  size_t n = 5;
+  if (timing) envp[n++] = "APPLIANCE_TIMING=1";
+  if (*point_env) envp[n++] = point_env;
+  envp[n] = NULL;
   execve(init_path, argv, envp);
   fatal("cannot run %s from the root disk: %s (%s names what to run)", init_path, strerror(errno),
         APPL_PARAM_INIT);

@@ -1,6 +1,6 @@
 /*
- * Helpers shared by the init and the agent: console lines, boot clock, and the one way
- * PID 1 may give up (power off; PID 1 must never exit, or the kernel panics).
+ * Helpers shared by the init and the agent: console lines, boot clock, small files, and
+ * the one way PID 1 may give up (power off; PID 1 must never exit, or the kernel panics).
  * Each program defines LOG_PREFIX before including this file.
  */
 #ifndef APPLIANCE_UTIL_H
@@ -30,9 +30,9 @@ static inline uint64_t clock_ms(clockid_t clock) {
   return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static inline void vsay(const char *tag, const char *fmt, va_list ap) {
+static inline void vsay_as(const char *prefix, const char *tag, const char *fmt, va_list ap) {
   char line[1024];
-  int n = snprintf(line, sizeof line - 1, "%s: %s", LOG_PREFIX, tag);
+  int n = snprintf(line, sizeof line - 1, "%s: %s", prefix, tag);
   int m = vsnprintf(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
   if (n < 0 || m < 0) return;
   size_t len = (size_t)n + (size_t)m;
@@ -42,11 +42,43 @@ static inline void vsay(const char *tag, const char *fmt, va_list ap) {
   while (write(2, line, len) < 0 && errno == EINTR) {}
 }
 
+static inline void vsay(const char *tag, const char *fmt, va_list ap) {
+  vsay_as(LOG_PREFIX, tag, fmt, ap);
+}
+
 static inline __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsay("", fmt, ap);
   va_end(ap);
+}
+
+/* Reads a small file into buf (NUL-terminated, trailing whitespace removed). */
+static inline int read_text(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t have = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, size - 1 - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    have += (size_t)n;
+    if (have == size - 1) break;
+  }
+  close(fd);
+  while (have > 0 && (buf[have - 1] == '\n' || buf[have - 1] == ' ' || buf[have - 1] == '\0'))
+    have--;
+  buf[have] = '\0';
+  return 0;
+}
+
+/* Writes a short text to a file (sysfs): 0 when all of it went. */
+static inline int write_text(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, text, strlen(text));
+  close(fd);
+  return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
 /* Never returns. As PID 1: power off, else reboot (qemu runs with -no-reboot, so
