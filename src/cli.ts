@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 // The CLI is a thin layer: each command module parses its options and calls the library.
 // Command modules import their implementation lazily so `appliance build` on a cache hit
-// does not pay for loading the writers.
+// does not run the writers' modules. `npm run build` bundles this file (scripts/bundle-cli.mjs).
 import { Command } from 'commander';
-import { createRequire } from 'node:module';
 import { register as registerMkinitrd } from './cli/mkinitrd.js';
 import { register as registerMkext2 } from './cli/mkext2.js';
 import { register as registerBuild } from './cli/build.js';
@@ -11,12 +10,11 @@ import { register as registerCache } from './cli/cache.js';
 import { register as registerBoot } from './cli/boot.js';
 import { register as registerInspect } from './cli/inspect.js';
 import { oneLineUsageErrors, run, watchStdout } from './cli/common.js';
-
-const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+import { packageVersion } from './appliance/version.js';
 
 const program = new Command('appliance')
   .description('Build a tiny Linux appliance from the host\'s own files and boot it in qemu')
-  .version(pkg.version);
+  .version(packageVersion());
 
 registerMkinitrd(program);
 registerMkext2(program);

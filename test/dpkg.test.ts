@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_EXCLUDES, dependencyClosure, findInstalled, isExcluded, packageFiles, readDpkgDatabase } from '../src/host/dpkg.js';
+import { listDpkgPackages } from '../src/formats/dpkg-status.js';
+import { readFileSync } from 'node:fs';
 
 // A small dpkg database: alternatives, virtual packages, arch qualifiers, Pre-Depends,
 // a removed package (config-files), a Multi-Arch: same list name, a diversion.
@@ -157,5 +159,16 @@ describe('dpkg database of this host', () => {
       .filter((l) => l && l !== '/.' && !isExcluded(l, DEFAULT_EXCLUDES));
     expect(ours.sort()).toEqual(theirs.sort());
     expect(ours).toContain('/sbin/mke2fs');
+  });
+
+  it('lists the installed packages (name, version, architecture) as dpkg-query does', () => {
+    const ours = listDpkgPackages(readFileSync('/var/lib/dpkg/status', 'utf8')).map((p) => `${p.name}\t${p.version}\t${p.arch}`);
+    const theirs = execFileSync('dpkg-query', ['-W', '-f', '${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter((l) => /^.i/.test(l))
+      .map((l) => l.split('\t').slice(1).join('\t'));
+    expect(ours.length).toBeGreaterThan(100);
+    expect(ours.sort()).toEqual(theirs.sort());
   });
 });

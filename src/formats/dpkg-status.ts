@@ -28,29 +28,22 @@ function dependencyNames(field: string): string[][] {
 
 /** The fields kept, by their lowercased name; every other field is skipped unread. */
 const KEPT = new Set(['package', 'status', 'architecture', 'version', 'multi-arch', 'pre-depends', 'depends', 'provides']);
+/** What a package list needs: no dependencies (an inspection lists packages, it does not resolve them). */
+const LISTED = new Set(['package', 'status', 'architecture', 'version']);
 
 /**
- * The packages whose files are installed, in the file's order. One pass with indexOf over
- * the text, no line array and no map per paragraph: a Debian system's status file is ~1 MB
- * and inspection reads one on every `inspect --packages`.
+ * Calls `each` with the `kept` fields of every package whose files are installed, in the
+ * file's order. One pass with indexOf over the text, no line array and no map per
+ * paragraph: a Debian system's status file is ~1 MB and inspection reads one on every
+ * `inspect --packages`.
  */
-export function parseDpkgStatus(text: string): InstalledPackage[] {
-  const out: InstalledPackage[] = [];
+function installedParagraphs(text: string, kept: Set<string>, each: (f: Record<string, string>) => void): void {
   let f: Record<string, string> = {};
   let last = '';
   const finish = () => {
     const status = f.status?.split(/\s+/) ?? [];
     // "install ok installed", but also "hold ok installed": what matters is the files are there.
-    if (f.package && status[2] === 'installed') {
-      out.push({
-        name: f.package,
-        arch: f.architecture ?? 'all',
-        version: f.version ?? '',
-        multiArch: f['multi-arch'] ?? 'no',
-        depends: [...dependencyNames(f['pre-depends'] ?? ''), ...dependencyNames(f.depends ?? '')],
-        provides: dependencyNames(f.provides ?? '').map((g) => g[0]!),
-      });
-    }
+    if (f.package && status[2] === 'installed') each(f);
     f = {};
     last = '';
   };
@@ -69,11 +62,33 @@ export function parseDpkgStatus(text: string): InstalledPackage[] {
       last = '';
       if (colon > at && colon < end) {
         const key = text.slice(at, colon).toLowerCase();
-        if (KEPT.has(key)) f[(last = key)] = text.slice(colon + 1, end).trim();
+        if (kept.has(key)) f[(last = key)] = text.slice(colon + 1, end).trim();
       }
     }
     at = end + 1;
   }
   finish();
+}
+
+/** The installed packages with what resolving them needs (host/dpkg.ts). */
+export function parseDpkgStatus(text: string): InstalledPackage[] {
+  const out: InstalledPackage[] = [];
+  installedParagraphs(text, KEPT, (f) =>
+    out.push({
+      name: f.package!,
+      arch: f.architecture ?? 'all',
+      version: f.version ?? '',
+      multiArch: f['multi-arch'] ?? 'no',
+      depends: [...dependencyNames(f['pre-depends'] ?? ''), ...dependencyNames(f.depends ?? '')],
+      provides: dependencyNames(f.provides ?? '').map((g) => g[0]!),
+    }),
+  );
+  return out;
+}
+
+/** The installed packages' names, versions and architectures: an inspected image's package list. */
+export function listDpkgPackages(text: string): { name: string; version: string; arch: string }[] {
+  const out: { name: string; version: string; arch: string }[] = [];
+  installedParagraphs(text, LISTED, (f) => out.push({ name: f.package!, version: f.version ?? '', arch: f.architecture ?? 'all' }));
   return out;
 }

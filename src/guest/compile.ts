@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { ensureCacheRoot } from '../cache/dir.js';
 import { layout } from '../cache/layout.js';
 import { readRecord, writeRecord } from '../cache/records.js';
@@ -12,6 +11,12 @@ import { ApplianceError } from '../errors.js';
 import { sha256File } from '../files.js';
 import { executableSearchPath, findExecutable } from '../host/which.js';
 import { contractHeader } from './contract-header.js';
+
+/**
+ * execa, loaded when something is compiled: importing it is ~140 ms here, most of what
+ * `import 'appliance'` costs, and a cached appliance (every call but the first) never needs it.
+ */
+const loadExeca = () => import('execa');
 
 export interface InitBinaries {
   /** The static init for the initramfs. */
@@ -124,6 +129,7 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
     const now = await Promise.all(paths.map(stampOf));
     if (paths.length > 0 && paths.every((p, i) => known.stamps[p] === now[i])) return known;
   }
+  const { execa } = await loadExeca();
   const run = async (args: string[]) =>
     (await execa(compiler, args, { stdin: 'ignore' }).catch((err: { stderr?: string; shortMessage?: string }) => {
       // musl-gcc is a wrapper around gcc: installed without it, it is found but cannot run.
@@ -151,6 +157,7 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
 /** Compiles `program` into `dir`, which holds the generated contract.h. */
 async function compile(compiler: string, program: string, dir: string): Promise<void> {
   const source = join(INIT_SOURCE_DIR, `${program}.c`);
+  const { execa } = await loadExeca();
   const res = await execa(compiler, [...flags(INIT_SOURCE_DIR), `-iquote${dir}`, '-o', join(dir, program), source], {
     cwd: INIT_SOURCE_DIR,
     stdin: 'ignore',

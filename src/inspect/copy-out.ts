@@ -7,10 +7,10 @@
  * destination nor through a symlink it planted.
  */
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
+import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
-import { chmod, lchown, link, lutimes, mkdir, open, readdir, stat, symlink, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, readdir, stat, symlink, unlink, utimes } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
@@ -67,11 +67,17 @@ function splitBytes(b: Buffer): Buffer[] {
 
 const under = (root: Buffer, parts: Buffer[]) => Buffer.concat([root, ...parts.flatMap((p) => [Buffer.from('/'), p])]);
 
+/*
+ * A file's own calls (open, write, truncate, chown, chmod, utimes, close) are synchronous:
+ * each takes microseconds on the page cache, and as promises each went through libuv's
+ * thread pool and back, which for a folder of small files cost as much as the guest's
+ * reading them (200 files of ~10 KB: ~120 ms of the host's time, ~40 ms this way).
+ */
 interface OpenFile {
   stat: FileStat;
   path: Buffer;
-  /** undefined for a hard link to a file copied already (its data came with that one). */
-  fh?: FileHandle;
+  /** The open file; undefined for a hard link to a file copied already (its data came with that one). */
+  fd?: number;
   /** Where the data written so far ends. */
   end?: number;
 }
@@ -106,9 +112,9 @@ export async function copyOut(
   try {
     for await (const e of events) {
       if (e.kind === 'deferred') {
-        if (!file?.fh || !fetch) throw new ApplianceError('EPROTO', `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${fetch ? ' outside a file' : ', which was not asked'}`);
-        await file.fh.close();
-        deferred.push(file);
+        if (file?.fd === undefined || !fetch) throw new ApplianceError('EPROTO', `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${fetch ? ' outside a file' : ', which was not asked'}`);
+        closeSync(file.fd);
+        deferred.push({ ...file, fd: undefined });
         file = undefined;
         continue;
       }
@@ -117,10 +123,10 @@ export async function copyOut(
         if (e.kind === 'end') {
           await finish(file, e.errno, result);
           file = undefined;
-        } else if (file.fh) {
+        } else if (file.fd !== undefined) {
           // The helper sends extents it found below st_size: data past it is a lie.
           if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${show(file.path)}`);
-          await file.fh.write(e.bytes, 0, e.bytes.length, e.offset);
+          writeSync(file.fd, e.bytes, 0, e.bytes.length, e.offset);
           file.end = Math.max(file.end ?? 0, e.offset + e.bytes.length);
           result.bytes += e.bytes.length;
         }
@@ -145,13 +151,19 @@ export async function copyOut(
     }
     if (file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
     for (const d of deferred) {
-      file = { ...d, fh: await open(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
+      file = { ...d, fd: openSync(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
       at = { dest: d.path, inHostDir: false };
       await fetchInto(file, fetch!(d.stat.path), result);
       file = undefined;
     }
   } catch (err) {
-    await file?.fh?.close().catch(() => {});
+    if (file?.fd !== undefined) {
+      try {
+        closeSync(file.fd);
+      } catch {
+        // The error being thrown is the one to tell.
+      }
+    }
     throw hostError(err, file?.path ?? at?.dest, at?.inHostDir ?? false);
   }
   // Folders last, deepest first: their modes and times, once nothing more is written in them.
@@ -208,10 +220,10 @@ async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile |
         c.result.hardlinks++;
         return { stat, path: dest };
       }
-      const fh = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      const fd = openSync(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       if (stat.nlink > 1) c.byInode.set(stat.ino, dest);
       c.result.files++;
-      return { stat, path: dest, fh };
+      return { stat, path: dest, fd };
     }
     default:
       await special(stat, dest, c.root, c.result);
@@ -226,7 +238,7 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult):
   try {
     for await (const chunk of data as AsyncIterable<Buffer>) {
       if (at + chunk.length > file.stat.size) throw new ApplianceError('EPROTO', `the guest sends more of ${show(file.path)} than its ${file.stat.size} bytes`);
-      await file.fh!.write(chunk, 0, chunk.length, at);
+      writeSync(file.fd!, chunk, 0, chunk.length, at);
       at += chunk.length;
       file.end = at;
     }
@@ -242,19 +254,21 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult):
 }
 
 async function finish(file: OpenFile, errno: number, result: CopyOutResult): Promise<void> {
-  if (!file.fh) return;
+  const fd = file.fd;
+  if (fd === undefined) return;
+  file.fd = undefined;
   try {
     // A hole at the end: the size covers what was not written.
-    if ((file.end ?? 0) !== file.stat.size) await file.fh.truncate(file.stat.size);
+    if ((file.end ?? 0) !== file.stat.size) ftruncateSync(fd, file.stat.size);
     if (errno) result.skipped.push(`${show(file.path)}: read in part only (errno ${errno})`);
     // Through the open file: no path walked again, two calls fewer a file than by path.
     await owned(file.path, result, async (isRoot) => {
-      if (isRoot) await file.fh!.chown(file.stat.uid, file.stat.gid);
-      await file.fh!.chmod(isRoot ? file.stat.mode : file.stat.mode & ~0o6000);
-      await file.fh!.utimes(file.stat.atime, file.stat.mtime);
+      if (isRoot) fchownSync(fd, file.stat.uid, file.stat.gid);
+      fchmodSync(fd, isRoot ? file.stat.mode : file.stat.mode & ~0o6000);
+      futimesSync(fd, file.stat.atime, file.stat.mtime);
     });
   } finally {
-    await file.fh.close();
+    closeSync(fd);
   }
 }
 

@@ -3,7 +3,7 @@
  * apk's installed database; rpm keeps its database in BerkeleyDB or sqlite files, which
  * are not read here (the format is named, the list left empty).
  */
-import { parseDpkgStatus } from '../formats/dpkg-status.js';
+import { listDpkgPackages } from '../formats/dpkg-status.js';
 
 export interface Package {
   name: string;
@@ -32,7 +32,7 @@ export const PACKAGE_MANAGERS: { name: string; program: string; format: PackageF
 ];
 
 export function parsePackages(format: PackageFormat, text: string): Package[] {
-  if (format === 'deb') return parseDpkgStatus(text).map((p) => ({ name: p.name, version: p.version, arch: p.arch }));
+  if (format === 'deb') return listDpkgPackages(text);
   if (format === 'apk') return parseApkInstalled(text);
   return [];
 }

@@ -139,6 +139,9 @@ function drive(d: Drive, i: number): string[] {
     'node-name': diskSerial(i),
     'read-only': d.readonly,
     ...(COW_FORMATS.has(d.format) && !d.allowBackingFile ? { backing: null } : {}),
+    // Not aio=io_uring, though ~25% faster here for an inspection's small reads: qemu 7.2's
+    // io_uring resubmits a read that ends at the end of the file forever (a 3-byte raw
+    // image, a truncated qcow2 header: qemu hangs where the thread pool says the error).
     file: { driver: d.protocol, filename: d.allowBackingFile ? d.path : `/dev/fdset/${set}` },
   };
   const fds = d.allowBackingFile ? [] : d.readonly ? [fd] : [fd, fd + 1];
