@@ -63,11 +63,17 @@ export const MOVED_MOUNTS: readonly { path: string; mode: number }[] = [
 ];
 
 /**
- * The init execs the agent before the snapshot point with one of these in its environment:
- * the agent then runs the point itself (c/snapshot-point.h), saved or (refused, with the
- * reason) not.
+ * What the init tells the program it execs, in its environment: when the init started
+ * (ms of boot clock), whether to print timing marks, and, for the agent exec'd before the
+ * snapshot point, that it runs the point itself (c/snapshot-point.h): to be saved
+ * (`snapshot`), or not (`snapshotRefused`, with the reason).
  */
-export const POINT_ENV = { snapshot: 'APPLIANCE_SNAPSHOT', refused: 'APPLIANCE_SNAPSHOT_REFUSED' } as const;
+export const INIT_ENV = {
+  initMs: 'APPLIANCE_INIT_MS',
+  timing: 'APPLIANCE_TIMING',
+  snapshot: 'APPLIANCE_SNAPSHOT',
+  snapshotRefused: 'APPLIANCE_SNAPSHOT_REFUSED',
+} as const;
 
 /** Console line prefixes of the guest programs: `appliance-init: …`. */
 export const INIT_LOG_PREFIX = 'appliance-init';

@@ -1005,9 +1005,9 @@ int main(int argc, char **argv) {
   base_env[1] = "HOME=/root";
   base_env[2] = term;
 
-  const char *init_ms = getenv("APPLIANCE_INIT_MS"), *resumed_ms = getenv("APPLIANCE_RESUME_MS");
+  const char *init_ms = getenv(APPL_ENV_INIT_MS);
   const char *point = getenv(APPL_ENV_SNAPSHOT), *refused = getenv(APPL_ENV_SNAPSHOT_REFUSED);
-  timing = getenv("APPLIANCE_TIMING") != NULL;
+  timing = getenv(APPL_ENV_TIMING) != NULL;
   on_port = sock == NULL;
   port = on_port ? open_port() : connect_socket(sock);
   int st[2];
@@ -1022,13 +1022,12 @@ int main(int argc, char **argv) {
 
   /* Exec'd by the init at its snapshot point: run it (the port is open already, in the snapshot). */
   if (point || refused) pass_snapshot_point(refused);
-  uint64_t resume = point || refused ? resume_ms : resumed_ms ? strtoull(resumed_ms, NULL, 10) : 0;
   uint64_t boot_ms = clock_ms(CLOCK_BOOTTIME);
   appl_put32(hello, APPL_VERSION);
   appl_put32(hello + 4, (uint32_t)boot_ms);
   appl_put32(hello + 8, init_ms ? (uint32_t)strtoul(init_ms, NULL, 10) : 0);
   appl_put32(hello + 12, getpid() == 1 ? APPL_HELLO_PID1 : 0);
-  appl_put32(hello + 16, (uint32_t)resume);
+  appl_put32(hello + 16, (uint32_t)resume_ms);
   queue_hello();
   if (timing) say("%5llu.%03llu s  agent ready", (unsigned long long)boot_ms / 1000,
                   (unsigned long long)boot_ms % 1000);

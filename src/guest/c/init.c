@@ -370,14 +370,13 @@ int main(void) {
   }
 
   const char *term = getenv("TERM");
-  char term_env[64], start_env[64], resume_env[64];
+  char term_env[64], start_env[64];
   snprintf(term_env, sizeof term_env, "TERM=%s", term && *term ? term : "linux");
-  snprintf(start_env, sizeof start_env, "APPLIANCE_INIT_MS=%llu", (unsigned long long)start_ms);
-  snprintf(resume_env, sizeof resume_env, "APPLIANCE_RESUME_MS=%llu", (unsigned long long)resume_ms);
+  snprintf(start_env, sizeof start_env, "%s=%llu", APPL_ENV_INIT_MS, (unsigned long long)start_ms);
   char *const argv[] = {(char *)init_path, NULL};
-  char *envp[8] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env, resume_env};
-  size_t n = 5;
-  if (timing) envp[n++] = "APPLIANCE_TIMING=1";
+  char *envp[8] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env};
+  size_t n = 4;
+  if (timing) envp[n++] = APPL_ENV_TIMING "=1";
   if (*point_env) envp[n++] = point_env;
   envp[n] = NULL;
   execve(init_path, argv, envp);

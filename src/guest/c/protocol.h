@@ -17,8 +17,8 @@
  *                   u32 version (APPL_VERSION), u32 boot_ms (CLOCK_BOOTTIME when ready),
  *                   u32 init_ms (CLOCK_BOOTTIME when the init started; 0 if unknown),
  *                   u32 flags (APPL_HELLO_PID1 when the agent is the guest's PID 1),
- *                   u32 resume_ms (CLOCK_BOOTTIME when the init passed the snapshot
- *                   point; 0 if it had none)
+ *                   u32 resume_ms (CLOCK_BOOTTIME when the agent took the go line at
+ *                   the snapshot point; 0 if it ran none)
  *   EXEC       h>a  flags APPL_F_STDIN (stdin comes in STDIN frames, else /dev/null) and
  *                   APPL_F_PTY (run on a pseudo-terminal: all output comes as STDOUT).
  *                   u32 argc, u32 envc, u16 rows, u16 cols (PTY size; 0 = default),
