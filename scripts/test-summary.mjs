@@ -11,8 +11,9 @@ try {
   process.exit(1);
 }
 const passed = report.numPassedTests ?? 0;
-// A test file that fails to load counts as a failure even though it ran no test.
-const brokenSuites = (report.testResults ?? []).filter((r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0).length;
+// A test file that fails outside its tests (it does not load, a beforeAll throws: its tests
+// are then skipped, not failed) counts as one failure.
+const brokenSuites = (report.testResults ?? []).filter((r) => r.status === 'failed' && !(r.assertionResults ?? []).some((a) => a.status === 'failed')).length;
 const failed = (report.numFailedTests ?? 0) + brokenSuites;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 // The last line stays exactly `N passed, N failed`; skipped tests (KVM-only ones on a host without KVM) are said before it.
