@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkext2 } from '../src/appliance/mkext2.js';
+import { INSPECT_PATH } from '../src/guest/contract.js';
+import type { ExecOptions, ExecResult } from '../src/guest/index.js';
 import { boot, type Vm } from '../src/vm/vm.js';
 import { alive } from './helpers/proc.js';
 
@@ -135,6 +137,96 @@ describe('one booted appliance', () => {
     await vm.exec(['umount', '/tmp/m']);
     expect(sha(readFileSync(disk))).toBe(diskHash);
   });
+});
+
+describe("the inspect helper's commands, run by the server the agent keeps in the snapshot", () => {
+  // Any env makes the agent fork and exec the helper instead: the reference behaviour.
+  const FORKED = { env: { APPLIANCE_TEST_FORK: '1' } };
+  const vms: Vm[] = [];
+  const fresh = async () => {
+    const v = await boot({ cacheDir, disks: [{ path: disk, format: 'raw' }] });
+    vms.push(v);
+    return v;
+  };
+  afterAll(async () => {
+    for (const v of vms) await v.close();
+  });
+  /** The pid of `inspect serve` in `v`, if it runs. */
+  const serverPid = async (v: Vm) =>
+    (await v.exec(['sh', '-c', `for p in /proc/[0-9]*; do [ "$(tr '\\0' ' ' < $p/cmdline)" = "${INSPECT_PATH} serve " ] && echo \${p#/proc/}; done; true`])).stdout.toString().trim();
+  /** The pid of the process that ran a helper command: it reads its own /proc/self/stat. */
+  const runnerPid = async (v: Vm, opts?: ExecOptions, extra: string[] = []) => {
+    const r = await v.exec([INSPECT_PATH, 'read', '/proc/self/stat', '0', '64', ...extra], opts);
+    expect(r.exitCode).toBe(0);
+    return r.stdout.subarray(4).toString().split(' ')[0]!;
+  };
+  const outcome = (r: ExecResult) => ({ exitCode: r.exitCode, signal: r.signal, stdout: r.stdout.toString('hex'), stderr: r.stderr.toString() });
+
+  it('says exactly what a forked helper says, errors included, and keeps no descriptor of theirs', async () => {
+    const v = await fresh();
+    const server = await serverPid(v);
+    expect(server).toMatch(/^\d+$/);
+    expect(await runnerPid(v)).toBe(server);
+    expect(await runnerPid(v, FORKED)).not.toBe(server);
+    const cases = [
+      ['devices'],
+      ['read', '/dev/vdb', '0', '4096', '/dev/vdb', '1000', '24', '/no/such/device', '0', '10'],
+      ['statfs', '/', '/no/such/folder'],
+      ['walk', '/', '/etc', 'xh', '1'],
+      ['cat', '/', '/etc/passwd'],
+      ['cat', '/', '/no/such/file'],
+      ['cat', '/', '/etc'],
+      ['read-files', '100', '/', '2', '/etc/passwd', '/nope'],
+      ['no-such-command'],
+    ];
+    for (const args of cases) {
+      const [served, forked] = [await v.exec([INSPECT_PATH, ...args]), await v.exec([INSPECT_PATH, ...args], FORKED)];
+      expect(outcome(served), args.join(' ')).toEqual(outcome(forked));
+    }
+    expect(await serverPid(v)).toBe(server);
+    const fds = await v.exec(['ls', `/proc/${server}/fd`]);
+    expect(fds.stdout.toString().trim().split('\n').sort()).toEqual(['0', '1', '2', '3']);
+    // The longest command line a request holds is served whole.
+    const many = await v.exec([INSPECT_PATH, 'read', ...Array.from({ length: 3500 }, (_, i) => ['/dev/vdb', String(i), '1']).flat(), '/proc/self/stat', '0', '64']);
+    expect(many.stdout.length).toBe(3500 * 5 + 4 + 64);
+    expect(many.stdout.subarray(3500 * 5 + 4).toString().split(' ')[0]).toBe(server);
+  }, 120_000);
+
+  it('runs commands several at once (one in the server, the others forked) and each says its own', async () => {
+    const v = await fresh();
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => v.exec([INSPECT_PATH, 'read', '/dev/vdb', String(i * 512), '512'])));
+    const device = await v.exec(['dd', 'if=/dev/vdb', 'bs=512', 'count=8', 'status=none']);
+    results.forEach((r, i) => {
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout.readUInt32LE(0)).toBe(512);
+      expect(r.stdout.subarray(4)).toEqual(device.stdout.subarray(i * 512, (i + 1) * 512));
+    });
+  }, 120_000);
+
+  it('ends with a command that exits or is killed, like the command would; later commands fork', async () => {
+    for (const end of ['exit', 'kill'] as const) {
+      const v = await fresh();
+      const server = await serverPid(v);
+      if (end === 'exit') {
+        // fatal() in the helper: the status a forked helper has, and the server is gone.
+        const args = [INSPECT_PATH, 'walk', '/', '/'];
+        expect(outcome(await v.exec(args))).toEqual(outcome(await v.exec(args, FORKED)));
+        expect((await v.exec(args)).exitCode).toBe(1);
+      } else {
+        // Killed in the middle of a 64 MiB cat (after its first MiB).
+        await v.exec(['dd', 'if=/dev/zero', 'of=/tmp/big', 'bs=1M', 'count=64', 'status=none']);
+        const s = v.execStream([INSPECT_PATH, 'cat', '/', '/tmp/big']);
+        let got = 0;
+        s.stdout.on('data', (c: Buffer) => {
+          if (got < 1 << 20 && (got += c.length) >= 1 << 20) s.kill('SIGKILL');
+        });
+        expect(await s.result).toMatchObject({ exitCode: null, signal: 'SIGKILL' });
+      }
+      expect(await serverPid(v)).toBe('');
+      expect(await runnerPid(v)).not.toBe(server);
+      expect((await v.exec([INSPECT_PATH, 'devices'])).exitCode).toBe(0);
+    }
+  }, 120_000);
 });
 
 describe('the CLI', () => {

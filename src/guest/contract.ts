@@ -16,7 +16,10 @@ export const AGENT_PORT_NAME = 'org.appliance.agent';
 export const PROGRAMS_DIR = '/usr/libexec/appliance';
 /** Where the root image holds the agent; the init execs it as PID 1 after the switch. */
 export const AGENT_PATH = `${PROGRAMS_DIR}/agent`;
-/** Where the root image holds the inspect helper (c/inspect.c), which src/inspect runs. */
+/**
+ * Where the root image holds the inspect helper (c/inspect.c), which src/inspect runs. The
+ * agent runs these commands in a helper it started before the snapshot point (c/serve.h).
+ */
 export const INSPECT_PATH = `${PROGRAMS_DIR}/inspect`;
 /**
  * A mount type the inspect helper takes as "run this FUSE driver program of the appliance"

@@ -18,6 +18,7 @@
 #define LOG_PREFIX APPL_AGENT_LOG_PREFIX
 #include "util.h"
 #include "snapshot-point.h"
+#include "serve.h"
 
 #include <dirent.h>
 #include <poll.h>
@@ -250,6 +251,7 @@ struct req {
   /* R_EXEC */
   pid_t pid;
   int reaped, status, pty;
+  int served; /* run by the inspect server (pid is the server's) */
   uint64_t start_ms, end_ms;
   int out_fd, err_fd, in_fd; /* -1 once closed; a PTY's out_fd and in_fd are its master */
   int status_fd;             /* the child's report of a failed start; -1 once read */
@@ -419,6 +421,120 @@ static void read_status(struct req *r) {
   maybe_finish(r);
 }
 
+/* ---- the inspect server (serve.h) ---- */
+
+static pid_t server_pid = -1;
+static int server_fd = -1;    /* our end of its socket; -1 once it has gone */
+static int server_busy;       /* serving server_req */
+static uint32_t server_req;
+
+/* Starts `inspect serve` when the root has the helper; without one, commands fork as ever. */
+static void start_server(void) {
+  if (access(APPL_INSPECT_PATH, X_OK) < 0) return;
+  int sv[2], ep[2] = {-1, -1};
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  char *argv[] = {APPL_INSPECT_PATH, APPL_SERVE_COMMAND, NULL};
+  pid_t pid = null >= 0 && pipe2(ep, O_CLOEXEC) == 0 ? fork() : -1;
+  if (pid == 0) run_child(ep[1], sv[1], null, null, NULL, "", argv, base_env);
+  close(sv[1]);
+  close_fd(&null);
+  close_fd(&ep[1]);
+  /* Its start report: end of file once it runs the helper. */
+  struct child_error ce;
+  ssize_t n = -1;
+  while (pid > 0 && (n = read(ep[0], &ce, sizeof ce)) < 0 && errno == EINTR) {}
+  close_fd(&ep[0]);
+  if (n != 0) {
+    if (n > 0) say("no inspect server: %s", ce.msg);
+    close(sv[0]);
+    return; /* a child that failed to start is reaped with the others */
+  }
+  server_pid = pid;
+  server_fd = sv[0];
+  set_nonblock(server_fd);
+}
+
+/* The server has exited (reaped): commands fork from now on. The one it served is reaped below it. */
+static void server_gone(void) {
+  close_fd(&server_fd);
+  server_pid = -1;
+  server_busy = 0;
+}
+
+/*
+ * Runs a command of the inspect helper in the server when it is free: r takes its output
+ * pipes as a child's, and the server's pid (a signal for the command goes to the server,
+ * which ends with it). 0: not served (another program, a server busy or gone, a request
+ * too long), and nothing has changed.
+ */
+static int serve_exec(struct req *r, char **argv, uint32_t argc) {
+  if (server_fd < 0 || server_busy || argc < 2 || strcmp(argv[0], APPL_INSPECT_PATH)) return 0;
+  static char buf[APPL_SERVE_REQUEST_MAX];
+  size_t len = 0;
+  for (uint32_t i = 1; i < argc; i++) {
+    size_t k = strlen(argv[i]) + 1;
+    if (argc > APPL_SERVE_ARGS_MAX || len + k > sizeof buf) return 0;
+    memcpy(buf + len, argv[i], k);
+    len += k;
+  }
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+    close_fd(&out[0]), close_fd(&out[1]);
+    return 0;
+  }
+  union {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(2 * sizeof(int))];
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct iovec iov = {buf, len};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof ctl.space};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+  memcpy(CMSG_DATA(c), (int[]){out[1], err[1]}, 2 * sizeof(int));
+  ssize_t sent;
+  while ((sent = sendmsg(server_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR) {}
+  close_fd(&out[1]);
+  close_fd(&err[1]);
+  if (sent != (ssize_t)len) {
+    close_fd(&out[0]);
+    close_fd(&err[0]);
+    return 0;
+  }
+  server_busy = 1;
+  server_req = r->id;
+  r->served = 1;
+  r->pid = server_pid;
+  r->start_ms = clock_ms(CLOCK_MONOTONIC);
+  r->out_fd = out[0];
+  r->err_fd = err[0];
+  set_nonblock(r->out_fd);
+  set_nonblock(r->err_fd);
+  fcntl(r->out_fd, F_SETPIPE_SZ, PIPE_SIZE);
+  return 1;
+}
+
+/* The server's reply: the served command's exit status. Its end is left to reap(). */
+static void server_said(void) {
+  int status;
+  ssize_t n = recv(server_fd, &status, sizeof status, MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n != sizeof status) { /* it is exiting: reap() takes it, and the command with it */
+    close_fd(&server_fd);
+    return;
+  }
+  server_busy = 0;
+  struct req *r = find_req(server_req);
+  if (!r || !r->served || r->reaped) return;
+  r->reaped = 1;
+  r->status = (status & 0xff) << 8;
+  r->end_ms = clock_ms(CLOCK_MONOTONIC);
+  maybe_finish(r);
+}
+
 static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint32_t len) {
   if (find_req(id)) {
     send_error(id, EEXIST, "request id %u is already in use", id);
@@ -452,6 +568,11 @@ static void handle_exec(uint32_t id, uint8_t flags, const unsigned char *p, uint
     free(envp);
     send_error(id, EINVAL, "malformed EXEC request");
     exec_failed(r, 127);
+    return;
+  }
+  if (!(flags & (APPL_F_PTY | APPL_F_STDIN)) && envc == 0 && !*cwd && serve_exec(r, argv, argc)) {
+    free(argv);
+    free(envp);
     return;
   }
   int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ep[2] = {-1, -1};
@@ -643,7 +764,8 @@ static void reap(void) {
   int st;
   pid_t pid;
   /* As PID 1 this also reaps the orphans the kernel hands us. */
-  while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+  while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    if (pid == server_pid) server_gone();
     for (struct req *r = reqs; r; r = r->next)
       if (r->kind == R_EXEC && r->pid == pid && !r->reaped) {
         r->reaped = 1;
@@ -652,6 +774,7 @@ static void reap(void) {
         maybe_finish(r);
         break;
       }
+  }
 }
 
 /* ---- files ---- */
@@ -796,7 +919,8 @@ static void dispatch(uint8_t type, uint8_t flags, uint32_t id, const unsigned ch
     if (r && r->kind == R_EXEC) handle_stdin(r, p, len);
     break;
   case APPL_T_SIGNAL:
-    if (r && r->kind == R_EXEC && len >= 4) {
+    /* A served command that has ended has no process of its own left to signal. */
+    if (r && r->kind == R_EXEC && len >= 4 && !(r->served && r->reaped)) {
       int sig = (int)appl_get32(p);
       /* The group outlives the command while its children hold the pipes. */
       if (kill(-r->pid, sig) < 0 && !r->reaped) kill(r->pid, sig);
@@ -861,7 +985,7 @@ static void read_port(void) {
 
 /* ---- the loop ---- */
 
-enum { W_PORT, W_SIG, W_OUT, W_ERR, W_IN, W_STATUS, W_FILE };
+enum { W_PORT, W_SIG, W_OUT, W_ERR, W_IN, W_STATUS, W_FILE, W_SERVER };
 
 static void serve(void) {
   size_t cap = 0;
@@ -872,7 +996,7 @@ static void serve(void) {
   } *watch = NULL;
   for (;;) {
     if (flush_out() < 0) hangup();
-    size_t n = 0, need = 2; /* the port, the signalfd, and at most 4 fds per request */
+    size_t n = 0, need = 3; /* the port, the signalfd, the server, and at most 4 fds per request */
     for (struct req *r = reqs; r; r = r->next) need += 4;
     if (need > cap) {
       cap = need * 2;
@@ -884,6 +1008,7 @@ static void serve(void) {
   (pfds[n] = (struct pollfd){(fd_), (ev_), 0}, watch[n++] = (struct watch){(what_), (id_)})
     if (!waiting_host) WATCH(port, POLLIN | (out_pending() || port_full ? POLLOUT : 0), W_PORT, 0);
     WATCH(sigfd, POLLIN, W_SIG, 0);
+    if (server_busy && server_fd >= 0) WATCH(server_fd, POLLIN, W_SERVER, 0);
     /* Copied output may queue up to OUTQ_HIGH; spliced output waits for an idle port. */
     int room = oq_bytes < OUTQ_HIGH, idle = port_idle();
     for (struct req *r = reqs; r; r = r->next) {
@@ -910,6 +1035,10 @@ static void serve(void) {
       }
       if (watch[i].what == W_SIG) {
         reap();
+        continue;
+      }
+      if (watch[i].what == W_SERVER) {
+        server_said();
         continue;
       }
       /* Requests may have ended while handling earlier events: look them up again. */
@@ -1020,7 +1149,8 @@ int main(int argc, char **argv) {
     splice_port = 0;
   }
 
-  /* Exec'd by the init at its snapshot point: run it (the port is open already, in the snapshot). */
+  start_server();
+  /* Exec'd by the init at its snapshot point: run it (the port and the server are in the snapshot). */
   if (point || refused) pass_snapshot_point(refused);
   uint64_t boot_ms = clock_ms(CLOCK_BOOTTIME);
   appl_put32(hello, APPL_VERSION);

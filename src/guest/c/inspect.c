@@ -41,10 +41,12 @@
 #define LOG_PREFIX APPL_INSPECT_LOG_PREFIX
 #include "util.h"
 #include "sha256.h"
+#include "serve.h"
 
 #include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -99,8 +101,8 @@ static void put(const void *p, size_t n) {
  * bytes sent: fewer than `n` only when the file ended early or a read failed (errno set).
  */
 #define SPLICE_MIN (32 << 10)
+static int piped = -1; /* stdout is a pipe: 1, is not: 0, not looked at yet (each command): -1 */
 static size_t send_range(int fd, off_t at, size_t n) {
-  static int piped = -1;
   if (piped < 0) {
     struct stat st;
     piped = fstat(1, &st) == 0 && S_ISFIFO(st.st_mode);
@@ -794,6 +796,8 @@ static int cmd_walk(int argc, char **argv) {
     }
   }
   if (fd >= 0) close(fd);
+  close(w.rootfd);
+  free(w.sent);
   flush_out();
   return 0;
 }
@@ -819,7 +823,9 @@ static int open_regular(int rootfd, const char *path, int *err) {
 
 static int cmd_cat(int argc, char **argv) {
   if (argc != 2) fatal("cat: give ROOT PATH");
-  int err, fd = open_regular(open_root(argv[0]), argv[1], &err);
+  int rootfd = open_root(argv[0]);
+  int err, fd = open_regular(rootfd, argv[1], &err);
+  close(rootfd);
   if (fd < 0) {
     say("%s: %s", argv[1], strerror(err));
     return CAT_ERRNO_BASE + err; /* the host names the errno */
@@ -836,11 +842,13 @@ static int cmd_cat(int argc, char **argv) {
       int e = errno;
       say("%s: %s", argv[1], strerror(e));
       flush_out();
+      close(fd);
       return CAT_ERRNO_BASE + e;
     }
     if (got < want) break; /* EOF */
   }
   flush_out();
+  close(fd);
   return 0;
 }
 
@@ -904,7 +912,10 @@ static int cmd_btrfs_forget(void) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+/* One command: argv[0] is the program, argv[1] the command. Its exit status. */
+static int run_command(int argc, char **argv) {
+  ofill = 0;
+  piped = -1;
   if (argc < 2) {
     say("usage: inspect devices|read|mount|umount|statfs|walk|cat|read-files|btrfs-forget …");
     return 2;
@@ -928,4 +939,62 @@ int main(int argc, char **argv) {
   }
   flush_out();
   return r;
+}
+
+/* ---- serving (serve.h) ---- */
+
+/* The next request on `sock`: its arguments into argv (argv[0] is set), its stdout and
+ * stderr onto 1 and 2. The argument count; 0 once the agent has gone, -1 for a bad request. */
+static int next_request(int sock, char *buf, char **argv) {
+  union {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(2 * sizeof(int))];
+  } ctl;
+  struct iovec iov = {buf, APPL_SERVE_REQUEST_MAX};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof ctl.space};
+  ssize_t len;
+  while ((len = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {}
+  if (len <= 0) return 0;
+  int fds[2] = {-1, -1};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof fds))
+    memcpy(fds, CMSG_DATA(c), sizeof fds);
+  int ok = fds[0] >= 0 && fds[1] >= 0 && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && buf[len - 1] == '\0';
+  if (ok) ok = dup2(fds[0], 1) == 1 && dup2(fds[1], 2) == 2;
+  for (int i = 0; i < 2; i++)
+    if (fds[i] > 2) close(fds[i]);
+  if (!ok) return -1;
+  int argc = 1;
+  for (char *p = buf; p < buf + len && argc < APPL_SERVE_ARGS_MAX; p += strlen(p) + 1) argv[argc++] = p;
+  argv[argc] = NULL;
+  return argc;
+}
+
+/* inspect serve: the agent's commands, one at a time, in this process (serve.h). */
+static int cmd_serve(char *self) {
+  struct stat st;
+  int sock = fcntl(0, F_DUPFD_CLOEXEC, 3);
+  if (sock < 0 || fstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode)) fatal("serve: stdin is not the agent's socket");
+  int null = open("/dev/null", O_RDWR);
+  if (null < 0 || dup2(null, 0) < 0) fatal("serve: /dev/null: %s", strerror(errno));
+  close(null);
+  static char buf[APPL_SERVE_REQUEST_MAX];
+  static char *argv[APPL_SERVE_ARGS_MAX + 1];
+  argv[0] = self;
+  for (;;) {
+    int argc = next_request(sock, buf, argv);
+    if (argc == 0) return 0;
+    int status = argc < 0 ? 2 : run_command(argc, argv);
+    /* Its pipes closed (the agent waits for their end), and whatever the command left open. */
+    dup2(0, 1);
+    dup2(0, 2);
+    if ((sock > 3 && syscall(SYS_close_range, 3, sock - 1, 0) < 0) || syscall(SYS_close_range, sock + 1, ~0U, 0) < 0)
+      fatal("serve: close_range: %s", strerror(errno));
+    if (send(sock, &status, sizeof status, MSG_NOSIGNAL) != sizeof status) return 0;
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], APPL_SERVE_COMMAND)) return cmd_serve(argv[0]);
+  return run_command(argc, argv);
 }
