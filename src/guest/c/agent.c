@@ -1149,7 +1149,9 @@ int main(int argc, char **argv) {
     splice_port = 0;
   }
 
-  start_server();
+  /* The server pays off in restored VMs (their fork and exec paths are cold): without a
+   * snapshot it would only delay this boot's hello, and commands fork. */
+  if (point) start_server();
   /* Exec'd by the init at its snapshot point: run it (the port and the server are in the snapshot). */
   if (point || refused) pass_snapshot_point(refused);
   uint64_t boot_ms = clock_ms(CLOCK_BOOTTIME);
