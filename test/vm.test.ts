@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkext2 } from '../src/appliance/mkext2.js';
 import { INSPECT_PATH } from '../src/guest/contract.js';
 import type { ExecOptions, ExecResult } from '../src/guest/index.js';
+import { Helper } from '../src/inspect/helper.js';
 import { boot, type Vm } from '../src/vm/vm.js';
 import { alive } from './helpers/proc.js';
 
@@ -186,7 +187,13 @@ describe("the inspect helper's commands, run by the server the agent keeps in th
     expect(await serverPid(v)).toBe(server);
     const fds = await v.exec(['ls', `/proc/${server}/fd`]);
     expect(fds.stdout.toString().trim().split('\n').sort()).toEqual(['0', '1', '2', '3']);
-    // The longest command line a request holds is served whole.
+    // stat reads its one record to its end: neither a found nor a missing path ends the server.
+    const helper = new Helper(v);
+    expect((await helper.stat('/', '/etc')).type).toBe('dir');
+    await expect(helper.stat('/', '/no/such')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await helper.stat('/', INSPECT_PATH, { hash: true })).sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await serverPid(v)).toBe(server);
+    // A command line of 10,500 arguments (~56 KB) is served whole.
     const many = await v.exec([INSPECT_PATH, 'read', ...Array.from({ length: 3500 }, (_, i) => ['/dev/vdb', String(i), '1']).flat(), '/proc/self/stat', '0', '64']);
     expect(many.stdout.length).toBe(3500 * 5 + 4 + 64);
     expect(many.stdout.subarray(3500 * 5 + 4).toString().split(' ')[0]).toBe(server);

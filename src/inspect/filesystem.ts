@@ -62,12 +62,12 @@ export class MountedFilesystem {
 
   /** Metadata of `path`, following it if it is a symlink (inside the filesystem). */
   stat(path: Name): Promise<FileStat> {
-    return this.use((dir) => this.helper.stat(dir, path, true));
+    return this.use((dir) => this.helper.stat(dir, path, { follow: true }));
   }
 
   /** Metadata of `path` itself. */
   lstat(path: Name): Promise<FileStat> {
-    return this.use((dir) => this.helper.stat(dir, path, false));
+    return this.use((dir) => this.helper.stat(dir, path));
   }
 
   async readlink(path: Name): Promise<Name> {
@@ -79,15 +79,16 @@ export class MountedFilesystem {
   /** The entries of a directory (not . and ..), in byte order of their names. */
   readdir(path: Name): Promise<FileStat[]> {
     return this.use(async (dir) => {
-      const out: FileStat[] = [];
-      let first = true;
+      // Read to the end (see Helper.stat), then judged.
+      const entries: FileStat[] = [];
+      let error: WalkError | undefined;
       for await (const e of this.helper.walk(dir, path, { depth: 1, follow: true })) {
-        if (e.kind === 'error') throw fileError(e.error.errno, e.error.path);
-        if (e.kind !== 'entry') continue;
-        if (first && e.stat.type !== 'dir') throw new ApplianceError('ENOTDIR', `${String(path)} is not a directory`);
-        if (!first) out.push(e.stat);
-        first = false;
+        if (e.kind === 'error') error ??= e.error;
+        else if (e.kind === 'entry') entries.push(e.stat);
       }
+      if (error) throw fileError(error.errno, error.path);
+      const [self, ...out] = entries;
+      if (self && self.type !== 'dir') throw new ApplianceError('ENOTDIR', `${String(path)} is not a directory`);
       return out;
     });
   }
@@ -113,14 +114,10 @@ export class MountedFilesystem {
   /** The sha256 of a regular file's content (hex). */
   checksum(path: Name): Promise<string> {
     return this.use(async (dir) => {
-      for await (const e of this.helper.walk(dir, path, { depth: 0, hash: true, follow: true })) {
-        if (e.kind === 'error') throw fileError(e.error.errno, path);
-        if (e.kind !== 'entry') continue;
-        if (e.stat.type !== 'file') throw new ApplianceError(e.stat.type === 'dir' ? 'EISDIR' : 'EINVAL', `${String(path)} is not a regular file`);
-        if (!e.stat.sha256) throw new ApplianceError('EIO', `${String(path)} could not be read`);
-        return e.stat.sha256;
-      }
-      throw new ApplianceError('EPROTO', `no record for ${String(path)}`);
+      const st = await this.helper.stat(dir, path, { follow: true, hash: true });
+      if (st.type !== 'file') throw new ApplianceError(st.type === 'dir' ? 'EISDIR' : 'EINVAL', `${String(path)} is not a regular file`);
+      if (!st.sha256) throw new ApplianceError('EIO', `${String(path)} could not be read`);
+      return st.sha256;
     });
   }
 

@@ -146,12 +146,16 @@ export class Helper {
     if (r.exitCode !== 0) throw helperError(`walking ${String(path)}`, { exitCode: r.exitCode, stderr: await stderr });
   }
 
-  /** lstat (or stat, with `follow`) of one path: its record, or its errno as an error. */
-  async stat(root: string, path: Name, follow = false): Promise<FileStat> {
-    for await (const e of this.walk(root, path, { depth: 0, follow })) {
-      if (e.kind === 'error') throw fileError(e.error.errno, path);
-      if (e.kind === 'entry') return e.stat;
-    }
+  /**
+   * lstat (or stat, with `follow`) of one path, with its sha256 with `hash`: its record, or
+   * its errno as an error. The walk is read to its end (one record): leaving it early would
+   * kill the helper, and with it the server it runs in (c/serve.h).
+   */
+  async stat(root: string, path: Name, opts: { follow?: boolean; hash?: boolean } = {}): Promise<FileStat> {
+    let first: WalkEvent | undefined;
+    for await (const e of this.walk(root, path, { depth: 0, ...opts })) if (!first && e.kind !== 'data') first = e;
+    if (first?.kind === 'error') throw fileError(first.error.errno, path);
+    if (first?.kind === 'entry') return first.stat;
     throw new ApplianceError('EPROTO', `the inspect helper gave no record for ${String(path)}`);
   }
 
