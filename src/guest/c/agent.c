@@ -356,15 +356,6 @@ struct child_error {
   char msg[600];
 };
 
-/* Everything but stdio and the status pipe: with starts no longer waited for, a child
- * that hangs before its exec must not hold other commands' pipes open meanwhile. */
-static void close_others(int keep) {
-  if (syscall(SYS_close_range, 3, keep - 1, 0) == 0 && syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
-    return;
-  for (int fd = 3; fd < 1024; fd++) /* a kernel before 5.9 */
-    if (fd != keep) close(fd);
-}
-
 static __attribute__((noreturn)) void run_child(int errpipe, int in, int out, int err,
                                                 const char *slave, const char *cwd,
                                                 char **argv, char **envp) {
@@ -386,6 +377,8 @@ static __attribute__((noreturn)) void run_child(int errpipe, int in, int out, in
   dup2(in, 0);
   dup2(out, 1);
   dup2(err, 2);
+  /* With starts no longer waited for, a child that hangs before its exec must not hold
+   * other commands' pipes open meanwhile. */
   close_others(errpipe);
   if (chdir(*cwd ? cwd : "/") < 0) {
     ce.err = errno;
@@ -469,12 +462,12 @@ static void server_gone(void) {
  * too long), and nothing has changed.
  */
 static int serve_exec(struct req *r, char **argv, uint32_t argc) {
-  if (server_fd < 0 || server_busy || argc < 2 || strcmp(argv[0], APPL_INSPECT_PATH)) return 0;
+  if (server_fd < 0 || server_busy || argc < 2 || argc > APPL_SERVE_ARGS_MAX || strcmp(argv[0], APPL_INSPECT_PATH)) return 0;
   static char buf[APPL_SERVE_REQUEST_MAX];
   size_t len = 0;
   for (uint32_t i = 1; i < argc; i++) {
     size_t k = strlen(argv[i]) + 1;
-    if (argc > APPL_SERVE_ARGS_MAX || len + k > sizeof buf) return 0;
+    if (len + k > sizeof buf) return 0;
     memcpy(buf + len, argv[i], k);
     len += k;
   }

@@ -988,8 +988,7 @@ static int cmd_serve(char *self) {
     /* Its pipes closed (the agent waits for their end), and whatever the command left open. */
     dup2(0, 1);
     dup2(0, 2);
-    if ((sock > 3 && syscall(SYS_close_range, 3, sock - 1, 0) < 0) || syscall(SYS_close_range, sock + 1, ~0U, 0) < 0)
-      fatal("serve: close_range: %s", strerror(errno));
+    close_others(sock);
     if (send(sock, &status, sizeof status, MSG_NOSIGNAL) != sizeof status) return 0;
   }
 }

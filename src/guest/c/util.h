@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/reboot.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,14 @@ static inline int write_text(const char *path, const char *text) {
   ssize_t n = write(fd, text, strlen(text));
   close(fd);
   return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Closes every descriptor but stdio and `keep` (> 2). */
+static inline void close_others(int keep) {
+  if ((keep == 3 || syscall(SYS_close_range, 3, keep - 1, 0) == 0) && syscall(SYS_close_range, keep + 1, ~0U, 0) == 0)
+    return;
+  for (int fd = 3; fd < 1024; fd++) /* a kernel before 5.9 */
+    if (fd != keep) close(fd);
 }
 
 /* Never returns. As PID 1: power off, else reboot (qemu runs with -no-reboot, so
