@@ -134,6 +134,26 @@ it('falls back from a KVM that shows no sign of life to TCG, and goes straight t
   expect(second.attempts.map((a) => `${a.accel.accel}:${a.outcome}`)).toEqual(['tcg:ready']);
 });
 
+it('a --qemu wrapper that runs qemu as its child (no exec): a boot given up on, or killed, ends at once and leaves no qemu', async () => {
+  const realQemu = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+  const qemu = join(tmp, 'qemu-forking-wrapper');
+  writeFileSync(qemu, `#!/bin/sh\n${realQemu} "$@"\necho wrapper done\n`, { mode: 0o755 });
+  const qemusOfThisTest = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(initrd) && !l.startsWith('/bin/sh'));
+
+  const t0 = Date.now();
+  const err = await launch(options({ qemu, machine: 'microvm', cmdline: ['test_hang=1'], bootDeadlineMs: 3000 })).catch((e: unknown) => e);
+  expect(err).toMatchObject({ code: 'EBOOTTIMEOUT' });
+  expect(Date.now() - t0).toBeLessThan(2 * 3000 + 4000);
+  expect(qemusOfThisTest()).toEqual([]);
+
+  const vm = await launch(options({ qemu, machine: 'microvm' }));
+  expect(vm.attempts.map((a) => a.outcome)).toEqual(['ready']);
+  const t1 = Date.now();
+  await vm.kill();
+  expect(Date.now() - t1).toBeLessThan(2000);
+  expect(qemusOfThisTest()).toEqual([]);
+});
+
 it('qemu dies within 2 s when the Node process that launched it is SIGKILLed', async () => {
   const script = join(tmp, 'owner.ts');
   writeFileSync(

@@ -57,13 +57,30 @@ function pdeathsigTool(): string | undefined {
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
+/** How long the console's pipes may stay open after qemu's exit before they are cut. */
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * SIGKILL to qemu's whole process group: a `--qemu` wrapper that runs qemu as its child
+ * instead of exec'ing it would otherwise die alone, leaving qemu running and holding the
+ * console's pipes open (so its exit would never be seen to complete).
+ */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL'); // no group left (or never made): the process alone, if it still runs
+  }
+}
+
 /**
  * Starts qemu so that it never outlives this process. Through setpriv (util-linux) it
  * gets PR_SET_PDEATHSIG=SIGKILL, so the kernel kills it when Node dies in any way,
  * SIGKILL included; the death signal follows the thread that spawned it, which is the
- * main thread for child_process (do not launch from a worker thread that may end first).
- * An 'exit' hook covers normal exits, and hosts without setpriv. qemu gets its own process
- * group, so a Ctrl-C in the terminal reaches Node, which decides what to do with the guest.
+ * main thread for child_process (do not launch from a worker thread that may end first),
+ * and reaches qemu itself only if a wrapper execs it. An 'exit' hook covers normal exits,
+ * and hosts without setpriv. qemu gets its own process group, so a Ctrl-C in the terminal
+ * reaches Node, which decides what to do with the guest; kills go to that whole group.
  */
 export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions = {}): QemuProcess {
   const setpriv = pdeathsigTool();
@@ -75,7 +92,7 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.once('exit', () => {
-      for (const c of running) c.kill('SIGKILL');
+      for (const c of running) killGroup(c);
     });
   }
 
@@ -102,6 +119,16 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
       serial.end();
       resolve({ code, signal });
     });
+    // What we started has exited: whatever it left in its group goes too, and pipes that
+    // something outside the group still holds are cut after a grace, so 'close' comes.
+    child.once('exit', () => {
+      killGroup(child);
+      const cut = setTimeout(() => {
+        for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
+      }, CLOSE_GRACE_MS);
+      cut.unref();
+      child.once('close', () => clearTimeout(cut));
+    });
   });
 
   return {
@@ -112,7 +139,7 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     lastWords: serial.lastWords,
     stderrTail: () => stderr.trim(),
     kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) killGroup(child);
       return exited;
     },
     writeConsole: (text) => void child.stdin!.write(text),
