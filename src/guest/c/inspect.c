@@ -711,6 +711,31 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
   return 0;
 }
 
+/*
+ * Read-ahead of a folder's regular files ahead of their turn, when the walk reads their
+ * data (content or hashes). Read one at a time, each file is a disk request of its own
+ * that the walk waits for (~0.3-0.5 ms each under TCG); asked for ahead (readahead(2)
+ * only queues the reads), they are in flight together, and qemu serves them in parallel
+ * on the host's other cores. Measured in a restored VM, 200 files of 0.1-20 KB on xfs,
+ * cold: read one by one 64-111 ms, read after a readahead of each 40-49 ms. The window
+ * bounds the page cache the walk fills ahead of the host's reading; files the host reads
+ * apart (flag b) are left alone.
+ */
+#define AHEAD_BYTES (8 << 20)
+
+/* Queues the reads of `name` in `dirfd` if it is a regular file the walk will read; returns the bytes queued. */
+static off_t read_ahead(struct walk *w, int dirfd, const char *name) {
+  struct stat st;
+  if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
+  if (w->defer_big && !w->hash && st.st_size >= BIG_FILE) return 0;
+  off_t n = st.st_size < AHEAD_BYTES ? st.st_size : AHEAD_BYTES;
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return 0;
+  if (readahead(fd, 0, (size_t)n) < 0) n = 0;
+  close(fd);
+  return n;
+}
+
 static int by_bytes(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -740,8 +765,16 @@ static void walk_below(struct walk *w, int dirfd, int depth) {
   closedir(d);
   if (!names) fatal("out of memory");
   qsort(names, n, sizeof *names, by_bytes);
+  /* Bytes queued by read_ahead for each name, the window's total, and the next name to queue. */
+  off_t *queued = w->content || w->hash ? calloc(n ? n : 1, sizeof *queued) : NULL;
+  off_t window = 0;
+  size_t ahead = 0;
   size_t base = strlen(w->path);
   for (size_t i = 0; i < n; i++) {
+    while (queued && ahead < n && (ahead <= i || window < AHEAD_BYTES)) {
+      queued[ahead] = read_ahead(w, dirfd, names[ahead]);
+      window += queued[ahead++];
+    }
     if (base + 1 + strlen(names[i]) >= sizeof w->path) {
       put_error(ENAMETOOLONG, w->path);
     } else {
@@ -757,8 +790,10 @@ static void walk_below(struct walk *w, int dirfd, int depth) {
       }
       w->path[base] = '\0';
     }
+    if (queued) window -= queued[i];
     free(names[i]);
   }
+  free(queued);
   free(names);
 }
 
