@@ -7,6 +7,7 @@ import { entryExists } from '../cache/entries.js';
 import { readRecord } from '../cache/records.js';
 import { ApplianceError } from '../errors.js';
 import { DEFAULT_ROOT_MODULES } from './default.js';
+import { moduleName } from '../kernel/modules.js';
 import { verifiedHit } from './integrity.js';
 import type { Appliance, BuildOptions, BuildRecord, BuildRequest } from './types.js';
 import { BUILD_FORMAT, packageVersion } from './version.js';
@@ -35,6 +36,19 @@ export function normalizeOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = pr
     squashOwner: opts.squashOwner ?? true,
     sourceDateEpoch: epoch === undefined ? undefined : Number(epoch),
   };
+}
+
+/**
+ * Of the modules `names`, those the appliance's root holds (modprobe loads them), and the
+ * others: built into its kernel, or not in the kernel at all (Debian's cloud kernel has no
+ * f2fs, say), which a modprobe of them would only report as a failure.
+ */
+export function modulesHeld(appliance: Appliance, names: string[]): { held: string[]; absent: string[] } {
+  const root = new Set(appliance.manifest.root.modules.map(moduleName));
+  const held: string[] = [];
+  const absent: string[] = [];
+  for (const name of names) (root.has(moduleName(name)) ? held : absent).push(name);
+  return { held, absent };
 }
 
 /** Names the record of a request: the request, our version, and the $PATH programs are looked up in. */

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { buildAppliance, type Appliance, type BuildOptions } from '../appliance/index.js';
+import { buildAppliance, modulesHeld, type Appliance, type BuildOptions } from '../appliance/index.js';
 import {
   AgentClient,
   type ExecOptions,
@@ -35,7 +35,8 @@ export interface BootOptions {
   /**
    * Modules of the appliance's root to load before the guest is ready (filesystems,
    * device-mapper…): with snapshots they are loaded once, in the snapshot of this shape,
-   * instead of at each use (about a second each under TCG).
+   * instead of at each use (about a second each under TCG). Names the root does not hold
+   * (built into the kernel, or not in it) are left out, and `log` says so.
    */
   modules?: string[];
   /** Every console line of the guest (kernel and init messages). */
@@ -96,6 +97,8 @@ export class Vm {
       ? opts.appliance
       : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance });
     const buildMs = performance.now() - t0;
+    const modules = modulesHeld(appliance, opts.modules ?? []);
+    if (modules.absent.length) opts.log?.(`modules not loaded before the snapshot point: ${modules.absent.join(' ')} (built into the kernel, or not in it)`);
     const death = new GuestDeath();
     const launched = await launch({
       kernel: appliance.kernel,
@@ -111,7 +114,7 @@ export class Vm {
       cacheDir: opts.cacheDir,
       bootDeadlineMs: opts.bootTimeoutMs,
       // The init hands over to the agent, which serves the channel as the guest's PID 1.
-      cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH), ...(opts.modules?.length ? [param('modules', opts.modules.join(','))] : [])],
+      cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH), ...(modules.held.length ? [param('modules', modules.held.join(','))] : [])],
       snapshot: opts.snapshot ?? true,
       consoleTiming: Boolean(opts.log),
       ready: async (ctx) => AgentClient.connect(await ctx.channel),
