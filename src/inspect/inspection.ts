@@ -9,7 +9,7 @@ import { disksOf, filesystemOf, probeDevices, probeTargets, type Disk, type Prob
 import { MountedFilesystem } from './filesystem.js';
 import { Helper, type BlockDevice } from './helper.js';
 import { mountOptions, unmountableReason } from './mounts.js';
-import { detectOs, FILE_LIMIT, OS_FILES, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
+import { detectOs, osReads, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
 import { PACKAGE_DATABASES } from './packages.js';
 import type { Name } from './probe/types.js';
 import type { FilesystemInfo } from './info.js';
@@ -243,19 +243,18 @@ export class Inspection {
     const held = await Promise.all(roots.filter((e) => !this.mounter.twinned(e)).map(async (e) => ({ e, lease: await this.mounter.lease(e).catch(() => undefined) })));
     const mounted = held.filter((h): h is { e: FsEntry; lease: Lease } => h.lease !== undefined);
     const lists = packages ? PACKAGE_LISTS : [];
-    const reads = mounted.flatMap((h) => [
-      { root: h.lease.dir, paths: OS_FILES, limit: FILE_LIMIT },
-      ...(lists.length ? [{ root: h.lease.dir, paths: lists, limit: PREFETCH_LIMIT }] : []),
-    ]);
-    const files = await this.helper.readFiles(reads);
-    const per = lists.length ? 2 : 1;
+    const reads = mounted.map((h) => ({ os: osReads(h.lease.dir), lists: lists.length ? [{ root: h.lease.dir, paths: lists, limit: PREFETCH_LIMIT }] : [] }));
+    const files = await this.helper.readFiles(reads.flatMap((r) => [...r.os, ...r.lists]));
+    let at = 0;
     const found = mounted.map((h, i) => {
-      if (lists.length) this.prefetched.set(h.e.info.id, new Map(lists.map((l, j) => [l, files[i * per + 1]![j]])));
-      return { e: h.e, files: files[i * per]! };
+      const os = files.slice(at, (at += reads[i]!.os.length)).flat();
+      if (lists.length) this.prefetched.set(h.e.info.id, new Map(lists.map((l, j) => [l, files[at]![j]])));
+      at += reads[i]!.lists.length;
+      return { e: h.e, files: os };
     });
     for (const e of roots.filter((x) => this.mounter.twinned(x))) {
-      const [read] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: OS_FILES, limit: FILE_LIMIT }])).catch(() => [undefined]);
-      if (read) found.push({ e, files: read });
+      const read = await this.withLease(e, (dir) => this.helper.readFiles(osReads(dir))).catch(() => undefined);
+      if (read) found.push({ e, files: read.flat() });
     }
     return found.flatMap(({ e, files: f }) => detectOs(e.info.id, f, (entry) => this.matchEntry(entry)) ?? []);
   }

@@ -29,18 +29,23 @@ export interface OperatingSystem {
   packages?: Package[];
 }
 
-/** The files OS detection reads from each candidate filesystem, in one call (at most FILE_LIMIT each). */
-export const OS_FILES = [
-  '/etc/os-release',
-  '/usr/lib/os-release',
-  '/etc/hostname',
-  '/etc/fstab',
-  '/etc/debian_version',
-  '/bin/sh',
-  ...PACKAGE_DATABASES.flatMap((d) => d.files),
-  ...PACKAGE_MANAGERS.map((m) => m.program),
-];
 export const FILE_LIMIT = 64 * 1024;
+
+/**
+ * What OS detection reads of each candidate filesystem, in one call: small text files
+ * whole (up to FILE_LIMIT), the ELF header of /bin/sh (its architecture), and of the
+ * package databases and managers' programs only whether they are there (limit 0: opened,
+ * not read; a real dpkg status or apt-get is hundreds of KiB, all of it cold disk reads).
+ */
+const OS_READS: { paths: string[]; limit: number }[] = [
+  { paths: ['/etc/os-release', '/usr/lib/os-release', '/etc/hostname', '/etc/fstab', '/etc/debian_version'], limit: FILE_LIMIT },
+  { paths: ['/bin/sh'], limit: 64 },
+  { paths: [...PACKAGE_DATABASES.flatMap((d) => d.files), ...PACKAGE_MANAGERS.map((m) => m.program)], limit: 0 },
+];
+const OS_FILES = OS_READS.flatMap((r) => r.paths);
+
+/** The reads (Helper.readFiles) of OS detection in the filesystem mounted at `root`; give their results, flattened, to detectOs. */
+export const osReads = (root: string) => OS_READS.map((r) => ({ root, ...r }));
 
 /** The keys and values of an os-release file (quotes removed). */
 function osRelease(text: string): Map<string, string> {
@@ -90,7 +95,7 @@ export function fstabEntries(text: string): FstabEntry[] {
 }
 
 /**
- * The OS whose root is filesystem `root`, from its files (OS_FILES, read in order; a
+ * The OS whose root is filesystem `root`, from its files (osReads' results in order; a
  * missing one undefined), or undefined when it holds no os-release.
  */
 export function detectOs(root: string, files: (Buffer | undefined)[], match: (entry: FstabEntry) => string | undefined): OperatingSystem | undefined {
