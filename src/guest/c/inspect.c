@@ -270,33 +270,35 @@ static int cmd_devices(void) {
 /*
  * The ranges are asked for first (POSIX_FADV_WILLNEED queues their reads and returns), so
  * that a probe's reads, at the starts and ends of every device, are in flight together
- * and qemu serves them in parallel, instead of one disk request after another.
+ * and qemu serves them in parallel, instead of one disk request after another. In batches,
+ * so that a long list holds a bounded number of descriptors open.
  */
+#define READ_BATCH 64
 static int cmd_read(int argc, char **argv) {
   if (argc % 3) fatal("read: give DEV OFF LEN triples");
   static unsigned char buf[1 << 20];
-  int n = argc / 3;
-  int *fds = malloc((size_t)(n ? n : 1) * sizeof *fds);
-  if (!fds) fatal("out of memory");
-  for (int i = 0; i < n; i++) {
-    unsigned long long off = strtoull(argv[3 * i + 1], NULL, 10), len = strtoull(argv[3 * i + 2], NULL, 10);
-    fds[i] = open(argv[3 * i], O_RDONLY | O_CLOEXEC);
-    if (fds[i] >= 0) posix_fadvise(fds[i], (off_t)off, (off_t)(len > sizeof buf ? sizeof buf : len), POSIX_FADV_WILLNEED);
-  }
-  for (int i = 0; i < n; i++) {
-    unsigned long long off = strtoull(argv[3 * i + 1], NULL, 10), len = strtoull(argv[3 * i + 2], NULL, 10);
-    if (len > sizeof buf) len = sizeof buf;
-    ssize_t got = 0;
-    while (fds[i] >= 0 && (size_t)got < len) {
-      ssize_t k = pread(fds[i], buf + got, len - (size_t)got, (off_t)(off + (size_t)got));
-      if (k < 0 && errno == EINTR) continue;
-      if (k <= 0) break;
-      got += k;
+  for (int first = 0; first < argc; first += 3 * READ_BATCH) {
+    int fds[READ_BATCH], n = 0;
+    for (int i = first; i < argc && n < READ_BATCH; i += 3, n++) {
+      unsigned long long off = strtoull(argv[i + 1], NULL, 10), len = strtoull(argv[i + 2], NULL, 10);
+      fds[n] = open(argv[i], O_RDONLY | O_CLOEXEC);
+      if (fds[n] >= 0) posix_fadvise(fds[n], (off_t)off, (off_t)(len > sizeof buf ? sizeof buf : len), POSIX_FADV_WILLNEED);
     }
-    if (fds[i] >= 0) close(fds[i]);
-    put_bytes(buf, (size_t)got);
+    for (int j = 0; j < n; j++) {
+      char **t = argv + first + 3 * j;
+      unsigned long long off = strtoull(t[1], NULL, 10), len = strtoull(t[2], NULL, 10);
+      if (len > sizeof buf) len = sizeof buf;
+      ssize_t got = 0;
+      while (fds[j] >= 0 && (size_t)got < len) {
+        ssize_t k = pread(fds[j], buf + got, len - (size_t)got, (off_t)(off + (size_t)got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += k;
+      }
+      if (fds[j] >= 0) close(fds[j]);
+      put_bytes(buf, (size_t)got);
+    }
   }
-  free(fds);
   return 0;
 }
 
