@@ -97,7 +97,7 @@ static void put(const void *p, size_t n) {
 /*
  * `n` bytes of `fd` from `at` onto stdout, after what put() holds: spliced when stdout is
  * a pipe (the agent's), so file data is never copied through this process (under TCG each
- * copy of a large file costs ~1 s per 256 MiB); read and put() otherwise. Returns the
+ * copy of a large file costs ~1 s per 256 MiB); read into the output buffer otherwise. Returns the
  * bytes sent: fewer than `n` only when the file ended early or a read failed (errno set).
  */
 #define SPLICE_MIN (32 << 10)
@@ -126,13 +126,14 @@ static size_t send_range(int fd, off_t at, size_t n) {
     }
     if (sent == n) return sent;
   }
-  static unsigned char buf[1 << 16];
   while (sent < n) {
-    size_t want = n - sent < sizeof buf ? n - sent : sizeof buf;
-    ssize_t k = pread(fd, buf, want, at + (off_t)sent);
+    if (ofill == sizeof obuf) flush_out();
+    size_t room = sizeof obuf - ofill;
+    size_t want = n - sent < room ? n - sent : room;
+    ssize_t k = pread(fd, obuf + ofill, want, at + (off_t)sent);
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) return sent;
-    put(buf, (size_t)k);
+    ofill += (size_t)k;
     sent += (size_t)k;
   }
   return sent;
