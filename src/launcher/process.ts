@@ -74,6 +74,21 @@ function killGroup(child: ChildProcess): void {
 }
 
 /**
+ * Once what we started has exited, whatever it left in its group goes too, and pipes that
+ * something outside the group still holds are cut after a grace, so that 'close' comes.
+ */
+function endGroupWith(child: ChildProcess): void {
+  child.once('exit', () => {
+    killGroup(child);
+    const cut = setTimeout(() => {
+      for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
+    }, CLOSE_GRACE_MS);
+    cut.unref();
+    child.once('close', () => clearTimeout(cut));
+  });
+}
+
+/**
  * Starts qemu so that it never outlives this process. Through setpriv (util-linux) it
  * gets PR_SET_PDEATHSIG=SIGKILL, so the kernel kills it when Node dies in any way,
  * SIGKILL included; the death signal follows the thread that spawned it, which is the
@@ -88,6 +103,7 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
   const stdio: ('pipe' | 'ignore' | number)[] = ['pipe', 'pipe', 'pipe', ...(opts.fds ?? []).map((fd) => fd ?? 'ignore')];
   const child = spawn(file, args, { stdio, detached: true });
   child.stdin!.on('error', () => {}); // qemu gone: its exit is reported elsewhere
+  endGroupWith(child);
   running.add(child);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
@@ -118,16 +134,6 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
       running.delete(child);
       serial.end();
       resolve({ code, signal });
-    });
-    // What we started has exited: whatever it left in its group goes too, and pipes that
-    // something outside the group still holds are cut after a grace, so 'close' comes.
-    child.once('exit', () => {
-      killGroup(child);
-      const cut = setTimeout(() => {
-        for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
-      }, CLOSE_GRACE_MS);
-      cut.unref();
-      child.once('close', () => clearTimeout(cut));
     });
   });
 
