@@ -29,7 +29,7 @@ export interface OperatingSystem {
   packages?: Package[];
 }
 
-export const FILE_LIMIT = 64 * 1024;
+const FILE_LIMIT = 64 * 1024;
 
 /**
  * What OS detection reads of each candidate filesystem, in one call: small text files

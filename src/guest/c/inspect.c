@@ -97,8 +97,9 @@ static void put(const void *p, size_t n) {
 /*
  * `n` bytes of `fd` from `at` onto stdout, after what put() holds: spliced when stdout is
  * a pipe (the agent's), so file data is never copied through this process (under TCG each
- * copy of a large file costs ~1 s per 256 MiB); read into the output buffer otherwise. Returns the
- * bytes sent: fewer than `n` only when the file ended early or a read failed (errno set).
+ * copy of a large file costs ~1 s per 256 MiB); read into the output buffer otherwise.
+ * Returns the bytes sent: fewer than `n` only when the file ended early or a read failed
+ * (errno set).
  */
 #define SPLICE_MIN (32 << 10)
 static int piped = -1; /* stdout is a pipe: 1, is not: 0, not looked at yet (each command): -1 */
@@ -279,25 +280,29 @@ static int cmd_read(int argc, char **argv) {
   if (argc % 3) fatal("read: give DEV OFF LEN triples");
   static unsigned char buf[1 << 20];
   for (int first = 0; first < argc; first += 3 * READ_BATCH) {
-    int fds[READ_BATCH], n = 0;
+    struct {
+      int fd;
+      off_t off;
+      size_t len;
+    } r[READ_BATCH];
+    int n = 0;
     for (int i = first; i < argc && n < READ_BATCH; i += 3, n++) {
-      unsigned long long off = strtoull(argv[i + 1], NULL, 10), len = strtoull(argv[i + 2], NULL, 10);
-      fds[n] = open(argv[i], O_RDONLY | O_CLOEXEC);
-      if (fds[n] >= 0) posix_fadvise(fds[n], (off_t)off, (off_t)(len > sizeof buf ? sizeof buf : len), POSIX_FADV_WILLNEED);
+      unsigned long long len = strtoull(argv[i + 2], NULL, 10);
+      r[n].off = (off_t)strtoull(argv[i + 1], NULL, 10);
+      r[n].len = len > sizeof buf ? sizeof buf : (size_t)len;
+      r[n].fd = open(argv[i], O_RDONLY | O_CLOEXEC);
+      if (r[n].fd >= 0) posix_fadvise(r[n].fd, r[n].off, (off_t)r[n].len, POSIX_FADV_WILLNEED);
     }
     for (int j = 0; j < n; j++) {
-      char **t = argv + first + 3 * j;
-      unsigned long long off = strtoull(t[1], NULL, 10), len = strtoull(t[2], NULL, 10);
-      if (len > sizeof buf) len = sizeof buf;
-      ssize_t got = 0;
-      while (fds[j] >= 0 && (size_t)got < len) {
-        ssize_t k = pread(fds[j], buf + got, len - (size_t)got, (off_t)(off + (size_t)got));
+      size_t got = 0;
+      while (r[j].fd >= 0 && got < r[j].len) {
+        ssize_t k = pread(r[j].fd, buf + got, r[j].len - got, r[j].off + (off_t)got);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) break;
-        got += k;
+        got += (size_t)k;
       }
-      if (fds[j] >= 0) close(fds[j]);
-      put_bytes(buf, (size_t)got);
+      if (r[j].fd >= 0) close(r[j].fd);
+      put_bytes(buf, got);
     }
   }
   return 0;
