@@ -657,11 +657,15 @@ static int first_time(struct walk *w, const struct stat *st) {
 /* Files the host reads by itself with flag b (records.ts BIG_FILE). */
 #define BIG_FILE (1 << 20)
 
+/* A large file without holes, whose data the host reads apart with flag b. */
+static int read_apart(const struct walk *w, const struct stat *st) {
+  return w->defer_big && st->st_size >= BIG_FILE && st->st_blocks * 512 >= st->st_size;
+}
+
 /* A regular file's data as extents (see the record layout): holes are skipped. */
 static void put_content(struct walk *w, int dirfd, const char *name, const struct stat *st) {
   int err = 0;
-  if (w->defer_big && st->st_size >= BIG_FILE && st->st_blocks * 512 >= st->st_size &&
-      (st->st_nlink <= 1 || first_time(w, st))) {
+  if (read_apart(w, st) && (st->st_nlink <= 1 || first_time(w, st))) {
     put64(~(uint64_t)1);
     return;
   }
@@ -748,7 +752,7 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
 static off_t read_ahead(struct walk *w, int dirfd, const char *name) {
   struct stat st;
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return 0;
-  if (w->defer_big && !w->hash && st.st_size >= BIG_FILE) return 0;
+  if (!w->hash && read_apart(w, &st)) return 0;
   off_t n = st.st_size < AHEAD_BYTES ? st.st_size : AHEAD_BYTES;
   int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) return 0;
