@@ -33,7 +33,10 @@ async function main(): Promise<void> {
     console.error(`bench:build needs libguestfs's supermin.d (${SUPERMIN_D}): apt-get install libguestfs-tools`);
     process.exit(1);
   }
-  const packages = readFileSync(join(SUPERMIN_D, 'packages'), 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+  const packages = readFileSync(join(SUPERMIN_D, 'packages'), 'utf8')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const work = mkdtempSync(join(tmpdir(), 'bench-build-'));
   const cacheDir = join(work, 'cache');
   const ours = async () => {
@@ -59,7 +62,10 @@ async function main(): Promise<void> {
       oursMs.push((await ours()).ms);
       superminMs.push(supermin().ms);
     }
-    const noop = Array.from({ length: RUNS + 1 }, () => timed(process.execPath, [CLI, 'build', '--packages', packages.join(','), '--cache-dir', cacheDir]).ms).slice(1);
+    const noop = Array.from(
+      { length: RUNS + 1 },
+      () => timed(process.execPath, [CLI, 'build', '--packages', packages.join(','), '--cache-dir', cacheDir]).ms,
+    ).slice(1);
     const defaultCache = join(work, 'default-cache');
     timed(process.execPath, [CLI, 'build', '--cache-dir', defaultCache]);
     const noopDefault = Array.from({ length: RUNS + 1 }, () => timed(process.execPath, [CLI, 'build', '--cache-dir', defaultCache]).ms).slice(1);
@@ -72,7 +78,9 @@ async function main(): Promise<void> {
     }
 
     const r = first.manifest.root;
-    console.log(`ours:     ${first.manifest.packages.length} packages in the closure, ${r.files} files (${r.entries} entries), ${(r.contentBytes / 1e6).toFixed(1)} MB of content`);
+    console.log(
+      `ours:     ${first.manifest.packages.length} packages in the closure, ${r.files} files (${r.entries} entries), ${(r.contentBytes / 1e6).toFixed(1)} MB of content`,
+    );
     console.log(`ours     median ${fmt(median(oursMs))}  (runs: ${oursMs.map(fmt).join(', ')})`);
     console.log(`supermin median ${fmt(median(superminMs))}  (runs: ${superminMs.map(fmt).join(', ')})`);
     console.log(`ratio ours/supermin: ${(median(oursMs) / median(superminMs)).toFixed(2)} (target: at most 1.00)`);

@@ -52,7 +52,6 @@ function defaultTree(): string {
   return tree;
 }
 
-
 function main(): void {
   const at = process.argv.indexOf('--tree');
   const tree = at >= 0 ? resolve(process.argv[at + 1] ?? '') : defaultTree();

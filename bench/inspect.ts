@@ -28,7 +28,10 @@ interface Case {
 const sha256 = (file: string) =>
   new Promise<string>((res, rej) => {
     const h = createHash('sha256');
-    createReadStream(file).on('data', (c) => h.update(c)).on('end', () => res(h.digest('hex'))).on('error', rej);
+    createReadStream(file)
+      .on('data', (c) => h.update(c))
+      .on('end', () => res(h.digest('hex')))
+      .on('error', rej);
   });
 
 function expect(ok: boolean, what: string): void {
@@ -72,7 +75,10 @@ async function main(): Promise<void> {
         theirs: (out) => ['virt-copy-out', ['-a', img.qcow2, '/srv/data', out]],
         check: (_, out) => {
           const files = readdirSync(join(out, 'data'));
-          expect(files.length === 200 && files.every((f) => statSync(join(out, 'data', f)).size === Number(f.slice(1)) * 100), 'copy-out copies 200 files of their sizes');
+          expect(
+            files.length === 200 && files.every((f) => statSync(join(out, 'data', f)).size === Number(f.slice(1)) * 100),
+            'copy-out copies 200 files of their sizes',
+          );
         },
       },
       {

@@ -62,7 +62,10 @@ export function makeOsImage(dir: string, bigMiB = 0): OsImage {
       copyFileSync('/var/lib/dpkg/status', join(root, 'var/lib/dpkg/status'));
       writeFileSync(join(root, 'usr/bin/apt-get'), '');
       writeFileSync(join(root, 'etc/hostname'), `${hostname}\n`);
-      writeFileSync(join(root, 'etc/fstab'), `UUID=${rootUuid} / ext4 defaults 0 1\nLABEL=EFI /boot/efi vfat defaults 0 2\nUUID=${srvUuid} /srv xfs defaults 0 2\n`);
+      writeFileSync(
+        join(root, 'etc/fstab'),
+        `UUID=${rootUuid} / ext4 defaults 0 1\nLABEL=EFI /boot/efi vfat defaults 0 2\nUUID=${srvUuid} /srv xfs defaults 0 2\n`,
+      );
     });
   });
   withLoop(raw, ...part(3), (dev) => {

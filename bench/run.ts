@@ -55,7 +55,10 @@ export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = proces
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     let peak = 0;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, tree(child.pid!).reduce((sum, pid) => sum + rssKb(pid), 0));
+      peak = Math.max(
+        peak,
+        tree(child.pid!).reduce((sum, pid) => sum + rssKb(pid), 0),
+      );
     }, 25);
     child.on('error', reject);
     child.on('close', (code) => {

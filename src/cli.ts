@@ -12,9 +12,7 @@ import { register as registerInspect } from './cli/inspect.js';
 import { oneLineUsageErrors, run, watchStdout } from './cli/common.js';
 import { packageVersion } from './appliance/version.js';
 
-const program = new Command('appliance')
-  .description('Build a tiny Linux appliance from the host\'s own files and boot it in qemu')
-  .version(packageVersion());
+const program = new Command('appliance').description("Build a tiny Linux appliance from the host's own files and boot it in qemu").version(packageVersion());
 
 registerMkinitrd(program);
 registerMkext2(program);

@@ -4,6 +4,7 @@ import type { constants } from 'node:os';
  * Every code an ApplianceError can carry, by where it comes from. Callers branch on them;
  * the CLI maps them to exit statuses in one table (cli/exit-status.ts).
  */
+// prettier-ignore
 export type ErrorCode =
   // the caller's input: options, sizes, names
   | 'EUSAGE' | 'EBADSIZE' | 'EBADOPTION' | 'EBADEPOCH' | 'EBADUUID' | 'EBADTREE' | 'EINVAL' | 'E2BIG' | 'ENAMETOOLONG'

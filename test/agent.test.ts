@@ -3,7 +3,20 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, constants, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +60,6 @@ async function startAgent(): Promise<{ client: AgentClient; proc: ChildProcess; 
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
 
 async function exited(proc: ChildProcess, ms: number): Promise<number | null> {
   if (proc.exitCode !== null) return proc.exitCode;
@@ -132,9 +144,7 @@ describe('guest agent over a unix socket', () => {
     // Each command waits until all five have started: they only finish if they run together.
     const script = (i: number) =>
       `touch ${i}; while [ $(ls | wc -l) -lt 5 ]; do sleep 0.01; done; head -c 300000 /dev/zero | tr '\\0' '${i}'; echo err${i} >&2`;
-    const results = await Promise.all(
-      [0, 1, 2, 3, 4].map((i) => client.exec(['sh', '-c', script(i)], { cwd: dir, timeoutMs: 20_000 })),
-    );
+    const results = await Promise.all([0, 1, 2, 3, 4].map((i) => client.exec(['sh', '-c', script(i)], { cwd: dir, timeoutMs: 20_000 })));
     results.forEach((res, i) => {
       expect(res.exitCode).toBe(0);
       expect(res.stdout.equals(Buffer.alloc(300000, String(i)))).toBe(true);

@@ -14,7 +14,13 @@ describe('the import graph of src/', () => {
   });
 
   it('the check catches a wrong-way import and a cycle (the checker tested on a graph with both)', () => {
-    const rules: Rules = { base: { may: [] }, formats: { may: [] }, cli: { may: ['formats'] }, launcher: { may: ['guest'], only: { guest: ['guest/contract.ts'] } }, guest: { may: [] } };
+    const rules: Rules = {
+      base: { may: [] },
+      formats: { may: [] },
+      cli: { may: ['formats'] },
+      launcher: { may: ['guest'], only: { guest: ['guest/contract.ts'] } },
+      guest: { may: [] },
+    };
     const graph = new Map<string, string[]>([
       ['formats/a.ts', ['cli/x.ts']], // wrong way: formats must not know the CLI
       ['cli/x.ts', ['formats/a.ts', 'errors.ts']],

@@ -29,7 +29,12 @@ describe('FileList', () => {
     expect(files.addHostPath(join(dir, 'bin', 'tool'))).toBe('added');
     expect(files.entries.get(g('bin'))).toMatchObject({ type: 'symlink', target: 'usr/bin' });
     expect(files.entries.get(g('usr/bin'))?.type).toBe('dir');
-    expect(files.entries.get(g('usr/bin/tool'))).toMatchObject({ type: 'file', mode: 0o755, size: 18, source: { kind: 'host', path: join(dir, 'usr/bin/tool') } });
+    expect(files.entries.get(g('usr/bin/tool'))).toMatchObject({
+      type: 'file',
+      mode: 0o755,
+      size: 18,
+      source: { kind: 'host', path: join(dir, 'usr/bin/tool') },
+    });
     // The parents are there too, down to the root.
     expect(files.entries.get('')?.type).toBe('dir');
     expect(files.entries.get(g('usr'))?.type).toBe('dir');
@@ -55,23 +60,30 @@ describe('FileList', () => {
     expect(files.skipped).toHaveLength(1);
   });
 
-  it('mirrors Debian 12\'s /bin -> usr/bin for a real program', () => {
+  it("mirrors Debian 12's /bin -> usr/bin for a real program", () => {
     const files = new FileList();
     files.addHostPath('/bin/ls');
     expect(files.entries.get('bin')).toMatchObject({ type: 'symlink', target: 'usr/bin' });
     expect(files.entries.get('usr/bin/ls')?.type).toBe('file');
   });
 
-  it('places made-up entries through the image\'s own symlinks, creating missing folders', () => {
+  it("places made-up entries through the image's own symlinks, creating missing folders", () => {
     const files = new FileList();
     files.addHostPath('/bin/ls');
     files.addEntry({ path: '/bin/extra', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 5, size: 1, source: { kind: 'bytes', data: new Uint8Array([1]) } });
     expect(files.entries.has('usr/bin/extra')).toBe(true);
-    files.addEntry({ path: '/opt/new/deep/file', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 5, size: 0, source: { kind: 'bytes', data: new Uint8Array() } });
+    files.addEntry({
+      path: '/opt/new/deep/file',
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 5,
+      size: 0,
+      source: { kind: 'bytes', data: new Uint8Array() },
+    });
     expect(files.entries.get('opt/new')).toMatchObject({ type: 'dir', mode: 0o755 });
-    expect(() =>
-      files.addEntry({ path: '/usr/bin/ls/below', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 5 }),
-    ).toThrow(/is a file in the image/);
+    expect(() => files.addEntry({ path: '/usr/bin/ls/below', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 5 })).toThrow(/is a file in the image/);
   });
 
   it('gives folders one time, the latest of the files', () => {
@@ -91,7 +103,7 @@ describe('programs', () => {
     expect(findExecutable(join(dir, 'usr/lib/libx.so.1.2'), [])).toBeUndefined(); // not executable
   });
 
-  it('reads a script\'s interpreter, through env too', () => {
+  it("reads a script's interpreter, through env too", () => {
     const s1 = join(dir, 's1');
     const s2 = join(dir, 's2');
     writeFileSync(s1, '#!/bin/sh -e\n');

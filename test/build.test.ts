@@ -43,11 +43,14 @@ describe('default appliance', () => {
     // 44 MB on Debian 12: the inspection tools weigh most of it (libcrypto for cryptsetup
     // 4.7 MB, lvm 3.2 MB, xfs.ko 4.2 MB, btrfs.ko 3.9 MB). A bound, so growth is a decision.
     expect(m.root.contentBytes).toBeLessThan(50e6);
-    console.log(`default appliance: ${m.root.files} files, ${(m.root.contentBytes / 1e6).toFixed(2)} MB of content, image ${(m.root.size / 1e6).toFixed(1)} MB`);
+    console.log(
+      `default appliance: ${m.root.files} files, ${(m.root.contentBytes / 1e6).toFixed(2)} MB of content, image ${(m.root.size / 1e6).toFixed(1)} MB`,
+    );
     expect(logs.some((l) => l.startsWith('kernel: '))).toBe(true);
 
     const names = new Set(m.binaries.map((b) => b.name));
-    for (const p of ['sh', 'ls', 'mount', 'umount', 'blkid', 'lsblk', 'sfdisk', 'mke2fs', 'e2fsck', 'find', 'sha256sum', 'tar', 'modprobe']) expect(names).toContain(p);
+    for (const p of ['sh', 'ls', 'mount', 'umount', 'blkid', 'lsblk', 'sfdisk', 'mke2fs', 'e2fsck', 'find', 'sha256sum', 'tar', 'modprobe'])
+      expect(names).toContain(p);
     // What inspection uses in the guest (the issue's list: lvm2, btrfs-progs, xfsprogs, dmesg, dm-mod, loop).
     for (const p of ['lvm', 'dmsetup', 'mdadm', 'cryptsetup', 'btrfs', 'xfs_db', 'xfs_repair', 'dmesg', 'losetup', 'ntfs-3g']) expect(names).toContain(p);
     expect(debugfs(first.root, 'stat /usr/libexec/appliance/inspect')).toMatch(/Mode:\s+0755/);
@@ -61,7 +64,9 @@ describe('default appliance', () => {
     const modDir = `/usr/lib/modules/${first.kernelVersion}`;
     expect(debugfs(first.root, `ls ${modDir}`)).toContain('modules.dep.bin');
     expect(debugfs(first.root, `ls ${modDir}/kernel/fs/xfs`)).toContain('xfs.ko');
-    expect(m.root.modules).toEqual(expect.arrayContaining(['xfs', 'btrfs', 'vfat', 'isofs', 'squashfs', 'libcrc32c', 'dm_mod', 'dm_crypt', 'md_mod', 'raid1', 'loop', 'fuse']));
+    expect(m.root.modules).toEqual(
+      expect.arrayContaining(['xfs', 'btrfs', 'vfat', 'isofs', 'squashfs', 'libcrc32c', 'dm_mod', 'dm_crypt', 'md_mod', 'raid1', 'loop', 'fuse']),
+    );
     // ld.so and libc came with the programs.
     expect(debugfs(first.root, 'ls /usr/lib/x86_64-linux-gnu')).toContain('libc.so.6');
 
@@ -196,7 +201,23 @@ describe('appliance build (CLI)', () => {
     chownSync(cacheDir, 65534, 65534);
     const res = spawnSync(
       'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'build', '--binaries', 'true', '--modules', '', '--include', `${inc}:/data`, '--cache-dir', cacheDir, '--json'],
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        CLI,
+        'build',
+        '--binaries',
+        'true',
+        '--modules',
+        '',
+        '--include',
+        `${inc}:/data`,
+        '--cache-dir',
+        cacheDir,
+        '--json',
+      ],
       { encoding: 'utf8', env: { ...process.env, HOME: cacheDir } },
     );
     expect(res.status, res.stderr).toBe(0);

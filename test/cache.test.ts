@@ -260,7 +260,7 @@ describe('fingerprint', () => {
     expect(await fingerprint(inputs, false)).not.toBe(base);
   });
 
-  it('ignores a folder\'s mtime for image inputs but not for watched paths', async () => {
+  it("ignores a folder's mtime for image inputs but not for watched paths", async () => {
     const d = join(dir, 'fp-dir');
     mkdirSync(d);
     const asInput = [{ path: d, kind: 'lstat' as const }];

@@ -29,7 +29,9 @@ describe('usage errors', () => {
 
   it('a reader that closes our stdout early gets no EPIPE stack trace: we stop as SIGPIPE would (141)', () => {
     // `true` exits without reading, long before node has started: the first write meets a closed pipe.
-    const r = spawnSync('bash', ['-c', `${process.execPath} ${CLI} cache ls --cache-dir "$(mktemp -d)/c" | true; echo "status=\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', `${process.execPath} ${CLI} cache ls --cache-dir "$(mktemp -d)/c" | true; echo "status=\${PIPESTATUS[0]}"`], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('status=141');
   });

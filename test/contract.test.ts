@@ -16,7 +16,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('the guest contract', () => {
   it('reaches the C side unchanged (a program built against protocol.h prints what contract.ts says)', () => {
     writeFileSync(join(tmp, 'contract.h'), contractHeader());
-    const types = Object.keys(contract.FrameType).map((k) => `  printf("T_${k}=%d\\n", APPL_T_${k});`).join('\n');
+    const types = Object.keys(contract.FrameType)
+      .map((k) => `  printf("T_${k}=%d\\n", APPL_T_${k});`)
+      .join('\n');
     writeFileSync(
       join(tmp, 'probe.c'),
       `#include <stdio.h>
@@ -81,7 +83,9 @@ ${types}
     ];
     for (const file of ['init.c', 'agent.c', 'protocol.h', 'util.h']) {
       // Comments may name things; code must not.
-      const code = readFileSync(join(C_DIR, file), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      const code = readFileSync(join(C_DIR, file), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/\/\/.*$/gm, '');
       for (const literal of literals) expect(code.includes(literal), `${file} spells out ${literal}`).toBe(false);
     }
   });

@@ -70,7 +70,10 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dpkg-test-'));
   mkdirSync(join(dir, 'info'));
   writeFileSync(join(dir, 'status'), STATUS);
-  writeFileSync(join(dir, 'info', 'app.list'), '/.\n/usr\n/usr/bin\n/usr/bin/app\n/usr/share/doc/app/copyright\n/usr/share/man/man1/app.1.gz\n/usr/share/locale/de/LC_MESSAGES/app.mo\n/usr/share/app/data\n/usr/share/docs-not-excluded\n');
+  writeFileSync(
+    join(dir, 'info', 'app.list'),
+    '/.\n/usr\n/usr/bin\n/usr/bin/app\n/usr/share/doc/app/copyright\n/usr/share/man/man1/app.1.gz\n/usr/share/locale/de/LC_MESSAGES/app.mo\n/usr/share/app/data\n/usr/share/docs-not-excluded\n',
+  );
   writeFileSync(join(dir, 'info', 'libthing:amd64.list'), '/usr/lib/x86_64-linux-gnu/libthing.so.1\n');
   writeFileSync(join(dir, 'info', 'libthing:i386.list'), '/usr/lib/i386-linux-gnu/libthing.so.1\n');
   writeFileSync(join(dir, 'info', 'postfix.list'), '/usr/sbin/sendmail\n');
@@ -141,17 +144,23 @@ describe('dpkg database of this host', () => {
     for (const [name, , deps, status] of rows) {
       if (!names.has(name!)) continue;
       expect(status!.trim()).toBe('ii');
-      for (const group of deps!.split(',').map((g) => g.trim()).filter(Boolean)) {
+      for (const group of deps!
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean)) {
         const alts = group.split('|').map((a) => a.trim().split(/[\s(:]/)[0]!);
         const installedAlt = alts.some((a) => rows.some((r) => r[0] === a && r[3]!.trim() === 'ii') || db.providers.has(a));
         if (!installedAlt) continue; // an unsatisfiable optional alternative on this host
-        expect(alts.some((a) => names.has(a) || provided.has(a)), `${name}: ${group}`).toBe(true);
+        expect(
+          alts.some((a) => names.has(a) || provided.has(a)),
+          `${name}: ${group}`,
+        ).toBe(true);
       }
     }
     expect(names.has('libc6')).toBe(true);
   });
 
-  it('lists a package\'s files as dpkg -L does, minus the excluded folders', () => {
+  it("lists a package's files as dpkg -L does, minus the excluded folders", () => {
     const db = readDpkgDatabase();
     const ours = packageFiles(db, findInstalled(db, 'e2fsprogs')!);
     const theirs = execFileSync('dpkg', ['-L', 'e2fsprogs'], { encoding: 'utf8' })

@@ -43,7 +43,10 @@ beforeAll(() => {
   writeFileSync(join(dir, 'thing.c'), '#include <math.h>\ndouble thing(double x) { return sqrt(x); }\n');
   writeFileSync(join(dir, 'main.c'), 'double thing(double);\nint main(void) { return (int)thing(4.0) - 2; }\n');
   execFileSync('gcc', ['-shared', '-fPIC', '-o', join(dir, 'lib', 'libthing.so'), join(dir, 'thing.c'), '-lm']);
-  for (const [name, tags] of [['runpath', '--enable-new-dtags'], ['rpath', '--disable-new-dtags']] as const) {
+  for (const [name, tags] of [
+    ['runpath', '--enable-new-dtags'],
+    ['rpath', '--disable-new-dtags'],
+  ] as const) {
     execFileSync('gcc', ['-o', join(dir, 'bin', name), join(dir, 'main.c'), `-L${join(dir, 'lib')}`, '-lthing', `-Wl,${tags},-rpath,$ORIGIN/../lib`]);
   }
 });
@@ -79,7 +82,7 @@ describe('library closure', () => {
     }
   });
 
-  it('expands $ORIGIN in RUNPATH and RPATH, and follows a library\'s own needs', () => {
+  it("expands $ORIGIN in RUNPATH and RPATH, and follows a library's own needs", () => {
     const dirs = librarySearchDirs();
     for (const name of ['runpath', 'rpath']) {
       const path = join(dir, 'bin', name);
@@ -109,7 +112,7 @@ describe('ld.so.conf', () => {
     expect(readLdSoConf(conf)).toEqual(['/opt/first', '/opt/a', '/opt/b1', '/opt/b2', '/opt/last']);
   });
 
-  it('lists the host\'s folders in the order ldconfig -v sees them, then the defaults', () => {
+  it("lists the host's folders in the order ldconfig -v sees them, then the defaults", () => {
     const dirs = librarySearchDirs();
     const ldconfig = execFileSync('ldconfig', ['-v', '-N', '-X'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
       .split('\n')

@@ -30,12 +30,15 @@ afterAll(async () => {
 test('--help lists the options', async () => {
   const { code, stdout } = await cli(['mkext2', '--help']);
   expect(code).toBe(0);
-  for (const option of ['--size', '--extra', '--block-size', '--uuid', '--label', '--squash-owner', '--json', 'SOURCE_DATE_EPOCH']) expect(stdout).toContain(option);
+  for (const option of ['--size', '--extra', '--block-size', '--uuid', '--label', '--squash-owner', '--json', 'SOURCE_DATE_EPOCH'])
+    expect(stdout).toContain(option);
 });
 
 test('writes an image and reports it as JSON', async () => {
   const out = join(work, 'root.img');
-  const { code, stdout, stderr } = await cli(['mkext2', join(work, 'src'), out, '--json', '--squash-owner', '--label', 'root', '--block-size', '1024'], { SOURCE_DATE_EPOCH: '1234567890' });
+  const { code, stdout, stderr } = await cli(['mkext2', join(work, 'src'), out, '--json', '--squash-owner', '--label', 'root', '--block-size', '1024'], {
+    SOURCE_DATE_EPOCH: '1234567890',
+  });
   expect(stderr).toBe('');
   expect(code).toBe(0);
   const result = JSON.parse(stdout) as Record<string, unknown>;

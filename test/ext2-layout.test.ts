@@ -9,10 +9,14 @@ const BLOCK_SIZES = [1024, 2048, 4096] as const;
 function mapAll(blockSize: number, logicals: number[]) {
   let next = 1000;
   const written = new Map<number, Buffer>();
-  const mapper = new BlockMapper(blockSize, () => next++, (phys, block) => {
-    if (written.has(phys)) throw new Error(`indirect block ${phys} written twice`);
-    written.set(phys, Buffer.from(block));
-  });
+  const mapper = new BlockMapper(
+    blockSize,
+    () => next++,
+    (phys, block) => {
+      if (written.has(phys)) throw new Error(`indirect block ${phys} written twice`);
+      written.set(phys, Buffer.from(block));
+    },
+  );
   const placed = new Map<number, number>();
   for (const l of logicals) placed.set(l, mapper.map(l));
   mapper.finish();
@@ -46,7 +50,10 @@ describe.each(BLOCK_SIZES)('block map with %i-byte blocks', (blockSize) => {
 
   test('a file without holes takes data plus indirectBlocks() blocks', () => {
     for (const n of edges.filter((e) => e <= 12 + p + p * p + 1 && (blockSize === 1024 || e < 12 + p + p * p))) {
-      const { mapper, allocated } = mapAll(blockSize, Array.from({ length: n }, (_, i) => i));
+      const { mapper, allocated } = mapAll(
+        blockSize,
+        Array.from({ length: n }, (_, i) => i),
+      );
       expect(mapper.blocks, `n=${n}`).toBe(allocated);
       expect(allocated - n, `n=${n}`).toBe(indirectBlocks(n, blockSize));
     }
@@ -95,7 +102,12 @@ describe.each(BLOCK_SIZES)('geometry with %i-byte blocks', (blockSize) => {
   });
 
   test('the smallest geometry is the smallest', () => {
-    for (const [data, inodes] of [[1, 11], [5000, 200], [40_000, 9000], [300_000, 100_000]] as const) {
+    for (const [data, inodes] of [
+      [1, 11],
+      [5000, 200],
+      [40_000, 9000],
+      [300_000, 100_000],
+    ] as const) {
       const g = smallestGeometry(data, blockSize, inodes);
       expect(g.dataBlocks).toBeGreaterThanOrEqual(data);
       expect(g.inodesCount).toBeGreaterThanOrEqual(inodes);

@@ -20,7 +20,10 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const digest = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+const digest = async (path: string) =>
+  createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 
 async function checkSeed(seed: number): Promise<string[]> {
   const { entries, blockSize } = randomTree(seed);
@@ -31,8 +34,10 @@ async function checkSeed(seed: number): Promise<string[]> {
   const fsck = await expectClean(image);
   const problems = await compareWithEntries(image, entries, { squashOwner, clampTime });
   // e2fsck's usage count and ours agree: the free counts are exact.
-  if (fsck.blocksUsed !== result.blocksTotal - result.blocksFree) problems.push(`blocks used: e2fsck ${fsck.blocksUsed}, writer ${result.blocksTotal - result.blocksFree}`);
-  if (fsck.inodesUsed !== result.inodesTotal - result.inodesFree) problems.push(`inodes used: e2fsck ${fsck.inodesUsed}, writer ${result.inodesTotal - result.inodesFree}`);
+  if (fsck.blocksUsed !== result.blocksTotal - result.blocksFree)
+    problems.push(`blocks used: e2fsck ${fsck.blocksUsed}, writer ${result.blocksTotal - result.blocksFree}`);
+  if (fsck.inodesUsed !== result.inodesTotal - result.inodesFree)
+    problems.push(`inodes used: e2fsck ${fsck.inodesUsed}, writer ${result.inodesTotal - result.inodesFree}`);
   if (seed % 4 === 0) {
     // The same tree in another order gives the same bytes.
     const shuffled = [...entries].reverse();

@@ -1,7 +1,23 @@
 // The ext2 writer on edge-case trees, read back with e2fsck -fn and debugfs.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, linkSync, lutimesSync, mkdirSync, openSync, readFileSync, readSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -149,7 +165,12 @@ test('the same tree gives the same bytes, from a copy too, and the UUID follows 
 
 test('--uuid, --label, squashed owners and SOURCE_DATE_EPOCH', async () => {
   const epoch = 1_500_000_000;
-  const { image, entries } = await build('opts.img', { uuid: '01234567-89ab-cdef-0123-456789abcdef', label: 'appliance-root', squashOwner: true, sourceDateEpoch: epoch });
+  const { image, entries } = await build('opts.img', {
+    uuid: '01234567-89ab-cdef-0123-456789abcdef',
+    label: 'appliance-root',
+    squashOwner: true,
+    sourceDateEpoch: epoch,
+  });
   await expectClean(image);
   expect(await compareWithEntries(image, entries, { squashOwner: true, clampTime: epoch })).toEqual([]);
   const [stats] = await debugfs(image, ['stats']);
@@ -230,7 +251,7 @@ test('a sparse 5 GiB file at 1 KiB blocks: triple indirect, past 4 GiB, costing 
   const img = openSync(image, 'r');
   for (const p of pieces) {
     const got = Buffer.alloc(p.data.length);
-    for (let done = 0; done < got.length; ) {
+    for (let done = 0; done < got.length;) {
       const pos = p.offset + done;
       const inBlock = Math.min(1024 - (pos % 1024), got.length - done);
       readSync(img, got, done, inBlock, map.get(Math.floor(pos / 1024))! * 1024 + (pos % 1024));
@@ -263,7 +284,10 @@ test('data across many groups, every backup superblock consistent', async () => 
 
 describe('errors', () => {
   const expectError = async (promise: Promise<unknown>, code: string, message: RegExp) => {
-    const err = await promise.then(() => undefined, (e: unknown) => e);
+    const err = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ApplianceError);
     expect((err as ApplianceError).code).toBe(code);
     expect((err as ApplianceError).message).toMatch(message);
@@ -275,7 +299,16 @@ describe('errors', () => {
 
   test('an unreadable file is named, and no image is left behind', async () => {
     const out = join(work, 'unreadable.img');
-    const entry: Entry = { path: 'gone', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 10, source: { kind: 'host', path: join(work, 'no-such-file') } };
+    const entry: Entry = {
+      path: 'gone',
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
+      size: 10,
+      source: { kind: 'host', path: join(work, 'no-such-file') },
+    };
     await expectError(writeExt2([entry], out), 'ESOURCEREAD', /cannot read .*no-such-file \(\/gone in the image\): ENOENT/);
     expect((await readdir(work)).filter((n) => n.includes('unreadable'))).toEqual([]);
   });
@@ -284,7 +317,11 @@ describe('errors', () => {
     const path = join(work, 'changing');
     writeFileSync(path, 'twenty bytes........');
     const entry = (size: number): Entry => ({ path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, source: { kind: 'host', path } });
-    await expectError(writeExt2([entry(10)], join(work, 'grew.img')), 'ESOURCECHANGED', /changing \(\/f in the image\) grew while being copied; it was listed with 10 bytes/);
+    await expectError(
+      writeExt2([entry(10)], join(work, 'grew.img')),
+      'ESOURCECHANGED',
+      /changing \(\/f in the image\) grew while being copied; it was listed with 10 bytes/,
+    );
     await expectError(writeExt2([entry(30)], join(work, 'shrank.img')), 'ESOURCECHANGED', /shrank to 20 bytes/);
     // The same through direct I/O, used for files the host keeps sparse.
     const sparse = join(work, 'changing-sparse');
@@ -299,7 +336,10 @@ describe('errors', () => {
 
   test('an image too small states the size it needs, and that size works', async () => {
     const entries = [bytes('data', content(3 * 2 ** 20, 9))];
-    const err = await writeExt2(entries, join(work, 'small.img'), { size: 2 ** 20 }).then(() => undefined, (e: ApplianceError) => e);
+    const err = await writeExt2(entries, join(work, 'small.img'), { size: 2 ** 20 }).then(
+      () => undefined,
+      (e: ApplianceError) => e,
+    );
     expect(err?.code).toBe('EIMAGETOOSMALL');
     const needed = Number(/needs at least (\d+) bytes/.exec(err!.message)?.[1]);
     expect(needed).toBeGreaterThan(3 * 2 ** 20);
@@ -313,7 +353,11 @@ describe('errors', () => {
     await expectError(writeExt2([bytes('a', 'x'), bytes('a/b', 'y')], join(work, 'e1.img')), 'EBADTREE', /\/a is a file but \/a\/b is listed inside it/);
     await expectError(writeExt2([bytes('a', 'x'), bytes('./a', 'y')], join(work, 'e2.img')), 'EBADTREE', /listed twice/);
     await expectError(writeExt2([bytes('../a', 'x')], join(work, 'e3.img')), 'EBADTREE', /contains "\.\."/);
-    await expectError(writeExt2([{ path: 's', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, target: 'x'.repeat(1024) }], join(work, 'e4.img'), { blockSize: 1024 }), 'ESYMLINKTOOLONG', /\/s: the symlink target is 1024 bytes/);
+    await expectError(
+      writeExt2([{ path: 's', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, target: 'x'.repeat(1024) }], join(work, 'e4.img'), { blockSize: 1024 }),
+      'ESYMLINKTOOLONG',
+      /\/s: the symlink target is 1024 bytes/,
+    );
     await expectError(writeExt2([], join(work, 'e5.img'), { uuid: 'nope' }), 'EBADUUID', /bad UUID "nope"/);
     await expectError(writeExt2([], join(work, 'e6.img'), { label: 'seventeen-bytes!!' }), 'EBADOPTION', /at most 16/);
   });

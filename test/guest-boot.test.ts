@@ -111,14 +111,22 @@ describe('init and agent in qemu', () => {
       for (const dir of ['/tmp', '/run', '/var/tmp', '/root', '/dev/shm']) {
         expect(mounts).toContainEqual([dir, 'tmpfs', expect.stringMatching(/^rw,/)]);
       }
-      for (const [dir, type] of [['/proc', 'proc'], ['/sys', 'sysfs'], ['/dev', 'devtmpfs'], ['/dev/pts', 'devpts']]) {
+      for (const [dir, type] of [
+        ['/proc', 'proc'],
+        ['/sys', 'sysfs'],
+        ['/dev', 'devtmpfs'],
+        ['/dev/pts', 'devpts'],
+      ]) {
         expect(mounts).toContainEqual([dir, type, expect.any(String)]);
       }
       expect(lines).toContain('written');
       expect(lines.some((l) => /^\d+ \/usr\/sbin:\/usr\/bin:\/sbin:\/bin \/root$/.test(l))).toBe(true);
       await client.poweroff();
       expect(await vm.exit).toBe(0);
-      const marks = vm.console().split(/\r?\n/).filter((l) => l.startsWith('appliance-'));
+      const marks = vm
+        .console()
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith('appliance-'));
       for (const step of ['init started', 'modules loaded', 'root disk found', 'root mounted, exec', 'agent ready']) {
         expect(marks.some((l) => l.endsWith(step))).toBe(true);
       }
@@ -132,7 +140,10 @@ describe('init and agent in qemu', () => {
     const vm = boot('appliance.root=no-such-serial appliance.rootwait=1');
     try {
       expect(await vm.exit).toBe(0);
-      const fatal = vm.console().split(/\r?\n/).filter((l) => l.includes('FATAL'));
+      const fatal = vm
+        .console()
+        .split(/\r?\n/)
+        .filter((l) => l.includes('FATAL'));
       expect(fatal).toHaveLength(1);
       expect(fatal[0]).toMatch(/^appliance-init: FATAL: root disk no-such-serial did not appear within 1 s; block devices seen: /);
       expect(fatal[0]).toContain('(serial appliance-root)');

@@ -69,7 +69,7 @@ describe('buildInitBinaries', () => {
     const { init } = await buildInitBinaries({ cacheDir: join(tmp, 'cache-b') });
     const res = spawnSync(init, [], { encoding: 'utf8' });
     expect(res.status).toBe(1);
-    expect(res.stderr).toBe('appliance-init: must run as PID 1 (the kernel\'s init)\n');
+    expect(res.stderr).toBe("appliance-init: must run as PID 1 (the kernel's init)\n");
   });
 
   it('names the Debian package to install when no C compiler is found', async () => {

@@ -166,8 +166,26 @@ describe('buildInitrd', () => {
     const tsc = mhz ? ` tsc_early_khz=${Math.round(Number(mhz) * 1000)}` : '';
     const qemu = spawnSync(
       'qemu-system-x86_64',
-      ['-accel', 'tcg', '-M', 'microvm', '-m', '256', '-nodefaults', '-no-user-config', '-nographic', '-serial', 'stdio', '-no-reboot',
-        '-kernel', kernel.path, '-initrd', output, '-append', `console=ttyS0 panic=-1 quiet${tsc}`],
+      [
+        '-accel',
+        'tcg',
+        '-M',
+        'microvm',
+        '-m',
+        '256',
+        '-nodefaults',
+        '-no-user-config',
+        '-nographic',
+        '-serial',
+        'stdio',
+        '-no-reboot',
+        '-kernel',
+        kernel.path,
+        '-initrd',
+        output,
+        '-append',
+        `console=ttyS0 panic=-1 quiet${tsc}`,
+      ],
       { encoding: 'utf8', timeout: 60_000 },
     );
     const lines = qemu.stdout.split(/\r?\n/).filter((l) => /^[A-Z0-9-]+( |$)/.test(l));

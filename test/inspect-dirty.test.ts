@@ -33,7 +33,7 @@ interface Ran {
 function sh(cmd: string, args: string[]): Promise<Ran> {
   return new Promise((resolve) => {
     execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 255) : 0;
+      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 255) : 0;
       resolve({ status, stdout, stderr });
     });
   });
@@ -119,7 +119,9 @@ sleep 30
 
 /** The root of a filesystem mounted on the host (a loop device over a copy), as a View. */
 function viewOf(dir: string): View {
-  const names = readdirSync(dir).filter((n) => n !== 'lost+found').sort();
+  const names = readdirSync(dir)
+    .filter((n) => n !== 'lost+found')
+    .sort();
   const files: Record<string, string | undefined> = {};
   for (const n of ['before.txt', 'gone.txt', 'after.txt']) files[n] = names.includes(n) ? readFileSync(join(dir, n), 'utf8') : undefined;
   return { names, files };
@@ -148,7 +150,10 @@ async function hostView(image: string, type: Kind, options: string, readOnly: bo
 /** What our inspection reads at a filesystem's root. */
 async function readRoot(insp: Inspection, id: string): Promise<View> {
   const fs = await insp.mount(id);
-  const names = (await fs.readdir('/')).map((s) => String(s.path).replace(/^.*\//, '')).filter((n) => n !== 'lost+found').sort();
+  const names = (await fs.readdir('/'))
+    .map((s) => String(s.path).replace(/^.*\//, ''))
+    .filter((n) => n !== 'lost+found')
+    .sort();
   const files: Record<string, string | undefined> = {};
   for (const n of ['before.txt', 'gone.txt', 'after.txt']) {
     files[n] = await fs.readFile(`/${n}`).then(
@@ -239,7 +244,10 @@ beforeAll(async () => {
   stamps = new Map(KINDS.map((k) => [img[k], stamp(img[k])]));
   // One inspection: the filesystems, each one's root, a copy-out of the ext4.
   await timed('inspect(): filesystems, read each root, copy-out the ext4', async () => {
-    await using insp = await inspect(KINDS.map((k) => img[k]), { cacheDir: SHARED_CACHE });
+    await using insp = await inspect(
+      KINDS.map((k) => img[k]),
+      { cacheDir: SHARED_CACHE },
+    );
     filesystems = await insp.filesystems();
     ours = {} as Record<Kind, View>;
     for (const [i, k] of KINDS.entries()) {
@@ -247,7 +255,9 @@ beforeAll(async () => {
       ours[k] = await readRoot(insp, `disk${i}`).catch((e: Error) => ({ names: [], files: {}, error: e.message }));
     }
     ourMounts = (await insp.vm.exec(['cat', '/proc/mounts'])).stdout.toString();
-    ourRo = (await insp.vm.exec(['sh', '-c', 'for d in /sys/block/vd*; do echo "$(cat $d/serial 2>/dev/null || echo ?) $(cat $d/ro)"; done'])).stdout.toString();
+    ourRo = (
+      await insp.vm.exec(['sh', '-c', 'for d in /sys/block/vd*; do echo "$(cat $d/serial 2>/dev/null || echo ?) $(cat $d/ro)"; done'])
+    ).stdout.toString();
     const out = join(tmp, 'copy-out');
     await ok('mkdir', [out]);
     await (await insp.mount('disk0')).copyOut('/', out);
@@ -257,7 +267,9 @@ beforeAll(async () => {
     await ok('mkdir', [single]);
     await (await insp.mount('disk1')).copyOut('/before.txt', single);
     await (await insp.mount('disk0')).copyOut('/lost+found', single);
-    copiedSingle = readdirSync(single).sort().map((n) => (n === 'before.txt' ? `${n}: ${readFileSync(join(single, n), 'utf8')}` : n));
+    copiedSingle = readdirSync(single)
+      .sort()
+      .map((n) => (n === 'before.txt' ? `${n}: ${readFileSync(join(single, n), 'utf8')}` : n));
   });
   hashesAfter = new Map(await Promise.all(KINDS.map(async (k) => [img[k], await sha256(img[k])] as const)));
 }, 300_000);

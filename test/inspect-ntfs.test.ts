@@ -109,7 +109,10 @@ function setDirtyFlag(file: string, where: { mft: boolean; mirror: boolean }): v
     const cluster = boot.readUInt16LE(11) * boot.readUInt8(13);
     const perRecord = boot.readInt8(64);
     const recordSize = perRecord > 0 ? perRecord * cluster : 2 ** -perRecord;
-    for (const [lcnAt, wanted] of [[48, where.mft], [56, where.mirror]] as const) {
+    for (const [lcnAt, wanted] of [
+      [48, where.mft],
+      [56, where.mirror],
+    ] as const) {
       if (!wanted) continue;
       const at = Number(boot.readBigUInt64LE(lcnAt)) * cluster + 3 * recordSize;
       const record = Buffer.alloc(recordSize);
@@ -134,7 +137,8 @@ async function makeImages(): Promise<void> {
   disk = join(dir, 'ntfs-mbr.raw');
   await run('truncate', ['-s', '66M', disk]);
   await run('sfdisk', ['-q', disk], { input: 'label: dos\nlabel-id: 0x4e544653\n,64M,7\n' });
-  const [part] = (JSON.parse((await run('sfdisk', ['-J', disk])).stdout) as { partitiontable: { partitions: { start: number; size: number }[] } }).partitiontable.partitions;
+  const [part] = (JSON.parse((await run('sfdisk', ['-J', disk])).stdout) as { partitiontable: { partitions: { start: number; size: number }[] } })
+    .partitiontable.partitions;
   await withLoop(disk, part!.start * 512, part!.size * 512, async (dev) => {
     await run('mkntfs', ['-q', '-Q', '-F', '-L', LABEL, '-p', String(part!.start), dev]);
     await withNtfs3g(dev, fill);
@@ -187,11 +191,7 @@ beforeAll(async () => {
   theirs = await timings.time('libguestfs: one launch (3 NTFS: filesystems, 3 walks)', () =>
     guestfs({
       disks: all.map((path) => ({ path, format: 'raw' as const })),
-      walks: [
-        { mount: '/dev/sda1', checksums: true, cats: [...reads.keys()].map(hex) },
-        { mount: '/dev/sdb', checksums: true },
-        { mount: '/dev/sdc' },
-      ],
+      walks: [{ mount: '/dev/sda1', checksums: true, cats: [...reads.keys()].map(hex) }, { mount: '/dev/sdb', checksums: true }, { mount: '/dev/sdc' }],
     }),
   );
   for (const [k, v] of Object.entries(theirs.ms)) timings.add(`  libguestfs ${k}`, v);
@@ -213,7 +213,11 @@ const oracleWalk = (mount: string) => theirs.walks!.find((w) => w.mount === moun
 describe('NTFS through ntfs-3g, compared with libguestfs', () => {
   it('lists each NTFS with its type, label and UUID as list-filesystems and vfs-* say; the size is the volume’s (its device less the backup boot sector)', () => {
     expect(filesystems.map((f) => gfsName(f.id)).sort()).toEqual(Object.keys(theirs.filesystems).sort());
-    for (const [id, file] of [['disk0:1', disk], ['disk1', dirty], ['disk2', corrupt]] as const) {
+    for (const [id, file] of [
+      ['disk0:1', disk],
+      ['disk1', dirty],
+      ['disk2', corrupt],
+    ] as const) {
       const f = info(id);
       const o = theirs.filesystems[gfsName(id)]!;
       // Known difference: libguestfs reads an NTFS label with ntfslabel, which opens the
@@ -222,16 +226,29 @@ describe('NTFS through ntfs-3g, compared with libguestfs', () => {
       // every other type).
       const label = id === 'disk0:1' ? o.label : hex(execFileSync('blkid', ['-p', '-s', 'LABEL', '-o', 'value', file]).subarray(0, -1));
       if (id !== 'disk0:1') expect(o.label, id).toBeNull();
-      expect({ id, type: f.type, label: hex(f.label ?? ''), uuid: f.uuid, size: f.size + 512 }).toEqual({ id, type: o.type, label, uuid: o.uuid, size: o.size });
+      expect({ id, type: f.type, label: hex(f.label ?? ''), uuid: f.uuid, size: f.size + 512 }).toEqual({
+        id,
+        type: o.type,
+        label,
+        uuid: o.uuid,
+        size: o.size,
+      });
     }
     expect(info('disk0:1')).toMatchObject({ type: 'ntfs', label: LABEL, disk: 0, partition: 1 });
     expect(info('disk0:1').uuid).toMatch(/^[0-9A-F]{16}$/);
   });
 
   it('used and free space as statvfs says', () => {
-    for (const [id, mount] of [['disk0:1', '/dev/sda1'], ['disk1', '/dev/sdb']] as const) {
+    for (const [id, mount] of [
+      ['disk0:1', '/dev/sda1'],
+      ['disk1', '/dev/sdb'],
+    ] as const) {
       const sv = oracleWalk(mount).statvfs!;
-      expect({ id, used: info(id).used, available: info(id).available }).toEqual({ id, used: (sv.blocks! - sv.bfree!) * sv.frsize!, available: sv.bavail! * sv.frsize! });
+      expect({ id, used: info(id).used, available: info(id).available }).toEqual({
+        id,
+        used: (sv.blocks! - sv.bfree!) * sv.frsize!,
+        available: sv.bavail! * sv.frsize!,
+      });
     }
   });
 
@@ -243,7 +260,10 @@ describe('NTFS through ntfs-3g, compared with libguestfs', () => {
     expect(byPath.get('/hard1')).toMatchObject({ nlink: 2, ino: byPath.get('/Documents/hard2')!.ino });
     expect(byPath.get('/fifo')!.type).toBe('fifo');
     expect(byPath.get('/sparse')!.allocated).toBeLessThan(4 * MiB);
-    for (const [id, mount] of [['disk0:1', '/dev/sda1'], ['disk1', '/dev/sdb']] as const) {
+    for (const [id, mount] of [
+      ['disk0:1', '/dev/sda1'],
+      ['disk1', '/dev/sdb'],
+    ] as const) {
       expect(oracleWalk(mount).error, id).toBeUndefined();
       compareWalk(walks.get(id)!, oracleWalk(mount).entries!, { what: id });
     }
@@ -273,7 +293,9 @@ describe('NTFS through ntfs-3g, compared with libguestfs', () => {
   });
 
   it('a corrupt NTFS is an error of its own (EMOUNT, with ntfs-3g’s words) while the others read', () => {
-    expect(info('disk2').error).toMatch(/^cannot mount disk2 \(ntfs, read-only\): EINVAL: ntfs-3g says .*\$MFTMirr does not match \$MFT \(record 3\)\..*\(exit status \d+\)$/);
+    expect(info('disk2').error).toMatch(
+      /^cannot mount disk2 \(ntfs, read-only\): EINVAL: ntfs-3g says .*\$MFTMirr does not match \$MFT \(record 3\)\..*\(exit status \d+\)$/,
+    );
     expect(oracleWalk('/dev/sdc').error).toMatch(/MFTMirr does not match/);
     expect(probeStatus(corrupt, '--readonly')).not.toBe(0);
     for (const id of ['disk0:1', 'disk1']) expect(info(id).error, id).toBeUndefined();
@@ -292,7 +314,11 @@ describe('the guest helper and its FUSE driver', () => {
     // Every ntfs-3g process, zombies too: pid, state, command line (one grep over /proc:
     // a fork per process would cost seconds under TCG).
     const drivers = async () =>
-      (await sh(`for c in $(grep -lx ntfs-3g /proc/[0-9]*/comm 2>/dev/null); do p=\${c%/comm}; echo "\${p#/proc/} $(cut -d' ' -f3 $p/stat) $(tr '\\000' ' ' < $p/cmdline)"; done; true`))
+      (
+        await sh(
+          `for c in $(grep -lx ntfs-3g /proc/[0-9]*/comm 2>/dev/null); do p=\${c%/comm}; echo "\${p#/proc/} $(cut -d' ' -f3 $p/stat) $(tr '\\000' ' ' < $p/cmdline)"; done; true`,
+        )
+      )
         .split('\n')
         .filter(Boolean);
     const gone = async () => {

@@ -148,12 +148,25 @@ function partx(file: string): PartxRow[] {
     .map((line) => {
       const f: Record<string, string> = {};
       for (const m of line.matchAll(/(\w+)="([^"]*)"/g)) f[m[1]!] = m[2]!;
-      return { NR: Number(f.NR), START: Number(f.START), SECTORS: Number(f.SECTORS), TYPE: f.TYPE!, UUID: f.UUID!, NAME: unescape(f.NAME!), FLAGS: BigInt(f.FLAGS || '0') };
+      return {
+        NR: Number(f.NR),
+        START: Number(f.START),
+        SECTORS: Number(f.SECTORS),
+        TYPE: f.TYPE!,
+        UUID: f.UUID!,
+        NAME: unescape(f.NAME!),
+        FLAGS: BigInt(f.FLAGS || '0'),
+      };
     });
 }
 
 interface SfdiskJson {
-  partitiontable: { label: string; id: string; sectorsize: number; partitions: { node: string; start: number; size: number; type: string; uuid?: string; name?: string; bootable?: boolean }[] };
+  partitiontable: {
+    label: string;
+    id: string;
+    sectorsize: number;
+    partitions: { node: string; start: number; size: number; type: string; uuid?: string; name?: string; bootable?: boolean }[];
+  };
 }
 function sfdisk(file: string): SfdiskJson['partitiontable'] {
   return (JSON.parse(sh('sfdisk', ['-J', file])) as SfdiskJson).partitiontable;
@@ -260,7 +273,19 @@ async function makeFilesystems(): Promise<void> {
     },
     async () => run('mkfs.xfs', ['-q', '-f', '-L', 'xlab', (img.xfs = await blank('xfs.img', 300 * MiB))]),
     async () => run('mkfs.btrfs', ['-q', '-f', '-L', 'bträ', (img.btrfs = await blank('btrfs.img', 128 * MiB))]),
-    async () => run('mkfs.btrfs', ['-q', '-f', '-L', 'two', '-d', 'raid1', '-m', 'raid1', (img.btrfs1 = await blank('btrfs1.img', 128 * MiB)), (img.btrfs2 = await blank('btrfs2.img', 128 * MiB))]),
+    async () =>
+      run('mkfs.btrfs', [
+        '-q',
+        '-f',
+        '-L',
+        'two',
+        '-d',
+        'raid1',
+        '-m',
+        'raid1',
+        (img.btrfs1 = await blank('btrfs1.img', 128 * MiB)),
+        (img.btrfs2 = await blank('btrfs2.img', 128 * MiB)),
+      ]),
     async () => run('mkfs.vfat', ['-F', '12', '-n', 'F12', '-i', '0a0b0c0d', (img.fat12 = await blank('fat12.img', 2 * MiB))]),
     async () => run('mkfs.vfat', ['-F', '16', '-n', 'MYLABEL', '-i', '1234abcd', (img.fat16 = await blank('fat16.img', 64 * MiB))]),
     async () => run('mkfs.vfat', ['-F', '32', '-n', 'BIG ONE', '-i', 'deadbeef', (img.fat32 = await blank('fat32.img', 300 * MiB))]),
@@ -280,10 +305,36 @@ async function makeFilesystems(): Promise<void> {
     async () => run('xorriso', ['-as', 'mkisofs', '-quiet', '-V', 'Mixed Case Ünï label', '-J', '-o', (img.joliet = path('joliet.iso')), tree]),
     async () => run('mkfs.f2fs', ['-q', '-f', '-l', 'f2lab', (img.f2fs = await blank('f2fs.img', 100 * MiB))]),
     async () => {
-      await run('cryptsetup', ['luksFormat', '-q', '--type', 'luks1', '--pbkdf-force-iterations', '1000', '--uuid', UUID_LUKS, '--key-file', (img.key = path('key')), (img.luks1 = await blank('luks1.img', 20 * MiB))]);
+      await run('cryptsetup', [
+        'luksFormat',
+        '-q',
+        '--type',
+        'luks1',
+        '--pbkdf-force-iterations',
+        '1000',
+        '--uuid',
+        UUID_LUKS,
+        '--key-file',
+        (img.key = path('key')),
+        (img.luks1 = await blank('luks1.img', 20 * MiB)),
+      ]);
     },
     async () => {
-      await run('cryptsetup', ['luksFormat', '-q', '--type', 'luks2', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000', '--label', 'lüks', '--key-file', path('key'), (img.luks2 = await blank('luks2.img', 20 * MiB))]);
+      await run('cryptsetup', [
+        'luksFormat',
+        '-q',
+        '--type',
+        'luks2',
+        '--pbkdf',
+        'pbkdf2',
+        '--pbkdf-force-iterations',
+        '1000',
+        '--label',
+        'lüks',
+        '--key-file',
+        path('key'),
+        (img.luks2 = await blank('luks2.img', 20 * MiB)),
+      ]);
     },
     async () => blank('zero.img', 10 * MiB).then((p) => (img.zero = p)),
   ];
@@ -299,7 +350,19 @@ async function makeHybrids(): Promise<void> {
   await run('mkfs.vfat', ['-n', 'EFIBOOT', efi]);
   const common = ['-as', 'mkisofs', '-quiet', '-J'];
   await run('xorriso', [...common, '-V', 'HYBDOS', '-append_partition', '2', '0xef', efi, '-o', (img.hybridDos = path('hybrid-dos.iso')), path('htree')]);
-  await run('xorriso', [...common, '-V', 'HYBGPT', '-appended_part_as_gpt', '-append_partition', '2', 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', efi, '-o', (img.hybridGpt = path('hybrid-gpt.iso')), path('htree')]);
+  await run('xorriso', [
+    ...common,
+    '-V',
+    'HYBGPT',
+    '-appended_part_as_gpt',
+    '-append_partition',
+    '2',
+    'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+    efi,
+    '-o',
+    (img.hybridGpt = path('hybrid-gpt.iso')),
+    path('htree'),
+  ]);
 }
 
 async function makeTables(): Promise<void> {
@@ -349,7 +412,9 @@ async function makeLvm(): Promise<void> {
   try {
     sh('pvcreate', ['-q', '-y', ...noBackup, loop]);
     sh('vgcreate', ['-q', ...noBackup, vg, loop]);
-    captured.pvs = sh('pvs', ['--noheadings', '-o', 'pv_uuid,vg_name', ...noBackup, loop]).trim().split(/\s+/);
+    captured.pvs = sh('pvs', ['--noheadings', '-o', 'pv_uuid,vg_name', ...noBackup, loop])
+      .trim()
+      .split(/\s+/);
   } finally {
     sh('losetup', ['-d', loop]);
   }
@@ -429,7 +494,9 @@ async function makeMd(): Promise<void> {
     mkdirSync(join(tree, f, '..'), { recursive: true });
     copyFileSync(f, join(tree, f));
   }
-  const dep = readFileSync(join(kernel.modulesDir, 'modules.dep'), 'utf8').split('\n').map((l) => l.split(':')[0]!);
+  const dep = readFileSync(join(kernel.modulesDir, 'modules.dep'), 'utf8')
+    .split('\n')
+    .map((l) => l.split(':')[0]!);
   const order: string[] = [];
   for (const name of ['virtio_ring', 'virtio', 'virtio_pci_legacy_dev', 'virtio_pci_modern_dev', 'virtio_pci', 'virtio_blk', 'md-mod', 'raid0', 'raid1']) {
     const rel = dep.find((p) => p.endsWith(`/${name}.ko`));
@@ -457,13 +524,36 @@ async function makeMd(): Promise<void> {
   for (const d of disks) img[`md${d}`] = await blank(`md-${d}.img`, 20 * MiB);
   const { stdout } = await exec(
     'timeout',
-    ['90', 'qemu-system-x86_64', '-M', 'pc', '-accel', 'tcg', '-m', '256', '-nodefaults', '-display', 'none', '-serial', 'stdio', '-no-reboot',
-      '-kernel', kernel.path, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1 quiet',
-      ...disks.flatMap((d) => ['-drive', `file=${img[`md${d}`]},format=raw,if=virtio`])],
+    [
+      '90',
+      'qemu-system-x86_64',
+      '-M',
+      'pc',
+      '-accel',
+      'tcg',
+      '-m',
+      '256',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-serial',
+      'stdio',
+      '-no-reboot',
+      '-kernel',
+      kernel.path,
+      '-initrd',
+      initrd,
+      '-append',
+      'console=ttyS0 panic=-1 quiet',
+      ...disks.flatMap((d) => ['-drive', `file=${img[`md${d}`]},format=raw,if=virtio`]),
+    ],
     { env, maxBuffer: 16 * MiB },
   );
   const exits = [...stdout.matchAll(/md-init: (\S+) (\S+) exit (\d+)/g)];
-  expect(exits.map((m) => m[3]), stdout).toEqual(['0', '0', '0', '0', '0', '0']);
+  expect(
+    exits.map((m) => m[3]),
+    stdout,
+  ).toEqual(['0', '0', '0', '0', '0', '0']);
   captured.md = Object.fromEntries(['a', 'c', 'e', 'f'].map((d) => [d, sh('mdadm', ['--examine', img[`md${d}`]!])]));
 }
 
@@ -478,12 +568,15 @@ async function pool(jobs: (() => Promise<unknown>)[], width: number): Promise<vo
 
 beforeAll(async () => {
   // the guest that makes md members runs beside the other tools (one core each)
-  await Promise.all([makeMd(), (async () => {
-    await makeFilesystems();
-    await makeHybrids();
-    await makeTables();
-    await makeLvm();
-  })()]);
+  await Promise.all([
+    makeMd(),
+    (async () => {
+      await makeFilesystems();
+      await makeHybrids();
+      await makeTables();
+      await makeLvm();
+    })(),
+  ]);
 }, 120_000);
 
 afterAll(() => {
@@ -515,12 +608,30 @@ describe('PROBE_RANGES', () => {
 
 describe('filesystems, against blkid and their own tools', () => {
   const cases: [string, string][] = [
-    ['ext2', 'ext2'], ['ext3', 'ext3'], ['ext4 with a UTF-8 label and a given UUID', 'ext4'], ['ext4 with a label that is not UTF-8', 'ext4raw'],
-    ['xfs', 'xfs'], ['btrfs with a UTF-8 label', 'btrfs'], ['FAT12', 'fat12'], ['FAT16', 'fat16'], ['FAT32', 'fat32'],
-    ['FAT without a label', 'fatnolabel'], ['FAT with a CP850 label', 'fatcp'], ['exFAT with a UTF-16 label', 'exfat'],
-    ['NTFS (label from $Volume)', 'ntfs'], ['swap', 'swap'], ['swap for 64 KiB pages', 'swap64k'], ['squashfs', 'squashfs'],
-    ['iso9660', 'iso'], ['iso9660 with a Joliet label', 'joliet'], ['f2fs', 'f2fs'], ['LUKS1', 'luks1'], ['LUKS2 with a label', 'luks2'],
-    ['an LVM2 PV of a volume group', 'lvm'], ['an orphan LVM2 PV', 'lvmOrphan'], ['a zeroed disk (nothing)', 'zero'],
+    ['ext2', 'ext2'],
+    ['ext3', 'ext3'],
+    ['ext4 with a UTF-8 label and a given UUID', 'ext4'],
+    ['ext4 with a label that is not UTF-8', 'ext4raw'],
+    ['xfs', 'xfs'],
+    ['btrfs with a UTF-8 label', 'btrfs'],
+    ['FAT12', 'fat12'],
+    ['FAT16', 'fat16'],
+    ['FAT32', 'fat32'],
+    ['FAT without a label', 'fatnolabel'],
+    ['FAT with a CP850 label', 'fatcp'],
+    ['exFAT with a UTF-16 label', 'exfat'],
+    ['NTFS (label from $Volume)', 'ntfs'],
+    ['swap', 'swap'],
+    ['swap for 64 KiB pages', 'swap64k'],
+    ['squashfs', 'squashfs'],
+    ['iso9660', 'iso'],
+    ['iso9660 with a Joliet label', 'joliet'],
+    ['f2fs', 'f2fs'],
+    ['LUKS1', 'luks1'],
+    ['LUKS2 with a label', 'luks2'],
+    ['an LVM2 PV of a volume group', 'lvm'],
+    ['an orphan LVM2 PV', 'lvmOrphan'],
+    ['a zeroed disk (nothing)', 'zero'],
   ];
   it.each(cases)('%s', async (_, key) => {
     const r = await probeFile(img[key]!);
@@ -558,9 +669,18 @@ describe('filesystems, against blkid and their own tools', () => {
     const [one, two] = [await probeFile(img.btrfs1!), await probeFile(img.btrfs2!)];
     expectLikeBlkid(one.found, img.btrfs1!);
     expectLikeBlkid(two.found, img.btrfs2!);
-    for (const [file, r] of [[img.btrfs1!, one], [img.btrfs2!, two]] as const) {
+    for (const [file, r] of [
+      [img.btrfs1!, one],
+      [img.btrfs2!, two],
+    ] as const) {
       const s = dumpSuper(file);
-      expect(r.found[0]).toMatchObject({ devid: Number(s('dev_item.devid')), devices: 2, size: Number(s('total_bytes')), blockSize: Number(s('sectorsize')), dirty: false });
+      expect(r.found[0]).toMatchObject({
+        devid: Number(s('dev_item.devid')),
+        devices: 2,
+        size: Number(s('total_bytes')),
+        blockSize: Number(s('sectorsize')),
+        dirty: false,
+      });
     }
     expect((one.found[0] as Filesystem).uuid).toBe((two.found[0] as Filesystem).uuid);
     expect((one.found[0] as Filesystem).subUuid).not.toBe((two.found[0] as Filesystem).subUuid);
@@ -646,14 +766,18 @@ describe('filesystems, against blkid and their own tools', () => {
 });
 
 describe('md members (made by mdadm in a guest)', () => {
-  it.each([['0.90 raid1', 'a'], ['0.90 raid1, second member', 'b'], ['1.2 raid1', 'c'], ['1.2 raid1, second member', 'd'], ['1.0 raid0', 'e'], ['1.0 raid0, second member', 'f']])(
-    '%s: as blkid says',
-    async (_, d) => {
-      const r = await probeFile(img[`md${d}`]!);
-      expectLikeBlkid(r.found, img[`md${d}`]!);
-      expect(r.rounds).toBe(1);
-    },
-  );
+  it.each([
+    ['0.90 raid1', 'a'],
+    ['0.90 raid1, second member', 'b'],
+    ['1.2 raid1', 'c'],
+    ['1.2 raid1, second member', 'd'],
+    ['1.0 raid0', 'e'],
+    ['1.0 raid0, second member', 'f'],
+  ])('%s: as blkid says', async (_, d) => {
+    const r = await probeFile(img[`md${d}`]!);
+    expectLikeBlkid(r.found, img[`md${d}`]!);
+    expect(r.rounds).toBe(1);
+  });
 
   it('level, name and array UUID as mdadm --examine says (mdadm prints the UUID with colons)', async () => {
     for (const d of ['a', 'c', 'e', 'f']) {
@@ -666,7 +790,7 @@ describe('md members (made by mdadm in a guest)', () => {
     }
   });
 
-  it('a 0.90 superblock inside the disk\'s last partition belongs to the partition, not the disk (blkid agrees)', async () => {
+  it("a 0.90 superblock inside the disk's last partition belongs to the partition, not the disk (blkid agrees)", async () => {
     const file = path('md-in-partition.img');
     await blank('md-in-partition.img', 21 * MiB);
     execFileSync('sfdisk', ['-q', file], { input: 'label: dos\nstart=2048, size=40960, type=fd\n', env });
@@ -703,7 +827,7 @@ describe('partition tables, against blkid, partx and sfdisk', () => {
     expect(tableOf(r.found)!.partitions).toHaveLength(3);
   });
 
-  it('a protective MBR with both GPT headers broken: blkid\'s PMBR, no partitions', async () => {
+  it("a protective MBR with both GPT headers broken: blkid's PMBR, no partitions", async () => {
     const r = await probeFile(img.pmbr!);
     expectLikeBlkid(r.found, img.pmbr!);
     expect(tableOf(r.found)).toMatchObject({ type: 'gpt', protectiveOnly: true, partitions: [] });
@@ -712,7 +836,10 @@ describe('partition tables, against blkid, partx and sfdisk', () => {
   it('GPT on 4096-byte sectors (blkid and partx through a 4K loop device)', async () => {
     const r = await probeFile(img.gpt4k!, 4096);
     expectLikeBlkid(r.found, img.gpt4k!, 4096, captured.gpt4k!.blkid, captured.gpt4k!.partx);
-    expect(tableOf(r.found)!.partitions.map((p) => [p.start, p.size])).toEqual([[256 * 4096, 2560 * 4096], [4096 * 4096, 4096 * 4096]]);
+    expect(tableOf(r.found)!.partitions.map((p) => [p.start, p.size])).toEqual([
+      [256 * 4096, 2560 * 4096],
+      [4096 * 4096, 4096 * 4096],
+    ]);
   });
 
   it('hybrid ISOs: iso9660 and an MBR (xorriso -append_partition), iso9660 and a GPT (-appended_part_as_gpt)', async () => {
@@ -759,9 +886,21 @@ describe('partition tables, against blkid, partx and sfdisk', () => {
 // ---- hostile bytes ---------------------------------------------------------------------
 
 const PARSERS: [string, (dev: DeviceBytes) => unknown][] = [
-  ['mbr', probeMbr], ['gpt', probeGpt], ['ext', probeExt], ['xfs', probeXfs], ['btrfs', probeBtrfs], ['fat', probeFat],
-  ['exfat', probeExfat], ['iso9660', probeIso9660], ['squashfs', probeSquashfs], ['ntfs', probeNtfs], ['swap', probeSwap],
-  ['lvm', probeLvm], ['md', probeMd], ['luks', probeLuks], ['f2fs', probeF2fs],
+  ['mbr', probeMbr],
+  ['gpt', probeGpt],
+  ['ext', probeExt],
+  ['xfs', probeXfs],
+  ['btrfs', probeBtrfs],
+  ['fat', probeFat],
+  ['exfat', probeExfat],
+  ['iso9660', probeIso9660],
+  ['squashfs', probeSquashfs],
+  ['ntfs', probeNtfs],
+  ['swap', probeSwap],
+  ['lvm', probeLvm],
+  ['md', probeMd],
+  ['luks', probeLuks],
+  ['f2fs', probeF2fs],
 ];
 
 /** A DeviceBytes that records the largest range any parser asked of it. */
@@ -797,7 +936,11 @@ function expectSane(dev: DeviceBytes, what: string): Probed[] {
 
 /** What the guest's first read would give for a file. */
 function firstRead(file: string, size = statSync(file).size, sectorSize = 512): DeviceBytes {
-  return deviceBytes(size, sectorSize, PROBE_RANGES(size, sectorSize).map((r) => ({ offset: r.offset, data: peek(file, r.offset, r.length) })));
+  return deviceBytes(
+    size,
+    sectorSize,
+    PROBE_RANGES(size, sectorSize).map((r) => ({ offset: r.offset, data: peek(file, r.offset, r.length) })),
+  );
 }
 
 /** A little PRNG: the same hostile bytes every run. */
@@ -816,7 +959,13 @@ describe('hostile bytes', () => {
     for (const size of [0, 1, 511, 512, 4096, 65536, 131072, 200_000, MiB, 64 * MiB]) {
       for (let i = 0; i < 4; i++) {
         const data = Buffer.from(Array.from({ length: Math.min(size, 256 * 1024) }, () => Math.floor(next() * 256)));
-        expectSane(deviceBytes(size, 512, [{ offset: 0, data }, { offset: Math.max(0, size - 32768), data: data.subarray(0, Math.min(size, 32768)) }]), `random ${size}`);
+        expectSane(
+          deviceBytes(size, 512, [
+            { offset: 0, data },
+            { offset: Math.max(0, size - 32768), data: data.subarray(0, Math.min(size, 32768)) },
+          ]),
+          `random ${size}`,
+        );
       }
     }
   });
@@ -835,7 +984,28 @@ describe('hostile bytes', () => {
   it('mutated superblocks: nothing throws, every range asked for is bounded', () => {
     const next = rng(2);
     const hot = [0, 512, 1024, 4096, 0x8000, 0x8800, 0x10000, 0x10040];
-    for (const key of ['ext4', 'xfs', 'btrfs', 'fat12', 'fat32', 'exfat', 'ntfs', 'iso', 'joliet', 'squashfs', 'swap', 'mbr', 'gpt', 'lvm', 'luks1', 'luks2', 'mda', 'mdc', 'mde', 'f2fs']) {
+    for (const key of [
+      'ext4',
+      'xfs',
+      'btrfs',
+      'fat12',
+      'fat32',
+      'exfat',
+      'ntfs',
+      'iso',
+      'joliet',
+      'squashfs',
+      'swap',
+      'mbr',
+      'gpt',
+      'lvm',
+      'luks1',
+      'luks2',
+      'mda',
+      'mdc',
+      'mde',
+      'f2fs',
+    ]) {
       const size = statSync(img[key]!).size;
       const ranges = PROBE_RANGES(size, 512);
       const base = ranges.map((r) => ({ offset: r.offset, data: peek(img[key]!, r.offset, r.length) }));
@@ -926,7 +1096,10 @@ describe('hostile bytes', () => {
   });
 
   it('two EBRs linking to each other: two logical partitions, the walk ends', async () => {
-    const file = ebrDisk('ebr-pair.img', [[2048, [63, 100], [1000, 2000]], [3048, [63, 100], [0, 100_000]]]);
+    const file = ebrDisk('ebr-pair.img', [
+      [2048, [63, 100], [1000, 2000]],
+      [3048, [63, 100], [0, 100_000]],
+    ]);
     const r = await probeFile(file);
     expect(tableOf(r.found)!.partitions.map((p) => p.number)).toEqual([1, 5, 6]);
     expect(r.rounds).toBeLessThanOrEqual(3);

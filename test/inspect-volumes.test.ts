@@ -58,7 +58,10 @@ beforeAll(async () => {
     guestfs({
       disks: [mbr.path, luks.path, corrupt.path].map(raw),
       luksKey: LUKS_KEY,
-      walks: ['/dev/sda1', '/dev/testvg/lvext4', '/dev/testvg/lvxfs', '/dev/md127', `/dev/mapper/luks-${luks.uuid}`, '/dev/sdc1', '/dev/sdc2'].map((mount) => ({ mount, checksums: true })),
+      walks: ['/dev/sda1', '/dev/testvg/lvext4', '/dev/testvg/lvxfs', '/dev/md127', `/dev/mapper/luks-${luks.uuid}`, '/dev/sdc1', '/dev/sdc2'].map((mount) => ({
+        mount,
+        checksums: true,
+      })),
     }),
   );
   for (const [k, v] of Object.entries(theirsVolumes.ms)) timings.add(`  libguestfs ${k}`, v);
@@ -88,7 +91,9 @@ beforeAll(async () => {
  * so the comparison is of the subvolumes, not of which device libguestfs picked.
  */
 function subvolumesOnBtrfsDevice(r: GuestfsResult): GuestfsResult {
-  const btrfs = Object.entries(r.filesystems).filter(([dev, f]) => f.type === 'btrfs' && !dev.startsWith('btrfsvol:')).map(([dev]) => dev);
+  const btrfs = Object.entries(r.filesystems)
+    .filter(([dev, f]) => f.type === 'btrfs' && !dev.startsWith('btrfsvol:'))
+    .map(([dev]) => dev);
   if (btrfs.length !== 1) return r;
   const fix = (name: string) => name.replace(/^btrfsvol:(\/dev\/[^/]+)\//, (whole, dev: string) => (btrfs.includes(dev) ? whole : `btrfsvol:${btrfs[0]}/`));
   return {
@@ -138,7 +143,13 @@ function compareFilesystems(g: Gathered, t: GuestfsResult, ids: string[], sizeOf
     const f = info(g, id)!;
     const o = t.filesystems[gfsName(id)]!;
     expect(o, `${id} (${gfsName(id)}) in list-filesystems`).toBeDefined();
-    expect({ id, type: f.type, label: hex(f.label ?? ''), uuid: f.uuid ?? '', size: sizeOf(f) }).toEqual({ id, type: o.type, label: o.label, uuid: o.uuid, size: o.size });
+    expect({ id, type: f.type, label: hex(f.label ?? ''), uuid: f.uuid ?? '', size: sizeOf(f) }).toEqual({
+      id,
+      type: o.type,
+      label: o.label,
+      uuid: o.uuid,
+      size: o.size,
+    });
   }
 }
 
@@ -164,7 +175,13 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
     expect(dev!.parttype).toBe('msdos');
     expect(disk!.size).toBe(dev!.size);
     expect(disk!.partitions.map((p) => ({ number: p.number, start: p.start, size: p.size, type: p.type, bootable: p.bootable }))).toEqual(
-      dev!.partitions!.map((p) => ({ number: p.number, start: p.start, size: p.size, type: p.mbr_id!.toString(16).padStart(2, '0'), bootable: p.bootable === 1 })),
+      dev!.partitions!.map((p) => ({
+        number: p.number,
+        start: p.start,
+        size: p.size,
+        type: p.mbr_id!.toString(16).padStart(2, '0'),
+        bootable: p.bootable === 1,
+      })),
     );
     // The LUKS disk has no partition table, the corrupt one a GPT with two partitions.
     expect(oursVolumes.disks[1]!.partitions).toEqual([]);
@@ -177,7 +194,11 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
   it('LVM: the volume group and its logical volumes, activated read-only, as lvs and blockdev-getsize64 say', () => {
     expect(oursVolumes.volumes.lvm).toEqual([{ vg: mbr.vg, lvs: mbr.lvs }]);
     expect(theirsVolumes.lvs!.map((l) => l.path)).toEqual(mbr.lvs.map((lv) => `/dev/${mbr.vg}/${lv}`));
-    compareFilesystems(oursVolumes, theirsVolumes, mbr.lvs.map((lv) => `${mbr.vg}/${lv}`));
+    compareFilesystems(
+      oursVolumes,
+      theirsVolumes,
+      mbr.lvs.map((lv) => `${mbr.vg}/${lv}`),
+    );
     for (const lv of mbr.lvs) expect(info(oursVolumes, `${mbr.vg}/${lv}`)).toMatchObject({ lv: `${mbr.vg}/${lv}` });
     // device-mapper refuses writes too, not only the disk underneath.
     expect(oursVolumes.readOnly).toMatch(/^dm-\d+ 1$/m);
@@ -205,7 +226,12 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
 
   it('filesystems on a partition, LVs and md: type, label, UUID, size, used and free space as list-filesystems, vfs-* and statvfs say', () => {
     const ids = ['disk0:1', `${mbr.vg}/lvext4`, `${mbr.vg}/lvxfs`, 'md:md127', 'disk2:1', 'disk2:2'];
-    expect(oursVolumes.filesystems.map((f) => gfsName(f.id)).filter(notLuks).sort()).toEqual(Object.keys(theirsVolumes.filesystems).filter(notLuks).sort());
+    expect(
+      oursVolumes.filesystems
+        .map((f) => gfsName(f.id))
+        .filter(notLuks)
+        .sort(),
+    ).toEqual(Object.keys(theirsVolumes.filesystems).filter(notLuks).sort());
     compareFilesystems(oursVolumes, theirsVolumes, ids);
     for (const id of ids.filter((x) => x !== 'disk2:1')) compareUsage(oursVolumes, theirsVolumes, id);
   });
@@ -273,7 +299,9 @@ describe('a second OS on btrfs subvolumes, iso9660, squashfs and exfat, compared
     expect(oursSecond.filesystems.map((f) => gfsName(f.id)).sort()).toEqual(Object.keys(theirsSecond.filesystems).sort());
     // Sizes: squashfs tells its own (bytes_used), smaller than its 4 KiB-padded image; a
     // subvolume has no device of its own (libguestfs gives none).
-    compareFilesystems(oursSecond, theirsSecond, ids, (f) => (f.subvolume ? undefined : f.type === 'squashfs' ? theirsSecond.filesystems[gfsName(f.id)]!.size : f.size));
+    compareFilesystems(oursSecond, theirsSecond, ids, (f) =>
+      f.subvolume ? undefined : f.type === 'squashfs' ? theirsSecond.filesystems[gfsName(f.id)]!.size : f.size,
+    );
     const sq = info(oursSecond, 'disk2')!;
     expect(sq.size).toBeLessThanOrEqual(theirsSecond.filesystems['/dev/sdc']!.size!);
     expect(sq.size).toBeGreaterThan(theirsSecond.filesystems['/dev/sdc']!.size! - 4096);

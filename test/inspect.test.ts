@@ -13,7 +13,19 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { diff } from '../src/inspect/diff.js';
 import { inspect, type FileStat, type FilesystemInfo, type Inspection, type OperatingSystem } from '../src/inspect/index.js';
 import { compareWalk, gfsName, guestfs, hex, osFields, Timings, typeChar, unhex, virt, type GuestfsResult } from './helpers/guestfs.js';
-import { CHANGES, FIXED_TIME, HOSTNAME, IMAGE_SHADOW, LATIN1_NAME, NEWLINE_NAME, sha256File, SPARSE, TestImages, UTF8_NAME, type OsImage } from './helpers/images.js';
+import {
+  CHANGES,
+  FIXED_TIME,
+  HOSTNAME,
+  IMAGE_SHADOW,
+  LATIN1_NAME,
+  NEWLINE_NAME,
+  sha256File,
+  SPARSE,
+  TestImages,
+  UTF8_NAME,
+  type OsImage,
+} from './helpers/images.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const timings = new Timings('inspect (OS image)');
@@ -96,7 +108,10 @@ async function gatherOurs(): Promise<Ours> {
     }
     const cats = new Map<string, Buffer | Error>();
     await timings.time('ours: readFile ×15', async () => {
-      for (const [id, paths] of [['disk0:2', ROOT_CATS], ['disk0:3', SRV_CATS]] as const) {
+      for (const [id, paths] of [
+        ['disk0:2', ROOT_CATS],
+        ['disk0:3', SRV_CATS],
+      ] as const) {
         const fs = await img.mount(id);
         for (const p of paths) cats.set(`${id} ${hex(p)}`, await fs.readFile(p).catch((e: Error) => e));
       }
@@ -126,9 +141,19 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
     expect(ours.filesystems.map((f) => gfsName(f.id))).toEqual(Object.keys(theirs.filesystems));
     for (const f of ours.filesystems) {
       const t = theirs.filesystems[gfsName(f.id)]!;
-      expect({ id: f.id, type: f.type, label: hex(f.label ?? ''), uuid: f.uuid, size: f.size }).toEqual({ id: f.id, type: t.type, label: t.label, uuid: t.uuid, size: t.size });
+      expect({ id: f.id, type: f.type, label: hex(f.label ?? ''), uuid: f.uuid, size: f.size }).toEqual({
+        id: f.id,
+        type: t.type,
+        label: t.label,
+        uuid: t.uuid,
+        size: t.size,
+      });
       const sv = theirs.walks!.find((w) => w.mount === gfsName(f.id))!.statvfs!;
-      expect({ id: f.id, used: f.used, available: f.available }).toEqual({ id: f.id, used: (sv.blocks! - sv.bfree!) * sv.frsize!, available: sv.bavail! * sv.frsize! });
+      expect({ id: f.id, used: f.used, available: f.available }).toEqual({
+        id: f.id,
+        used: (sv.blocks! - sv.bfree!) * sv.frsize!,
+        available: sv.bavail! * sv.frsize!,
+      });
       expect(f.error).toBeUndefined();
     }
   });
@@ -151,14 +176,19 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
     const [o] = ours.os;
     const [t] = theirs.os!;
     // libguestfs splits a Debian version into epoch, upstream version and revision.
-    const debVersion = (a: { epoch: number; version: string; release: string }) => `${a.epoch ? `${a.epoch}:` : ''}${a.version}${a.release ? `-${a.release}` : ''}`;
+    const debVersion = (a: { epoch: number; version: string; release: string }) =>
+      `${a.epoch ? `${a.epoch}:` : ''}${a.version}${a.release ? `-${a.release}` : ''}`;
     expect(o!.packages!.length).toBeGreaterThan(100);
     expect(o!.packages!.map((p) => `${p.name} ${p.version} ${p.arch}`)).toEqual(
       t!.apps!.map((a) => `${a.name} ${debVersion(a)} ${a.arch}`).sort((a, b) => (a.split(' ')[0]! < b.split(' ')[0]! ? -1 : 1)),
     );
   });
 
-  for (const [id, dev] of [['disk0:1', '/dev/sda1'], ['disk0:2', '/dev/sda2'], ['disk0:3', '/dev/sda3']] as const) {
+  for (const [id, dev] of [
+    ['disk0:1', '/dev/sda1'],
+    ['disk0:2', '/dev/sda2'],
+    ['disk0:3', '/dev/sda3'],
+  ] as const) {
     it(`ls -lR of ${id}: every entry's name (byte-exact), type, mode, owner, size, allocation, mtime, inode, links, target and sha256 as lstatns, readlink and checksum say`, () => {
       const t = theirs.walks!.find((w) => w.mount === dev)!;
       expect(t.error).toBeUndefined();
@@ -185,7 +215,10 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
   });
 
   it('file contents as read-file says, names byte-exact; symlinks followed inside the filesystem only', () => {
-    for (const [id, dev, paths] of [['disk0:2', '/dev/sda2', ROOT_CATS], ['disk0:3', '/dev/sda3', SRV_CATS]] as const) {
+    for (const [id, dev, paths] of [
+      ['disk0:2', '/dev/sda2', ROOT_CATS],
+      ['disk0:3', '/dev/sda3', SRV_CATS],
+    ] as const) {
       const t = theirs.walks!.find((w) => w.mount === dev)!;
       for (const p of paths.filter((x) => x !== '/data/fifo')) {
         const mine = ours.cats.get(`${id} ${hex(p)}`)!;
@@ -219,7 +252,12 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
     const shadow = await root.lstat('/etc/shadow');
     expect(followed.ino).toBe(shadow.ino);
     const names = (await root.readdir('/data')).map((s) => hex(s.path));
-    expect(names).toEqual(ours.walks.get('disk0:2')!.filter((s) => /^\/data\/[^/]+$/s.test(Buffer.from(s.path).toString('latin1'))).map((s) => hex(s.path)));
+    expect(names).toEqual(
+      ours.walks
+        .get('disk0:2')!
+        .filter((s) => /^\/data\/[^/]+$/s.test(Buffer.from(s.path).toString('latin1')))
+        .map((s) => hex(s.path)),
+    );
     await expect(root.readdir('/etc/hostname')).rejects.toMatchObject({ code: 'ENOTDIR' });
     await expect(root.readFile('/nonexistent')).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(root.checksum('/data')).rejects.toMatchObject({ code: 'EISDIR' });
@@ -235,11 +273,15 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       const mine = await (async () => {
         await using img = await timings.time('ours: inspect() of both images', () => inspect([os.path, os.changed], { cacheDir: SHARED_CACHE }));
         const filesystems = await timings.time('ours: filesystems() (6)', () => img.filesystems());
-        const cat = await timings.time('ours: cat /data/link-escape (as virt-cat: locate, readFile)', async () => (await img.locate('/data/link-escape')).fs.readFile('/data/link-escape'));
+        const cat = await timings.time('ours: cat /data/link-escape (as virt-cat: locate, readFile)', async () =>
+          (await img.locate('/data/link-escape')).fs.readFile('/data/link-escape'),
+        );
         const { fs, path } = await img.locate('/data');
         mkdirSync(oursDir);
         const copied = await timings.time('ours: copyOut /data (as virt-copy-out)', () => fs.copyOut(path, oursDir));
-        const changes = await timings.time('ours: diff of the two roots (as virt-diff; sha256 of every file)', async () => diff(await img.mount('disk0:2'), await img.mount('disk1:2')));
+        const changes = await timings.time('ours: diff of the two roots (as virt-diff; sha256 of every file)', async () =>
+          diff(await img.mount('disk0:2'), await img.mount('disk1:2')),
+        );
         return { copied, changes, cat, filesystems, disks: img.disks() };
       })();
       // Theirs: every tool is a launch of its own; at most three at a time on two cores.
@@ -256,7 +298,14 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       ]);
       const [vfs, vls, vcat, vco, vi, vdiff] = runs;
       for (const [name, r] of Object.entries({ vfs, vls, vcat, vi, vdiff })) writeFileSync(join(work, `${name}.out`), r!.stdout);
-      for (const [name, r] of Object.entries({ 'virt-filesystems': vfs, 'virt-ls': vls, 'virt-cat': vcat, 'virt-copy-out': vco, 'virt-inspector': vi, 'virt-diff': vdiff })) {
+      for (const [name, r] of Object.entries({
+        'virt-filesystems': vfs,
+        'virt-ls': vls,
+        'virt-cat': vcat,
+        'virt-copy-out': vco,
+        'virt-inspector': vi,
+        'virt-diff': vdiff,
+      })) {
         timings.add(`libguestfs: ${name} (3 at a time)`, r!.ms);
       }
 
@@ -276,9 +325,9 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       expect(lines.map((l) => hex(Buffer.from(l[14]!, 'latin1')))).toEqual(walked.map((s) => hex(s.path)));
       for (const [i, l] of lines.entries()) {
         const s = walked[i]!;
-        expect([l[0], l[1], Number(l[2]), Number(l[3]), Number(l[4]), Number(l[6]), Number(l[9]), Number(l[10]), Number(l[12]), l[13]], String(s.path)).toEqual([
-          typeChar(s.type), s.mode.toString(8).padStart(4, '0'), s.size, s.uid, s.gid, Math.floor(s.mtime), s.ino, s.nlink, s.allocated / 512, s.sha256 ?? '',
-        ]);
+        expect([l[0], l[1], Number(l[2]), Number(l[3]), Number(l[4]), Number(l[6]), Number(l[9]), Number(l[10]), Number(l[12]), l[13]], String(s.path)).toEqual(
+          [typeChar(s.type), s.mode.toString(8).padStart(4, '0'), s.size, s.uid, s.gid, Math.floor(s.mtime), s.ino, s.nlink, s.allocated / 512, s.sha256 ?? ''],
+        );
         if (s.type === 'symlink') expect(l[15]).toBe(Buffer.from(s.target!).toString('latin1'));
       }
 
@@ -295,7 +344,14 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       for (const [i, e] of oursTree.entries()) {
         const t = theirsTree[i]!;
         expect({ key: e.key, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime, target: e.target, sha256: e.sha256 }).toEqual({
-          key: t.key, type: t.type, mode: t.mode, uid: t.uid, gid: t.gid, mtime: t.mtime, target: t.target, sha256: t.sha256,
+          key: t.key,
+          type: t.type,
+          mode: t.mode,
+          uid: t.uid,
+          gid: t.gid,
+          mtime: t.mtime,
+          target: t.target,
+          sha256: t.sha256,
         });
       }
       const ino = (entries: TreeEntry[], name: string) => entries.find((e) => e.key === name)!.ino;
@@ -312,14 +368,37 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       const xml = vi!.stdout.toString('utf8');
       const tag = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
       const [o] = ours.os;
-      expect({ root: tag('root'), name: tag('name'), arch: tag('arch'), distro: tag('distro'), major: tag('major_version'), minor: tag('minor_version'), hostname: tag('hostname'), format: tag('package_format'), management: tag('package_management') }).toEqual({
-        root: gfsName(o!.root), name: o!.type, arch: o!.arch, distro: o!.distro, major: String(o!.version.major), minor: String(o!.version.minor), hostname: o!.hostname, format: o!.packageFormat, management: o!.packageManagement,
+      expect({
+        root: tag('root'),
+        name: tag('name'),
+        arch: tag('arch'),
+        distro: tag('distro'),
+        major: tag('major_version'),
+        minor: tag('minor_version'),
+        hostname: tag('hostname'),
+        format: tag('package_format'),
+        management: tag('package_management'),
+      }).toEqual({
+        root: gfsName(o!.root),
+        name: o!.type,
+        arch: o!.arch,
+        distro: o!.distro,
+        major: String(o!.version.major),
+        minor: String(o!.version.minor),
+        hostname: o!.hostname,
+        format: o!.packageFormat,
+        management: o!.packageManagement,
       });
       const mountpoints = [...xml.matchAll(/<mountpoint dev="([^"]+)">([^<]+)<\/mountpoint>/g)].map((m) => [m[2], m[1]]);
       expect(Object.fromEntries(mountpoints)).toEqual(Object.fromEntries(Object.entries(o!.mountpoints).map(([m, id]) => [m, gfsName(id)])));
       expect([...xml.matchAll(/<application>\s*<name>([^<]+)<\/name>/g)].map((m) => m[1])).toEqual(o!.packages!.map((p) => p.name));
       const field = (body: string, name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(body)?.[1];
-      const xmlFilesystems = [...xml.matchAll(/<filesystem dev="([^"]+)">([\s\S]*?)<\/filesystem>/g)].map((m) => [m[1], field(m[2]!, 'type'), field(m[2]!, 'label'), field(m[2]!, 'uuid')]);
+      const xmlFilesystems = [...xml.matchAll(/<filesystem dev="([^"]+)">([\s\S]*?)<\/filesystem>/g)].map((m) => [
+        m[1],
+        field(m[2]!, 'type'),
+        field(m[2]!, 'label'),
+        field(m[2]!, 'uuid'),
+      ]);
       expect(xmlFilesystems).toEqual(ours.filesystems.map((f) => [gfsName(f.id), f.type, f.label, f.uuid]));
 
       // virt-diff: the same paths added, removed and changed (virt-diff also flags st_dev on
@@ -364,15 +443,15 @@ function parseCsv(text: string): string[][] {
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') (field += '"'), i++;
+      if (c === '"' && text[i + 1] === '"') ((field += '"'), i++);
       else if (c === '"') quoted = false;
       else field += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(field), (field = '');
-    else if (c === '\n') row.push(field), rows.push(row), (row = []), (field = '');
+    else if (c === ',') (row.push(field), (field = ''));
+    else if (c === '\n') (row.push(field), rows.push(row), (row = []), (field = ''));
     else field += c;
   }
-  if (field || row.length) row.push(field), rows.push(row);
+  if (field || row.length) (row.push(field), rows.push(row));
   return rows;
 }
 

@@ -44,11 +44,7 @@ afterAll(async () => {
 });
 
 /** A fake root: kernels (name -> header version) under boot/ or lib/modules/<v>/, and modules.dep where asked. */
-async function fakeRoot(
-  name: string,
-  kernels: { path: string; version: string; mode?: number }[],
-  withModules: string[],
-): Promise<string> {
+async function fakeRoot(name: string, kernels: { path: string; version: string; mode?: number }[], withModules: string[]): Promise<string> {
   const root = join(dir, name);
   await mkdir(root);
   for (const v of withModules) {
@@ -154,7 +150,16 @@ describe('an unreadable kernel, as an unprivileged user', () => {
 
   it('mkinitrd --kernel on a mode-000 kernel prints one line that says to chmod or use --kernel', async () => {
     const root = await fakeRoot('perm-cli', [{ path: 'vmlinuz', version: '6.1.0', mode: 0o000 }], ['6.1.0']);
-    const r = asUser([process.execPath, resolve('dist/src/cli.js'), 'mkinitrd', join(dir, 'out.img'), '--init', '/bin/true', '--kernel', join(root, 'vmlinuz')]);
+    const r = asUser([
+      process.execPath,
+      resolve('dist/src/cli.js'),
+      'mkinitrd',
+      join(dir, 'out.img'),
+      '--init',
+      '/bin/true',
+      '--kernel',
+      join(root, 'vmlinuz'),
+    ]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^appliance: kernel .*vmlinuz is not readable by you .*chmod 0644 .*--kernel PATH or APPLIANCE_KERNEL\n$/);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
@@ -174,7 +179,9 @@ describe('an unreadable kernel, as an unprivileged user', () => {
 describe('compareVersions', () => {
   it('orders releases like sort -V', () => {
     const versions = ['6.1.10-1-amd64', '6.1.9-1-amd64', '5.19.0', '6.1.10-2-amd64', '6.10.0', '6.1.10-1-amd64+debug'];
-    const expected = execFileSync('sort', ['-V'], { input: versions.join('\n') + '\n', encoding: 'utf8' }).trim().split('\n');
+    const expected = execFileSync('sort', ['-V'], { input: versions.join('\n') + '\n', encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect([...versions].sort(compareVersions)).toEqual(expected);
   });
 });

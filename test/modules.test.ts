@@ -45,13 +45,22 @@ async function errorOf(p: Promise<unknown>): Promise<ApplianceError> {
 describe('resolveModules against the installed kernel', () => {
   // Long chains: wireguard and processor_thermal_device_pci_legacy pull in eight modules,
   // nfsv4 seven. (Chosen without soft dependencies, which modprobe adds and we do not.)
-  it.each(['virtio_pci', 'virtio_mmio', 'virtio_blk', 'virtio_console', 'virtio-rng', 'virtio_scsi', 'virtio_net', 'virtio_pmem', 'nfsv4', 'wireguard', 'processor_thermal_device_pci_legacy'])(
-    '%s resolves to what modprobe --show-depends loads, in its order',
-    async (name) => {
-      const ours = await resolveModules(kernel.modulesDir, [name]);
-      expect(ours.map((m) => m.hostPath)).toEqual(modprobeShowDepends(name));
-    },
-  );
+  it.each([
+    'virtio_pci',
+    'virtio_mmio',
+    'virtio_blk',
+    'virtio_console',
+    'virtio-rng',
+    'virtio_scsi',
+    'virtio_net',
+    'virtio_pmem',
+    'nfsv4',
+    'wireguard',
+    'processor_thermal_device_pci_legacy',
+  ])('%s resolves to what modprobe --show-depends loads, in its order', async (name) => {
+    const ours = await resolveModules(kernel.modulesDir, [name]);
+    expect(ours.map((m) => m.hostPath)).toEqual(modprobeShowDepends(name));
+  });
 
   it('skips built-in modules, as modprobe reports them', async () => {
     const builtin = (await readFile(join(kernel.modulesDir, 'modules.builtin'), 'utf8')).trim().split('\n');

@@ -150,7 +150,14 @@ describe('writeNewc', () => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
-          seen.push({ name: h.name, size: h.size, nlink: h.nlink, ino: h.ino, ...(h.size && !h.linkname ? { sha: sha(Buffer.concat(chunks)) } : {}), ...(h.linkname ? { linkname: h.linkname } : {}) });
+          seen.push({
+            name: h.name,
+            size: h.size,
+            nlink: h.nlink,
+            ino: h.ino,
+            ...(h.size && !h.linkname ? { sha: sha(Buffer.concat(chunks)) } : {}),
+            ...(h.linkname ? { linkname: h.linkname } : {}),
+          });
           next();
         });
         stream.resume();
@@ -259,7 +266,9 @@ describe('readNewc', () => {
     for (const format of ['newc', 'crc']) {
       const out = join(dir, `gnu-${format}.cpio`);
       execFileSync('sh', ['-c', `find . | LC_ALL=C sort | cpio -o --quiet -H ${format} > ${out}`], { cwd: tree });
-      const listed = execFileSync('sh', ['-c', `cpio -t --quiet < ${out}`], { encoding: 'utf8' }).trim().split('\n');
+      const listed = execFileSync('sh', ['-c', `cpio -t --quiet < ${out}`], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
       const back = await readAll(out);
       expect(back.map((r) => (r.entry.path === '' ? '.' : String(r.entry.path)))).toEqual(listed);
       const byPath = new Map(back.map((r) => [String(r.entry.path), r]));
@@ -278,7 +287,15 @@ describe('readNewc', () => {
       ['truncated', good.subarray(0, 300), /ends before its trailer|runs past the end/],
       ['no-trailer', good.subarray(0, good.lastIndexOf(Buffer.from('070701'))), /ends before its trailer/],
       ['huge-name', Buffer.concat([Buffer.from('070701' + '0'.repeat(8 * 11) + 'FFFFFFFF' + '0'.repeat(8)), Buffer.alloc(200)]), /a name of 4294967295 bytes/],
-      ['huge-size', Buffer.concat([Buffer.from('070701' + '0'.repeat(8) + '000081A4' + '0'.repeat(8 * 4) + 'FFFFFFF0' + '0'.repeat(8 * 4) + '00000002' + '0'.repeat(8)), Buffer.from('a\0'), Buffer.alloc(200)]), /runs past the end/],
+      [
+        'huge-size',
+        Buffer.concat([
+          Buffer.from('070701' + '0'.repeat(8) + '000081A4' + '0'.repeat(8 * 4) + 'FFFFFFF0' + '0'.repeat(8 * 4) + '00000002' + '0'.repeat(8)),
+          Buffer.from('a\0'),
+          Buffer.alloc(200),
+        ]),
+        /runs past the end/,
+      ],
       ['not-hex', Buffer.concat([Buffer.from('070701' + 'zzzzzzzz' + '0'.repeat(8 * 12)), Buffer.alloc(100)]), /not hexadecimal/],
     ];
     for (const [name, bytes, why] of cases) {

@@ -138,7 +138,10 @@ it('a --qemu wrapper that runs qemu as its child (no exec): a boot given up on, 
   const realQemu = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
   const qemu = join(tmp, 'qemu-forking-wrapper');
   writeFileSync(qemu, `#!/bin/sh\n${realQemu} "$@"\necho wrapper done\n`, { mode: 0o755 });
-  const qemusOfThisTest = () => execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(initrd) && !l.startsWith('/bin/sh'));
+  const qemusOfThisTest = () =>
+    execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(initrd) && !l.startsWith('/bin/sh'));
 
   const t0 = Date.now();
   const err = await launch(options({ qemu, machine: 'microvm', cmdline: ['test_hang=1'], bootDeadlineMs: 3000 })).catch((e: unknown) => e);
@@ -189,4 +192,3 @@ setInterval(() => {}, 1000);
   if (survived) process.kill(pids.qemu, 'SIGKILL');
   expect(survived).toBe(false);
 });
-

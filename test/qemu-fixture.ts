@@ -112,7 +112,10 @@ export interface TestKernel {
 
 /** The host's kernel: the /boot/vmlinuz-* whose /lib/modules folder exists. */
 export function hostKernel(): TestKernel {
-  for (const name of readdirSync('/boot').filter((n) => n.startsWith('vmlinuz-')).sort().reverse()) {
+  for (const name of readdirSync('/boot')
+    .filter((n) => n.startsWith('vmlinuz-'))
+    .sort()
+    .reverse()) {
     const modulesDir = join('/lib/modules', name.slice('vmlinuz-'.length));
     try {
       readFileSync(join(modulesDir, 'modules.dep'));

@@ -73,7 +73,7 @@ describe('qemu argv', () => {
     expect(values(argv, '-cpu')).toEqual(['max']);
   });
 
-  it('uses virtio-mmio devices on microvm, and no -cpu for KVM with qemu\'s default model', () => {
+  it("uses virtio-mmio devices on microvm, and no -cpu for KVM with qemu's default model", () => {
     const argv = qemuArgv({ ...base, machine: machineProfile('microvm'), accel: { accel: 'kvm' } });
     expect(values(argv, '-machine')[0]).toMatch(/^microvm,/);
     expect(values(argv, '-device').filter((d) => d.includes('-pci'))).toEqual([]);
@@ -111,7 +111,11 @@ describe('qemu argv', () => {
     const cfg = { ...base, machine: machineProfile('microvm') };
     const key = await snapshotKey(qemu, cfg);
     expect(key).toMatch(/^[0-9a-f]{32}$/);
-    const otherFiles = { ...cfg, channelSocket: '/x', disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'vdi' as const, protocol: 'file' as const, allowBackingFile: false })) };
+    const otherFiles = {
+      ...cfg,
+      channelSocket: '/x',
+      disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'vdi' as const, protocol: 'file' as const, allowBackingFile: false })),
+    };
     expect(await snapshotKey(qemu, otherFiles)).toBe(key);
     const changed = [
       { ...cfg, disks: cfg.disks.slice(1) },
@@ -203,7 +207,9 @@ describe('disk formats', () => {
     const qcow2 = img('unnamed.qcow2', '-f', 'qcow2');
     const unnamed = await resolveDisk({ path: qcow2 }).catch((e: unknown) => e);
     expect(unnamed).toMatchObject({ code: 'EDISKFORMAT' });
-    expect((unnamed as Error).message).toBe(`disk ${qcow2} has a qcow2 header: pass format=qcow2 to attach it as a qcow2 image, or format=raw to attach its bytes as they are`);
+    expect((unnamed as Error).message).toBe(
+      `disk ${qcow2} has a qcow2 header: pass format=qcow2 to attach it as a qcow2 image, or format=raw to attach its bytes as they are`,
+    );
     const missing = join(tmp, 'missing.img');
     const err = await resolveDisk({ path: missing, format: 'raw' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'EDISKACCESS' });

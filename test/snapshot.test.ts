@@ -3,7 +3,21 @@
 // numbers) does, and a snapshot that does not restore is replaced, never trusted.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,7 +74,7 @@ function fileContains(path: string, needle: string): boolean {
   try {
     const chunk = Buffer.alloc(8 << 20);
     let carry = Buffer.alloc(0);
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = readSync(fd, chunk, 0, chunk.length, pos);
       if (n === 0) return false;
       const window = Buffer.concat([carry, chunk.subarray(0, n)]);
@@ -155,7 +169,11 @@ describe('snapshots', () => {
     await using two = await boot({ cacheDir, appliance, accel: 'tcg', disks: disks.map((d) => ({ path: d.path, format: 'raw' as const })) });
     expect(two.timings.snapshot).toBe('created');
     expect(snapshotFolders().filter((n) => /^[0-9a-f]{32}$/.test(n))).toHaveLength(2);
-    const r = await two.exec(['sh', '-c', 'for d in 0 1; do mkdir -p /tmp/$d && mount -o ro /dev/disk/by-id/virtio-disk$d /tmp/$d && cat /tmp/$d/marker; done']);
+    const r = await two.exec([
+      'sh',
+      '-c',
+      'for d in 0 1; do mkdir -p /tmp/$d && mount -o ro /dev/disk/by-id/virtio-disk$d /tmp/$d && cat /tmp/$d/marker; done',
+    ]);
     expect(r.stdout.toString().trim().split('\n')).toEqual(disks.map((d) => d.marker));
   }, 180_000);
 
@@ -166,7 +184,9 @@ describe('snapshots', () => {
     writeFileSync(nvme, Buffer.alloc(1 << 20));
     const qemu = join(tmp, 'qemu-with-nvme');
     const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
-    writeFileSync(qemu, `#!/bin/sh\nexec ${real} "$@" -drive if=none,id=nv,file=${nvme},format=raw,readonly=on -device nvme,drive=nv,serial=nv\n`, { mode: 0o755 });
+    writeFileSync(qemu, `#!/bin/sh\nexec ${real} "$@" -drive if=none,id=nv,file=${nvme},format=raw,readonly=on -device nvme,drive=nv,serial=nv\n`, {
+      mode: 0o755,
+    });
     {
       await using vm = await start(disks[0]!, { qemu, machine: 'q35' });
       expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['save:unsaved', 'cold:ready']);
@@ -225,7 +245,9 @@ describe('snapshots', () => {
     expect(vm.timings.snapshot).toBe('none');
     expect(console.join('\n')).toMatch(/not to be saved: before the snapshot point the guest had 1 root disk\(s\), 1 channel\(s\) and 1 other virtio device/);
     expect((await diskView(vm)).marker).toBe(disks[0]!.marker);
-    const marks = snapshotFolders().filter((n) => n.endsWith('.unusable')).map((n) => readFileSync(join(layout.snapshots(cacheDir), n), 'utf8'));
+    const marks = snapshotFolders()
+      .filter((n) => n.endsWith('.unusable'))
+      .map((n) => readFileSync(join(layout.snapshots(cacheDir), n), 'utf8'));
     expect(marks.some((m) => m.includes('1 other virtio device'))).toBe(true);
   }, 180_000);
 
@@ -245,8 +267,14 @@ describe('snapshots', () => {
 
   it('are listed by `appliance cache ls` and go with `appliance cache clear`', () => {
     const env = { ...process.env, APPLIANCE_CACHE_DIR: cacheDir };
-    const ls = JSON.parse(execFileSync(process.execPath, [CLI, 'cache', 'ls', '--json'], { env, encoding: 'utf8' })) as { snapshots: { key: string; diskBytes: number }[] };
-    expect(ls.snapshots.map((s) => s.key).sort()).toEqual(snapshotFolders().filter((n) => /^[0-9a-f]{32}$/.test(n)).sort());
+    const ls = JSON.parse(execFileSync(process.execPath, [CLI, 'cache', 'ls', '--json'], { env, encoding: 'utf8' })) as {
+      snapshots: { key: string; diskBytes: number }[];
+    };
+    expect(ls.snapshots.map((s) => s.key).sort()).toEqual(
+      snapshotFolders()
+        .filter((n) => /^[0-9a-f]{32}$/.test(n))
+        .sort(),
+    );
     // Sparse: the used part of a 512 MiB RAM file, plus the state.
     for (const s of ls.snapshots) {
       expect(s.diskBytes).toBeGreaterThan(10e6);

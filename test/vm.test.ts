@@ -63,9 +63,7 @@ describe('one booted appliance', () => {
   });
 
   it('brings 10 MB of stdout and 1 MB of stderr back intact and separate', async () => {
-    const script =
-      'head -c 10485760 /dev/urandom > /tmp/out; head -c 1048576 /dev/urandom > /tmp/err; ' +
-      '{ cat /tmp/out & cat /tmp/err >&2; wait; }';
+    const script = 'head -c 10485760 /dev/urandom > /tmp/out; head -c 1048576 /dev/urandom > /tmp/err; ' + '{ cat /tmp/out & cat /tmp/err >&2; wait; }';
     const r = await vm.exec(['sh', '-c', script]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout.length).toBe(10485760);
@@ -86,9 +84,7 @@ describe('one booted appliance', () => {
       const r = await vm.exec(['echo', `n${i}`]);
       expect(r.stdout.toString()).toBe(`n${i}\n`);
     }
-    const all = await Promise.all(
-      Array.from({ length: 6 }, (_, i) => vm.exec(['sh', '-c', `sleep 0.3; echo c${i}; echo e${i} >&2`])),
-    );
+    const all = await Promise.all(Array.from({ length: 6 }, (_, i) => vm.exec(['sh', '-c', `sleep 0.3; echo c${i}; echo e${i} >&2`])));
     all.forEach((r, i) => {
       expect(r.stdout.toString()).toBe(`c${i}\n`);
       expect(r.stderr.toString()).toBe(`e${i}\n`);
@@ -142,7 +138,11 @@ describe('one booted appliance', () => {
 
   it('shows the user disk read-only under its stable name and never writes it', async () => {
     expect(vm.disks).toEqual([{ path: disk, serial: 'disk0', guestPath: '/dev/disk/by-id/virtio-disk0' }]);
-    const r = await vm.exec(['sh', '-c', 'mkdir -p /tmp/m && mount -o ro /dev/disk/by-id/virtio-disk0 /tmp/m && cat /tmp/m/etc/motd && sha256sum /tmp/m/blob | cut -c1-64']);
+    const r = await vm.exec([
+      'sh',
+      '-c',
+      'mkdir -p /tmp/m && mount -o ro /dev/disk/by-id/virtio-disk0 /tmp/m && cat /tmp/m/etc/motd && sha256sum /tmp/m/blob | cut -c1-64',
+    ]);
     expect(r.stderr.toString()).toBe('');
     const [motd, blobHash] = r.stdout.toString().split('\n');
     expect(motd).toBe('hello from a user disk');
@@ -169,7 +169,11 @@ describe("the inspect helper's commands, run by the server the agent keeps in th
   });
   /** The pid of `inspect serve` in `v`, if it runs. */
   const serverPid = async (v: Vm) =>
-    (await v.exec(['sh', '-c', `for p in /proc/[0-9]*; do [ "$(tr '\\0' ' ' < $p/cmdline)" = "${INSPECT_PATH} serve " ] && echo \${p#/proc/}; done; true`])).stdout.toString().trim();
+    (
+      await v.exec(['sh', '-c', `for p in /proc/[0-9]*; do [ "$(tr '\\0' ' ' < $p/cmdline)" = "${INSPECT_PATH} serve " ] && echo \${p#/proc/}; done; true`])
+    ).stdout
+      .toString()
+      .trim();
   /** The pid of the process that ran a helper command: it reads its own /proc/self/stat. */
   const runnerPid = async (v: Vm, opts?: ExecOptions, extra: string[] = []) => {
     const r = await v.exec([INSPECT_PATH, 'read', '/proc/self/stat', '0', '64', ...extra], opts);
@@ -209,9 +213,21 @@ describe("the inspect helper's commands, run by the server the agent keeps in th
     expect((await helper.stat('/', INSPECT_PATH, { hash: true })).sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(await serverPid(v)).toBe(server);
     // A command line of 10,500 arguments (~56 KB) is served whole.
-    const many = await v.exec([INSPECT_PATH, 'read', ...Array.from({ length: 3500 }, (_, i) => ['/dev/vdb', String(i), '1']).flat(), '/proc/self/stat', '0', '64']);
+    const many = await v.exec([
+      INSPECT_PATH,
+      'read',
+      ...Array.from({ length: 3500 }, (_, i) => ['/dev/vdb', String(i), '1']).flat(),
+      '/proc/self/stat',
+      '0',
+      '64',
+    ]);
     expect(many.stdout.length).toBe(3500 * 5 + 4 + 64);
-    expect(many.stdout.subarray(3500 * 5 + 4).toString().split(' ')[0]).toBe(server);
+    expect(
+      many.stdout
+        .subarray(3500 * 5 + 4)
+        .toString()
+        .split(' ')[0],
+    ).toBe(server);
   }, 120_000);
 
   it('runs commands several at once (one in the server, the others forked) and each says its own', async () => {
@@ -255,7 +271,11 @@ describe('the CLI', () => {
   const env = { ...process.env, APPLIANCE_CACHE_DIR: cacheDir };
   const cli = (args: string[], input?: string) => {
     try {
-      return { status: 0, stdout: execFileSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }), stderr: '' };
+      return {
+        status: 0,
+        stdout: execFileSync(process.execPath, [CLI, ...args], { env, input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }),
+        stderr: '',
+      };
     } catch (err) {
       const e = err as { status: number; stdout: string; stderr: string };
       return { status: e.status, stdout: e.stdout, stderr: e.stderr };
@@ -319,7 +339,11 @@ describe('the CLI', () => {
 
   it('stops reading stdin once the command is done', () => {
     const t = Date.now();
-    const out = execFileSync('sh', ['-c', `${process.execPath} ${CLI} boot -i -- head -c 0 < /dev/zero; echo "status=$?"`], { env, encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync('sh', ['-c', `${process.execPath} ${CLI} boot -i -- head -c 0 < /dev/zero; echo "status=$?"`], {
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(out.trim()).toBe('status=0');
     expect(Date.now() - t).toBeLessThan(30_000);
   });
@@ -350,7 +374,10 @@ describe('the CLI', () => {
 });
 
 function childQemu(ppid: number): number | undefined {
-  for (const pid of execFileSync('ps', ['-o', 'pid=', '--ppid', String(ppid)], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean)) {
+  for (const pid of execFileSync('ps', ['-o', 'pid=', '--ppid', String(ppid)], { encoding: 'utf8' })
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)) {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (cmd.includes('qemu-system')) return Number(pid);
   }

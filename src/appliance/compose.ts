@@ -88,10 +88,7 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
     }),
   };
   const watch = watchList(request, kernel.modulesDir, init.compiler, plan.includeDirs);
-  const [digest, watchDigest] = await Promise.all([
-    fingerprint(inputs, request.strict, plan.files.sources),
-    fingerprint(watch, false),
-  ]);
+  const [digest, watchDigest] = await Promise.all([fingerprint(inputs, request.strict, plan.files.sources), fingerprint(watch, false)]);
   const key = deriveKey(description, digest);
   const record: BuildRecord = { version: ctx.version, key, inputs, digest, watch, watchDigest };
   await writeRecord(root, ctx.recordId, record);

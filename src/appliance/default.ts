@@ -5,6 +5,7 @@
  * on a host are left out (said with --verbose), so one absent tool never breaks the
  * default build.
  */
+// prettier-ignore
 export const DEFAULT_BINARIES: readonly string[] = [
   // the shell (dash: bash with its readline and terminfo would weigh 1.8 MB more)
   'sh',
@@ -43,6 +44,7 @@ export const DEFAULT_PATHS: readonly string[] = ['/bin/sh'];
  * flavour. fuse is for ntfs-3g. The nls tables are what vfat, exfat and isofs ask for by
  * default; xxhash and blake2b are btrfs's optional checksums; loop is for losetup.
  */
+// prettier-ignore
 export const DEFAULT_ROOT_MODULES: readonly string[] = [
   'ext4', 'xfs', 'btrfs', 'vfat', 'msdos', 'exfat', 'isofs', 'squashfs', 'f2fs', 'udf', 'fuse', 'loop',
   'nls_cp437', 'nls_iso8859_1', 'nls_utf8', 'nls_ascii', 'xxhash_generic', 'blake2b_generic',

@@ -198,7 +198,8 @@ async function rootModules(files: FileList, names: string[], ctx: AssembleContex
     if (!name.startsWith('modules.') || MODPROBE_UNUSED.has(name)) continue;
     const data = indexes.get(name);
     if (!data) files.addHostPath(join(dir, name));
-    else files.addEntry({ path: join(dir, name).slice(1), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, size: data.length, source: { kind: 'bytes', data } });
+    else
+      files.addEntry({ path: join(dir, name).slice(1), type: 'file', mode: 0o644, uid: 0, gid: 0, mtime, size: data.length, source: { kind: 'bytes', data } });
   }
   return modules;
 }

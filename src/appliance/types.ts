@@ -110,4 +110,3 @@ export interface Manifest {
   /** Host files left out because they could not be read. */
   skipped: string[];
 }
-

@@ -23,8 +23,7 @@ export async function ensureCacheRoot(given = cacheRootPath()): Promise<string> 
   if (uid !== undefined && st.uid !== uid) {
     throw new ApplianceError(
       'ECACHEOWNER',
-      `cache folder ${root} is owned by uid ${st.uid}, not by you (uid ${uid}): ` +
-        `use a folder of your own with APPLIANCE_CACHE_DIR, or chown it`,
+      `cache folder ${root} is owned by uid ${st.uid}, not by you (uid ${uid}): ` + `use a folder of your own with APPLIANCE_CACHE_DIR, or chown it`,
     );
   }
   if (st.mode & 0o022) {

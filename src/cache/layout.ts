@@ -26,4 +26,11 @@ export const layout = {
 };
 
 /** The folders `appliance cache clear` empties: all but the locks of builders that may be running. */
-export const CLEARED: readonly ('entries' | 'snapshots' | 'vmlinux' | 'init' | 'records' | 'tmp')[] = ['entries', 'snapshots', 'vmlinux', 'init', 'records', 'tmp'];
+export const CLEARED: readonly ('entries' | 'snapshots' | 'vmlinux' | 'init' | 'records' | 'tmp')[] = [
+  'entries',
+  'snapshots',
+  'vmlinux',
+  'init',
+  'records',
+  'tmp',
+];

@@ -93,9 +93,7 @@ export async function removeAbandonedTemps(root: string, maxAgeMs = 24 * 3600_00
  */
 export async function keepNewest(root: string, dir: string, keep: number, match: (name: string) => boolean): Promise<void> {
   const found = await Promise.all(
-    (await readdir(dir))
-      .filter(match)
-      .map(async (name) => ({ name, used: (await stat(join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0 })),
+    (await readdir(dir)).filter(match).map(async (name) => ({ name, used: (await stat(join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0 })),
   );
   found.sort((a, b) => b.used - a.used);
   for (const e of found.slice(keep)) await removeWhole(root, join(dir, e.name), `evict-${e.name}`);

@@ -23,7 +23,6 @@ interface BootCliOptions {
 
 const FORMATS: readonly string[] = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'auto'];
 
-
 /** `PATH[,format=F][,rw][,backing]`: without a format, raw unless the header names another (refused, see DiskSpec). */
 export function parseDisk(spec: string): DiskSpec {
   const [path, ...opts] = spec.split(',');
@@ -63,7 +62,12 @@ export function register(program: Command): void {
     .command('boot')
     .description('Boot the appliance (built and cached on first use) and run a command in it; with no command and a terminal, a shell')
     .argument('[command...]', 'the command and its arguments (put them after --)')
-    .option('--disk <path[,format=F][,rw]>', 'attach a disk image, read-only unless rw; without format=, raw (an image with another format\'s header is refused) (repeatable)', (v, prev: string[]) => [...prev, v], [])
+    .option(
+      '--disk <path[,format=F][,rw]>',
+      "attach a disk image, read-only unless rw; without format=, raw (an image with another format's header is refused) (repeatable)",
+      (v, prev: string[]) => [...prev, v],
+      [],
+    )
     .option('--memory <MB>', 'guest memory in MiB (default 512)')
     .option('--cpus <N>', 'guest CPUs (default 1)')
     .option('--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto')
@@ -84,52 +88,61 @@ export function register(program: Command): void {
         'Example: appliance boot --disk disk.img -- sh -c "mount -o ro /dev/disk/by-id/virtio-disk0 /mnt && ls /mnt"',
     )
     .action(
-      action(async (command: string[], opts: BootCliOptions) => {
-        const verbose = (line: string) => process.stderr.write(`appliance: ${line}\n`);
-        const bootOpts: BootOptions = {
-          disks: opts.disk.map(parseDisk),
-          memoryMb: positiveInteger('--memory', opts.memory),
-          cpus: positiveInteger('--cpus', opts.cpus),
-          accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
-          machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
-          bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
-          qemu: opts.qemu,
-          cacheDir: opts.cacheDir,
-          snapshot: opts.snapshot,
-          log: opts.verbose ? verbose : undefined,
-          onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
-        };
-        const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
-        const { boot } = await import('../vm/vm.js');
-        const vm = await boot(bootOpts);
-        try {
-          if (opts.verbose) {
-            const t = vm.timings;
-            const guest =
-              t.snapshot === 'none'
-                ? `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`
-                : `snapshot ${t.snapshot === 'created' ? 'saved, then ' : ''}restored in ${t.restoreMs} ms, init+agent ${t.initMs} ms (guest clock)`;
-            verbose(`booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ${guest}`);
+      action(
+        async (command: string[], opts: BootCliOptions) => {
+          const verbose = (line: string) => process.stderr.write(`appliance: ${line}\n`);
+          const bootOpts: BootOptions = {
+            disks: opts.disk.map(parseDisk),
+            memoryMb: positiveInteger('--memory', opts.memory),
+            cpus: positiveInteger('--cpus', opts.cpus),
+            accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
+            machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
+            bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
+            qemu: opts.qemu,
+            cacheDir: opts.cacheDir,
+            snapshot: opts.snapshot,
+            log: opts.verbose ? verbose : undefined,
+            onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
+          };
+          const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
+          const { boot } = await import('../vm/vm.js');
+          const vm = await boot(bootOpts);
+          try {
+            if (opts.verbose) {
+              const t = vm.timings;
+              const guest =
+                t.snapshot === 'none'
+                  ? `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`
+                  : `snapshot ${t.snapshot === 'created' ? 'saved, then ' : ''}restored in ${t.restoreMs} ms, init+agent ${t.initMs} ms (guest clock)`;
+              verbose(`booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ${guest}`);
+            }
+            const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
+            const argv = command.length ? command : ['sh'];
+            return await run(vm, argv, {
+              interactive,
+              stdin: Boolean(opts.stdin) || (command.length === 0 && !interactive),
+              timeoutMs,
+              json: opts.json,
+              verbose: opts.verbose ? verbose : undefined,
+            });
+          } catch (err) {
+            if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
+              throw new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`);
+            }
+            if (err instanceof ApplianceError && err.code === 'ETOOBIG') {
+              throw new ApplianceError('ETOOBIG', `${err.summary}: --json holds the output in memory; without --json it streams, whatever its size`);
+            }
+            throw err;
+          } finally {
+            await vm.close();
           }
-          const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
-          const argv = command.length ? command : ['sh'];
-          return await run(vm, argv, { interactive, stdin: Boolean(opts.stdin) || (command.length === 0 && !interactive), timeoutMs, json: opts.json, verbose: opts.verbose ? verbose : undefined });
-        } catch (err) {
-          if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
-            throw new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`);
-          }
-          if (err instanceof ApplianceError && err.code === 'ETOOBIG') {
-            throw new ApplianceError('ETOOBIG', `${err.summary}: --json holds the output in memory; without --json it streams, whatever its size`);
-          }
-          throw err;
-        } finally {
-          await vm.close();
-        }
-      }, {
-        failure: EXIT.bootFailed,
-        // The console's last lines stay on the error for library callers; --verbose shows them live.
-        describe: (err, _command, opts) => ('consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary),
-      }),
+        },
+        {
+          failure: EXIT.bootFailed,
+          // The console's last lines stay on the error for library callers; --verbose shows them live.
+          describe: (err, _command, opts) => ('consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary),
+        },
+      ),
     );
 }
 

@@ -16,7 +16,13 @@ interface BuildCliOptions {
 
 /** `a,b` and repeated options both add to the list. */
 function commaList(value: string, previous: string[] = []): string[] {
-  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+  return [
+    ...previous,
+    ...value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
 }
 
 function repeat(value: string, previous: string[] = []): string[] {
@@ -57,7 +63,7 @@ function progressLine(): { update: (p: BuildProgress) => void; done: () => void 
 export function register(program: Command): void {
   program
     .command('build')
-    .description('Build the appliance (kernel, initrd, root.ext2, manifest.json) from the host\'s files, or find it in the cache; prints its folder')
+    .description("Build the appliance (kernel, initrd, root.ext2, manifest.json) from the host's files, or find it in the cache; prints its folder")
     .option('--packages <names>', 'Debian packages to include with their dependencies (comma-separated, repeatable)', commaList)
     .option('--binaries <names>', 'programs on $PATH to include with their shared libraries (comma-separated, repeatable)', commaList)
     .option('--include <host[:guest]>', 'an extra host file or folder, optionally at another guest path (repeatable)', repeat, [])

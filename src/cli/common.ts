@@ -44,7 +44,13 @@ export function oneLineUsageErrors(program: Command): void {
   const visit = (cmd: Command, path: string) => {
     cmd.exitOverride();
     cmd.configureOutput({
-      outputError: (text, write) => write(`appliance: ${text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')} (see ${path} --help)\n`),
+      outputError: (text, write) =>
+        write(
+          `appliance: ${text
+            .trim()
+            .replace(/^error: /, '')
+            .replace(/\s*\n\s*/g, ' ')} (see ${path} --help)\n`,
+        ),
     });
     for (const sub of cmd.commands) visit(sub, `${path} ${sub.name()}`);
   };
@@ -85,4 +91,3 @@ export function watchStdout(): void {
 export function progressEnabled(): boolean {
   return Boolean(process.stderr.isTTY);
 }
-

@@ -48,7 +48,10 @@ function inspectOptions(o: CommonOptions): InspectOptions {
 
 async function open(disks: string[], o: CommonOptions): Promise<Inspection> {
   const { inspect } = await import('../inspect/index.js');
-  return inspect(disks.map((d) => diskSpec(d, o)), inspectOptions(o));
+  return inspect(
+    disks.map((d) => diskSpec(d, o)),
+    inspectOptions(o),
+  );
 }
 
 function common(cmd: Command): Command {
@@ -141,7 +144,11 @@ export function register(program: Command): void {
         const errors: string[] = [];
         let first = true;
         try {
-          for await (const s of at.fs.walk(at.path, { depth: o.recursive ? Infinity : 1, checksum: o.checksum !== undefined, onError: (e) => errors.push(`${String(e.path)}: errno ${e.errno}`) })) {
+          for await (const s of at.fs.walk(at.path, {
+            depth: o.recursive ? Infinity : 1,
+            checksum: o.checksum !== undefined,
+            onError: (e) => errors.push(`${String(e.path)}: errno ${e.errno}`),
+          })) {
             // Without -R the folder itself is not listed, its entries are (a file lists itself).
             if (first && !o.recursive && s.type === 'dir') {
               first = false;
@@ -220,18 +227,35 @@ export function register(program: Command): void {
           const s = (c.b ?? c.a)!;
           const sign = c.change === 'added' ? '+' : c.change === 'removed' ? '-' : '=';
           const why = c.attributes ? ` (${c.attributes.join(', ')})` : '';
-          process.stdout.write(Buffer.concat([Buffer.from(`${sign} ${TYPE_CHAR[s.type]} ${(s.mode & 0o7777).toString(8).padStart(4, '0')} ${String(s.size).padStart(10)} `), printable(s.path), Buffer.from(`${why}\n`)]));
+          process.stdout.write(
+            Buffer.concat([
+              Buffer.from(`${sign} ${TYPE_CHAR[s.type]} ${(s.mode & 0o7777).toString(8).padStart(4, '0')} ${String(s.size).padStart(10)} `),
+              printable(s.path),
+              Buffer.from(`${why}\n`),
+            ]),
+          );
         }
       }),
     );
 }
 
-function inspectText(r: { disks: ReturnType<Inspection['disks']>; volumes: ReturnType<Inspection['volumes']>; filesystems: Awaited<ReturnType<Inspection['filesystems']>>; os: Awaited<ReturnType<Inspection['os']>> }): string {
-  const size = (n?: number) => (n === undefined ? '-' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)}G` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}M` : `${(n / 1024).toFixed(1)}K`);
+function inspectText(r: {
+  disks: ReturnType<Inspection['disks']>;
+  volumes: ReturnType<Inspection['volumes']>;
+  filesystems: Awaited<ReturnType<Inspection['filesystems']>>;
+  os: Awaited<ReturnType<Inspection['os']>>;
+}): string {
+  const size = (n?: number) =>
+    n === undefined ? '-' : n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)}G` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(1)}M` : `${(n / 1024).toFixed(1)}K`;
   const lines: string[] = [];
   for (const d of r.disks) {
-    lines.push(`disk${d.index} ${d.path}: ${d.format}, ${size(d.size)}${d.partitionTable ? `, ${d.partitionTable.type} partition table${d.partitionTable.id ? ` ${d.partitionTable.id}` : ''}` : ''}`);
-    for (const p of d.partitions) lines.push(`  ${p.number}: start ${p.start}, ${size(p.size)}, type ${p.type ?? '-'}${p.name ? `, name "${String(p.name)}"` : ''}${p.uuid ? `, uuid ${p.uuid}` : ''}`);
+    lines.push(
+      `disk${d.index} ${d.path}: ${d.format}, ${size(d.size)}${d.partitionTable ? `, ${d.partitionTable.type} partition table${d.partitionTable.id ? ` ${d.partitionTable.id}` : ''}` : ''}`,
+    );
+    for (const p of d.partitions)
+      lines.push(
+        `  ${p.number}: start ${p.start}, ${size(p.size)}, type ${p.type ?? '-'}${p.name ? `, name "${String(p.name)}"` : ''}${p.uuid ? `, uuid ${p.uuid}` : ''}`,
+      );
   }
   for (const g of r.volumes.lvm) lines.push(`lvm ${g.vg}: ${g.lvs.join(', ') || 'no logical volumes'}`);
   for (const m of r.volumes.md) lines.push(`md ${m.device}: ${m.level ?? ''} ${m.uuid}`);
@@ -240,11 +264,19 @@ function inspectText(r: { disks: ReturnType<Inspection['disks']>; volumes: Retur
   for (const f of r.filesystems) {
     const label = f.label !== undefined ? ` label "${String(f.label)}"` : '';
     const use = f.used !== undefined ? `, used ${size(f.used)}` : '';
-    lines.push(`  ${f.id} ${f.type}${label}${f.uuid ? ` uuid ${f.uuid}` : ''}, size ${size(f.size)}${use}${f.dirty ? ', dirty journal (not replayed)' : ''}${f.error ? ` (${f.error})` : ''}`);
+    lines.push(
+      `  ${f.id} ${f.type}${label}${f.uuid ? ` uuid ${f.uuid}` : ''}, size ${size(f.size)}${use}${f.dirty ? ', dirty journal (not replayed)' : ''}${f.error ? ` (${f.error})` : ''}`,
+    );
   }
   for (const os of r.os) {
-    lines.push(`os on ${os.root}: ${os.productName ?? os.distro ?? 'linux'}, ${os.distro ?? '?'} ${os.version.major}.${os.version.minor}, ${os.arch ?? '?'}, hostname ${os.hostname ?? '-'}, packages ${os.packageFormat ?? '-'}/${os.packageManagement ?? '-'}`);
-    lines.push(`  mountpoints: ${Object.entries(os.mountpoints).map(([m, id]) => `${m} ${id}`).join(', ')}`);
+    lines.push(
+      `os on ${os.root}: ${os.productName ?? os.distro ?? 'linux'}, ${os.distro ?? '?'} ${os.version.major}.${os.version.minor}, ${os.arch ?? '?'}, hostname ${os.hostname ?? '-'}, packages ${os.packageFormat ?? '-'}/${os.packageManagement ?? '-'}`,
+    );
+    lines.push(
+      `  mountpoints: ${Object.entries(os.mountpoints)
+        .map(([m, id]) => `${m} ${id}`)
+        .join(', ')}`,
+    );
     if (os.packages) for (const p of os.packages) lines.push(`  ${p.name} ${p.version} ${p.arch}`);
   }
   return `${lines.join('\n')}\n`;

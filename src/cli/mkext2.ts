@@ -12,7 +12,6 @@ interface Mkext2Options {
   json?: boolean;
 }
 
-
 export function register(program: Command): void {
   program
     .command('mkext2')
@@ -34,7 +33,8 @@ export function register(program: Command): void {
           throw usageError(`--block-size ${opts.blockSize}: use 1024, 2048 or 4096`);
         }
         const size = opts.size !== undefined ? parseSize(opts.size) : undefined;
-        if (size !== undefined && opts.extra !== undefined) throw usageError('--extra applies only to an automatically sized image: give --size or --extra, not both');
+        if (size !== undefined && opts.extra !== undefined)
+          throw usageError('--extra applies only to an automatically sized image: give --size or --extra, not both');
         const { mkext2 } = await import('../appliance/mkext2.js');
         let lastShown = 0;
         const result = await mkext2(sourceDir, output, {

@@ -20,7 +20,10 @@ export function register(program: Command): void {
     .action(
       action(async (output: string, opts: MkinitrdOptions) => {
         const { makeInitrd } = await import('../appliance/initrd.js');
-        const wanted = opts.modules?.split(',').map((s) => s.trim()).filter(Boolean);
+        const wanted = opts.modules
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const result = await makeInitrd({ output, kernel: opts.kernel, modules: wanted, init: opts.init });
         const { kernel } = result;
         const modules = result.modules.map((m) => m.name);

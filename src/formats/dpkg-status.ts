@@ -47,7 +47,7 @@ function installedParagraphs(text: string, kept: Set<string>, each: (f: Record<s
     f = {};
     last = '';
   };
-  for (let at = 0; at < text.length; ) {
+  for (let at = 0; at < text.length;) {
     let end = text.indexOf('\n', at);
     if (end < 0) end = text.length;
     const first = text.charCodeAt(at);

@@ -6,9 +6,7 @@
 export type EntryType = 'file' | 'dir' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
 
 /** Where a regular file's bytes come from: a host file (streamed) or a small in-memory buffer. */
-export type ContentSource =
-  | { kind: 'host'; path: string | Buffer }
-  | { kind: 'bytes'; data: Uint8Array };
+export type ContentSource = { kind: 'host'; path: string | Buffer } | { kind: 'bytes'; data: Uint8Array };
 
 export interface Entry {
   /** Path inside the image: '/'-separated, relative, no leading '/'; '' is the root directory. */

@@ -158,7 +158,8 @@ export class AgentClient {
       return stream.destroy(err as Error);
     }
     const { signal } = opts;
-    if (signal?.aborted) return stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted before it started`, { cause: signal.reason }));
+    if (signal?.aborted)
+      return stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted before it started`, { cause: signal.reason }));
     const id = this.channel.newId();
     let running = true;
     const onAbort = () => stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted`, { cause: signal?.reason }));

@@ -102,8 +102,7 @@ function findCompiler(): string {
   }
   throw new ApplianceError(
     'ENOCOMPILER',
-    'no C compiler to build the appliance init and agent (looked for musl-gcc and gcc): ' +
-      'install musl-tools (apt-get install musl-tools)',
+    'no C compiler to build the appliance init and agent (looked for musl-gcc and gcc): ' + 'install musl-tools (apt-get install musl-tools)',
   );
 }
 
@@ -131,20 +130,16 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
   }
   const { execa } = await loadExeca();
   const run = async (args: string[]) =>
-    (await execa(compiler, args, { stdin: 'ignore' }).catch((err: { stderr?: string; shortMessage?: string }) => {
-      // musl-gcc is a wrapper around gcc: installed without it, it is found but cannot run.
-      const why = err.stderr?.trim().split('\n').at(-1) || err.shortMessage;
-      throw new ApplianceError(
-        'ENOCOMPILER',
-        `the C compiler ${compiler} does not run (${why}): install a working one (apt-get install musl-tools gcc)`,
-        { cause: err },
-      );
-    })).stdout.trim();
-  const [version, libc, cc1] = await Promise.all([
-    run(['--version']),
-    run(['-print-file-name=libc.a']),
-    run(['-print-prog-name=cc1']),
-  ]);
+    (
+      await execa(compiler, args, { stdin: 'ignore' }).catch((err: { stderr?: string; shortMessage?: string }) => {
+        // musl-gcc is a wrapper around gcc: installed without it, it is found but cannot run.
+        const why = err.stderr?.trim().split('\n').at(-1) || err.shortMessage;
+        throw new ApplianceError('ENOCOMPILER', `the C compiler ${compiler} does not run (${why}): install a working one (apt-get install musl-tools gcc)`, {
+          cause: err,
+        });
+      })
+    ).stdout.trim();
+  const [version, libc, cc1] = await Promise.all([run(['--version']), run(['-print-file-name=libc.a']), run(['-print-prog-name=cc1'])]);
   const files = [await realpath(compiler), ...[libc, cc1].filter((p) => p.startsWith('/') && existsSync(p))];
   const libcHash = libc.startsWith('/') && existsSync(libc) ? await sha256File(libc) : 'none';
   const stamps: Record<string, string> = {};
@@ -169,9 +164,7 @@ async function compile(compiler: string, program: string, dir: string): Promise<
   throw new ApplianceError(
     'EINITBUILD',
     `cannot build the appliance ${program} from ${source} with ${compiler}` +
-      (staticLibMissing
-        ? ': the static C library is missing; install musl-tools (apt-get install musl-tools)'
-        : '') +
+      (staticLibMissing ? ': the static C library is missing; install musl-tools (apt-get install musl-tools)' : '') +
       `:\n${res.all ?? ''}`,
   );
 }

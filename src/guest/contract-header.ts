@@ -27,7 +27,8 @@ import {
 } from './contract.js';
 
 /** A C string literal (the contract's strings are printable ASCII; anything else is escaped). */
-const str = (s: string) => `"${[...Buffer.from(s, 'utf8')].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`)).join('')}"`;
+const str = (s: string) =>
+  `"${[...Buffer.from(s, 'utf8')].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`)).join('')}"`;
 const upper = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
 
 export function contractHeader(): string {
@@ -62,7 +63,9 @@ export function contractHeader(): string {
     `#define APPL_STDIN_WINDOW ${STDIN_WINDOW}`,
     `#define APPL_HELLO_PID1 ${HELLO_PID1}u`,
     ...Object.entries(PAYLOAD).map(([k, v]) => `#define APPL_PAYLOAD_${k} ${v}`),
-    `enum { ${Object.entries(FrameType).map(([k, v]) => `APPL_T_${k} = ${v}`).join(', ')} };`,
+    `enum { ${Object.entries(FrameType)
+      .map(([k, v]) => `APPL_T_${k} = ${v}`)
+      .join(', ')} };`,
     `enum { APPL_F_STDIN = ${FrameFlag.STDIN}, APPL_F_PTY = ${FrameFlag.PTY}, APPL_F_ABORT = ${FrameFlag.ABORT} };`,
     '',
     '#endif',

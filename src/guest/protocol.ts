@@ -138,12 +138,7 @@ export function encodeExec(req: ExecRequest): Buffer {
   head.writeUInt32LE(env.length, 4);
   head.writeUInt16LE(terminalSize('rows', req.rows ?? 0), 8);
   head.writeUInt16LE(terminalSize('cols', req.cols ?? 0), 10);
-  const payload = Buffer.concat([
-    head,
-    cString(req.cwd ?? '', 'cwd'),
-    ...req.argv.map((a, i) => cString(a, `argv[${i}]`)),
-    ...env,
-  ]);
+  const payload = Buffer.concat([head, cString(req.cwd ?? '', 'cwd'), ...req.argv.map((a, i) => cString(a, `argv[${i}]`)), ...env]);
   if (payload.length > MAX_PAYLOAD) {
     throw new ApplianceError('E2BIG', `command line and environment take ${payload.length} bytes; at most ${MAX_PAYLOAD - PAYLOAD.EXEC_HEAD} fit in a request`);
   }
@@ -207,7 +202,10 @@ export function decodeAck(p: Buffer, id?: number): number {
 /** The guest's errno and message; the message's control characters escaped, so it prints as one line and nothing else. */
 export function decodeError(p: Buffer, id?: number): { errno: number; message: string } {
   checkSize(FrameType.ERROR, p, id);
-  const message = p.subarray(4).toString('utf8').replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const message = p
+    .subarray(4)
+    .toString('utf8')
+    .replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return { errno: p.readInt32LE(0), message };
 }
 

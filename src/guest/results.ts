@@ -34,4 +34,3 @@ export class AgentError extends ApplianceError {
     this.errno = extra.errno;
   }
 }
-

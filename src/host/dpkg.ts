@@ -52,10 +52,7 @@ function lines(path: string): string[] {
 export function readDpkgDatabase(adminDir = DPKG_ADMIN_DIR): DpkgDatabase {
   const statusPath = join(adminDir, 'status');
   if (!existsSync(statusPath)) {
-    throw new ApplianceError(
-      'ENODPKG',
-      `no dpkg database at ${statusPath}: --packages needs a Debian-based host; use --binaries and --include instead`,
-    );
+    throw new ApplianceError('ENODPKG', `no dpkg database at ${statusPath}: --packages needs a Debian-based host; use --binaries and --include instead`);
   }
   const byName = new Map<string, InstalledPackage[]>();
   const providers = new Map<string, InstalledPackage[]>();
@@ -149,9 +146,7 @@ export function dependencyClosure(db: DpkgDatabase, names: string[]): Closure {
       else unsatisfied.push({ from: pkg.name, group });
     }
   }
-  const packages = [...seen.values()].sort((a, b) =>
-    a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.arch < b.arch ? -1 : a.arch > b.arch ? 1 : 0,
-  );
+  const packages = [...seen.values()].sort((a, b) => (a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.arch < b.arch ? -1 : a.arch > b.arch ? 1 : 0));
   return { packages, unsatisfied };
 }
 
@@ -165,11 +160,7 @@ export function isExcluded(path: string, prefixes: readonly string[]): boolean {
  * A path another package diverted is where this package's file is *not*; the
  * diverted-to path is added so the package's own file comes along.
  */
-export function packageFiles(
-  db: DpkgDatabase,
-  pkg: InstalledPackage,
-  excludes: readonly string[] = DEFAULT_EXCLUDES,
-): string[] {
+export function packageFiles(db: DpkgDatabase, pkg: InstalledPackage, excludes: readonly string[] = DEFAULT_EXCLUDES): string[] {
   const candidates = [`${pkg.name}:${pkg.arch}.list`, `${pkg.name}.list`];
   if (pkg.multiArch !== 'same') candidates.reverse();
   const listPath = candidates.map((c) => join(db.adminDir, 'info', c)).find((p) => existsSync(p));

@@ -147,7 +147,12 @@ function expandGlob(pattern: string): string[] {
   const dir = dirname(pattern);
   const base = posix.basename(pattern);
   if (!/[*?[]/.test(base)) return existsSync(pattern) ? [pattern] : [];
-  const re = new RegExp(`^${base.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${base
+      .replace(/[.+^${}()|\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   let names: string[];
   try {
     names = readdirSync(dir);

@@ -100,9 +100,21 @@ export async function copyOut(
   const from = parts.length ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))]) : Buffer.from('/');
   const root = Buffer.from(hostDir);
   const into = await stat(hostDir).catch(() => undefined);
-  if (!into?.isDirectory()) throw new ApplianceError(into ? 'ENOTDIR' : 'ENOENT', `${hostDir} is not a folder${into ? '' : ' (there is nothing there)'}: copy-out copies into a folder that exists`);
+  if (!into?.isDirectory())
+    throw new ApplianceError(
+      into ? 'ENOTDIR' : 'ENOENT',
+      `${hostDir} is not a folder${into ? '' : ' (there is nothing there)'}: copy-out copies into a folder that exists`,
+    );
   if (!parts.length && (await readdir(hostDir)).length) throw new ApplianceError('EEXIST', `${hostDir} is not empty: copy "/" into an empty folder`);
-  const result: CopyOutResult = { path: show(parts.length ? under(root, parts.slice(-1)) : root), files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: [] };
+  const result: CopyOutResult = {
+    path: show(parts.length ? under(root, parts.slice(-1)) : root),
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    hardlinks: 0,
+    bytes: 0,
+    skipped: [],
+  };
   const c: Copy = { made: new Set(['']), byInode: new Map(), dirs: [], result, root };
   let file: OpenFile | undefined;
   /** The entry being made: whether it goes in the caller's folder itself (there, EEXIST is the caller's file). */
@@ -112,7 +124,11 @@ export async function copyOut(
   try {
     for await (const e of events) {
       if (e.kind === 'deferred') {
-        if (file?.fd === undefined || !fetch) throw new ApplianceError('EPROTO', `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${fetch ? ' outside a file' : ', which was not asked'}`);
+        if (file?.fd === undefined || !fetch)
+          throw new ApplianceError(
+            'EPROTO',
+            `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${fetch ? ' outside a file' : ', which was not asked'}`,
+          );
         closeSync(file.fd);
         deferred.push({ ...file, fd: undefined });
         file = undefined;
@@ -286,7 +302,10 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
     return;
   }
   const temp = Buffer.concat([root, Buffer.from(`/.appliance-node-${randomBytes(8).toString('hex')}`)]);
-  const [cmd, ...args] = stat.type === 'fifo' ? ['mkfifo', show(temp)] : ['mknod', show(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
+  const [cmd, ...args] =
+    stat.type === 'fifo'
+      ? ['mkfifo', show(temp)]
+      : ['mknod', show(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
   await promisify(execFile)(cmd!, args);
   try {
     await link(temp, dest);

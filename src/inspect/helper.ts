@@ -122,7 +122,11 @@ export class Helper {
    * `content`, each regular file's data follows its entry (holes left out); with
    * `deferBig` too, a large file without holes is only marked (`deferred`): read it apart.
    */
-  async *walk(root: string, path: Name, opts: { depth: number; hash?: boolean; follow?: boolean; content?: boolean; deferBig?: boolean; signal?: AbortSignal }): AsyncGenerator<WalkEvent> {
+  async *walk(
+    root: string,
+    path: Name,
+    opts: { depth: number; hash?: boolean; follow?: boolean; content?: boolean; deferBig?: boolean; signal?: AbortSignal },
+  ): AsyncGenerator<WalkEvent> {
     const flags = `x${opts.hash ? 'h' : ''}${opts.follow ? 'f' : ''}${opts.content ? 'c' : ''}${opts.deferBig ? 'b' : ''}`;
     const depth = Number.isFinite(opts.depth) ? String(opts.depth) : '100000';
     const s = this.vm.execStream([INSPECT_PATH, 'walk', root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
@@ -166,7 +170,10 @@ export class Helper {
     const done = s.result.then(async (r) => {
       if (r.exitCode === 0) return;
       // The helper exits with 64 + the errno when the file cannot be read (inspect.c cmd_cat).
-      let said = (await stderr).toString('utf8').trim().replace(/^appliance-inspect: /, '');
+      let said = (await stderr)
+        .toString('utf8')
+        .trim()
+        .replace(/^appliance-inspect: /, '');
       // It says "PATH: why": the path is said once, below.
       if (said.startsWith(`${String(path)}: `)) said = said.slice(String(path).length + 2);
       const code = r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE ? errnoCode(r.exitCode - CAT_ERRNO_BASE) : 'EINSPECT';

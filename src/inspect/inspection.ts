@@ -36,13 +36,17 @@ const PACKAGE_LISTS = PACKAGE_DATABASES.flatMap((d) => (d.list ? [d.list] : []))
  * filesystems (fuse for ntfs-3g), the volume drivers, and the character sets vfat, exfat
  * and isofs ask for at mount time (else each mount waits ~0.2 s for modprobe under TCG).
  */
+// prettier-ignore
 export const INSPECT_MODULES = [
   'xfs', 'btrfs', 'vfat', 'exfat', 'isofs', 'squashfs', 'udf', 'fuse', 'f2fs',
   'nls_cp437', 'nls_utf8', 'nls_iso8859_1', 'nls_ascii',
   'dm_mod', 'dm_crypt', 'xts', 'ecb', 'md_mod', 'raid0', 'raid1', 'linear',
 ];
 
-export interface InspectOptions extends Pick<BootOptions, 'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot'> {
+export interface InspectOptions extends Pick<
+  BootOptions,
+  'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot'
+> {
   /** Keys of LUKS containers: by the container's UUID, or "*" for any. */
   keys?: LuksKeys;
 }
@@ -65,7 +69,11 @@ export class Inspection {
     private readonly helper: Helper,
     private readonly images: { path: string; format: string }[],
   ) {
-    this.mounter = new Mounter(helper, () => this.entries, () => this.probes);
+    this.mounter = new Mounter(
+      helper,
+      () => this.entries,
+      () => this.probes,
+    );
   }
 
   /** @internal */
@@ -84,7 +92,11 @@ export class Inspection {
     const { keys, ...bootOpts } = opts;
     const vm = await boot({ ...bootOpts, disks: images.map((i) => i.spec), modules: INSPECT_MODULES });
     try {
-      const img = new Inspection(vm, new Helper(vm), images.map((i) => ({ path: i.spec.path, format: i.format })));
+      const img = new Inspection(
+        vm,
+        new Helper(vm),
+        images.map((i) => ({ path: i.spec.path, format: i.format })),
+      );
       await img.scan(keys);
       return img;
     } catch (err) {
@@ -240,7 +252,9 @@ export class Inspection {
     const roots = candidates();
     // One call to the guest for every filesystem mounted together; a clone's under its own
     // lease. One that cannot be mounted holds no OS we can tell of (its error says why).
-    const held = await Promise.all(roots.filter((e) => !this.mounter.twinned(e)).map(async (e) => ({ e, lease: await this.mounter.lease(e).catch(() => undefined) })));
+    const held = await Promise.all(
+      roots.filter((e) => !this.mounter.twinned(e)).map(async (e) => ({ e, lease: await this.mounter.lease(e).catch(() => undefined) })),
+    );
     const mounted = held.filter((h): h is { e: FsEntry; lease: Lease } => h.lease !== undefined);
     const lists = packages ? PACKAGE_LISTS : [];
     const reads = mounted.map((h) => ({ os: osReads(h.lease.dir), lists: lists.length ? [{ root: h.lease.dir, paths: lists, limit: PREFETCH_LIMIT }] : [] }));
@@ -287,7 +301,10 @@ export class Inspection {
    */
   private matchEntry(entry: FstabEntry): string | undefined {
     const id = this.matchSpec(entry.spec);
-    const subvol = entry.options.find((o) => o.startsWith('subvol='))?.slice('subvol='.length).replace(/^\/+/, '');
+    const subvol = entry.options
+      .find((o) => o.startsWith('subvol='))
+      ?.slice('subvol='.length)
+      .replace(/^\/+/, '');
     if (!id || !subvol) return id;
     return this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device)?.info.id ?? id;
   }

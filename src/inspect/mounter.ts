@@ -69,7 +69,11 @@ export class Mounter {
    */
   async mountAll(list: FsEntry[]): Promise<void> {
     await this.mountMany(list.filter((e) => !this.twinned(e)));
-    for (const e of list.filter((x) => this.twinned(x) && !x.info.error && x.info.used === undefined)) await this.lease(e).then((l) => l.release(), () => {});
+    for (const e of list.filter((x) => this.twinned(x) && !x.info.error && x.info.used === undefined))
+      await this.lease(e).then(
+        (l) => l.release(),
+        () => {},
+      );
   }
 
   /** Mounts a filesystem once; a second call waits for the first. Not for clones outside a lease. */
@@ -98,19 +102,21 @@ export class Mounter {
           (err: unknown) => plain.forEach((e) => pending.get(e)!.reject(err)),
         )
       : Promise.resolve();
-    const btrfs = todo.filter((e) => e.fsid).reduce(
-      (chain, e) =>
-        chain.then(async () => {
-          try {
-            const how = this.how(e, this.otherDevices(e));
-            const [r] = await this.helper.mount([{ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...how }]);
-            settle(e, how.type, r!, pending.get(e)!);
-          } catch (err) {
-            pending.get(e)!.reject(err);
-          }
-        }),
-      batch,
-    );
+    const btrfs = todo
+      .filter((e) => e.fsid)
+      .reduce(
+        (chain, e) =>
+          chain.then(async () => {
+            try {
+              const how = this.how(e, this.otherDevices(e));
+              const [r] = await this.helper.mount([{ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...how }]);
+              settle(e, how.type, r!, pending.get(e)!);
+            } catch (err) {
+              pending.get(e)!.reject(err);
+            }
+          }),
+        batch,
+      );
     return btrfs.then(() => Promise.allSettled(todo.map((e) => e.mounted)));
   }
 
@@ -151,7 +157,10 @@ export class Mounter {
     const failed = results.filter((r) => r.errno && r.errno !== EINVAL);
     for (const x of on) if (!failed.some((r) => r.dir === mountDir(x.slot))) x.mounted = undefined;
     if (failed.length) {
-      throw new ApplianceError('EMOUNT', `cannot unmount /dev/${device} to mount its clone: ${failed.map((r) => `${r.dir}: ${errnoCode(r.errno)}`).join(', ')}`);
+      throw new ApplianceError(
+        'EMOUNT',
+        `cannot unmount /dev/${device} to mount its clone: ${failed.map((r) => `${r.dir}: ${errnoCode(r.errno)}`).join(', ')}`,
+      );
     }
     await this.helper.btrfsForget();
   }

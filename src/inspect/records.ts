@@ -258,4 +258,3 @@ function decodeRecord(c: Cursor): FileStat | WalkError {
   if (sha256) stat.sha256 = sha256;
   return stat;
 }
-

@@ -30,10 +30,16 @@ export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], select
   if (found.length === 1) return found[0]!;
   if (found.length === 0 && !usable.length) {
     const names = disks.map((d) => `disk${d.index} (${d.path})`);
-    throw new ApplianceError('ENOFS', `no filesystem we know on ${names.join(', ')}: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`);
+    throw new ApplianceError(
+      'ENOFS',
+      `no filesystem we know on ${names.join(', ')}: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`,
+    );
   }
   if (found.length === 0) {
     throw new ApplianceError('ENOFS', selector ? `no filesystem "${selector}": the filesystems are ${choices()}` : `no filesystem on the disks: ${choices()}`);
   }
-  throw new ApplianceError('ENOFS', `${selector ? `"${selector}" names` : 'there are'} ${found.length} filesystems: name one of ${found.map((i) => i.id).join(', ')}`);
+  throw new ApplianceError(
+    'ENOFS',
+    `${selector ? `"${selector}" names` : 'there are'} ${found.length} filesystems: name one of ${found.map((i) => i.id).join(', ')}`,
+  );
 }

@@ -49,7 +49,12 @@ export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = 
     if (devs.length > 1) report.errors.push(`${k} is on ${devs.join(' and ')} (cloned images?): not assembled; inspect the disks one at a time`);
   }
   const pvs = members.filter((m) => m.kind === 'lvm-pv' && !duplicated(m));
-  if (pvs.length) await activateLvm(vm, report, pvs.map((m) => m.device));
+  if (pvs.length)
+    await activateLvm(
+      vm,
+      report,
+      pvs.map((m) => m.device),
+    );
   const mds = members.filter((m) => m.kind === 'md-member' && !duplicated(m));
   if (mds.length) await assembleMd(vm, report, mds);
   for (const l of members.filter((m) => m.kind === 'luks' && !duplicated(m))) await openLuks(vm, report, l.device, l.uuid, keys[l.uuid] ?? keys['*']);
@@ -60,7 +65,11 @@ async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Pro
   const only = `devices { filter = [ ${devices.map((d) => `"a|^/dev/${d}$|"`).join(', ')}, "r|.*|" ] }`;
   const config = `${LVM_CONFIG} ${only}`;
   const vgs = await vm.exec(['lvm', 'vgs', '--readonly', '--noheadings', '-o', 'vg_name', '--config', config], { env: LVM_ENV });
-  const names = vgs.stdout.toString('utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+  const names = vgs.stdout
+    .toString('utf8')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (names.length === 0) {
     report.errors.push(`LVM: no volume group on ${devices.join(', ')}${vgs.exitCode ? `: ${vgs.stderr.toString('utf8').trim().split('\n').at(-1)}` : ''}`);
     return;
@@ -69,9 +78,16 @@ async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Pro
   const readOnly = `activation { read_only_volume_list = [ ${names.map((n) => JSON.stringify(n)).join(', ')} ] }`;
   const on = await vm.exec(['lvm', 'vgchange', '-ay', '--config', `${config} ${readOnly}`, ...names], { env: LVM_ENV });
   if (on.exitCode !== 0) report.errors.push(`LVM: cannot activate ${names.join(', ')}: ${on.stderr.toString('utf8').trim().split('\n').at(-1)}`);
-  const lvs = await vm.exec(['lvm', 'lvs', '--readonly', '--noheadings', '--separator', '/', '-o', 'vg_name,lv_name', '--config', config, ...names], { env: LVM_ENV });
+  const lvs = await vm.exec(['lvm', 'lvs', '--readonly', '--noheadings', '--separator', '/', '-o', 'vg_name,lv_name', '--config', config, ...names], {
+    env: LVM_ENV,
+  });
   for (const vg of names) {
-    const mine = lvs.stdout.toString('utf8').split('\n').map((s) => s.trim()).filter((s) => s.startsWith(`${vg}/`)).map((s) => s.slice(vg.length + 1));
+    const mine = lvs.stdout
+      .toString('utf8')
+      .split('\n')
+      .map((s) => s.trim())
+      .filter((s) => s.startsWith(`${vg}/`))
+      .map((s) => s.slice(vg.length + 1));
     report.lvm.push({ vg, lvs: mine });
   }
 }
@@ -88,7 +104,10 @@ async function assembleMd(vm: Vm, report: VolumeReport, members: { device: strin
     const device = `md${127 - i}`;
     const r = await vm.exec(['mdadm', '--assemble', '--readonly', '--run', `/dev/${device}`, ...devices.map((m) => `/dev/${m.device}`)]);
     if (r.exitCode === 0) report.md.push({ device, uuid, ...(devices[0]!.detail ? { level: devices[0]!.detail } : {}) });
-    else report.errors.push(`md ${uuid} on ${devices.map((m) => m.device).join(', ')}: ${r.stderr.toString('utf8').trim().split('\n').at(-1) || `mdadm status ${r.exitCode}`}`);
+    else
+      report.errors.push(
+        `md ${uuid} on ${devices.map((m) => m.device).join(', ')}: ${r.stderr.toString('utf8').trim().split('\n').at(-1) || `mdadm status ${r.exitCode}`}`,
+      );
   }
 }
 
@@ -113,7 +132,10 @@ async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: stri
  */
 async function missingCipher(vm: Vm, device: string): Promise<string> {
   const dump = await vm.exec(['cryptsetup', 'luksDump', `/dev/${device}`]);
-  const cipher = /^\s*cipher:\s*(\S+)/m.exec(dump.stdout.toString('utf8'))?.[1] ?? /^Cipher name:\s*(\S+)[\s\S]*?^Cipher mode:\s*(\S+)/m.exec(dump.stdout.toString('utf8'))?.slice(1).join('-') ?? 'its cipher';
+  const cipher =
+    /^\s*cipher:\s*(\S+)/m.exec(dump.stdout.toString('utf8'))?.[1] ??
+    /^Cipher name:\s*(\S+)[\s\S]*?^Cipher mode:\s*(\S+)/m.exec(dump.stdout.toString('utf8'))?.slice(1).join('-') ??
+    'its cipher';
   return `the key is right, but the appliance's kernel has no driver for ${cipher} (a crypto module is missing from the appliance: aes-xts-plain64 needs xts and ecb)`;
 }
 

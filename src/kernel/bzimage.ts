@@ -43,10 +43,7 @@ export async function readSetupHeader(fh: FileHandle): Promise<SetupHeader | str
  */
 export async function readKernelVersion(bzImagePath: string): Promise<string> {
   const notBzImage = (why: string) =>
-    new ApplianceError(
-      'EKERNELFORMAT',
-      `${bzImagePath} is not an x86 bzImage kernel (${why}): pass a vmlinuz file with --kernel or APPLIANCE_KERNEL`,
-    );
+    new ApplianceError('EKERNELFORMAT', `${bzImagePath} is not an x86 bzImage kernel (${why}): pass a vmlinuz file with --kernel or APPLIANCE_KERNEL`);
   const fh = await openKernel(bzImagePath);
   try {
     const header = await readSetupHeader(fh);
@@ -85,11 +82,7 @@ function kernelOpenError(path: string, err: unknown): ApplianceError {
     );
   }
   if (code === 'ENOENT') {
-    return new ApplianceError(
-      'ENOKERNEL',
-      `kernel ${path} does not exist: pass an existing vmlinuz with --kernel PATH or APPLIANCE_KERNEL`,
-      { cause: err },
-    );
+    return new ApplianceError('ENOKERNEL', `kernel ${path} does not exist: pass an existing vmlinuz with --kernel PATH or APPLIANCE_KERNEL`, { cause: err });
   }
   return new ApplianceError('EKERNEL', `cannot read kernel ${path}: ${(err as Error).message}`, { cause: err });
 }

@@ -67,7 +67,9 @@ async function filter(compression: 'xz' | 'zst', path: string, input: NodeJS.Rea
     child.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'ENOENT'
-          ? new ApplianceError('ENOTOOL', `${tool.command} is needed to decompress ${path} but is not installed: install the ${tool.package} package`, { cause: err })
+          ? new ApplianceError('ENOTOOL', `${tool.command} is needed to decompress ${path} but is not installed: install the ${tool.package} package`, {
+              cause: err,
+            })
           : err,
       ),
     );

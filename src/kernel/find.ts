@@ -79,9 +79,7 @@ export async function findKernel(opts: FindKernelOptions = {}): Promise<KernelIn
 
 /** /boot/vmlinuz-* then /lib/modules/<v>/vmlinuz, each sorted by name for a deterministic pick. */
 async function candidates(root: string): Promise<string[]> {
-  const boot = (await listDir(join(root, 'boot')))
-    .filter((name) => name.startsWith('vmlinuz-'))
-    .map((name) => join(root, 'boot', name));
+  const boot = (await listDir(join(root, 'boot'))).filter((name) => name.startsWith('vmlinuz-')).map((name) => join(root, 'boot', name));
   const inModules: string[] = [];
   for (const dir of await listDir(join(root, 'lib/modules'))) {
     const path = join(root, 'lib/modules', dir, 'vmlinuz');

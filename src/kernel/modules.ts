@@ -93,7 +93,11 @@ async function readModulesDep(modulesDir: string): Promise<Map<string, { relPath
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const relPath = line.slice(0, colon).trim();
-    const deps = line.slice(colon + 1).trim().split(/\s+/).filter(Boolean);
+    const deps = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
     map.set(moduleName(relPath), { relPath, deps });
   }
   return map;
@@ -109,11 +113,9 @@ async function readLines(path: string, optional: boolean): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     // A kernel built without modules.builtin simply has nothing built in we know of.
     if (optional) return [];
-    throw new ApplianceError(
-      'ENOMODULES',
-      `${path} does not exist: install the kernel's modules, or run "depmod ${basename(join(path, '..'))}"`,
-      { cause: err },
-    );
+    throw new ApplianceError('ENOMODULES', `${path} does not exist: install the kernel's modules, or run "depmod ${basename(join(path, '..'))}"`, {
+      cause: err,
+    });
   }
   return lines;
 }

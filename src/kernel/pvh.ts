@@ -90,7 +90,7 @@ export async function hasPvhEntry(fh: FileHandle): Promise<boolean> {
 /** Walks ELF notes: namesz, descsz, type, then name and desc, each padded to 4 bytes. */
 function hasNote(notes: Buffer, name: string, type: number): boolean {
   const align = (n: number) => (n + 3) & ~3;
-  for (let at = 0; at + 12 <= notes.length; ) {
+  for (let at = 0; at + 12 <= notes.length;) {
     const namesz = notes.readUInt32LE(at);
     const descsz = notes.readUInt32LE(at + 4);
     const noteName = notes.toString('latin1', at + 12, at + 12 + Math.max(0, namesz - 1));

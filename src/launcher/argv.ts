@@ -3,7 +3,6 @@ import type { OpenDisk } from './disks.js';
 import type { MachineProfile } from './machine.js';
 import { AGENT_PORT_NAME, diskSerial, ROOT_SERIAL } from '../guest/contract.js';
 
-
 /**
  * Kernel parameters for every boot: the console on the first serial port (the launcher
  * reads it), little printed, a panic or a reboot ends qemu at once (see reboot=t), and

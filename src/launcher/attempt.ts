@@ -73,7 +73,9 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
 
   const abort = new AbortController();
   const channel = await acceptOne(a.channelSocket, abort.signal);
-  const monitor = mode.monitor ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err))) : undefined;
+  const monitor = mode.monitor
+    ? await acceptOne(monitorSocket, abort.signal).catch((err: unknown) => channel.close(true).then(() => Promise.reject(err)))
+    : undefined;
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const state: { aliveAt?: number; resumedAt?: number; saveError?: string; diskFault?: number } = {};
@@ -160,7 +162,10 @@ function spawn<T>(qemu: string, argv: string[], mode: Mode, a: AttemptContext<T>
 async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunEvent>, a: AttemptContext<T>): Promise<RunEvent> {
   const timers: NodeJS.Timeout[] = [];
   const after = <R>(ms: number, value: R) => new Promise<R>((resolve) => timers.push(setTimeout(() => resolve(value), ms)));
-  const readyEvent: Promise<RunEvent> = ready.then((value) => ({ kind: 'ready', value }), (err: unknown) => ({ kind: 'not-ready', err }));
+  const readyEvent: Promise<RunEvent> = ready.then(
+    (value) => ({ kind: 'ready', value }),
+    (err: unknown) => ({ kind: 'not-ready', err }),
+  );
   const exited: Promise<RunEvent> = proc.exited.then((status) => ({ kind: 'exited', status }));
   const events = [readyEvent, exited, ended, after<RunEvent>(a.deadlineMs, { kind: 'timeout' })];
   if (a.signOfLifeMs !== undefined) {

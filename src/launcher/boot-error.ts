@@ -36,7 +36,12 @@ export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt
   const tail = last.proc.consoleTail();
   if (last.diskFault !== undefined) {
     const said = /-blockdev \{[^\n]*\}: (.*)$/m.exec(last.proc.stderrTail())?.[1] ?? last.detail;
-    return new BootError('EDISKOPEN', `qemu cannot open disk ${disks[last.diskFault]}: ${said}: check the image (qemu-img check) and its format`, tail, attempts);
+    return new BootError(
+      'EDISKOPEN',
+      `qemu cannot open disk ${disks[last.diskFault]}: ${said}: check the image (qemu-img check) and its format`,
+      tail,
+      attempts,
+    );
   }
   const how = (a: Attempt) => (a.mode === 'save' ? ' saving a snapshot' : a.mode === 'restore' ? ' restoring a snapshot' : '');
   const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${a.outcome}`).join(', ');

@@ -18,7 +18,12 @@ const KEEP = 2;
  * extracted, and the caller boots the bzImage. `kernelSha256`, when the caller knows it
  * (an appliance's manifest does), saves hashing the kernel on every boot.
  */
-export async function pvhKernel(kernel: string, cacheRoot: string, log: (message: string) => void = () => {}, kernelSha256?: string): Promise<string | undefined> {
+export async function pvhKernel(
+  kernel: string,
+  cacheRoot: string,
+  log: (message: string) => void = () => {},
+  kernelSha256?: string,
+): Promise<string | undefined> {
   const shape = await kernelShape(kernel);
   if (shape.kind === 'elf') return shape.pvh ? kernel : undefined;
   if (shape.kind === 'other') {
@@ -30,8 +35,20 @@ export async function pvhKernel(kernel: string, cacheRoot: string, log: (message
   const elf = join(dir, `${hash}.elf`);
   const noPvh = join(dir, `${hash}.no-pvh`);
   const now = new Date();
-  if (await utimes(elf, now, now).then(() => true, () => false)) return elf;
-  if (await stat(noPvh).then(() => true, () => false)) return undefined;
+  if (
+    await utimes(elf, now, now).then(
+      () => true,
+      () => false,
+    )
+  )
+    return elf;
+  if (
+    await stat(noPvh).then(
+      () => true,
+      () => false,
+    )
+  )
+    return undefined;
 
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = await tempPath(cacheRoot, `vmlinux-${hash}`);

@@ -177,7 +177,13 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
     last = r;
     at = advance(at, failureOf(r), { accels: p.plan.candidates.length, machines: machines.length });
   }
-  throw bootFailure(p.qemu, last!, attempts, p.deadlineMs, p.disks.map((d) => d.path));
+  throw bootFailure(
+    p.qemu,
+    last!,
+    attempts,
+    p.deadlineMs,
+    p.disks.map((d) => d.path),
+  );
 }
 
 /** Everything a launch works out before its first qemu: the binary, the disks, the accelerators, the kernel, the snapshot's ids. */
@@ -210,7 +216,17 @@ async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void
     throw err;
   });
   return {
-    socketDir, qemu, cacheRoot, disks, plan, tscKhz, vmlinux, snapshotIds, initParams, deadlineMs: opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs };
+    socketDir,
+    qemu,
+    cacheRoot,
+    disks,
+    plan,
+    tscKhz,
+    vmlinux,
+    snapshotIds,
+    initParams,
+    deadlineMs: opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs,
+  };
 }
 
 /** Memory, CPUs and the deadline as qemu and a boot can take them: whole, positive, in range. */

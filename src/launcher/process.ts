@@ -176,7 +176,7 @@ export function consoleLines(keep: number, onLine?: (line: string) => void) {
     onLine?.(line);
   };
   const onText = (text: string) => {
-    for (let from = 0; from < text.length; ) {
+    for (let from = 0; from < text.length;) {
       const nl = text.indexOf('\n', from);
       const end = nl === -1 ? text.length : nl;
       while (partial.length + end - from > CONSOLE_LINE_MAX) {

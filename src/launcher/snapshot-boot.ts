@@ -68,7 +68,9 @@ async function prepare(s: SnapshotShape, key: string): Promise<PendingSnapshot |
     const pending = await prepareSnapshot(s.cacheRoot, key);
     const room = await snapshotRoom(s.cacheRoot);
     if (room === undefined || room >= SNAPSHOT_ROOM) return pending;
-    s.log(`snapshot ${key}: ENOSPC: ${(room / 2 ** 20).toFixed(0)} MiB free in the cache, a snapshot needs about ${SNAPSHOT_ROOM >> 20}: booting without (free some space, or run "appliance cache prune")`);
+    s.log(
+      `snapshot ${key}: ENOSPC: ${(room / 2 ** 20).toFixed(0)} MiB free in the cache, a snapshot needs about ${SNAPSHOT_ROOM >> 20}: booting without (free some space, or run "appliance cache prune")`,
+    );
     await pending.discard();
   } catch (err) {
     s.log(`snapshot ${key}: cannot make one in the cache (${(err as Error).message}): booting without`);
@@ -79,7 +81,8 @@ async function prepare(s: SnapshotShape, key: string): Promise<PendingSnapshot |
 /** The first boot of a shape: save it, then restore what was saved (which checks it). */
 async function saveThenRestore(run: Runner, s: SnapshotShape, key: string, pending: PendingSnapshot): Promise<Result> {
   // What does not work is remembered where the cache can say so; a read-only cache only costs time.
-  const unusableFrom = (why: string) => markUnusable(s.cacheRoot, key, why).catch((err: unknown) => s.log(`snapshot ${key}: cannot note it as unusable: ${(err as Error).message}`));
+  const unusableFrom = (why: string) =>
+    markUnusable(s.cacheRoot, key, why).catch((err: unknown) => s.log(`snapshot ${key}: cannot note it as unusable: ${(err as Error).message}`));
   const saved = await run(save(pending)).catch(async (err: unknown) => {
     await pending.discard();
     throw err;

@@ -93,9 +93,7 @@ export class Vm {
   /** @internal */
   static async start(opts: BootOptions = {}): Promise<Vm> {
     const t0 = performance.now();
-    const appliance = isAppliance(opts.appliance)
-      ? opts.appliance
-      : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance });
+    const appliance = isAppliance(opts.appliance) ? opts.appliance : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance });
     const buildMs = performance.now() - t0;
     const modules = modulesHeld(appliance, opts.modules ?? []);
     if (modules.absent.length) opts.log?.(`modules not loaded before the snapshot point: ${modules.absent.join(' ')} (built into the kernel, or not in it)`);
@@ -139,7 +137,15 @@ export class Vm {
       initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
       readyMs: Math.round(readyMs),
     };
-    const vm = new Vm(launched, agent, death, appliance, disks, timings, (opts.disks ?? []).some((d) => d.readonly === false));
+    const vm = new Vm(
+      launched,
+      agent,
+      death,
+      appliance,
+      disks,
+      timings,
+      (opts.disks ?? []).some((d) => d.readonly === false),
+    );
     // The guest dying (or qemu) must not leave callers waiting: its requests fail with EGUESTDIED.
     death.watch(launched, () => vm.closing !== undefined);
     void launched.exited.then(() => vm.agent.close());

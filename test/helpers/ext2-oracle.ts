@@ -131,7 +131,10 @@ export async function readImageTree(image: string): Promise<ImageTree> {
   const paths = new Map<string, number>([['', 2]]);
   let level: { path: string; ino: number }[] = [{ path: '', ino: 2 }];
   while (level.length > 0) {
-    const sections = await debugfs(image, level.map((d) => `ls -p <${d.ino}>`));
+    const sections = await debugfs(
+      image,
+      level.map((d) => `ls -p <${d.ino}>`),
+    );
     const next: { path: string; ino: number }[] = [];
     sections.forEach((section, i) => {
       const dir = level[i]!;
@@ -175,7 +178,17 @@ function parseStat(ino: number, text: string): ImageInode {
     return low + (extra & 3) * 2 ** 32;
   };
   const typeName = need(/Type: (\S+(?: special)?)/)[1]!;
-  const type = ({ regular: 'file', directory: 'dir', symlink: 'symlink', 'character special': 'chardev', 'block special': 'blockdev', FIFO: 'fifo', socket: 'socket' } as Record<string, EntryType>)[typeName];
+  const type = (
+    {
+      regular: 'file',
+      directory: 'dir',
+      symlink: 'symlink',
+      'character special': 'chardev',
+      'block special': 'blockdev',
+      FIFO: 'fifo',
+      socket: 'socket',
+    } as Record<string, EntryType>
+  )[typeName];
   if (!type) throw new Error(`debugfs stat <${ino}>: unknown type ${typeName}`);
   const inode: ImageInode = {
     ino,
@@ -222,9 +235,18 @@ export async function blockMap(image: string, ino: number): Promise<Map<number, 
 export async function dumpDigests(image: string, inos: number[]): Promise<Map<number, string>> {
   const dir = await mkdtemp(join(tmpdir(), 'ext2-dump-'));
   try {
-    await debugfs(image, inos.map((ino) => `dump <${ino}> ${join(dir, String(ino))}`));
+    await debugfs(
+      image,
+      inos.map((ino) => `dump <${ino}> ${join(dir, String(ino))}`),
+    );
     const out = new Map<number, string>();
-    for (const ino of inos) out.set(ino, createHash('sha256').update(await readFile(join(dir, String(ino)))).digest('hex'));
+    for (const ino of inos)
+      out.set(
+        ino,
+        createHash('sha256')
+          .update(await readFile(join(dir, String(ino))))
+          .digest('hex'),
+      );
     return out;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -354,7 +376,10 @@ export async function compareWithEntries(image: string, entries: readonly Entry[
       }
     }
   }
-  const digests = await dumpDigests(image, toDump.map((d) => d.ino));
+  const digests = await dumpDigests(
+    image,
+    toDump.map((d) => d.ino),
+  );
   for (const d of toDump) {
     const data = await sourceBytes(d.entry);
     if (digests.get(d.ino) !== createHash('sha256').update(data).digest('hex')) problems.push(`${JSON.stringify(d.path)}: content differs from the source`);

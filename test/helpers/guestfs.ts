@@ -54,7 +54,17 @@ export interface GuestfsResult {
     device: string;
     size: number;
     parttype?: string;
-    partitions?: { number: number; start: number; size: number; end: number; type?: string; guid?: string; name?: string; mbr_id?: number; bootable?: number }[];
+    partitions?: {
+      number: number;
+      start: number;
+      size: number;
+      end: number;
+      type?: string;
+      guid?: string;
+      name?: string;
+      mbr_id?: number;
+      bootable?: number;
+    }[];
     disk_guid?: string;
   }[];
   filesystems: Record<string, { type: string; label?: string; uuid?: string; size?: number }>;
@@ -263,7 +273,12 @@ function runGroup(cmd: string, args: string[], input: string | undefined, timeou
       kill(); // whatever it left behind
       const ms = Math.round(performance.now() - t0);
       if (code === 0) resolve({ stdout: Buffer.concat(out), ms });
-      else reject(new Error(`${cmd} ${args.slice(0, 8).join(' ').slice(0, 200)}: ${signal ? `killed (${signal}) after ${ms} ms` : `status ${code}`}\n${Buffer.concat(err).toString().slice(-4000)}`));
+      else
+        reject(
+          new Error(
+            `${cmd} ${args.slice(0, 8).join(' ').slice(0, 200)}: ${signal ? `killed (${signal}) after ${ms} ms` : `status ${code}`}\n${Buffer.concat(err).toString().slice(-4000)}`,
+          ),
+        );
     });
   });
 }
@@ -323,7 +338,7 @@ export function osFields(ours: OperatingSystem, theirs: GuestfsOs, known: ('dist
     packageManagement: theirs.package_management,
     mountpoints: theirs.mountpoints,
   };
-  for (const k of known) delete a[k], delete b[k];
+  for (const k of known) (delete a[k], delete b[k]);
   return { ours: a, theirs: b };
 }
 
@@ -347,7 +362,15 @@ const TYPE_CHARS: Record<string, string> = { file: '-', dir: 'd', symlink: 'l', 
 export const typeChar = (type: string): string => TYPE_CHARS[type] ?? 'u';
 
 const S_IFMT = 0o170000;
-const MODE_TYPES: Record<number, string> = { 0o100000: 'file', 0o040000: 'dir', 0o120000: 'symlink', 0o020000: 'chardev', 0o060000: 'blockdev', 0o010000: 'fifo', 0o140000: 'socket' };
+const MODE_TYPES: Record<number, string> = {
+  0o100000: 'file',
+  0o040000: 'dir',
+  0o120000: 'symlink',
+  0o020000: 'chardev',
+  0o060000: 'blockdev',
+  0o010000: 'fifo',
+  0o140000: 'socket',
+};
 
 /** What we compare of one entry, the same shape from both sides. */
 interface Compared {
@@ -395,7 +418,7 @@ export function compareWalk(ours: WalkLike[], theirs: GfsStat[], opts: { inodes?
   for (const [key, s] of mine) {
     const t = oracle.get(key)!;
     // exFAT's root directory has no times on disk: the kernel gives it the time of the mount.
-    const times = opts.rootTimes ?? true ? true : key !== hex('/');
+    const times = (opts.rootTimes ?? true) ? true : key !== hex('/');
     const a: Compared = {
       path: show(key),
       type: s.type,

@@ -34,10 +34,15 @@ export interface RunResult {
 /** Runs a program; a failure names the command and its stderr. */
 export function run(cmd: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { maxBuffer: 256 << 20, env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1', MTOOLS_SKIP_CHECK: '1', ...opts.env }, cwd: opts.cwd }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
-      else resolve({ stdout, stderr });
-    });
+    const child = execFile(
+      cmd,
+      args,
+      { maxBuffer: 256 << 20, env: { ...process.env, LVM_SUPPRESS_FD_WARNINGS: '1', MTOOLS_SKIP_CHECK: '1', ...opts.env }, cwd: opts.cwd },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`));
+        else resolve({ stdout, stderr });
+      },
+    );
     if (opts.input !== undefined) child.stdin!.end(opts.input);
     else child.stdin?.end();
   });
@@ -168,7 +173,10 @@ export interface CorruptImage {
 
 // ---- the factory -----------------------------------------------------------------------
 
-const VERSION = createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).digest('hex').slice(0, 12);
+const VERSION = createHash('sha256')
+  .update(readFileSync(fileURLToPath(import.meta.url)))
+  .digest('hex')
+  .slice(0, 12);
 
 export class TestImages {
   private made = new Map<string, Promise<unknown>>();
@@ -335,7 +343,10 @@ async function makeOs(tmp: string): Promise<{ files: string[]; info: OsImage }> 
     }),
   );
   await run('qemu-img', ['convert', '-O', 'qcow2', raw, join(tmp, 'os-changed.qcow2')]);
-  return { files: ['os.qcow2', 'os-changed.qcow2'], info: { path: join(tmp, 'os.qcow2'), changed: join(tmp, 'os-changed.qcow2'), rootUuid, srvUuid, espSerial } };
+  return {
+    files: ['os.qcow2', 'os-changed.qcow2'],
+    info: { path: join(tmp, 'os.qcow2'), changed: join(tmp, 'os-changed.qcow2'), rootUuid, srvUuid, espSerial },
+  };
 }
 
 // ---- (b) MBR, LVM, md ---------------------------------------------------------------------
@@ -466,7 +477,10 @@ async function makeSecondOs(tmp: string): Promise<{ files: string[]; info: Secon
       await run('btrfs', ['subvolume', 'create', join(dir, '@home')]);
       const r = (...parts: string[]) => join(dir, '@', ...parts);
       for (const d of ['etc', 'bin', 'sbin', 'lib/apk/db', 'home', 'usr/bin']) await mkdir(r(d), { recursive: true });
-      await writeFile(r('etc/os-release'), 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\nHOME_URL="https://alpinelinux.org/"\n');
+      await writeFile(
+        r('etc/os-release'),
+        'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\nHOME_URL="https://alpinelinux.org/"\n',
+      );
       await writeFile(r('etc/alpine-release'), '3.19.1\n');
       await writeFile(r('etc/hostname'), 'alpine-box\n');
       await writeFile(r('etc/fstab'), `UUID=${btrfsUuid} / btrfs subvol=@ 0 0\nUUID=${btrfsUuid} /home btrfs subvol=@home 0 0\n`);
@@ -527,9 +541,27 @@ async function makeLuks(tmp: string): Promise<{ files: string[]; info: LuksImage
   await writeFile(join(tmp, 'vk'), volumeKey);
   const uuid = 'c0ffee00-1234-4567-89ab-cdef01234567';
   await run('cryptsetup', [
-    'luksFormat', '--batch-mode', '--type', 'luks2', '--pbkdf', 'pbkdf2', '--pbkdf-force-iterations', '1000',
-    '--cipher', 'aes-xts-plain64', '--key-size', '512', '--sector-size', '512', '--uuid', uuid,
-    '--key-file', keyFile, '--volume-key-file', join(tmp, 'vk'), path,
+    'luksFormat',
+    '--batch-mode',
+    '--type',
+    'luks2',
+    '--pbkdf',
+    'pbkdf2',
+    '--pbkdf-force-iterations',
+    '1000',
+    '--cipher',
+    'aes-xts-plain64',
+    '--key-size',
+    '512',
+    '--sector-size',
+    '512',
+    '--uuid',
+    uuid,
+    '--key-file',
+    keyFile,
+    '--volume-key-file',
+    join(tmp, 'vk'),
+    path,
   ]);
   const dump = (await run('cryptsetup', ['luksDump', path])).stdout;
   const offset = Number(/offset:\s+(\d+) \[bytes\]/.exec(dump)![1]);
@@ -567,9 +599,7 @@ async function makeClones(tmp: string): Promise<{ files: string[]; info: CloneIm
     for (const [i, name] of pair.entries()) {
       await copyFile(kind === 'ext4' ? base : bbase, join(tmp, name));
       // Each clone gets content of its own after cloning: a read from the twin shows.
-      await withLoop(join(tmp, name), 0, undefined, (dev) =>
-        withMount(dev, [], (dir) => writeFile(join(dir, 'whoami'), `clone ${'ab'[i]} (${kind})\n`)),
-      );
+      await withLoop(join(tmp, name), 0, undefined, (dev) => withMount(dev, [], (dir) => writeFile(join(dir, 'whoami'), `clone ${'ab'[i]} (${kind})\n`)));
       // btrfs: the host kernel must forget this clone before it mounts its twin.
       if (kind === 'btrfs') await run('btrfs', ['device', 'scan', '--forget']).catch(() => {});
     }

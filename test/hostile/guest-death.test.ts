@@ -53,34 +53,42 @@ const DEATHS = [
   { what: 'a kernel panic (sysrq c)', command: 'echo c > /proc/sysrq-trigger', says: /Kernel panic - not syncing: sysrq triggered crash/ },
   { what: 'a reboot (sysrq b)', command: 'echo b > /proc/sysrq-trigger', says: /sysrq: Resetting/ },
   { what: 'a power-off (sysrq o)', command: 'echo o > /proc/sysrq-trigger', says: /sysrq: Power Off/ },
-  { what: 'an ext4 error on a filesystem mounted with errors=panic', command: MOUNT_AND_LIST, says: /Kernel panic - not syncing: EXT4-fs \(device vd.\): panic forced after error/ },
+  {
+    what: 'an ext4 error on a filesystem mounted with errors=panic',
+    command: MOUNT_AND_LIST,
+    says: /Kernel panic - not syncing: EXT4-fs \(device vd.\): panic forced after error/,
+  },
 ];
 
 describe.each(['microvm', 'q35'] as const)('on %s', (machine) => {
-  it.each(DEATHS)('$what ends the running command with EGUESTDIED and the console lines', async ({ command, says }) => {
-    const vm = await boot({ cacheDir: SHARED_CACHE, machine, disks: [{ path: image, format: 'raw' }] });
-    try {
-      const t0 = performance.now();
-      const err = await vm.exec(['sh', '-c', command]).then(
-        () => new Error('the command finished') as Error & { consoleTail?: string[] },
-        (e: unknown) => e as Error & { consoleTail?: string[] },
-      );
-      const ms = performance.now() - t0;
-      expect(err).toMatchObject({ code: 'EGUESTDIED' });
-      expect(err.consoleTail?.length).toBeGreaterThan(0);
-      // The line that says how it died is in the message, however long the panic's trace.
-      expect(err.message).toMatch(says);
-      // Seconds, not the boot deadline (20 s) nor forever; generous for a busy host.
-      expect(ms).toBeLessThan(15_000);
-      expect(alive(vm.pid)).toBe(false);
-      // The VM stays dead for later requests, and says so at once.
-      await expect(vm.exec(['true'])).rejects.toMatchObject({ code: 'EGUESTDIED' });
-      await expect(vm.readFile('/etc/hostname')).rejects.toMatchObject({ code: 'EGUESTDIED' });
-    } finally {
-      await vm.close();
-    }
-    expect(sha256(image)).toBe(imageHash);
-  }, 40_000);
+  it.each(DEATHS)(
+    '$what ends the running command with EGUESTDIED and the console lines',
+    async ({ command, says }) => {
+      const vm = await boot({ cacheDir: SHARED_CACHE, machine, disks: [{ path: image, format: 'raw' }] });
+      try {
+        const t0 = performance.now();
+        const err = await vm.exec(['sh', '-c', command]).then(
+          () => new Error('the command finished') as Error & { consoleTail?: string[] },
+          (e: unknown) => e as Error & { consoleTail?: string[] },
+        );
+        const ms = performance.now() - t0;
+        expect(err).toMatchObject({ code: 'EGUESTDIED' });
+        expect(err.consoleTail?.length).toBeGreaterThan(0);
+        // The line that says how it died is in the message, however long the panic's trace.
+        expect(err.message).toMatch(says);
+        // Seconds, not the boot deadline (20 s) nor forever; generous for a busy host.
+        expect(ms).toBeLessThan(15_000);
+        expect(alive(vm.pid)).toBe(false);
+        // The VM stays dead for later requests, and says so at once.
+        await expect(vm.exec(['true'])).rejects.toMatchObject({ code: 'EGUESTDIED' });
+        await expect(vm.readFile('/etc/hostname')).rejects.toMatchObject({ code: 'EGUESTDIED' });
+      } finally {
+        await vm.close();
+      }
+      expect(sha256(image)).toBe(imageHash);
+    },
+    40_000,
+  );
 
   it('a guest that dies while booting ends the boot with its console lines', async () => {
     const appliance = await buildAppliance({ cacheDir: SHARED_CACHE });
@@ -110,11 +118,10 @@ describe.each(['microvm', 'q35'] as const)('on %s', (machine) => {
   it('the CLI exits 125 with one line when the guest panics, and leaves no qemu', async () => {
     // The VM's work folder (its sockets are on qemu's command line) goes under our own TMPDIR.
     const own = mkdtempSync(join(tmp, 'cli-'));
-    const child = spawn(
-      process.execPath,
-      [CLI, 'boot', '--cache-dir', SHARED_CACHE, '--machine', machine, '--disk', image, '--', 'sh', '-c', MOUNT_AND_LIST],
-      { env: { ...process.env, TMPDIR: own }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, [CLI, 'boot', '--cache-dir', SHARED_CACHE, '--machine', machine, '--disk', image, '--', 'sh', '-c', MOUNT_AND_LIST], {
+      env: { ...process.env, TMPDIR: own },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     // A hung CLI fails the test instead of outliving it (its qemu dies with it: pdeathsig).

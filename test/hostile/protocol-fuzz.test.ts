@@ -52,15 +52,24 @@ describe('malformed frames from the agent end the channel with EPROTO', () => {
 
   it('an ERROR under 4 bytes, for a command and for a file', async () => {
     await expectBroken(await answer((req) => rawFrame({ type: FrameType.ERROR, id: req.id, payload: Buffer.alloc(2) })), /ERROR of 2 bytes/);
-    const file = await answer((req) => rawFrame({ type: FrameType.ERROR, id: req.id, payload: Buffer.alloc(3) }), (c) => c.readFile('/etc/x'));
+    const file = await answer(
+      (req) => rawFrame({ type: FrameType.ERROR, id: req.id, payload: Buffer.alloc(3) }),
+      (c) => c.readFile('/etc/x'),
+    );
     await expectBroken(file, /ERROR of 3 bytes/);
   });
 
   it('a STDIN_ACK of the wrong size, or acknowledging more than is in flight', async () => {
     const input = Buffer.alloc(1000, 1);
-    const short = await answer((req) => rawFrame({ type: FrameType.STDIN_ACK, id: req.id, payload: Buffer.alloc(3) }), (c) => c.exec(['cat'], { input }));
+    const short = await answer(
+      (req) => rawFrame({ type: FrameType.STDIN_ACK, id: req.id, payload: Buffer.alloc(3) }),
+      (c) => c.exec(['cat'], { input }),
+    );
     await expectBroken(short, /STDIN_ACK of 3 bytes/);
-    const over = await answer((req) => rawFrame({ type: FrameType.STDIN_ACK, id: req.id, payload: u32s(1_000_000) }), (c) => c.exec(['cat'], { input }));
+    const over = await answer(
+      (req) => rawFrame({ type: FrameType.STDIN_ACK, id: req.id, payload: u32s(1_000_000) }),
+      (c) => c.exec(['cat'], { input }),
+    );
     await expectBroken(over, /STDIN_ACK .*1000000.* in flight/);
   });
 
@@ -76,9 +85,15 @@ describe('malformed frames from the agent end the channel with EPROTO', () => {
 
   it('a frame of a kind its request never gets', async () => {
     await expectBroken(await answer((req) => rawFrame({ type: FrameType.DATA, id: req.id, payload: Buffer.from('x') })), /DATA .*command/);
-    const file = await answer((req) => rawFrame({ type: FrameType.EXIT, id: req.id, payload: u32s(0, 0, 1) }), (c) => c.readFile('/etc/x'));
+    const file = await answer(
+      (req) => rawFrame({ type: FrameType.EXIT, id: req.id, payload: u32s(0, 0, 1) }),
+      (c) => c.readFile('/etc/x'),
+    );
     await expectBroken(file, /EXIT .*file/);
-    const write = await answer((req) => rawFrame({ type: FrameType.STDOUT, id: req.id, payload: Buffer.from('x') }), (c) => c.writeFile('/etc/x', Buffer.from('y')));
+    const write = await answer(
+      (req) => rawFrame({ type: FrameType.STDOUT, id: req.id, payload: Buffer.from('x') }),
+      (c) => c.writeFile('/etc/x', Buffer.from('y')),
+    );
     await expectBroken(write, /STDOUT .*file/);
   });
 
@@ -117,10 +132,16 @@ describe('malformed frames from the agent end the channel with EPROTO', () => {
     const fake = await fakeAgent(tmp);
     const client = await fake.client;
     const stream = client.execStream(['s']);
-    const pending: Promise<unknown>[] = [client.exec(['a']), client.exec(['b'], { input: 'x' }), client.readFile('/f'), client.writeFile('/g', Buffer.from('z')), stream.result];
+    const pending: Promise<unknown>[] = [
+      client.exec(['a']),
+      client.exec(['b'], { input: 'x' }),
+      client.readFile('/f'),
+      client.writeFile('/g', Buffer.from('z')),
+      stream.result,
+    ];
     const file = client.readFileStream('/h');
     const fileEnd = new Promise<unknown>((resolve) => file.on('error', resolve).on('end', () => resolve('end')));
-    for (let seen = 0; seen < 6; ) {
+    for (let seen = 0; seen < 6;) {
       const f = await within(2000, fake.request());
       if (f.type !== FrameType.STDIN && f.type !== FrameType.DATA) seen++;
     }
@@ -135,7 +156,10 @@ describe('malformed frames from the agent end the channel with EPROTO', () => {
 
   it('shows a guest error message on one line, control characters escaped', async () => {
     const message = Buffer.concat([u32s(2), Buffer.from('cannot read /x\nappliance: FAKE LINE\x1b[2J')]);
-    const r = await answer((req) => rawFrame({ type: FrameType.ERROR, id: req.id, payload: message }), (c) => c.readFile('/x'));
+    const r = await answer(
+      (req) => rawFrame({ type: FrameType.ERROR, id: req.id, payload: message }),
+      (c) => c.readFile('/x'),
+    );
     expect(r.result).toMatchObject({ ok: false, code: 'ENOENT' });
     const text = (r.result as { message: string }).message;
     expect(text).not.toMatch(/[\n\x1b]/);
@@ -159,14 +183,17 @@ describe('what our agent does send is not refused', () => {
     fake.socket.write(rawFrame({ type: FrameType.DATA, id: req.id }));
     const run = outcome(client.exec(['echo']));
     const exec = await within(2000, fake.request());
-    fake.socket.write(Buffer.concat([rawFrame({ type: FrameType.STDOUT, id: exec.id, payload: Buffer.from('hi\n') }), rawFrame({ type: FrameType.EXIT, id: exec.id, payload: u32s(0, 0, 3) })]));
+    fake.socket.write(
+      Buffer.concat([
+        rawFrame({ type: FrameType.STDOUT, id: exec.id, payload: Buffer.from('hi\n') }),
+        rawFrame({ type: FrameType.EXIT, id: exec.id, payload: u32s(0, 0, 3) }),
+      ]),
+    );
     expect(await within(2000, run)).toMatchObject({ ok: true, value: { exitCode: 0, stdout: Buffer.from('hi\n') } });
   });
 
   it('reassembles frames split anywhere, a maximal one fed a byte at a time in linear time', () => {
-    const frames = [0, 1, MAX_PAYLOAD, 7, MAX_PAYLOAD, MAX_PAYLOAD, MAX_PAYLOAD].map((len, i) =>
-      encodeFrame(FrameType.STDOUT, i + 1, Buffer.alloc(len, i)),
-    );
+    const frames = [0, 1, MAX_PAYLOAD, 7, MAX_PAYLOAD, MAX_PAYLOAD, MAX_PAYLOAD].map((len, i) => encodeFrame(FrameType.STDOUT, i + 1, Buffer.alloc(len, i)));
     const bytes = Buffer.concat(frames);
     const decoder = new FrameDecoder();
     const out: Frame[] = [];
@@ -216,7 +243,14 @@ function randomFrame(rnd: () => number, ids: number[]): Buffer {
 
 /** How a streamed command ended: its result and both streams drained or failed. */
 async function drained(run: ReturnType<AgentClient['execStream']>): Promise<unknown> {
-  const drain = (s: NodeJS.ReadableStream) => outcome((async () => { for await (const _ of s) { /* drop */ } })());
+  const drain = (s: NodeJS.ReadableStream) =>
+    outcome(
+      (async () => {
+        for await (const _ of s) {
+          /* drop */
+        }
+      })(),
+    );
   return Promise.all([outcome(run.result), drain(run.stdout), drain(run.stderr)]);
 }
 
@@ -238,7 +272,13 @@ async function fuzzOne(seed: number): Promise<'EPROTO' | 'other'> {
     drained(client.execStream(['c'])),
     outcome(client.readFile('/f')),
     outcome(client.writeFile('/g', Buffer.from('data'))),
-    outcome((async () => { for await (const _ of client.readFileStream('/h')) { /* drop */ } })()),
+    outcome(
+      (async () => {
+        for await (const _ of client.readFileStream('/h')) {
+          /* drop */
+        }
+      })(),
+    ),
   ];
   const ids: number[] = [];
   while (ids.length < 6) {
@@ -246,7 +286,7 @@ async function fuzzOne(seed: number): Promise<'EPROTO' | 'other'> {
     if (f.type !== FrameType.STDIN && f.type !== FrameType.DATA) ids.push(f.id);
   }
   const bytes = Buffer.concat(Array.from({ length: 1 + Math.floor(rnd() * 12) }, () => randomFrame(rnd, ids)));
-  for (let off = 0; off < bytes.length && !fake.socket.destroyed; ) {
+  for (let off = 0; off < bytes.length && !fake.socket.destroyed;) {
     const len = 1 + Math.floor(rnd() * 4000);
     fake.socket.write(bytes.subarray(off, off + len));
     off += len;

@@ -53,7 +53,9 @@ describe('a snapshot of a shape', () => {
     truncateSync(broken, 60); // a header cut short: qemu refuses it at start
     const err = await start({ path: broken, format: 'qcow2' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'EDISKOPEN' });
-    expect((err as Error & { reason: string }).reason).toBe(`qemu cannot open disk ${broken}: qcow2 header too short: check the image (qemu-img check) and its format`);
+    expect((err as Error & { reason: string }).reason).toBe(
+      `qemu cannot open disk ${broken}: qcow2 header too short: check the image (qemu-img check) and its format`,
+    );
     expect((err as { attempts: unknown[] }).attempts).toHaveLength(1);
     expect(snapshots()).toEqual([key]);
     expect(statSync(state).ino).toBe(before);

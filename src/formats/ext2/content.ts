@@ -50,7 +50,7 @@ export function readContent(node: Ext2Node, buf: Buffer, onChunk: (chunk: Chunk)
     throw readError(node, source.path, err);
   }
   try {
-    for (let offset = 0; offset < node.size; ) {
+    for (let offset = 0; offset < node.size;) {
       const want = Math.min(CHUNK_BYTES, node.size - offset);
       // The last read asks for more, so a file that grew shows it without another call.
       const last = offset + want === node.size;

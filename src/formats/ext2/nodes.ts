@@ -110,7 +110,14 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
   }
   const synthetic: Entry = { path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: referenceTime };
   const dirNode = (path: string, entry: Entry, parent: Ext2Node | undefined): Ext2Node => ({
-    ino: 0, type: 'dir', links: 0, size: 0, path, entry, children: [], parent,
+    ino: 0,
+    type: 'dir',
+    links: 0,
+    size: 0,
+    path,
+    entry,
+    children: [],
+    parent,
   });
   const root = dirNode('', synthetic, undefined);
   root.ino = ROOT_INO;
@@ -120,7 +127,10 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
   root.children!.push({ name: LOST_FOUND_NAME, node: lostFound });
 
   // Every node by path. Sorted order puts every parent before its children.
-  const byPath = new Map<string, Ext2Node>([['', root], [LOST_FOUND_NAME, lostFound]]);
+  const byPath = new Map<string, Ext2Node>([
+    ['', root],
+    [LOST_FOUND_NAME, lostFound],
+  ]);
   const dirFor = (path: string, inside: string): Ext2Node => {
     const found = byPath.get(path);
     if (found) {
@@ -185,7 +195,10 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
 function checkEntry(entry: Entry, path: string, opts: NodeOptions): number {
   const where = showPath(path);
   if (!opts.squashOwner) {
-    for (const [what, value] of [['uid', entry.uid], ['gid', entry.gid]] as const) {
+    for (const [what, value] of [
+      ['uid', entry.uid],
+      ['gid', entry.gid],
+    ] as const) {
       if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw badTree(`${where}: ${what} ${value} is not a 32-bit id`);
     }
   }

@@ -57,7 +57,11 @@ export async function writeImage(plan: Plan, image: ImageFile, opts: WriteOption
     const node = graph.byIno[ino];
     if (!node) continue;
     digestNode(digest, node, graph.meta(node));
-    const mapper = new BlockMapper(B, () => allocator.allocate(), (phys, block) => image.write(block, 0, B, phys * B));
+    const mapper = new BlockMapper(
+      B,
+      () => allocator.allocate(),
+      (phys, block) => image.write(block, 0, B, phys * B),
+    );
     if (node.type === 'dir') {
       const blocks = renderDirectory(node, B, node.size / B);
       digest.update(blocks);

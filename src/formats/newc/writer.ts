@@ -74,20 +74,14 @@ export async function* newcChunks(entries: Iterable<Entry> | AsyncIterable<Entry
     if (pad4(size)) yield Buffer.alloc(pad4(size));
   }
 
-  yield encodeHeader(
-    { ino: 0, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, size: 0, rdevMajor: 0, rdevMinor: 0, name: Buffer.from(TRAILER) },
-    undefined,
-  );
+  yield encodeHeader({ ino: 0, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, size: 0, rdevMajor: 0, rdevMinor: 0, name: Buffer.from(TRAILER) }, undefined);
 }
 
 /**
  * Writes the archive to `out`: a path (written to a temporary file beside it and renamed
  * when complete, so a reader never sees half an archive) or a stream, which is ended.
  */
-export async function writeNewc(
-  entries: Iterable<Entry> | AsyncIterable<Entry>,
-  out: string | NodeJS.WritableStream,
-): Promise<{ bytes: number }> {
+export async function writeNewc(entries: Iterable<Entry> | AsyncIterable<Entry>, out: string | NodeJS.WritableStream): Promise<{ bytes: number }> {
   let bytes = 0;
   async function* counted() {
     for await (const chunk of newcChunks(entries)) {
@@ -161,8 +155,7 @@ function toBytes(value: string | Buffer, entry: Entry): Buffer {
 function sizeChanged(entry: Entry, expected: number, got: string): ApplianceError {
   return new ApplianceError(
     'ENEWCSIZE',
-    `${describe(entry)}: expected ${expected} bytes but its source has ${got}; ` +
-      `did the file change while the archive was written? Run the command again`,
+    `${describe(entry)}: expected ${expected} bytes but its source has ${got}; ` + `did the file change while the archive was written? Run the command again`,
   );
 }
 

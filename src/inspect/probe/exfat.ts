@@ -55,7 +55,7 @@ function checksumOk(dev: DeviceBytes, bps: number): boolean {
   let sum = 0;
   for (let i = 0; i < bps * 11; i++) {
     if (i === 106 || i === 107 || i === 112) continue;
-    sum = (((sum & 1) ? 0x80000000 : 0) + (sum >>> 1) + region[i]!) >>> 0;
+    sum = ((sum & 1 ? 0x80000000 : 0) + (sum >>> 1) + region[i]!) >>> 0;
   }
   for (let o = bps * 11; o < bps * 12; o += 4) if (u32le(region, o) !== sum) return false;
   return true;

@@ -38,8 +38,7 @@ function bootSector(dev: DeviceBytes): { b: Buffer; bpb: Bpb } | undefined {
   if (!b) return undefined;
   const at52 = ascii(b.subarray(0x52, 0x5a));
   const at36 = ascii(b.subarray(0x36, 0x3e));
-  const strong =
-    at52.startsWith('MSWIN') || at52 === 'FAT32   ' || at36.startsWith('MSDOS') || ['FAT16   ', 'FAT12   ', 'FAT     '].includes(at36);
+  const strong = at52.startsWith('MSWIN') || at52 === 'FAT32   ' || at36.startsWith('MSDOS') || ['FAT16   ', 'FAT12   ', 'FAT     '].includes(at36);
   if (!strong) {
     const weak = b[0] === 0xeb || b[0] === 0xe9 || (b[0x1fe] === 0x55 && b[0x1ff] === 0xaa);
     if (!weak) return undefined;

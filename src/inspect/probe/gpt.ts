@@ -18,9 +18,7 @@ const MIN_DEVICE = 1440 * 1024 + 1;
 /** LegacyBIOSBootable, attribute bit 2. */
 const LEGACY_BOOTABLE = 4;
 
-type Header =
-  | { ok: true; diskGuid: string; firstUsable: number; lastUsable: number; entries: Buffer; count: number }
-  | { ok: false; needs?: Range[] };
+type Header = { ok: true; diskGuid: string; firstUsable: number; lastUsable: number; entries: Buffer; count: number } | { ok: false; needs?: Range[] };
 
 /** The GPT of the device, blkid's PMBR when both headers are bad, or undefined. */
 export function probeGpt(dev: DeviceBytes): PartitionTable | undefined {

@@ -54,7 +54,8 @@ function md090(dev: DeviceBytes, off: number, partitions: readonly PartitionEntr
   // the superblock at the end of the last partition is also near the end of the disk
   const from = off - arraySize;
   const to = off + RESERVED;
-  if (partitions.some((p) => Math.floor(from / 512) >= Math.floor(p.start / 512) && Math.floor(to / 512) <= Math.floor((p.start + p.size) / 512))) return undefined;
+  if (partitions.some((p) => Math.floor(from / 512) >= Math.floor(p.start / 512) && Math.floor(to / 512) <= Math.floor((p.start + p.size) / 512)))
+    return undefined;
   const words = minor >= 90 ? [20, 52, 56, 60] : [20];
   const raw = Buffer.alloc(16);
   words.forEach((o, i) => raw.writeUInt32BE(word(sb, o), i * 4));

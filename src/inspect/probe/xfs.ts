@@ -31,11 +31,24 @@ export function probeXfs(dev: DeviceBytes): Filesystem | undefined {
   const rext = rextsize * blockSize;
   const sane =
     agcount > 0 &&
-    sectSize >= 512 && sectSize <= 32768 && sectLog >= 9 && sectLog <= 15 && sectSize === 2 ** sectLog &&
-    blockSize >= 512 && blockSize <= 65536 && blockLog >= 9 && blockLog <= 16 && blockSize === 2 ** blockLog &&
-    inodeSize >= 256 && inodeSize <= 2048 && inodeLog >= 8 && inodeLog <= 11 && inodeSize === 2 ** inodeLog &&
+    sectSize >= 512 &&
+    sectSize <= 32768 &&
+    sectLog >= 9 &&
+    sectLog <= 15 &&
+    sectSize === 2 ** sectLog &&
+    blockSize >= 512 &&
+    blockSize <= 65536 &&
+    blockLog >= 9 &&
+    blockLog <= 16 &&
+    blockSize === 2 ** blockLog &&
+    inodeSize >= 256 &&
+    inodeSize <= 2048 &&
+    inodeLog >= 8 &&
+    inodeLog <= 11 &&
+    inodeSize === 2 ** inodeLog &&
     blockLog - inodeLog === inopbLog &&
-    rext >= 4096 && rext <= 1 << 30 &&
+    rext >= 4096 &&
+    rext <= 1 << 30 &&
     imaxPct <= 100 &&
     dblocks !== 0 &&
     dblocks <= agcount * agblocks &&
