@@ -2,7 +2,7 @@
 export { ApplianceError, type ErrorCode } from './errors.js';
 export type { Entry, EntryType, ContentSource } from './formats/entry.js';
 export { boot, Vm, type BootOptions, type BootTimings, type VmDisk } from './vm/index.js';
-export { AgentError, type ExecOptions, type ExecResult, type ExecStream, type ReadFileOptions, type ReadFileStreamOptions } from './guest/agent-client.js';
+export { AgentError, type ExecOptions, type ExecResult, type ExecStream, type ReadFileOptions, type ReadFileStreamOptions } from './agent/agent-client.js';
 export { GuestDiedError } from './vm/guest-death.js';
 export { BootError, detectDiskFormat, type DiskSpec, type DiskFormat } from './launcher/index.js';
 export { buildAppliance, type Appliance, type BuildOptions } from './appliance/index.js';

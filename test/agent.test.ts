@@ -23,8 +23,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildInitBinaries } from '../src/guest/compile.js';
-import { AgentClient, AgentError, type ExecOptions } from '../src/guest/agent-client.js';
+import { buildGuestPrograms } from '../src/guest/compile.js';
+import { AgentClient, AgentError, type ExecOptions } from '../src/agent/agent-client.js';
 import { alive } from './helpers/proc.js';
 import { within } from './hostile/fake-agent.js';
 
@@ -34,7 +34,7 @@ let n = 0;
 const started: { proc: ChildProcess; server: Server; client: AgentClient }[] = [];
 
 beforeAll(async () => {
-  agentBin = (await buildInitBinaries({ cacheDir: join(tmp, 'cache') })).agent;
+  agentBin = (await buildGuestPrograms({ cacheDir: join(tmp, 'cache') })).agent;
 });
 afterEach(() => {
   for (const s of started.splice(0)) {

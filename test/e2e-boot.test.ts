@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkext2 } from '../src/appliance/mkext2.js';
-import { buildInitBinaries } from '../src/guest/compile.js';
+import { buildGuestPrograms } from '../src/guest/compile.js';
 import { findKernel } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';
 import { ROOT_SERIAL } from '../src/guest/contract.js';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   chmodSync(join(tree, 'init'), 0o755);
   writeFileSync(join(tree, 'etc/marker'), 'written-by-our-ext2-writer\n');
   await mkext2(tree, rootImg);
-  const bins = await buildInitBinaries({ cacheDir: join(tmp, 'cache') });
+  const bins = await buildGuestPrograms({ cacheDir: join(tmp, 'cache') });
   await buildInitrd({ kernel: await findKernel(), init: bins.init, output: initrd });
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

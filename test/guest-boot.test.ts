@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkext2 } from '../src/appliance/mkext2.js';
-import { buildInitBinaries } from '../src/guest/compile.js';
+import { buildGuestPrograms } from '../src/guest/compile.js';
 import { findKernel, type KernelInfo } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';
-import { AgentClient } from '../src/guest/agent-client.js';
+import { AgentClient } from '../src/agent/agent-client.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-init-boot-'));
 let kernel: KernelInfo;
@@ -80,7 +80,7 @@ function boot(cmdline: string): Boot {
 }
 
 beforeAll(async () => {
-  const bins = await buildInitBinaries({ cacheDir: join(tmp, 'cache') });
+  const bins = await buildGuestPrograms({ cacheDir: join(tmp, 'cache') });
   kernel = await findKernel();
   await buildInitrd({ kernel, init: bins.init, output: initrd });
   await makeRoot(bins.agent);

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAppliance, type Appliance } from '../src/appliance/index.js';
-import { buildInitBinaries } from '../src/guest/compile.js';
+import { buildGuestPrograms } from '../src/guest/compile.js';
 import { decompress } from '../src/kernel/decompress.js';
 import { findKernel } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';
@@ -228,7 +228,7 @@ describe('snapshots', () => {
     const order = Buffer.from(['virtio_ring', 'virtio', 'early_mmio', 'virtio_blk', 'virtio_console'].map((m) => `/lib/modules/${m}.ko\n`).join(''));
     const base = { uid: 0, gid: 0, mtime: 0, mode: 0o644, type: 'file' as const };
     const initrd = join(tmp, 'early-initrd');
-    const bins = await buildInitBinaries({ cacheDir });
+    const bins = await buildGuestPrograms({ cacheDir });
     await buildInitrd({
       kernel,
       init: bins.init,

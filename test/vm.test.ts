@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkext2 } from '../src/appliance/mkext2.js';
 import { INSPECT_PATH } from '../src/guest/contract.js';
-import type { ExecOptions, ExecResult } from '../src/guest/index.js';
+import type { ExecOptions, ExecResult } from '../src/agent/index.js';
 import { Helper } from '../src/inspect/helper.js';
 import { boot, type Vm } from '../src/vm/vm.js';
 import { alive } from './helpers/proc.js';

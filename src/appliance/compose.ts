@@ -9,7 +9,7 @@ import { entryExists } from '../cache/entries.js';
 import { withCacheEntry } from '../cache/make-entry.js';
 import { writeRecord } from '../cache/records.js';
 import { writeExt2 } from '../formats/ext2/index.js';
-import { buildInitBinaries, INIT_SOURCE_DIR } from '../guest/compile.js';
+import { buildGuestPrograms, INIT_SOURCE_DIR } from '../guest/compile.js';
 import { APPLIANCE_MODULES, findKernel, resolveModules } from '../kernel/index.js';
 import { buildInitrd } from './initrd.js';
 import { executableSearchPath } from '../host/which.js';
@@ -46,7 +46,7 @@ export async function resolveAndBuild(ctx: MakeContext): Promise<Appliance> {
   const kernel = await findKernel({ kernel: request.kernel });
   log(`kernel: ${kernel.path} (release ${kernel.version}, modules in ${kernel.modulesDir})`);
   // The init compiles (first time only) while the file list is resolved.
-  const initBuild = buildInitBinaries({ cacheDir: root });
+  const initBuild = buildGuestPrograms({ cacheDir: root });
   initBuild.catch(() => {}); // awaited below; a failing file list must not leave it unhandled
   const plan = await assembleRoot(
     { packages: request.packages, binaries: request.binaries, includes: request.includes, modules: request.modules },

@@ -5,7 +5,7 @@ import { ApplianceError } from '../errors.js';
 import type { Entry } from '../formats/entry.js';
 import { decompress } from '../kernel/decompress.js';
 import { findKernel, type KernelInfo } from '../kernel/find.js';
-import { buildInitBinaries } from '../guest/compile.js';
+import { buildGuestPrograms } from '../guest/compile.js';
 import { APPLIANCE_MODULES, resolveModules, type ModuleInfo } from '../kernel/modules.js';
 import { writeNewc } from '../formats/newc/writer.js';
 
@@ -78,7 +78,7 @@ export async function buildInitrd(opts: BuildInitrdOptions): Promise<InitrdResul
  */
 export async function makeInitrd(opts: { output: string; kernel?: string; modules?: string[]; init?: string }): Promise<InitrdResult & { kernel: KernelInfo }> {
   const kernel = await findKernel({ kernel: opts.kernel });
-  const init = opts.init ?? (await buildInitBinaries()).init;
+  const init = opts.init ?? (await buildGuestPrograms()).init;
   return { ...(await buildInitrd({ kernel, modules: opts.modules, init, output: opts.output })), kernel };
 }
 

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
 import { ApplianceError } from '../errors.js';
-import type { InitBinaries } from '../guest/compile.js';
+import type { GuestPrograms } from '../guest/compile.js';
 import { AGENT_PATH, INSPECT_PATH, MOVED_MOUNTS, TMPFS_MOUNTS } from '../guest/contract.js';
 import { moduleIndexes, moduleName, resolveModules, type KernelInfo, type ModuleInfo } from '../kernel/index.js';
 import { executableSearchPath, findExecutable, scriptInterpreters } from '../host/which.js';
@@ -102,7 +102,7 @@ export async function assembleRoot(req: RootRequest, ctx: AssembleContext): Prom
  * entries get one time that follows from the inputs alone: SOURCE_DATE_EPOCH if set,
  * else the latest file's. Returns that time.
  */
-export function finishRoot(files: FileList, init: InitBinaries, sourceDateEpoch?: number): number {
+export function finishRoot(files: FileList, init: GuestPrograms, sourceDateEpoch?: number): number {
   const epoch = sourceDateEpoch ?? files.latestFileTime();
   const fixed = { uid: 0, gid: 0, mtime: epoch };
   for (const mp of MOUNT_POINTS) files.addEntry({ ...fixed, path: mp.path, type: 'dir', mode: mp.mode });

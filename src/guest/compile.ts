@@ -18,7 +18,7 @@ import { contractHeader } from './contract-header.js';
  */
 const loadExeca = () => import('execa');
 
-export interface InitBinaries {
+export interface GuestPrograms {
   /** The static init for the initramfs. */
   init: string;
   /** The static guest agent for the root image. */
@@ -46,7 +46,12 @@ export const INIT_SOURCE_DIR: string = (() => {
   return join(dir, 'src', 'guest', 'c');
 })();
 
-const PROGRAMS = ['init', 'agent', 'inspect'] as const;
+/** Each program's C files, from INIT_SOURCE_DIR: the init is one file, each daemon a folder of them (one a concern). */
+const PROGRAMS: Record<'init' | 'agent' | 'inspect', (sources: string[]) => string[]> = {
+  init: () => ['init.c'],
+  agent: (sources) => sources.filter((n) => n.startsWith('agent/') && n.endsWith('.c')),
+  inspect: (sources) => sources.filter((n) => n.startsWith('inspect/') && n.endsWith('.c')),
+};
 /** The header rendered from contract.ts that the sources include. */
 const CONTRACT_HEADER = 'contract.h';
 
@@ -72,7 +77,7 @@ interface CompilerIdentity {
  * remembered, keyed by the stat of its files, so it does not run. Concurrent callers may
  * build at once; each builds in a private folder and the first to finish is kept.
  */
-export async function buildInitBinaries(opts: { cacheDir?: string } = {}): Promise<InitBinaries> {
+export async function buildGuestPrograms(opts: { cacheDir?: string } = {}): Promise<GuestPrograms> {
   const cacheDir = opts.cacheDir ?? (await ensureCacheRoot());
   const compiler = findCompiler();
   const [sources, cc] = await Promise.all([readSources(), compilerIdentity(cacheDir, compiler)]);
@@ -89,7 +94,8 @@ export async function buildInitBinaries(opts: { cacheDir?: string } = {}): Promi
   await publish(cacheDir, `init-${digest}`, dir, async (tmp) => {
     await mkdir(tmp, { mode: 0o700 });
     await writeFile(join(tmp, CONTRACT_HEADER), header);
-    await Promise.all(PROGRAMS.map((p) => compile(compiler, p, tmp)));
+    const names = sources.map(([name]) => name);
+    await Promise.all(Object.entries(PROGRAMS).map(([program, files]) => compile(compiler, program, files(names), tmp)));
   });
   return result;
 }
@@ -106,8 +112,9 @@ function findCompiler(): string {
   );
 }
 
+/** Every .c and .h below INIT_SOURCE_DIR, by path from it, in byte order. */
 async function readSources(): Promise<[string, Buffer][]> {
-  const names = (await readdir(INIT_SOURCE_DIR)).filter((n) => /\.[ch]$/.test(n)).sort();
+  const names = (await readdir(INIT_SOURCE_DIR, { recursive: true })).filter((n) => /\.[ch]$/.test(n)).sort();
   return Promise.all(names.map(async (n) => [n, await readFile(join(INIT_SOURCE_DIR, n))] as [string, Buffer]));
 }
 
@@ -149,11 +156,11 @@ async function compilerIdentity(cacheDir: string, compiler: string): Promise<Com
   return identity;
 }
 
-/** Compiles `program` into `dir`, which holds the generated contract.h. */
-async function compile(compiler: string, program: string, dir: string): Promise<void> {
-  const source = join(INIT_SOURCE_DIR, `${program}.c`);
+/** Compiles `program` from its `sources` (paths from INIT_SOURCE_DIR) into `dir`, which holds the generated contract.h. */
+async function compile(compiler: string, program: string, sources: string[], dir: string): Promise<void> {
+  const source = sources.length === 1 ? join(INIT_SOURCE_DIR, sources[0]!) : join(INIT_SOURCE_DIR, program);
   const { execa } = await loadExeca();
-  const res = await execa(compiler, [...flags(INIT_SOURCE_DIR), `-iquote${dir}`, '-o', join(dir, program), source], {
+  const res = await execa(compiler, [...flags(INIT_SOURCE_DIR), `-iquote${dir}`, '-o', join(dir, program), ...sources], {
     cwd: INIT_SOURCE_DIR,
     stdin: 'ignore',
     reject: false,

@@ -1,6 +1,19 @@
 /** contract.h for the guest programs, rendered from contract.ts (compile.ts writes it beside the build). */
 import {
   AGENT_LOG_PREFIX,
+  BIG_FILE,
+  CAT_ERRNO_BASE,
+  EXTENT_DEFERRED,
+  EXTENT_END,
+  EXTENT_MAX,
+  FIELD_AT,
+  FILE_TYPE,
+  INSPECT_COMMAND,
+  INSPECT_FIELD,
+  RECORD,
+  RECORD_PATH_MAX,
+  WALK_DEPTH_ALL,
+  WALK_FLAG,
   INSPECT_LOG_PREFIX,
   AGENT_PATH,
   AGENT_PORT_NAME,
@@ -30,6 +43,11 @@ import {
 const str = (s: string) =>
   `"${[...Buffer.from(s, 'utf8')].map((b) => (b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`)).join('')}"`;
 const upper = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+/** A C character literal (the contract's letters are printable ASCII). */
+const chr = (c: string) => `'${c}'`;
+const defines = (prefix: string, table: Record<string, string | number>, render: (v: string | number) => string) =>
+  Object.entries(table).map(([k, v]) => `#define ${prefix}${upper(k)} ${render(v)}`);
+const quoted = (v: string | number) => str(String(v));
 
 export function contractHeader(): string {
   const lines = [
@@ -63,10 +81,27 @@ export function contractHeader(): string {
     `#define APPL_STDIN_WINDOW ${STDIN_WINDOW}`,
     `#define APPL_HELLO_PID1 ${HELLO_PID1}u`,
     ...Object.entries(PAYLOAD).map(([k, v]) => `#define APPL_PAYLOAD_${k} ${v}`),
+    ...Object.entries(FIELD_AT).flatMap(([message, fields]) => defines(`APPL_AT_${message}_`, fields, String)),
     `enum { ${Object.entries(FrameType)
       .map(([k, v]) => `APPL_T_${k} = ${v}`)
       .join(', ')} };`,
     `enum { APPL_F_STDIN = ${FrameFlag.STDIN}, APPL_F_PTY = ${FrameFlag.PTY}, APPL_F_ABORT = ${FrameFlag.ABORT} };`,
+    '',
+    '/* The inspect helper (contract.ts INSPECT_COMMAND and below). */',
+    ...defines('APPL_CMD_', INSPECT_COMMAND, quoted),
+    ...defines('APPL_WALK_', WALK_FLAG, (v) => chr(String(v))),
+    `#define APPL_WALK_DEPTH_ALL ${WALK_DEPTH_ALL}`,
+    ...defines('APPL_RECORD_', RECORD, (v) => chr(String(v))),
+    ...defines('APPL_TYPE_', FILE_TYPE, (v) => chr(String(v))),
+    ...defines('APPL_FIELD_', INSPECT_FIELD, quoted),
+    `#define APPL_RECORD_PATH_MAX ${RECORD_PATH_MAX}`,
+    `#define APPL_EXTENT_MAX ${EXTENT_MAX}`,
+    `#define APPL_EXTENT_END 0x${EXTENT_END.toString(16)}ull`,
+    `#define APPL_EXTENT_DEFERRED 0x${EXTENT_DEFERRED.toString(16)}ull`,
+    `#define APPL_BIG_FILE ${BIG_FILE}`,
+    `#define APPL_CAT_ERRNO_BASE ${CAT_ERRNO_BASE}`,
+    '#define APPL_SERVE_REQUEST_MAX APPL_MAX_PAYLOAD',
+    '#define APPL_SERVE_ARGS_MAX (APPL_MAX_PAYLOAD / 2)',
     '',
     '#endif',
     '',

@@ -1,6 +1,7 @@
 /**
  * The guest contract: every name, number and line that the host side (launcher, agent
- * client, appliance composer) and the guest programs (c/init.c, c/agent.c) must agree on.
+ * client, appliance composer, inspection) and the guest programs (c/init.c, c/agent/,
+ * c/inspect/) must agree on.
  * The C side gets it as contract.h, generated from this file when they are compiled
  * (contract-header.ts, compile.ts), so the two sides cannot drift apart.
  * ARCHITECTURE.md "Contracts between the parts" explains each item.
@@ -17,8 +18,8 @@ export const PROGRAMS_DIR = '/usr/libexec/appliance';
 /** Where the root image holds the agent; the init execs it as PID 1 after the switch. */
 export const AGENT_PATH = `${PROGRAMS_DIR}/agent`;
 /**
- * Where the root image holds the inspect helper (c/inspect.c), which src/inspect runs. The
- * agent runs these commands in a helper it started before the snapshot point (c/serve.h).
+ * Where the root image holds the inspect helper (c/inspect/), which src/inspect runs. The
+ * agent runs its commands in a server it started before the snapshot point (INSPECT_COMMAND.serve).
  */
 export const INSPECT_PATH = `${PROGRAMS_DIR}/inspect`;
 /**
@@ -151,5 +152,96 @@ export const FrameFlag = {
 
 /** HELLO's flags word: the agent is the guest's PID 1. */
 export const HELLO_PID1 = 1;
-/** Payload sizes of the fixed-size replies. */
-export const PAYLOAD = { HELLO: 20, EXIT: 12, STDIN_ACK: 4, ERROR_MIN: 4, EXEC_HEAD: 12 } as const;
+/**
+ * Payload sizes: the fixed-size messages whole, the others' fixed heads (ERROR_MIN: the
+ * errno before the message; WRITE_FILE_HEAD: the mode before the path).
+ */
+export const PAYLOAD = { HELLO: 20, EXIT: 12, STDIN_ACK: 4, SIGNAL: 4, RESIZE: 4, ERROR_MIN: 4, EXEC_HEAD: 12, WRITE_FILE_HEAD: 4 } as const;
+/** Where each field of a fixed layout sits, in bytes from the payload's start (c/protocol.h documents every message). */
+export const FIELD_AT = {
+  /** The frame header's (HEADER_SIZE bytes). */
+  HEADER: { length: 0, type: 4, flags: 5, reserved: 6, id: 8 },
+  HELLO: { version: 0, bootMs: 4, initMs: 8, flags: 12, resumeMs: 16 },
+  EXEC: { argc: 0, envc: 4, rows: 8, cols: 10 },
+  EXIT: { code: 0, signal: 4, durationMs: 8 },
+  RESIZE: { rows: 0, cols: 2 },
+} as const;
+
+/**
+ * The inspect helper's protocol (c/inspect/ in the guest; src/inspect/helper.ts runs its
+ * commands and records.ts reads what they print): `inspect COMMAND ARGS…`.
+ * - Text replies (devices, mount, umount, statfs, btrfs-forget) are lines of `key=value`
+ *   fields separated by tabs, bytes outside printable ASCII and `%`, `=` escaped as %XX.
+ * - read: for each range, u32 length and the bytes. read-files: for each path, i32 errno,
+ *   u64 length, the bytes.
+ * - walk: records (little endian). An entry: u8 RECORD.entry, u8 type (FILE_TYPE), u32
+ *   mode, u32 uid, u32 gid, u32 nlink, u64 size, u64 blocks (512 B), u64 ino, u32 rdev
+ *   major, u32 rdev minor, i64+u32 atime, i64+u32 mtime, i64+u32 ctime, u32+bytes path
+ *   (from the filesystem's root), u32+bytes symlink target, u8 hashed, [32 bytes sha256].
+ *   An entry that cannot be read: u8 RECORD.error, i32 errno, u32+bytes path. With
+ *   WALK_FLAG.content each regular file's record is followed by its data as extents (u64
+ *   offset, u64 length ≤ EXTENT_MAX, the bytes; holes are not sent), then EXTENT_END and
+ *   u32 errno (0: all of it was read); a hard link already sent has no extents; with
+ *   WALK_FLAG.deferBig a file of at least BIG_FILE bytes without holes sends
+ *   EXTENT_DEFERRED alone: the host reads it apart.
+ * - cat: the file's bytes; a file that cannot be read exits CAT_ERRNO_BASE + its errno.
+ * - serve (the agent's only): commands in-process, one at a time, over a SOCK_SEQPACKET
+ *   socket on its stdin. A request is one message of the command's arguments after the
+ *   program name, each NUL-terminated (at most MAX_PAYLOAD bytes, MAX_PAYLOAD / 2
+ *   arguments), with two descriptors (SCM_RIGHTS): its stdout and stderr; the reply, once
+ *   the command has ended and closed both, is its exit status as an int. A command that
+ *   exits (fatal, or stdout closed on it) or is killed takes the server with it, and the
+ *   agent forks later commands, as it does those that come while the server is busy.
+ */
+export const INSPECT_COMMAND = {
+  devices: 'devices',
+  read: 'read',
+  mount: 'mount',
+  umount: 'umount',
+  statfs: 'statfs',
+  walk: 'walk',
+  cat: 'cat',
+  readFiles: 'read-files',
+  btrfsForget: 'btrfs-forget',
+  serve: 'serve',
+} as const;
+/** walk's FLAGS: h hash regular files, f follow PATH itself if it is a symlink, x stay on PATH's filesystem (btrfs subvolumes included), c content, b large files read apart. */
+export const WALK_FLAG = { hash: 'h', follow: 'f', oneFs: 'x', content: 'c', deferBig: 'b' } as const;
+/** walk's DEPTH that means "everything below". */
+export const WALK_DEPTH_ALL = 100000;
+export const RECORD = { entry: 'E', error: 'X' } as const;
+export const FILE_TYPE = { file: 'f', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' } as const;
+/** The longest path or symlink target a walk record holds (the guest's PATH_MAX). */
+export const RECORD_PATH_MAX = 4096;
+export const EXTENT_MAX = 65536;
+export const EXTENT_END = 0xffffffffffffffffn;
+export const EXTENT_DEFERRED = 0xfffffffffffffffen;
+export const BIG_FILE = 1 << 20;
+export const CAT_ERRNO_BASE = 64;
+/** The keys of the text replies' fields. */
+export const INSPECT_FIELD = {
+  // devices
+  name: 'name',
+  dev: 'dev',
+  sectors: 'sectors',
+  ro: 'ro',
+  partition: 'partition',
+  start: 'start',
+  parent: 'parent',
+  serial: 'serial',
+  sectorSize: 'sector_size',
+  dmName: 'dm_name',
+  dmUuid: 'dm_uuid',
+  mdLevel: 'md_level',
+  slaves: 'slaves',
+  // mount, umount, statfs, btrfs-forget
+  dir: 'dir',
+  errno: 'errno',
+  kernel: 'kernel',
+  frsize: 'frsize',
+  blocks: 'blocks',
+  bfree: 'bfree',
+  bavail: 'bavail',
+  files: 'files',
+  ffree: 'ffree',
+} as const;

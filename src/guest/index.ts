@@ -1,4 +1,3 @@
-// guest: what runs in the guest and what both sides share: the contract, the frame protocol, the agent client, the C programs and their compile step.
+// guest: what runs in the guest and what both sides share: the contract, the C programs and their compile step.
 export * as contract from './contract.js';
-export { AgentClient, AgentError, type ExecOptions, type ExecResult, type ExecStream, type Input, type SpawnError } from './agent-client.js';
-export { buildInitBinaries, type InitBinaries } from './compile.js';
+export { buildGuestPrograms, type GuestPrograms } from './compile.js';

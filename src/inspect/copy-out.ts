@@ -14,7 +14,7 @@ import { chmod, lchown, link, lutimes, mkdir, readdir, stat, symlink, unlink, ut
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
-import { errnoCode } from '../guest/channel.js';
+import { errnoCode } from '../errno.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkEvent } from './records.js';
 
@@ -83,7 +83,7 @@ interface OpenFile {
 }
 
 /**
- * `fetch` reads a file the walk deferred (a large one without holes, src/guest/c/inspect.c
+ * `fetch` reads a file the walk deferred (a large one without holes, src/guest/c/inspect/content.c
  * flag b): those are copied after the walk, since the channel cannot carry a second
  * stream while the walk's waits to be read.
  */

@@ -1,19 +1,17 @@
 /**
- * The guest's inspect helper (src/guest/c/inspect.c), run through a Vm: one typed method
- * per command. Paths go as bytes where their names are not UTF-8.
+ * The guest's inspect helper (src/guest/c/inspect/), run through a Vm: one typed method
+ * per command of contract.ts's INSPECT_COMMAND. Paths go as bytes where their names are
+ * not UTF-8.
  */
 import { isUtf8 } from 'node:buffer';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError } from '../errors.js';
-import { errnoCode } from '../guest/channel.js';
-import { INSPECT_PATH } from '../guest/contract.js';
+import { errnoCode } from '../errno.js';
+import { CAT_ERRNO_BASE, INSPECT_COMMAND, INSPECT_FIELD as F, INSPECT_PATH, WALK_DEPTH_ALL, WALK_FLAG } from '../guest/contract.js';
 import type { Vm } from '../vm/index.js';
 import type { Name, Range } from './probe/types.js';
 import { complete, num, parseFields, text, WalkDecoder, type FileStat, type WalkEvent } from './records.js';
-
-/** cat's exit status for a file it cannot read: this plus the errno (inspect.c). */
-const CAT_ERRNO_BASE = 64;
 
 export interface BlockDevice {
   /** Kernel name: vdb, vdb1, dm-0, md127. */
@@ -61,28 +59,28 @@ function helperError(what: string, r: { exitCode: number | null; stderr: Buffer 
 export class Helper {
   constructor(private readonly vm: Vm) {}
 
-  private async run(args: (string | Buffer)[], what: string): Promise<Buffer> {
-    const r = await this.vm.exec([INSPECT_PATH, ...args]);
+  private async run(command: keyof typeof INSPECT_COMMAND, args: (string | Buffer)[], what: string): Promise<Buffer> {
+    const r = await this.vm.exec([INSPECT_PATH, INSPECT_COMMAND[command], ...args]);
     if (r.exitCode !== 0) throw helperError(what, r);
     return r.stdout;
   }
 
   async devices(): Promise<BlockDevice[]> {
-    return parseFields(await this.run(['devices'], 'listing the block devices')).map((f) => {
-      const partition = num(f, 'partition');
-      const dmName = text(f, 'dm_name');
-      const sectorSize = num(f, 'sector_size');
+    return parseFields(await this.run('devices', [], 'listing the block devices')).map((f) => {
+      const partition = num(f, F.partition);
+      const dmName = text(f, F.dmName);
+      const sectorSize = num(f, F.sectorSize);
       return {
-        name: text(f, 'name') ?? '',
-        dev: text(f, 'dev') ?? '',
-        size: (num(f, 'sectors') ?? 0) * 512,
-        readonly: text(f, 'ro') === '1',
-        ...(partition !== undefined ? { partition: { number: partition, start: (num(f, 'start') ?? 0) * 512, parent: text(f, 'parent') ?? '' } } : {}),
-        ...(text(f, 'serial') !== undefined ? { serial: text(f, 'serial') } : {}),
+        name: text(f, F.name) ?? '',
+        dev: text(f, F.dev) ?? '',
+        size: (num(f, F.sectors) ?? 0) * 512,
+        readonly: text(f, F.ro) === '1',
+        ...(partition !== undefined ? { partition: { number: partition, start: (num(f, F.start) ?? 0) * 512, parent: text(f, F.parent) ?? '' } } : {}),
+        ...(text(f, F.serial) !== undefined ? { serial: text(f, F.serial) } : {}),
         ...(sectorSize !== undefined ? { sectorSize } : {}),
-        ...(dmName !== undefined ? { dm: { name: dmName, uuid: text(f, 'dm_uuid') } } : {}),
-        ...(text(f, 'md_level') !== undefined ? { mdLevel: text(f, 'md_level') } : {}),
-        slaves: text(f, 'slaves')?.split(',') ?? [],
+        ...(dmName !== undefined ? { dm: { name: dmName, uuid: text(f, F.dmUuid) } } : {}),
+        ...(text(f, F.mdLevel) !== undefined ? { mdLevel: text(f, F.mdLevel) } : {}),
+        slaves: text(f, F.slaves)?.split(',') ?? [],
       };
     });
   }
@@ -91,29 +89,29 @@ export class Helper {
   async read(reads: { device: string; ranges: Range[] }[]): Promise<Buffer[][]> {
     const args = reads.flatMap((r) => r.ranges.flatMap((g) => [`/dev/${r.device}`, String(g.offset), String(g.length)]));
     if (args.length === 0) return [];
-    const out = await this.run(['read', ...args], 'reading the devices');
+    const out = await this.run('read', args, 'reading the devices');
     return complete(out, (c) => reads.map((r) => r.ranges.map((g) => c.sized(g.length, 'a range'))));
   }
 
   async mount(mounts: { device: string; dir: string; type: string; options: string }[]): Promise<MountResult[]> {
     if (mounts.length === 0) return [];
     const args = mounts.flatMap((m) => [m.device, m.dir, m.type, m.options]);
-    return parseFields(await this.run(['mount', ...args], 'mounting')).map((f) => ({
-      dir: text(f, 'dir') ?? '',
-      errno: num(f, 'errno') ?? 0,
-      kernel: text(f, 'kernel'),
+    return parseFields(await this.run('mount', args, 'mounting')).map((f) => ({
+      dir: text(f, F.dir) ?? '',
+      errno: num(f, F.errno) ?? 0,
+      kernel: text(f, F.kernel),
       statfs: statfsOf(f),
     }));
   }
 
   async umount(dirs: string[]): Promise<MountResult[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run(['umount', ...dirs], 'unmounting')).map((f) => ({ dir: text(f, 'dir') ?? '', errno: num(f, 'errno') ?? 0 }));
+    return parseFields(await this.run('umount', dirs, 'unmounting')).map((f) => ({ dir: text(f, F.dir) ?? '', errno: num(f, F.errno) ?? 0 }));
   }
 
   async statfs(dirs: string[]): Promise<(Statfs | undefined)[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run(['statfs', ...dirs], 'statfs')).map((f) => (num(f, 'errno') ? undefined : statfsOf(f)));
+    return parseFields(await this.run('statfs', dirs, 'statfs')).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
   }
 
   /**
@@ -127,9 +125,10 @@ export class Helper {
     path: Name,
     opts: { depth: number; hash?: boolean; follow?: boolean; content?: boolean; deferBig?: boolean; signal?: AbortSignal },
   ): AsyncGenerator<WalkEvent> {
-    const flags = `x${opts.hash ? 'h' : ''}${opts.follow ? 'f' : ''}${opts.content ? 'c' : ''}${opts.deferBig ? 'b' : ''}`;
-    const depth = Number.isFinite(opts.depth) ? String(opts.depth) : '100000';
-    const s = this.vm.execStream([INSPECT_PATH, 'walk', root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
+    const on = { oneFs: true, hash: opts.hash, follow: opts.follow, content: opts.content, deferBig: opts.deferBig };
+    const flags = (Object.keys(on) as (keyof typeof on)[]).map((k) => (on[k] ? WALK_FLAG[k] : '')).join('');
+    const depth = String(Number.isFinite(opts.depth) ? opts.depth : WALK_DEPTH_ALL);
+    const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.walk, root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
     const stderr = tail(s.stderr);
     const decoder = new WalkDecoder(opts.content);
     let whole = false;
@@ -153,7 +152,7 @@ export class Helper {
   /**
    * lstat (or stat, with `follow`) of one path, with its sha256 with `hash`: its record, or
    * its errno as an error. The walk is read to its end (one record): leaving it early would
-   * kill the helper, and with it the server it runs in (c/serve.h).
+   * kill the helper, and with it the server it runs in (contract.ts INSPECT_COMMAND.serve).
    */
   async stat(root: string, path: Name, opts: { follow?: boolean; hash?: boolean } = {}): Promise<FileStat> {
     let first: WalkEvent | undefined;
@@ -165,11 +164,11 @@ export class Helper {
 
   /** A regular file's content, streamed. */
   cat(root: string, path: Name, signal?: AbortSignal): { stream: Readable; done: Promise<void> } {
-    const s = this.vm.execStream([INSPECT_PATH, 'cat', root, path], { signal });
+    const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.cat, root, path], { signal });
     const stderr = tail(s.stderr);
     const done = s.result.then(async (r) => {
       if (r.exitCode === 0) return;
-      // The helper exits with 64 + the errno when the file cannot be read (inspect.c cmd_cat).
+      // The helper exits with CAT_ERRNO_BASE + the errno when the file cannot be read.
       let said = (await stderr)
         .toString('utf8')
         .trim()
@@ -212,7 +211,7 @@ export class Helper {
   async readFiles(reads: { root: string; paths: string[]; limit: number }[]): Promise<(Buffer | undefined)[][]> {
     const args = reads.flatMap((r) => [String(r.limit), r.root, String(r.paths.length), ...r.paths]);
     if (args.length === 0) return [];
-    const out = await this.run(['read-files', ...args], 'reading files');
+    const out = await this.run('readFiles', args, 'reading files');
     return complete(out, (c) =>
       reads.map((r) =>
         r.paths.map(() => {
@@ -225,9 +224,9 @@ export class Helper {
     );
   }
 
-  /** Makes the kernel forget btrfs devices no mounted filesystem uses (see inspect.c). */
+  /** Makes the kernel forget btrfs devices no mounted filesystem uses (see c/inspect/btrfs.c). */
   async btrfsForget(): Promise<void> {
-    await this.run(['btrfs-forget'], 'forgetting btrfs devices');
+    await this.run('btrfsForget', [], 'forgetting btrfs devices');
   }
 }
 
@@ -249,14 +248,14 @@ function tail(stream: Readable): Promise<Buffer> {
 }
 
 function statfsOf(f: Map<string, Buffer>): Statfs | undefined {
-  const unit = num(f, 'frsize');
+  const unit = num(f, F.frsize);
   if (!unit) return undefined;
   return {
-    size: (num(f, 'blocks') ?? 0) * unit,
-    free: (num(f, 'bfree') ?? 0) * unit,
-    available: (num(f, 'bavail') ?? 0) * unit,
-    files: num(f, 'files') ?? 0,
-    filesFree: num(f, 'ffree') ?? 0,
+    size: (num(f, F.blocks) ?? 0) * unit,
+    free: (num(f, F.bfree) ?? 0) * unit,
+    available: (num(f, F.bavail) ?? 0) * unit,
+    files: num(f, F.files) ?? 0,
+    filesFree: num(f, F.ffree) ?? 0,
   };
 }
 

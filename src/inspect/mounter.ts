@@ -8,7 +8,7 @@
  * unmounted under its reader.
  */
 import { ApplianceError } from '../errors.js';
-import { errnoCode } from '../guest/channel.js';
+import { errnoCode } from '../errno.js';
 import { filesystemOf, type Probe } from './devices.js';
 import type { Filesystem as ProbedFs } from './probe/types.js';
 import type { Helper, MountResult } from './helper.js';

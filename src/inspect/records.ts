@@ -1,11 +1,14 @@
 /**
- * The inspect helper's outputs (src/guest/c/inspect.c): key=value lines with %XX escapes,
- * length-prefixed byte ranges, and walk records. Every length is checked against what is
- * left and against a bound, so a helper run on a hostile filesystem (or a guest that lies)
- * gives EPROTO, never an oversized buffer or a thrown RangeError.
+ * The inspect helper's outputs (src/guest/c/inspect/; the layouts are contract.ts's):
+ * key=value lines with %XX escapes, length-prefixed byte ranges, and walk records. Every
+ * length is checked against what is left and against a bound, so a helper run on a hostile
+ * filesystem (or a guest that lies) gives EPROTO, never an oversized buffer or a thrown
+ * RangeError. The walk's encoder (WalkEncoder) is the decoder's twin: the tests play the
+ * guest with it.
  */
 import { isUtf8 } from 'node:buffer';
 import { ApplianceError } from '../errors.js';
+import { EXTENT_DEFERRED, EXTENT_END, EXTENT_MAX, FILE_TYPE, RECORD, RECORD_PATH_MAX } from '../guest/contract.js';
 import type { Name } from './probe/types.js';
 
 /** A name as stored: a string when its bytes are UTF-8, else the bytes. */
@@ -122,8 +125,10 @@ export class Cursor {
   }
 }
 
-export type FileType = 'file' | 'dir' | 'symlink' | 'chardev' | 'blockdev' | 'fifo' | 'socket';
-const TYPES: Record<string, FileType> = { f: 'file', d: 'dir', l: 'symlink', c: 'chardev', b: 'blockdev', p: 'fifo', s: 'socket' };
+export type FileType = keyof typeof FILE_TYPE;
+const TYPES = new Map(Object.entries(FILE_TYPE).map(([type, letter]) => [letter.charCodeAt(0), type as FileType]));
+const ENTRY = RECORD.entry.charCodeAt(0);
+const ERROR = RECORD.error.charCodeAt(0);
 
 /** A file's metadata in an inspected filesystem: lstat's, with its path from the filesystem's root. */
 export interface FileStat {
@@ -155,12 +160,6 @@ export interface WalkError {
   path: Name;
   errno: number;
 }
-
-const PATH_MAX = 4096;
-/** The largest data extent the helper sends at once (inspect.c put_content). */
-const EXTENT_MAX = 64 * 1024;
-const END_OF_FILE = 0xffffffffffffffffn;
-const DEFERRED = 0xfffffffffffffffen;
 
 /** What a walk streams: entries and errors; with content, each regular file's data and its end. */
 export type WalkEvent =
@@ -206,18 +205,17 @@ export class WalkDecoder {
 
   private record(c: Cursor): WalkEvent {
     const r = decodeRecord(c);
-    if ('errno' in r) return { kind: 'error', error: r };
-    if (this.content && r.type === 'file') this.inFile = true;
-    return { kind: 'entry', stat: r };
+    if (r.kind === 'entry' && this.content && r.stat.type === 'file') this.inFile = true;
+    return r;
   }
 
   private extent(c: Cursor): WalkEvent {
     const offset = c.u64big();
-    if (offset === DEFERRED) {
+    if (offset === EXTENT_DEFERRED) {
       this.inFile = false;
       return { kind: 'deferred' };
     }
-    if (offset === END_OF_FILE) {
+    if (offset === EXTENT_END) {
       const errno = c.u32();
       this.inFile = false;
       return { kind: 'end', errno };
@@ -233,14 +231,14 @@ export class WalkDecoder {
   }
 }
 
-function decodeRecord(c: Cursor): FileStat | WalkError {
+function decodeRecord(c: Cursor): Extract<WalkEvent, { kind: 'entry' | 'error' }> {
   const tag = c.u8();
-  if (tag === 0x58 /* X */) {
+  if (tag === ERROR) {
     const errno = c.i32();
-    return { errno, path: nameOf(c.sized(PATH_MAX, 'a path')) };
+    return { kind: 'error', error: { errno, path: nameOf(c.sized(RECORD_PATH_MAX, 'a path')) } };
   }
-  if (tag !== 0x45 /* E */) throw malformed(`a record tagged 0x${tag.toString(16)}`);
-  const type = TYPES[String.fromCharCode(c.u8())];
+  if (tag !== ENTRY) throw malformed(`a record tagged 0x${tag.toString(16)}`);
+  const type = TYPES.get(c.u8());
   if (!type) throw malformed('an unknown file type');
   const mode = c.u32() & 0o7777;
   const [uid, gid, nlink] = [c.u32(), c.u32(), c.u32()];
@@ -248,13 +246,73 @@ function decodeRecord(c: Cursor): FileStat | WalkError {
   const rdev = { major: c.u32(), minor: c.u32() };
   const time = () => c.i64() + c.u32() / 1e9;
   const [atime, mtime, ctime] = [time(), time(), time()];
-  const path = nameOf(c.sized(PATH_MAX, 'a path'));
-  const target = c.sized(PATH_MAX, 'a symlink target');
+  const path = nameOf(c.sized(RECORD_PATH_MAX, 'a path'));
+  const target = c.sized(RECORD_PATH_MAX, 'a symlink target');
   const hashed = c.u8();
   const sha256 = hashed ? c.bytes(32).toString('hex') : undefined;
   const stat: FileStat = { path, type, mode, uid, gid, nlink, size, allocated: blocks * 512, ino, atime, mtime, ctime };
   if (type === 'chardev' || type === 'blockdev') stat.rdev = rdev;
   if (type === 'symlink') stat.target = nameOf(target);
   if (sha256) stat.sha256 = sha256;
-  return stat;
+  return { kind: 'entry', stat };
+}
+
+/** A walk record's fields as the helper writes them: lstat's, with the type bits in `mode` and times to the nanosecond. */
+export interface RawEntry {
+  path: Name;
+  type: FileType;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: bigint;
+  blocks: bigint;
+  ino: bigint;
+  rdev: [number, number];
+  atime: [bigint, number];
+  mtime: [bigint, number];
+  ctime: [bigint, number];
+  target?: Name;
+  sha256?: Buffer;
+}
+
+/** The walk's records as the helper writes them (contract.ts INSPECT_COMMAND): the decoder's twin, for the tests. */
+export const WalkEncoder = {
+  entry(e: RawEntry): Buffer {
+    const head = Buffer.alloc(2 + 4 * 4 + 8 * 3 + 4 * 2 + 12 * 3);
+    let at = head.writeUInt8(ENTRY, 0);
+    at = head.writeUInt8(FILE_TYPE[e.type].charCodeAt(0), at);
+    for (const v of [e.mode, e.uid, e.gid, e.nlink]) at = head.writeUInt32LE(v >>> 0, at);
+    for (const v of [e.size, e.blocks, e.ino]) at = head.writeBigUInt64LE(v, at);
+    for (const v of e.rdev) at = head.writeUInt32LE(v, at);
+    for (const [sec, nsec] of [e.atime, e.mtime, e.ctime]) at = head.writeUInt32LE(nsec, head.writeBigInt64LE(sec, at));
+    const hashed = e.sha256 ? [Buffer.from([1]), e.sha256] : [Buffer.from([0])];
+    return Buffer.concat([head, sized(Buffer.from(e.path)), sized(Buffer.from(e.target ?? '')), ...hashed]);
+  },
+  error(errno: number, path: Name): Buffer {
+    const head = Buffer.alloc(5);
+    head.writeInt32LE(errno, head.writeUInt8(ERROR, 0));
+    return Buffer.concat([head, sized(Buffer.from(path))]);
+  },
+  extent(offset: number | bigint, data: Buffer): Buffer {
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64LE(BigInt(data.length), head.writeBigUInt64LE(BigInt(offset), 0));
+    return Buffer.concat([head, data]);
+  },
+  end(errno = 0): Buffer {
+    const b = Buffer.alloc(12);
+    b.writeUInt32LE(errno, b.writeBigUInt64LE(EXTENT_END, 0));
+    return b;
+  },
+  deferred(): Buffer {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(EXTENT_DEFERRED, 0);
+    return b;
+  },
+};
+
+function sized(bytes: Buffer): Buffer {
+  const n = Buffer.alloc(4);
+  n.writeUInt32LE(bytes.length, 0);
+  return Buffer.concat([n, bytes]);
 }

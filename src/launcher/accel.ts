@@ -63,7 +63,7 @@ export function kvmUsable(device = '/dev/kvm'): boolean {
 
 export interface PlanAccelOptions {
   qemu: string;
-  /** The cache root, where 'auto' remembers its verdict (cache/store.ts records). */
+  /** The cache root, where 'auto' remembers its verdict (cache/records.ts). */
   cacheRoot: string;
   kvmDevice?: string;
   now?: number;

@@ -86,7 +86,7 @@ export function kernelCmdline(accel: AccelChoice, tscKhz: number | undefined, ex
 /**
  * The qemu command line, without the binary. No default devices, no user config, no
  * display; the serial console on stdout; every disk's format explicit (qemu never
- * probes, see disk.ts); the root disk and, by default, user disks read-only.
+ * probes, see disks.ts); the root disk and, by default, user disks read-only.
  */
 export function qemuArgv(c: QemuConfig): string[] {
   const bus = c.machine.virtio;

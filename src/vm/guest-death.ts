@@ -4,7 +4,7 @@
  * the console's last lines, instead of the bare channel loss (EAGENTGONE) they see.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { AgentError } from '../guest/agent-client.js';
+import { AgentError } from '../agent/agent-client.js';
 import type { Launched } from '../launcher/index.js';
 import type { ExitStatus } from '../launcher/process.js';
 

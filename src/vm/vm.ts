@@ -8,7 +8,7 @@ import {
   type Input,
   type ReadFileOptions,
   type ReadFileStreamOptions,
-} from '../guest/agent-client.js';
+} from '../agent/agent-client.js';
 import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
 import { launch, type Accel, type Attempt, type DiskSpec, type Launched, type MachineName } from '../launcher/index.js';
 import { GuestDeath } from './guest-death.js';
@@ -29,7 +29,7 @@ export interface BootOptions {
   /**
    * Resume a snapshot of the booted appliance instead of booting it (default true): the
    * first boot of a shape (memory, CPUs, disk count…) saves it, later ones are ready in
-   * ~0.3 s instead of ~1.7 s under TCG (see src/qemu/snapshot.ts).
+   * ~0.3 s instead of ~1.7 s under TCG (see launcher/snapshot.ts).
    */
   snapshot?: boolean;
   /**

@@ -8,7 +8,7 @@
 // error (the CLI prints those as "internal error" with a stack), never a leaked file handle.
 //
 // No VM: the streams are written byte for byte as the guest helper writes them
-// (src/guest/c/inspect.c put_entry/put_content) and decoded by the real WalkDecoder in odd
+// (records.ts WalkEncoder, the decoder's twin) and decoded by the real WalkDecoder in odd
 // chunks, as helper.walk() does; what the decoder cannot produce (data outside a file) is
 // fed as events directly. After every case a victim folder beside the destination (files,
 // a folder, their contents, modes, link counts, inode numbers, mtimes and ctimes) must be
@@ -32,12 +32,12 @@ import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ApplianceError } from '../../src/errors.js';
+import { EXTENT_END } from '../../src/guest/contract.js';
 import { copyOut, type CopyOutResult } from '../../src/inspect/copy-out.js';
-import { WalkDecoder, type FileType, type WalkEvent } from '../../src/inspect/records.js';
+import { WalkDecoder, WalkEncoder, type FileType, type WalkEvent } from '../../src/inspect/records.js';
 
-// ---- the guest's side: walk records as inspect.c writes them ------------------------------
+// ---- the guest's side: walk records as the helper writes them --------------------------------
 
-const TYPE_CHAR: Record<FileType, string> = { file: 'f', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' };
 const IFMT: Record<FileType, number> = {
   file: 0o100000,
   dir: 0o040000,
@@ -47,8 +47,7 @@ const IFMT: Record<FileType, number> = {
   fifo: 0o010000,
   socket: 0o140000,
 };
-const TIME = { sec: 1620284889, nsec: 123456789 };
-const END_OF_FILE = 0xffffffffffffffffn;
+const TIME: [bigint, number] = [1620284889n, 123456789];
 
 interface EntryOptions {
   mode?: number;
@@ -61,24 +60,7 @@ interface EntryOptions {
   target?: string | Buffer;
 }
 
-const u8 = (v: number) => Buffer.from([v]);
-const u32 = (v: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(v >>> 0);
-  return b;
-};
-const i32 = (v: number) => {
-  const b = Buffer.alloc(4);
-  b.writeInt32LE(v);
-  return b;
-};
-const u64 = (v: number | bigint) => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(v));
-  return b;
-};
 const bytesOf = (s: string | Buffer) => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s);
-const sized = (s: string | Buffer) => Buffer.concat([u32(bytesOf(s).length), bytesOf(s)]);
 
 /** A walk stream with content, as `inspect walk ROOT PATH xc DEPTH` writes it. */
 class Walk {
@@ -87,26 +69,24 @@ class Walk {
 
   entry(path: string | Buffer, type: FileType, o: EntryOptions = {}): this {
     const mode = o.mode ?? (type === 'dir' ? 0o755 : type === 'symlink' ? 0o777 : 0o644);
-    const size = o.size ?? (type === 'symlink' ? bytesOf(o.target ?? '').length : type === 'dir' ? 4096 : 0);
-    const time = Buffer.concat([u64(TIME.sec), u32(TIME.nsec)]);
+    const size = BigInt(o.size ?? (type === 'symlink' ? bytesOf(o.target ?? '').length : type === 'dir' ? 4096 : 0));
     this.parts.push(
-      Buffer.from('E'),
-      Buffer.from(TYPE_CHAR[type]),
-      u32(IFMT[type] | mode),
-      u32(o.uid ?? 0),
-      u32(o.gid ?? 0),
-      u32(o.nlink ?? (type === 'dir' ? 2 : 1)),
-      u64(size),
-      u64((BigInt(size) + 511n) / 512n),
-      u64(o.ino ?? this.nextIno++),
-      u32(o.rdev?.[0] ?? 0),
-      u32(o.rdev?.[1] ?? 0),
-      time,
-      time,
-      time,
-      sized(path),
-      sized(type === 'symlink' ? (o.target ?? '') : ''),
-      u8(0),
+      WalkEncoder.entry({
+        path,
+        type,
+        mode: IFMT[type] | mode,
+        uid: o.uid ?? 0,
+        gid: o.gid ?? 0,
+        nlink: o.nlink ?? (type === 'dir' ? 2 : 1),
+        size,
+        blocks: (size + 511n) / 512n,
+        ino: BigInt(o.ino ?? this.nextIno++),
+        rdev: o.rdev ?? [0, 0],
+        atime: TIME,
+        mtime: TIME,
+        ctime: TIME,
+        target: type === 'symlink' ? (o.target ?? '') : undefined,
+      }),
     );
     return this;
   }
@@ -125,20 +105,20 @@ class Walk {
   }
   data(offset: number | bigint, content: string | Buffer): this {
     const data = bytesOf(content);
-    this.parts.push(u64(offset), u64(data.length), data);
+    this.parts.push(WalkEncoder.extent(offset, data));
     return this;
   }
   end(errno = 0): this {
-    this.parts.push(u64(END_OF_FILE), u32(errno));
+    this.parts.push(WalkEncoder.end(errno));
     return this;
   }
   /** A file the walk leaves to the host to read apart (flag b): its marker instead of extents. */
   deferred(): this {
-    this.parts.push(u64(END_OF_FILE - 1n));
+    this.parts.push(WalkEncoder.deferred());
     return this;
   }
   error(path: string, errno: number): this {
-    this.parts.push(Buffer.from('X'), i32(errno), sized(path));
+    this.parts.push(WalkEncoder.error(errno, path));
     return this;
   }
   bytes(): Buffer {
@@ -601,7 +581,7 @@ describe('file data comes only inside a file, within its size', () => {
       new Walk()
         .dir('/data')
         .entry('/data/f', 'file', { size: 10 })
-        .data(END_OF_FILE - 1n, 'evil')
+        .data(EXTENT_END - 1n, 'evil')
         .end()
         .events(),
     );

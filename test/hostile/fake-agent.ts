@@ -3,9 +3,9 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { AgentClient } from '../../src/guest/agent-client.js';
+import { AgentClient } from '../../src/agent/agent-client.js';
 import { FrameType, HEADER_SIZE, PROTOCOL_VERSION } from '../../src/guest/contract.js';
-import { FrameDecoder, type Frame } from '../../src/guest/protocol.js';
+import { FrameDecoder, type Frame } from '../../src/agent/protocol.js';
 
 export interface FakeAgent {
   /** The host's client; rejects if the handshake fails. */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAppliance } from '../../src/appliance/index.js';
-import { AgentClient } from '../../src/guest/agent-client.js';
+import { AgentClient } from '../../src/agent/agent-client.js';
 import { param, ROOT_SERIAL } from '../../src/guest/contract.js';
 import { launch } from '../../src/launcher/launch.js';
 import { boot } from '../../src/vm/vm.js';

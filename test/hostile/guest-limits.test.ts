@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentError } from '../../src/guest/agent-client.js';
+import { AgentError } from '../../src/agent/agent-client.js';
 import { boot, type Vm } from '../../src/vm/vm.js';
 import { outcome, within } from './fake-agent.js';
 

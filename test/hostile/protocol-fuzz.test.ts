@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentError, type AgentClient } from '../../src/guest/agent-client.js';
+import { AgentError, type AgentClient } from '../../src/agent/agent-client.js';
 import { FrameType, HEADER_SIZE, MAX_PAYLOAD } from '../../src/guest/contract.js';
-import { encodeFrame, FrameDecoder, type Frame } from '../../src/guest/protocol.js';
+import { encodeFrame, FrameDecoder, type Frame } from '../../src/agent/protocol.js';
 import { fakeAgent, helloFrame, outcome, rawFrame, u32s, within, type FakeAgent } from './fake-agent.js';
 import { rng } from '../helpers/random-tree.js';
 

@@ -309,27 +309,22 @@ static void switch_root(void) {
   if (chroot(".") < 0 || chdir("/") < 0) fatal("cannot chroot into the root disk: %s", strerror(errno));
 }
 
-int main(void) {
-  uint64_t start_ms = clock_ms(CLOCK_BOOTTIME);
-  if (getpid() != 1) {
-    say("must run as PID 1 (the kernel's init)");
-    return 1;
-  }
-  umask(022);
+/* The kernel's filesystems, and the console as stdio (the kernel gives init none when the initramfs lacks /dev/console). */
+static void early_mounts(void) {
   mount_or_die("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mount_or_die("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   mount_or_die("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
-  /* The kernel gives init no console when the initramfs lacks /dev/console. */
   int con = open("/dev/console", O_RDWR | O_NOCTTY);
   if (con >= 0) {
     for (int fd = 0; fd < 3; fd++)
       if (fd != con) dup2(con, fd);
     if (con > 2) close(con);
   }
-  parse_cmdline();
-  mark("init started");
-  if (!root_spec) fatal("no %s on the kernel command line: the root disk is unknown", APPL_PARAM_ROOT);
+}
 
+/* Every module; at a snapshot point the transports bind only the root disk and the channel.
+ * Why this boot must not be saved, or NULL. */
+static const char *load_and_bind(void) {
   load_modules(0);
   const char *unsafe = NULL;
   if (snapshot_point) {
@@ -344,6 +339,47 @@ int main(void) {
     load_modules(1);
   }
   mark("modules loaded");
+  return unsafe;
+}
+
+/* Execs the program of the root (appliance.init), telling it what it must know in its environment. */
+static __attribute__((noreturn)) void exec_program(uint64_t start_ms, const char *unsafe) {
+  /* The agent runs the snapshot point itself (snapshot-point.h), told so in its
+   * environment, so that it is already running in the snapshot: a restored VM does not
+   * exec it, ~60 ms under TCG. Any other program gets the point here, before its exec. */
+  char point_env[320] = "";
+  if (snapshot_point) {
+    read_programs();
+    if (strcmp(init_path, APPL_AGENT_PATH)) pass_snapshot_point(unsafe);
+    else if (unsafe) snprintf(point_env, sizeof point_env, "%s=%s", APPL_ENV_SNAPSHOT_REFUSED, unsafe);
+    else snprintf(point_env, sizeof point_env, "%s=1", APPL_ENV_SNAPSHOT);
+  }
+  const char *term = getenv("TERM");
+  char term_env[64], start_env[64];
+  snprintf(term_env, sizeof term_env, "TERM=%s", term && *term ? term : "linux");
+  snprintf(start_env, sizeof start_env, "%s=%llu", APPL_ENV_INIT_MS, (unsigned long long)start_ms);
+  char *const argv[] = {(char *)init_path, NULL};
+  char *envp[8] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env};
+  size_t n = 4;
+  if (timing) envp[n++] = APPL_ENV_TIMING "=1";
+  if (*point_env) envp[n++] = point_env;
+  envp[n] = NULL;
+  execve(init_path, argv, envp);
+  fatal("cannot run %s from the root disk: %s (%s names what to run)", init_path, strerror(errno), APPL_PARAM_INIT);
+}
+
+int main(void) {
+  uint64_t start_ms = clock_ms(CLOCK_BOOTTIME);
+  if (getpid() != 1) {
+    say("must run as PID 1 (the kernel's init)");
+    return 1;
+  }
+  umask(022);
+  early_mounts();
+  parse_cmdline();
+  mark("init started");
+  if (!root_spec) fatal("no %s on the kernel command line: the root disk is unknown", APPL_PARAM_ROOT);
+  const char *unsafe = load_and_bind();
 
   char dev[300];
   wait_for_root(dev, sizeof dev);
@@ -358,28 +394,5 @@ int main(void) {
   switch_root();
   mark("root mounted, exec");
   preload_modules();
-  /* The agent runs the snapshot point itself (snapshot-point.h), told so in its
-   * environment, so that it is already running in the snapshot: a restored VM does not
-   * exec it, ~60 ms under TCG. Any other program gets the point here, before its exec. */
-  char point_env[320] = "";
-  if (snapshot_point) {
-    read_programs();
-    if (strcmp(init_path, APPL_AGENT_PATH)) pass_snapshot_point(unsafe);
-    else if (unsafe) snprintf(point_env, sizeof point_env, "%s=%s", APPL_ENV_SNAPSHOT_REFUSED, unsafe);
-    else snprintf(point_env, sizeof point_env, "%s=1", APPL_ENV_SNAPSHOT);
-  }
-
-  const char *term = getenv("TERM");
-  char term_env[64], start_env[64];
-  snprintf(term_env, sizeof term_env, "TERM=%s", term && *term ? term : "linux");
-  snprintf(start_env, sizeof start_env, "%s=%llu", APPL_ENV_INIT_MS, (unsigned long long)start_ms);
-  char *const argv[] = {(char *)init_path, NULL};
-  char *envp[8] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", term_env, start_env};
-  size_t n = 4;
-  if (timing) envp[n++] = APPL_ENV_TIMING "=1";
-  if (*point_env) envp[n++] = point_env;
-  envp[n] = NULL;
-  execve(init_path, argv, envp);
-  fatal("cannot run %s from the root disk: %s (%s names what to run)", init_path, strerror(errno),
-        APPL_PARAM_INIT);
+  exec_program(start_ms, unsafe);
 }

@@ -1,6 +1,6 @@
 /*
- * The guest channel's framed protocol, spoken between the host (src/guest/agent-client.ts)
- * and the agent (agent.c) over the virtio-serial port APPL_PORT_NAME. Its numbers and names
+ * The guest channel's framed protocol, spoken between the host (src/agent/agent-client.ts)
+ * and the agent (c/agent/) over the virtio-serial port APPL_PORT_NAME. Its numbers and names
  * come from contract.h, generated from src/guest/contract.ts: this file documents them.
  *
  * Every frame is a 12-byte header and a payload. All integers are little endian.
@@ -62,7 +62,7 @@
  * The agent powers off when the host closes the channel after sending anything. A host
  * that leaves without a word is not an end: the next one to connect gets a fresh HELLO.
  *
- * The host does not trust the guest (src/guest/protocol.ts checkAgentFrame, channel.ts):
+ * The host does not trust the guest (src/agent/protocol.ts checkAgentFrame, channel.ts):
  * any frame this agent never sends closes the channel, and every request fails with
  * EPROTO. That is: a frame before the HELLO or a second HELLO; a length over
  * APPL_MAX_PAYLOAD, reserved bits or flags set; a type the agent does not send; a payload
@@ -94,11 +94,11 @@ static inline void appl_put32(unsigned char *p, uint32_t v) {
 }
 static inline void appl_put_header(unsigned char *h, uint32_t len, uint8_t type, uint8_t flags,
                                    uint32_t id) {
-  appl_put32(h, len);
-  h[4] = type;
-  h[5] = flags;
-  h[6] = h[7] = 0;
-  appl_put32(h + 8, id);
+  appl_put32(h + APPL_AT_HEADER_LENGTH, len);
+  h[APPL_AT_HEADER_TYPE] = type;
+  h[APPL_AT_HEADER_FLAGS] = flags;
+  h[APPL_AT_HEADER_RESERVED] = h[APPL_AT_HEADER_RESERVED + 1] = 0;
+  appl_put32(h + APPL_AT_HEADER_ID, id);
 }
 
 #endif

@@ -1,10 +1,12 @@
 /**
  * The guest channel's frames (contract.ts has the numbers, c/protocol.h documents every
  * message): encoding requests for the agent and decoding its replies. A reply our agent
- * (agent.c) would never send, in type, flags, size or value, is an EPROTO ApplianceError.
+ * (c/agent/) would never send, in type, flags, size or value, is an EPROTO ApplianceError.
  */
 import { ApplianceError } from '../errors.js';
-import { FrameType, HEADER_SIZE, HELLO_PID1, MAX_PAYLOAD, PAYLOAD, PROTOCOL_VERSION } from './contract.js';
+import { FIELD_AT, FrameType, HEADER_SIZE, HELLO_PID1, MAX_PAYLOAD, PAYLOAD, PROTOCOL_VERSION } from '../guest/contract.js';
+
+const { HEADER, HELLO, EXEC, EXIT, RESIZE } = FIELD_AT;
 
 export interface Frame {
   type: number;
@@ -16,11 +18,11 @@ export interface Frame {
 export function encodeFrame(type: number, id: number, payload: Uint8Array = Buffer.alloc(0), flags = 0): Buffer {
   if (payload.length > MAX_PAYLOAD) throw new RangeError(`frame payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`);
   const frame = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt8(type, 4);
-  frame.writeUInt8(flags, 5);
-  frame.writeUInt16LE(0, 6);
-  frame.writeUInt32LE(id, 8);
+  frame.writeUInt32LE(payload.length, HEADER.length);
+  frame.writeUInt8(type, HEADER.type);
+  frame.writeUInt8(flags, HEADER.flags);
+  frame.writeUInt16LE(0, HEADER.reserved);
+  frame.writeUInt32LE(id, HEADER.id);
   frame.set(payload, HEADER_SIZE);
   return frame;
 }
@@ -65,7 +67,7 @@ export class FrameDecoder {
       this.payloadFill += n;
       off += n;
       if (this.payloadFill < this.payload.length) break;
-      frames.push({ type: this.header[4]!, flags: this.header[5]!, id: this.header.readUInt32LE(8), payload: this.payload });
+      frames.push({ type: this.header[HEADER.type]!, flags: this.header[HEADER.flags]!, id: this.header.readUInt32LE(HEADER.id), payload: this.payload });
       this.payload = undefined;
       this.headerFill = 0;
     }
@@ -73,15 +75,15 @@ export class FrameDecoder {
   }
 
   private payloadLength(): number {
-    const len = this.header.readUInt32LE(0);
+    const len = this.header.readUInt32LE(HEADER.length);
     if (len > MAX_PAYLOAD) throw protocolError(`a frame of ${len} bytes (at most ${MAX_PAYLOAD})`);
-    const reserved = this.header.readUInt16LE(6);
+    const reserved = this.header.readUInt16LE(HEADER.reserved);
     if (reserved !== 0) throw protocolError(`a frame header with reserved bits 0x${reserved.toString(16)}`);
     return len;
   }
 }
 
-/** What the agent sends (agent.c), with the payload sizes it gives each: [least, most]. */
+/** What the agent sends (c/agent/), with the payload sizes it gives each: [least, most]. */
 const FROM_AGENT = new Map<number, readonly [number, number]>([
   [FrameType.HELLO, [PAYLOAD.HELLO, PAYLOAD.HELLO]],
   [FrameType.STDIN_ACK, [PAYLOAD.STDIN_ACK, PAYLOAD.STDIN_ACK]],
@@ -134,10 +136,10 @@ export function encodeExec(req: ExecRequest): Buffer {
     return cString(`${k}=${v}`, `environment variable ${k}`);
   });
   const head = Buffer.alloc(PAYLOAD.EXEC_HEAD);
-  head.writeUInt32LE(req.argv.length, 0);
-  head.writeUInt32LE(env.length, 4);
-  head.writeUInt16LE(terminalSize('rows', req.rows ?? 0), 8);
-  head.writeUInt16LE(terminalSize('cols', req.cols ?? 0), 10);
+  head.writeUInt32LE(req.argv.length, EXEC.argc);
+  head.writeUInt32LE(env.length, EXEC.envc);
+  head.writeUInt16LE(terminalSize('rows', req.rows ?? 0), EXEC.rows);
+  head.writeUInt16LE(terminalSize('cols', req.cols ?? 0), EXEC.cols);
   const payload = Buffer.concat([head, cString(req.cwd ?? '', 'cwd'), ...req.argv.map((a, i) => cString(a, `argv[${i}]`)), ...env]);
   if (payload.length > MAX_PAYLOAD) {
     throw new ApplianceError('E2BIG', `command line and environment take ${payload.length} bytes; at most ${MAX_PAYLOAD - PAYLOAD.EXEC_HEAD} fit in a request`);
@@ -159,17 +161,17 @@ export interface Hello {
 
 export function decodeHello(p: Buffer): Hello {
   // The version first: an agent of another version may well greet in another size.
-  const version = p.length >= 4 ? p.readUInt32LE(0) : undefined;
+  const version = p.length >= HELLO.version + 4 ? p.readUInt32LE(HELLO.version) : undefined;
   if (version !== undefined && version !== PROTOCOL_VERSION) {
     throw protocolError(`the guest agent speaks protocol version ${version}, this host speaks ${PROTOCOL_VERSION}: rebuild the appliance so its agent matches`);
   }
   checkSize(FrameType.HELLO, p);
   return {
     version: PROTOCOL_VERSION,
-    bootMs: p.readUInt32LE(4),
-    initMs: p.readUInt32LE(8),
-    pid1: (p.readUInt32LE(12) & HELLO_PID1) !== 0,
-    resumeMs: p.readUInt32LE(16),
+    bootMs: p.readUInt32LE(HELLO.bootMs),
+    initMs: p.readUInt32LE(HELLO.initMs),
+    pid1: (p.readUInt32LE(HELLO.flags) & HELLO_PID1) !== 0,
+    resumeMs: p.readUInt32LE(HELLO.resumeMs),
   };
 }
 
@@ -185,13 +187,13 @@ const MAX_SIGNAL = 64;
 
 export function decodeExit(p: Buffer, id?: number): ExitStatus {
   checkSize(FrameType.EXIT, p, id);
-  const code = p.readInt32LE(0);
-  const sig = p.readUInt32LE(4);
-  // agent.c: an exit status 0-255 and no signal, or -1 and the signal that killed it.
+  const code = p.readInt32LE(EXIT.code);
+  const sig = p.readUInt32LE(EXIT.signal);
+  // c/agent/requests.c: an exit status 0-255 and no signal, or -1 and the signal that killed it.
   if (sig === 0 ? code < 0 || code > 255 : code !== -1 || sig > MAX_SIGNAL) {
     throw protocolError(`EXIT${id === undefined ? '' : ` for request ${id}`} with exit code ${code} and signal ${sig}`);
   }
-  return { exitCode: sig ? null : code, signal: sig || null, durationMs: p.readUInt32LE(8) };
+  return { exitCode: sig ? null : code, signal: sig || null, durationMs: p.readUInt32LE(EXIT.durationMs) };
 }
 
 export function decodeAck(p: Buffer, id?: number): number {
@@ -203,7 +205,7 @@ export function decodeAck(p: Buffer, id?: number): number {
 export function decodeError(p: Buffer, id?: number): { errno: number; message: string } {
   checkSize(FrameType.ERROR, p, id);
   const message = p
-    .subarray(4)
+    .subarray(PAYLOAD.ERROR_MIN)
     .toString('utf8')
     .replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
   return { errno: p.readInt32LE(0), message };
@@ -221,9 +223,9 @@ function terminalSize(what: 'rows' | 'cols', v: number): number {
 }
 
 export function encodeResize(rows: number, cols: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt16LE(terminalSize('rows', rows), 0);
-  b.writeUInt16LE(terminalSize('cols', cols), 2);
+  const b = Buffer.alloc(PAYLOAD.RESIZE);
+  b.writeUInt16LE(terminalSize('rows', rows), RESIZE.rows);
+  b.writeUInt16LE(terminalSize('cols', cols), RESIZE.cols);
   return b;
 }
 

@@ -5,8 +5,9 @@
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { ApplianceError } from '../errors.js';
-import { FrameFlag, FrameType, MAX_PAYLOAD, STDIN_WINDOW } from './contract.js';
-import { errnoCode, signalNames, type Channel } from './channel.js';
+import { FrameFlag, FrameType, MAX_PAYLOAD, STDIN_WINDOW } from '../guest/contract.js';
+import { errnoCode, signalNames } from '../errno.js';
+import type { Channel } from './channel.js';
 import { AgentError, type ExecResult, type SpawnError } from './results.js';
 import {
   decodeAck,

@@ -8,11 +8,11 @@
  * socket's handlers.
  */
 import type { Socket } from 'node:net';
-import { constants as osConstants } from 'node:os';
 import { Readable } from 'node:stream';
-import { ApplianceError, type ErrorCode } from '../errors.js';
+import { ApplianceError } from '../errors.js';
+import { errnoCode } from '../errno.js';
 import { AgentError } from './results.js';
-import { FrameType } from './contract.js';
+import { FrameType } from '../guest/contract.js';
 import { checkAgentFrame, decodeError, decodeHello, FrameDecoder, frameName, protocolError, type Frame, type Hello } from './protocol.js';
 
 /** What a request does with its frames, and with the channel closing under it. */
@@ -21,20 +21,6 @@ export interface Pending {
   onFrame(frame: Frame): void;
   /** The channel closed: goneError() says how. */
   onGone(): void;
-}
-
-function reverse(table: Record<string, number>): Map<number, string> {
-  const map = new Map<number, string>();
-  // First name wins: SIGABRT before its alias SIGIOT.
-  for (const [name, num] of Object.entries(table)) if (!map.has(num)) map.set(num, name);
-  return map;
-}
-export const signalNames = reverse(osConstants.signals as Record<string, number>);
-const errnoNames = reverse(osConstants.errno as Record<string, number>);
-
-/** The guest's errno as our error code: its name (ENOENT…), or EGUEST for a number we do not know. */
-export function errnoCode(errno: number): ErrorCode {
-  return (errnoNames.get(errno) ?? 'EGUEST') as ErrorCode;
 }
 
 export class Channel {

@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { ApplianceError } from '../errors.js';
 import { Channel } from './channel.js';
 import { AgentError } from './results.js';
-import { FrameFlag, FrameType } from './contract.js';
+import { FrameFlag, FrameType } from '../guest/contract.js';
 import { DEFAULT_MAX_BUFFER, Exec, frameChunks, type ExecOptions, type ExecStream, type Input } from './exec.js';
 import type { ExecResult } from './results.js';
 import { encodeFrame, encodeReadFile, encodeWriteFile, unexpectedFrame, type Hello } from './protocol.js';
