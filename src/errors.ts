@@ -25,8 +25,9 @@ export type ErrorCode =
   | 'EGUESTDIED'
   // the guest channel and commands in the guest
   | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
-  // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount
-  | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS'
+  // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount,
+  // a package database in an image that cannot be read (truncated, corrupt or hostile)
+  | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS' | 'EPACKAGEDB'
   // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for
   | GuestErrno
   | 'EGUEST';
