@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
   // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount
   | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS'
+  // a file read from a disk image that is not what its format says: a Windows registry hive
+  | 'EHIVE'
   // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for
   | GuestErrno
   | 'EGUEST';
