@@ -53,8 +53,7 @@ export class Cells {
   cell(offset: number, what: string): Cell {
     this.charge();
     const fileAt = offset + BINS_START;
-    if (!this.isCell(offset))
-      throw hiveError(Math.min(fileAt, Number.MAX_SAFE_INTEGER), `${what} points to 0x${offset.toString(16)}, where no cell in use starts`);
+    if (!this.isCell(offset)) throw hiveError(fileAt, `${what} points to 0x${offset.toString(16)}, where no cell in use starts`);
     const size = Math.abs(this.buf.readInt32LE(fileAt));
     return { offset, at: fileAt + 4, data: this.buf.subarray(fileAt + 4, fileAt + size) };
   }
