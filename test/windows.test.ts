@@ -30,7 +30,7 @@ const MiB = 1024 * 1024;
 const MBR_SIGNATURE = Buffer.from([0x31, 0x32, 0x33, 0x34]);
 const P1 = { start: 1 * MiB, size: 40 * MiB };
 const P2 = { start: 41 * MiB, size: 40 * MiB };
-/** The GPT disk's partitions' unique GUIDs (as sgdisk takes and prints them). */
+/** The GPT disk's partitions' unique GUIDs (as sfdisk takes them). */
 const GPT1 = '6a4b2f1c-93d2-4e7a-b1c3-0f9e8d7c6b5a';
 const GPT2 = 'c0ffee00-1234-4abc-9def-00112233aabb';
 
@@ -532,7 +532,7 @@ describe('against virt-inspector (libguestfs), one launch', () => {
     }
     await writeFile(disks.gpt, Buffer.alloc(0));
     await truncate(disks.gpt, 8 * MiB);
-    await run('sgdisk', ['-n', '1:2048:+1M', '-u', `1:${GPT1}`, '-n', '2:0:+1M', '-u', `2:${GPT2}`, disks.gpt]);
+    await run('sfdisk', ['-q', disks.gpt], { input: `label: gpt\nstart=2048, size=2048, uuid=${GPT1}\nstart=4096, size=2048, uuid=${GPT2}\n` });
     const { stdout } = await run('virt-inspector', ['--format=raw', '-a', disks.mbr, '--format=raw', '-a', disks.gpt], { env: GUESTFS_ENV });
     theirs = parseInspector(stdout);
   }, 300_000);
