@@ -28,6 +28,8 @@ export type ErrorCode =
   // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount,
   // a package database in an image that cannot be read (truncated, corrupt or hostile)
   | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS' | 'EPACKAGEDB'
+  // a file read from a disk image that is not what its format says: a Windows registry hive
+  | 'EHIVE'
   // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for
   | GuestErrno
   | 'EGUEST';
