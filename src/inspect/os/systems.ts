@@ -83,7 +83,8 @@ function mergeCoreos(placed: Placed[]): Placed[] {
   const v = (p: Placed) => p.role.data.version ?? { major: 0, minor: 0 };
   const [usr] = [...usrs].sort((a, b) => v(b).major - v(a).major || v(b).minor - v(a).minor);
   merge(usr!, roots[0]!);
-  return placed.filter((p) => !coreos(p, 'usr'));
+  // libguestfs rebuilds its list as the root followed by the others in reverse order: the order its roots are printed in.
+  return [roots[0]!, ...placed.filter((p) => !coreos(p, 'usr') && p !== roots[0]).reverse()];
 }
 
 const BSD = new Set(['freebsd', 'netbsd', 'openbsd']);

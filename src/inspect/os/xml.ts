@@ -58,11 +58,17 @@ const leaf = (name: string, value: string | number | undefined): Node[] => (valu
 /** An optional field of an OS: nothing when libguestfs would say "unknown" (an empty one is printed). */
 const field = (name: string, value: string | undefined): Node[] => (value === undefined || value === 'unknown' ? [] : [{ name, text: value }]);
 
-/** The document virt-inspector prints for these operating systems; `filesystems` tells each filesystem's type, label and UUID. */
-export function toInspectorXml(oses: readonly OperatingSystem[], filesystems: readonly XmlFilesystem[]): string {
+/**
+ * The document virt-inspector prints for these operating systems; `filesystems` tells
+ * each filesystem's type, label and UUID. With `applications` (the default when any OS
+ * has its packages read) every OS has an <applications> list, empty where its packages
+ * are unknown (as virt-inspector's is for a format it cannot read); without, none has.
+ */
+export function toInspectorXml(oses: readonly OperatingSystem[], filesystems: readonly XmlFilesystem[], opts: { applications?: boolean } = {}): string {
   const byId = new Map(filesystems.map((f) => [f.id, f]));
+  const applications = opts.applications ?? oses.some((os) => os.packages);
   const out = ['<?xml version="1.0"?>\n'];
-  write({ name: 'operatingsystems', children: oses.map((os) => osNode(os, byId)) }, 0, out);
+  write({ name: 'operatingsystems', children: oses.map((os) => osNode(os, byId, applications)) }, 0, out);
   return out.join('');
 }
 
@@ -72,7 +78,7 @@ function device(m: { id?: string; device?: string }, byId: Map<string, XmlFilesy
   return { raw, shown: canonicalDeviceName(raw) };
 }
 
-function osNode(os: OperatingSystem, byId: Map<string, XmlFilesystem>): Node {
+function osNode(os: OperatingSystem, byId: Map<string, XmlFilesystem>, applications: boolean): Node {
   const fstab = os.fstab.length ? os.fstab : [{ mountpoint: '/', id: os.root }];
   const mounts = fstab
     .filter((m) => m.mountpoint.startsWith('/'))
@@ -99,7 +105,7 @@ function osNode(os: OperatingSystem, byId: Map<string, XmlFilesystem>): Node {
     { name: 'mountpoints', children: mounts.map(({ m, dev }) => ({ name: 'mountpoint', attrs: [['dev', dev]], text: m.mountpoint })) },
     { name: 'filesystems', children: fses.map(({ m, dev }) => filesystemNode(dev.shown, m.id === undefined ? undefined : byId.get(m.id))) },
     ...driveMappings(os, byId),
-    ...(os.packages ? [{ name: 'applications', children: [...os.packages].sort((a, b) => bytewise(a.name, b.name)).map(application) }] : []),
+    ...(applications ? [{ name: 'applications', children: [...(os.packages ?? [])].sort((a, b) => bytewise(a.name, b.name)).map(application) }] : []),
   ];
   return { name: 'operatingsystem', children };
 }
