@@ -6,7 +6,7 @@
 // passes over the list; lib/inspect-osinfo.c the osinfo ids). virt-inspector itself is
 // the oracle of inspect-xml.test.ts, on images holding some of these same roots.
 import { describe, expect, it } from 'vitest';
-import { detectSystems } from '../src/inspect/os.js';
+import { deploymentsOf, detectSystems, isOstreeSysroot } from '../src/inspect/os.js';
 import { osinfoId } from '../src/inspect/os/osinfo.js';
 import { detectOne, elfHeader, matcher, treeFiles, X86_64, type Tree } from './helpers/os-files.js';
 
@@ -498,6 +498,45 @@ describe('the passes over all filesystems (inspect.ml)', () => {
     );
     expect(found.map((o) => o.root)).toEqual(['disk0:2', 'btrfsvol:disk0:2/@/.snapshots/2/snapshot']);
     expect(found[0]).toMatchObject({ distro: 'opensuse', version: { major: 20240101, minor: 0 }, osinfo: 'opensuse20240101.0' });
+  });
+});
+
+describe('OSTree deployments (Fedora CoreOS): beyond libguestfs, which finds no root in them', () => {
+  it('a sysroot is known by /ostree/repo/config; its deployments from a walk of /ostree/deploy; each one a root with its own files', () => {
+    const csum = 'a'.repeat(64);
+    expect(isOstreeSysroot(treeFiles({ '/ostree/repo/config': '[core]\nmode=bare\n' }))).toBe(true);
+    expect(isOstreeSysroot(treeFiles({ '/etc/fstab': '' }))).toBe(false);
+    const folders = [
+      '/ostree/deploy',
+      '/ostree/deploy/fedora-coreos',
+      '/ostree/deploy/fedora-coreos/deploy',
+      `/ostree/deploy/fedora-coreos/deploy/${csum}.0`,
+      '/ostree/deploy/fedora-coreos/var',
+    ];
+    const [deployment] = deploymentsOf(folders);
+    expect(deploymentsOf(folders)).toEqual([{ path: `/ostree/deploy/fedora-coreos/deploy/${csum}.0`, var: '/ostree/deploy/fedora-coreos/var' }]);
+    const release =
+      'NAME="Fedora Linux"\nVERSION="39.20240112.3.0 (CoreOS)"\nID=fedora\nVERSION_ID=39\nVARIANT_ID=coreos\nPRETTY_NAME="Fedora CoreOS 39.20240112.3.0"\n';
+    const found = detectSystems(
+      [
+        { info: { id: 'disk0:4', type: 'xfs' }, files: treeFiles({ '/ostree/repo/config': '' }) },
+        {
+          info: { id: 'disk0:4', type: 'xfs' },
+          deployment,
+          files: treeFiles({ '/etc/os-release': release, '/etc/hosts': '', '/bin/bash': elfHeader(183) }),
+        },
+      ],
+      matcher({}),
+    );
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({
+      root: 'disk0:4',
+      deployment,
+      distro: 'fedora',
+      productName: 'Fedora CoreOS 39.20240112.3.0',
+      osinfo: 'fedora39',
+      arch: 'aarch64',
+    });
   });
 });
 

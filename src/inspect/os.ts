@@ -8,6 +8,7 @@
 import { ELF_HEADER_BYTES } from './os/arch.js';
 import type { Distro, OsType, PackageFormat, PackageManagement } from './os/distros.js';
 import { osinfoId } from './os/osinfo.js';
+import { OSTREE_MARKER, type Deployment } from './os/ostree.js';
 import { keyValues, shellUnquote } from './os/release-files.js';
 import { filesystemRole, ROLE_READS } from './os/roles.js';
 import { assembleRoots, resolveFstab, type FstabMatch, type FstabMount, type Placed } from './os/systems.js';
@@ -15,6 +16,7 @@ import type { Package } from './packages.js';
 
 export type { FstabEntry } from './os/fstab.js';
 export type { FstabMount } from './os/systems.js';
+export { deploymentsOf, OSTREE_DEPLOY, OSTREE_DEPLOY_DEPTH, type Deployment } from './os/ostree.js';
 export type { Distro, OsType, PackageFormat, PackageManagement } from './os/distros.js';
 export { packageList, packagesOf } from './packages.js';
 
@@ -52,6 +54,8 @@ export interface OperatingSystem {
   windowsCurrentControlSet?: string;
   windowsGroupPolicy?: boolean;
   driveMappings?: Record<string, string>;
+  /** An OSTree deployment (Fedora CoreOS…): the folder of the root filesystem that is this OS's "/", and the one that is its /var. */
+  deployment?: Deployment;
   /** Mount point → the id of the filesystem that goes there (those attached); "/" is the root where fstab says nothing else. */
   mountpoints: Record<string, string>;
   /** The fstab lines libguestfs keeps, swap included, in order: what virt-inspector's mountpoints and filesystems come from. */
@@ -68,12 +72,13 @@ const FILE_LIMIT = 64 * 1024;
 /**
  * What OS detection reads of each candidate filesystem, in one call: small files whole
  * (release files, os-release, hostname files, fstab…), the ELF header of each program the
- * architecture is read from, and of the markers only whether they are there (limit 0).
+ * architecture is read from, and of the markers only whether they are there (limit 0),
+ * OSTree's among them (isOstreeSysroot).
  */
 const OS_READS: { paths: string[]; limit: number }[] = [
   { paths: ROLE_READS.text, limit: FILE_LIMIT },
   { paths: ROLE_READS.headers, limit: ELF_HEADER_BYTES },
-  { paths: ROLE_READS.markers, limit: 0 },
+  { paths: [...ROLE_READS.markers, OSTREE_MARKER], limit: 0 },
 ];
 const OS_FILES = OS_READS.flatMap((r) => r.paths);
 
@@ -84,7 +89,16 @@ export const osReads = (root: string) => OS_READS.map((r) => ({ root, ...r }));
 export interface OsCandidate {
   info: Placed['info'];
   files: (Buffer | undefined)[];
+  /** An OSTree deployment of the filesystem, whose folder osReads read as the root. */
+  deployment?: Deployment;
 }
+
+/**
+ * Whether a filesystem (osReads' results) is an OSTree sysroot: its deployments
+ * (deploymentsOf a walk of OSTREE_DEPLOY, OSTREE_DEPLOY_DEPTH deep) are candidates too,
+ * each read with osReads of its folder.
+ */
+export const isOstreeSysroot = (files: (Buffer | undefined)[]) => files[OS_FILES.indexOf(OSTREE_MARKER)] !== undefined;
 
 /**
  * The operating systems of the candidate filesystems, in their order: each filesystem's
@@ -97,7 +111,7 @@ export function detectSystems(candidates: OsCandidate[], match: FstabMatch): Ope
     const at = new Map(OS_FILES.map((p, i) => [p, c.files[i]]));
     const file = (p: string) => at.get(p);
     const role = filesystemRole({ file, header: file });
-    return role ? [{ info: c.info, role, file, ...resolveFstab(c.info.id, role.data, file, match) }] : [];
+    return role ? [{ info: c.info, role, file, deployment: c.deployment, ...resolveFstab(c.info.id, role.data, file, match) }] : [];
   });
   return assembleRoots(placed).map(operatingSystem);
 }
@@ -129,6 +143,7 @@ function operatingSystem(p: Placed): OperatingSystem {
     packageFormat: d.packageFormat,
     packageManagement: d.packageManagement,
     format: 'installed',
+    deployment: p.deployment,
     mountpoints,
     fstab: p.fstab,
     unmatched: p.unmatched,

@@ -8,6 +8,7 @@
 import type { FilesystemInfo } from '../info.js';
 import { bsdDevice, DEVICE_SPEC, fstabEntries, type FstabEntry } from './fstab.js';
 import { ROLE_FILES, type FilesystemRole, type InspectionData } from './roles.js';
+import type { Deployment } from './ostree.js';
 import type { FileOf } from './release-files.js';
 
 /** One line of a root's fstab as libguestfs keeps it: where, and the filesystem (our id) or, not found, the device as written. */
@@ -25,6 +26,8 @@ export interface Placed {
   fstab: FstabMount[];
   /** fstab lines with a device (or a network share) that is not among the filesystems. */
   unmatched: string[];
+  /** An OSTree deployment: the folder of the filesystem that is the root. */
+  deployment?: Deployment;
 }
 
 /** The filesystem (our id) an fstab line names, if attached. */
