@@ -341,7 +341,7 @@ describe('the schema, for every kind of OS', () => {
         ],
       },
     ];
-    const subvolumes: XmlFilesystem[] = [...filesystems, { id: 'btrfsvol:disk0/@', type: 'btrfs', subvolume: '@', uuid: 'b' }];
+    const subvolumes: XmlFilesystem[] = [...filesystems, { id: 'btrfsvol:disk0/@', type: 'btrfs', uuid: 'b' }];
     for (const os of oses) expect(xmllint(toInspectorXml([os], subvolumes)).stderr, os.distro).toMatch(/validates/);
     const windows = toInspectorXml([oses.at(-1)!], filesystems);
     expect(windows).toContain('<windows_group_policy/>');

@@ -7,6 +7,7 @@
 // the oracle of inspect-xml.test.ts, on images holding some of these same roots.
 import { describe, expect, it } from 'vitest';
 import { deploymentsOf, detectSystems, isOstreeSysroot } from '../src/inspect/os.js';
+import { canonicalDeviceName, libguestfsDevice } from '../src/inspect/os/device-names.js';
 import { osinfoId } from '../src/inspect/os/osinfo.js';
 import { detectOne, elfHeader, matcher, treeFiles, X86_64, type Tree } from './helpers/os-files.js';
 
@@ -558,5 +559,34 @@ describe('osinfo ids (lib/inspect-osinfo.c)', () => {
     expect(osinfoId({ type: 'linux', distro: 'altlinux', version: { major: 7, minor: 0 } })).toBe('altlinux7.0');
     expect(osinfoId({ type: 'linux', distro: 'mageia', version: { major: 9, minor: 0 } })).toBe('mageia9');
     expect(osinfoId({ type: 'linux', distro: 'slackware', version: { major: 0, minor: 0 } })).toBeUndefined();
+  });
+});
+
+describe("libguestfs's device names for our ids (device-names.ts)", () => {
+  it('disks by letter (aa after z), partitions, LVs, md arrays, LUKS, btrfs subvolumes of each; fstab names canonicalised as guestfs_canonical_device_name does', () => {
+    expect(['disk0', 'disk25', 'disk26', 'disk701', 'disk1:3', 'vg/root', 'md:md127', 'luks:1234-5678'].map(libguestfsDevice)).toEqual([
+      '/dev/sda',
+      '/dev/sdz',
+      '/dev/sdaa',
+      '/dev/sdzz',
+      '/dev/sdb3',
+      '/dev/vg/root',
+      '/dev/md127',
+      '/dev/mapper/luks-1234-5678',
+    ]);
+    expect(['btrfsvol:disk0:2/@/.snapshots/1/snapshot', 'btrfsvol:vg/lv/@home', 'btrfsvol:luks:ab/@'].map(libguestfsDevice)).toEqual([
+      'btrfsvol:/dev/sda2/@/.snapshots/1/snapshot',
+      'btrfsvol:/dev/vg/lv/@home',
+      'btrfsvol:/dev/mapper/luks-ab/@',
+    ]);
+    expect(['/dev/vdb1', '/dev/xvda', '/dev/hda2', '/dev/md0', '/dev/mapper/x', '/dev/nvme0n1p1', '/dev/disk/by-id/x'].map(canonicalDeviceName)).toEqual([
+      '/dev/sdb1',
+      '/dev/sda',
+      '/dev/sda2',
+      '/dev/md0',
+      '/dev/mapper/x',
+      '/dev/nvme0n1p1',
+      '/dev/disk/by-id/x',
+    ]);
   });
 });

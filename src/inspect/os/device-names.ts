@@ -9,8 +9,6 @@
  * assembled it (ours and libguestfs's may number it differently); a LUKS container
  * virt-inspector opened with a key given by device name is /dev/mapper/cryptsdaN there.
  */
-import type { FilesystemInfo } from '../info.js';
-
 /** 0 → a, 25 → z, 26 → aa: libguestfs's drive letters. */
 function driveLetters(index: number): string {
   let s = '';
@@ -18,14 +16,14 @@ function driveLetters(index: number): string {
   return s;
 }
 
-/** libguestfs's name of the filesystem with this id (and, for a btrfs subvolume, this subvolume path). */
-export function libguestfsDevice(info: Pick<FilesystemInfo, 'id' | 'subvolume'>): string {
-  const { id, subvolume } = info;
-  const prefix = 'btrfsvol:';
-  if (subvolume !== undefined && id.startsWith(prefix) && id.endsWith(`/${subvolume}`)) {
-    return `${prefix}${libguestfsDevice({ id: id.slice(prefix.length, -(subvolume.length + 1)) })}/${subvolume}`;
-  }
+/**
+ * libguestfs's name of the filesystem with this id (info.ts: disk0, disk0:2, VG/LV, md:NAME,
+ * luks:UUID, btrfsvol:ID/PATH — the ID of a subvolume's filesystem has at most the one "/"
+ * of an LV, so the PATH is what follows).
+ */
+export function libguestfsDevice(id: string): string {
   let m: RegExpExecArray | null;
+  if ((m = /^btrfsvol:(disk\d+(?::\d+)?|(?:md|luks):[^/]+|[^/]+\/[^/]+)\/(.*)$/s.exec(id))) return `btrfsvol:${libguestfsDevice(m[1]!)}/${m[2]}`;
   if ((m = /^disk(\d+)(?::(\d+))?$/.exec(id))) return `/dev/sd${driveLetters(Number(m[1]))}${m[2] ?? ''}`;
   if (id.startsWith('md:')) return `/dev/${id.slice(3)}`;
   if (id.startsWith('luks:')) return `/dev/mapper/luks-${id.slice(5)}`;

@@ -12,7 +12,7 @@ import type { Package } from '../packages.js';
 import { canonicalDeviceName, libguestfsDevice } from './device-names.js';
 
 /** A filesystem as the XML tells it; `typeVersion` is the <type version="…"> virt-inspector gives xfs (4 or 5). */
-export type XmlFilesystem = Pick<FilesystemInfo, 'id' | 'type' | 'label' | 'uuid' | 'subvolume'> & { typeVersion?: string };
+export type XmlFilesystem = Pick<FilesystemInfo, 'id' | 'type' | 'label' | 'uuid'> & { typeVersion?: string };
 
 const NOT_XML = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/g;
 
@@ -73,8 +73,8 @@ export function toInspectorXml(oses: readonly OperatingSystem[], filesystems: re
 }
 
 /** Where a filesystem id or an unresolved fstab device goes: libguestfs's name (what it sorts by) and the name it prints. */
-function device(m: { id?: string; device?: string }, byId: Map<string, XmlFilesystem>): { raw: string; shown: string } {
-  const raw = m.id !== undefined ? libguestfsDevice({ id: m.id, subvolume: byId.get(m.id)?.subvolume }) : m.device!;
+function device(m: { id?: string; device?: string }): { raw: string; shown: string } {
+  const raw = m.id !== undefined ? libguestfsDevice(m.id) : m.device!;
   return { raw, shown: canonicalDeviceName(raw) };
 }
 
@@ -82,11 +82,11 @@ function osNode(os: OperatingSystem, byId: Map<string, XmlFilesystem>, applicati
   const fstab = os.fstab.length ? os.fstab : [{ mountpoint: '/', id: os.root }];
   const mounts = fstab
     .filter((m) => m.mountpoint.startsWith('/'))
-    .map((m) => ({ m, dev: device(m, byId).shown }))
+    .map((m) => ({ m, dev: device(m).shown }))
     .sort((a, b) => Buffer.byteLength(a.m.mountpoint) - Buffer.byteLength(b.m.mountpoint) || bytewise(a.m.mountpoint, b.m.mountpoint));
-  const fses = fstab.map((m) => ({ m, dev: device(m, byId) })).sort((a, b) => bytewise(a.dev.raw, b.dev.raw));
+  const fses = fstab.map((m) => ({ m, dev: device(m) })).sort((a, b) => bytewise(a.dev.raw, b.dev.raw));
   const children: Node[] = [
-    { name: 'root', text: device({ id: os.root }, byId).shown },
+    { name: 'root', text: device({ id: os.root }).shown },
     { name: 'name', text: os.type },
     ...field('arch', os.arch),
     ...field('distro', os.distro),
@@ -104,7 +104,7 @@ function osNode(os: OperatingSystem, byId: Map<string, XmlFilesystem>, applicati
     ...field('osinfo', os.osinfo),
     { name: 'mountpoints', children: mounts.map(({ m, dev }) => ({ name: 'mountpoint', attrs: [['dev', dev]], text: m.mountpoint })) },
     { name: 'filesystems', children: fses.map(({ m, dev }) => filesystemNode(dev.shown, m.id === undefined ? undefined : byId.get(m.id))) },
-    ...driveMappings(os, byId),
+    ...driveMappings(os),
     ...(applications ? [{ name: 'applications', children: [...(os.packages ?? [])].sort((a, b) => bytewise(a.name, b.name)).map(application) }] : []),
   ];
   return { name: 'operatingsystem', children };
@@ -117,13 +117,13 @@ function filesystemNode(dev: string, f: XmlFilesystem | undefined): Node {
 }
 
 /** Windows' drive letters, by letter (case aside). */
-function driveMappings(os: OperatingSystem, byId: Map<string, XmlFilesystem>): Node[] {
+function driveMappings(os: OperatingSystem): Node[] {
   const letters = Object.entries(os.driveMappings ?? {}).sort(([a], [b]) => bytewise(a.toLowerCase(), b.toLowerCase()));
   if (!letters.length) return [];
   return [
     {
       name: 'drive_mappings',
-      children: letters.map(([letter, id]) => ({ name: 'drive_mapping', attrs: [['name', letter]], text: device({ id }, byId).shown })),
+      children: letters.map(([letter, id]) => ({ name: 'drive_mapping', attrs: [['name', letter]], text: device({ id }).shown })),
     },
   ];
 }
