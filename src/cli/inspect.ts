@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { DiskFormat, DiskSpec } from '../vm/index.js';
 import type { FileStat, Inspection, InspectOptions, Name } from '../inspect/index.js';
+import { packageVersion } from '../inspect/packages.js';
 import { ApplianceError } from '../errors.js';
 import { action, usageError } from './common.js';
 
@@ -116,10 +117,15 @@ export function register(program: Command): void {
     .argument('<disk...>', 'disk images, attached read-only')
     .option('--packages', "list each OS's installed packages")
     .option('--json', 'print the result as JSON')
+    .option('--xml', "print the operating systems as virt-inspector's XML (with their packages)")
     .action(
-      action(async (disks: string[], o: CommonOptions & { packages?: boolean }) => {
+      action(async (disks: string[], o: CommonOptions & { packages?: boolean; xml?: boolean }) => {
         await using img = await open(disks, o);
-        const [filesystems, os] = [await img.filesystems(), await img.os({ packages: o.packages })];
+        const [filesystems, os] = [await img.filesystems(), await img.os({ packages: o.packages || o.xml })];
+        if (o.xml) {
+          const { toInspectorXml } = await import('../inspect/os/xml.js');
+          return void process.stdout.write(toInspectorXml(os, filesystems));
+        }
         const result = { disks: img.disks(), volumes: img.volumes(), filesystems, os };
         if (o.json) return void json(result);
         process.stdout.write(inspectText(result));
@@ -277,7 +283,7 @@ function inspectText(r: {
         .map(([m, id]) => `${m} ${id}`)
         .join(', ')}`,
     );
-    if (os.packages) for (const p of os.packages) lines.push(`  ${p.name} ${p.version} ${p.arch}`);
+    if (os.packages) for (const p of os.packages) lines.push(`  ${p.name} ${packageVersion(p, os.packageFormat)} ${p.arch}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,137 +1,153 @@
 /**
- * Operating systems on the inspected filesystems, with virt-inspector's Linux fields: a
- * root filesystem is one with an os-release file; from it come the distribution, product
- * name and version, from its files the architecture (ELF header of /bin/sh), hostname,
- * package format and manager, and from its fstab where its other filesystems go.
+ * Operating systems on the inspected filesystems, found and described as virt-inspector
+ * does (libguestfs's inspection, read whole: os/roles.ts, os/release-files.ts,
+ * os/systems.ts): what each filesystem is — a root, a /usr, nothing — from its files;
+ * then the roots with what their /usr and fstab add. All of it from files read in one
+ * call to the guest for every candidate filesystem (osReads).
  */
-import { PACKAGE_DATABASES, PACKAGE_MANAGERS, parsePackages, type Package, type PackageFormat } from './packages.js';
+import { ELF_HEADER_BYTES } from './os/arch.js';
+import type { Distro, OsType, PackageFormat, PackageManagement } from './os/distros.js';
+import { osinfoId } from './os/osinfo.js';
+import { OSTREE_MARKER, type Deployment } from './os/ostree.js';
+import { keyValues, shellUnquote } from './os/release-files.js';
+import { filesystemRole, ROLE_READS } from './os/roles.js';
+import { assembleRoots, resolveFstab, type FstabMatch, type FstabMount, type Placed } from './os/systems.js';
+import type { Package } from './packages.js';
+
+export type { FstabEntry } from './os/fstab.js';
+export type { FstabMount } from './os/systems.js';
+export { deploymentsOf, OSTREE_DEPLOY, OSTREE_DEPLOY_DEPTH, type Deployment } from './os/ostree.js';
+export type { Distro, OsType, PackageFormat, PackageManagement } from './os/distros.js';
+export { packageList, packagesOf } from './packages.js';
 
 export interface OperatingSystem {
   /** The root filesystem's id. */
   root: string;
-  type: 'linux';
-  /** os-release's ID: debian, ubuntu, fedora, rhel, alpine, arch… */
-  distro?: string;
-  /** os-release's PRETTY_NAME (else NAME). */
+  /** virt-inspector's <name>: linux, windows, freebsd (OpenBSD too, as libguestfs names it), netbsd, hurd, minix, dos. */
+  type: OsType;
+  /** virt-inspector's names: debian, ubuntu, fedora, rhel, centos, rocky, oraclelinux, opensuse, sles, archlinux, alpinelinux, voidlinux, redhat-based (AlmaLinux)… */
+  distro?: Distro;
+  /** As virt-inspector forms it: os-release's PRETTY_NAME, or a release file's first line (Debian: /etc/debian_version, "12.15"). */
   productName?: string;
-  /** From VERSION_ID (Debian: /etc/debian_version, which has the point release); 0 where unknown. */
+  /** Windows: "Client" or "Server". */
+  productVariant?: string;
+  /** os-release's PRETTY_NAME, where the root has one. */
+  prettyName?: string;
+  /** os-release's ID, where the root has one (also for those virt-inspector has no name for: almalinux, nixos, ol…). */
+  osReleaseId?: string;
+  /** As virt-inspector says it: 0.0 where unknown. */
   version: { major: number; minor: number };
-  /** x86_64, i386, aarch64, armv7l, ppc64, ppc64le, s390x, riscv64. */
+  /** libguestfs's names: x86_64, i386, aarch64, arm, ppc64, ppc64le, s390x, riscv64, loongarch64… */
   arch?: string;
   hostname?: string;
+  /** os-release's BUILD_ID; Windows: its build number. */
+  buildId?: string;
+  /** The osinfo-db short id virt-inspector prints: fedora39, debian12, ubuntu22.04, rhel9.4, win11… */
+  osinfo?: string;
+  /** What the distribution uses, as virt-inspector infers it (whether or not the manager's program is there). */
   packageFormat?: PackageFormat;
-  packageManagement?: string;
-  /** From /etc/fstab: mount point → the id of the filesystem that goes there (those attached). */
+  packageManagement?: PackageManagement;
+  /** libguestfs's inspect-get-format: always an installed system. */
+  format: 'installed';
+  /** Windows: where the system is (/Windows), which control set is current, whether group policy is set, and the drive letters (C → a filesystem id). */
+  windowsSystemroot?: string;
+  windowsCurrentControlSet?: string;
+  windowsGroupPolicy?: boolean;
+  driveMappings?: Record<string, string>;
+  /** An OSTree deployment (Fedora CoreOS…): the folder of the root filesystem that is this OS's "/", and the one that is its /var. */
+  deployment?: Deployment;
+  /** Mount point → the id of the filesystem that goes there (those attached); "/" is the root where fstab says nothing else. */
   mountpoints: Record<string, string>;
+  /** The fstab lines libguestfs keeps, swap included, in order: what virt-inspector's mountpoints and filesystems come from. */
+  fstab: FstabMount[];
   /** fstab lines whose device is not among the attached filesystems (a network share, a missing disk). */
   unmatched: string[];
-  /** With `packages: true`: what is installed (name, version, arch), sorted by name. */
+  /** With `packages: true`: what is installed, sorted by name. */
   packages?: Package[];
 }
 
+/** Small files are read whole up to this (a release file is under 1 KiB, an fstab a few). */
 const FILE_LIMIT = 64 * 1024;
 
 /**
- * What OS detection reads of each candidate filesystem, in one call: small text files
- * whole (up to FILE_LIMIT), the ELF header of /bin/sh (its architecture), and of the
- * package databases and managers' programs only whether they are there (limit 0: opened,
- * not read; a real dpkg status or apt-get is hundreds of KiB, all of it cold disk reads).
+ * What OS detection reads of each candidate filesystem, in one call: small files whole
+ * (release files, os-release, hostname files, fstab…), the ELF header of each program the
+ * architecture is read from, and of the markers only whether they are there (limit 0),
+ * OSTree's among them (isOstreeSysroot).
  */
 const OS_READS: { paths: string[]; limit: number }[] = [
-  { paths: ['/etc/os-release', '/usr/lib/os-release', '/etc/hostname', '/etc/fstab', '/etc/debian_version'], limit: FILE_LIMIT },
-  { paths: ['/bin/sh'], limit: 64 },
-  { paths: [...PACKAGE_DATABASES.flatMap((d) => d.files), ...PACKAGE_MANAGERS.map((m) => m.program)], limit: 0 },
+  { paths: ROLE_READS.text, limit: FILE_LIMIT },
+  { paths: ROLE_READS.headers, limit: ELF_HEADER_BYTES },
+  { paths: [...ROLE_READS.markers, OSTREE_MARKER], limit: 0 },
 ];
 const OS_FILES = OS_READS.flatMap((r) => r.paths);
 
-/** The reads (Helper.readFiles) of OS detection in the filesystem mounted at `root`; give their results, flattened, to detectOs. */
+/** The reads (Helper.readFiles) of OS detection in the filesystem mounted at `root`; give their results, flattened, to detectSystems. */
 export const osReads = (root: string) => OS_READS.map((r) => ({ root, ...r }));
 
-/** The keys and values of an os-release file (quotes removed). */
-function osRelease(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
-    if (m) out.set(m[1]!, m[2]!.replace(/^(["'])(.*)\1$/, '$2').replace(/\\(.)/g, '$1'));
-  }
-  return out;
-}
-
-/** The architecture an ELF header names; undefined for what is not an ELF file. */
-export function elfArch(h: Buffer | undefined): string | undefined {
-  if (!h || h.length < 20 || h.readUInt32BE(0) !== 0x7f454c46) return undefined;
-  const little = h[5] === 1;
-  const machine = little ? h.readUInt16LE(18) : h.readUInt16BE(18);
-  const is64 = h[4] === 2;
-  const names: Record<number, string> = { 0x3e: 'x86_64', 0x03: 'i386', 0xb7: 'aarch64', 0x28: 'armv7l', 0x16: 's390x', 0xf3: is64 ? 'riscv64' : 'riscv32' };
-  if (machine === 0x15) return little ? 'ppc64le' : 'ppc64';
-  if (machine === 0x14) return 'ppc';
-  return names[machine];
-}
-
-function version(release: Map<string, string>, debianVersion: string | undefined): { major: number; minor: number } {
-  const id = release.get('ID');
-  const text = id === 'debian' && debianVersion && /^\d+(\.\d+)?/.test(debianVersion) ? debianVersion : (release.get('VERSION_ID') ?? '');
-  const m = /^(\d+)(?:\.(\d+))?/.exec(text.trim());
-  return { major: m ? Number(m[1]) : 0, minor: m?.[2] ? Number(m[2]) : 0 };
-}
-
-/** What an fstab line says: the device, where it goes, its options (btrfs's subvol= among them). */
-export interface FstabEntry {
-  spec: string;
-  mountpoint: string;
-  options: string[];
-}
-
-/** fstab's lines with a device and a mount point; comments, swap and pseudo filesystems left out. */
-export function fstabEntries(text: string): FstabEntry[] {
-  return text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => l.split(/\s+/))
-    .filter((f) => f.length >= 2 && f[1]!.startsWith('/') && !['proc', 'sysfs', 'tmpfs', 'devpts', 'none'].includes(f[0]!))
-    .map((f) => ({ spec: f[0]!.replace(/\\040/g, ' '), mountpoint: f[1]!.replace(/\\040/g, ' '), options: (f[3] ?? '').split(',').filter(Boolean) }));
+/** A candidate filesystem and what osReads read of it (flattened, in order; undefined where a file is not there). */
+export interface OsCandidate {
+  info: Placed['info'];
+  files: (Buffer | undefined)[];
+  /** An OSTree deployment of the filesystem, whose folder osReads read as the root. */
+  deployment?: Deployment;
 }
 
 /**
- * The OS whose root is filesystem `root`, from its files (osReads' results in order; a
- * missing one undefined), or undefined when it holds no os-release.
+ * Whether a filesystem (osReads' results) is an OSTree sysroot: its deployments
+ * (deploymentsOf a walk of OSTREE_DEPLOY, OSTREE_DEPLOY_DEPTH deep) are candidates too,
+ * each read with osReads of its folder.
  */
-export function detectOs(root: string, files: (Buffer | undefined)[], match: (entry: FstabEntry) => string | undefined): OperatingSystem | undefined {
-  const file = (path: string) => files[OS_FILES.indexOf(path)];
-  const release = file('/etc/os-release') ?? file('/usr/lib/os-release');
-  if (!release) return undefined;
-  const rel = osRelease(release.toString('utf8'));
-  const fstab = fstabEntries(file('/etc/fstab')?.toString('utf8') ?? '');
-  const mountpoints: Record<string, string> = {};
-  const unmatched: string[] = [];
-  for (const e of fstab) {
-    const id = match(e);
-    if (id) mountpoints[e.mountpoint] = id;
-    else unmatched.push(`${e.spec} ${e.mountpoint}`);
-  }
-  if (!mountpoints['/']) mountpoints['/'] = root;
-  const format = PACKAGE_DATABASES.find((d) => d.files.some((f) => file(f)))?.format;
-  const manager = PACKAGE_MANAGERS.find((m) => m.format === format && file(m.program));
-  return {
-    root,
-    type: 'linux',
-    distro: rel.get('ID'),
-    productName: rel.get('PRETTY_NAME') ?? rel.get('NAME'),
-    version: version(rel, file('/etc/debian_version')?.toString('utf8')),
-    arch: elfArch(file('/bin/sh')),
-    hostname: file('/etc/hostname')?.toString('utf8').trim().split('\n')[0] || undefined,
-    ...(format ? { packageFormat: format } : {}),
-    ...(manager ? { packageManagement: manager.name } : {}),
-    mountpoints,
-    unmatched,
-  };
+export const isOstreeSysroot = (files: (Buffer | undefined)[]) => files[OS_FILES.indexOf(OSTREE_MARKER)] !== undefined;
+
+/**
+ * The operating systems of the candidate filesystems, in their order: each filesystem's
+ * role, its fstab resolved with `match` (an fstab line → the id of the filesystem it
+ * names), then libguestfs's passes over the list (CoreOS's /usr, BSD shadows, btrfs
+ * snapshots of a root, a Linux root's /usr).
+ */
+export function detectSystems(candidates: OsCandidate[], match: FstabMatch): OperatingSystem[] {
+  const placed = candidates.flatMap((c): Placed[] => {
+    const at = new Map(OS_FILES.map((p, i) => [p, c.files[i]]));
+    const file = (p: string) => at.get(p);
+    const role = filesystemRole({ file, header: file });
+    return role ? [{ info: c.info, role, file, deployment: c.deployment, ...resolveFstab(c.info.id, role.data, file, match) }] : [];
+  });
+  return assembleRoots(placed).map(operatingSystem);
 }
 
-/** The file that lists a format's packages, if we read that format. */
-export const packageList = (format: PackageFormat | undefined) => PACKAGE_DATABASES.find((d) => d.format === format)?.list;
+/** One filesystem's OS, when it is a root (without what the other filesystems would add): detectSystems of one. */
+export const detectOs = (root: string, files: (Buffer | undefined)[], match: FstabMatch): OperatingSystem | undefined =>
+  detectSystems([{ info: { id: root, type: '' }, files }], match)[0];
 
-export function packagesOf(format: PackageFormat, text: string): Package[] {
-  return parsePackages(format, text).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+function operatingSystem(p: Placed): OperatingSystem {
+  const d = p.role.data;
+  const osRelease = new Map(keyValues(p.file('/etc/os-release')?.toString('utf8') ?? '', shellUnquote));
+  const version = d.version ?? { major: 0, minor: 0 };
+  const mountpoints: Record<string, string> = {};
+  // A later line for the same place mounts over an earlier one, as the OS would (the root is the first "/").
+  for (const m of p.fstab) if (m.id && m.mountpoint.startsWith('/')) mountpoints[m.mountpoint] = m.id;
+  mountpoints['/'] ??= p.info.id;
+  const os: OperatingSystem = {
+    root: p.info.id,
+    type: d.type,
+    distro: d.distro,
+    productName: d.productName,
+    prettyName: osRelease.get('PRETTY_NAME'),
+    osReleaseId: osRelease.get('ID'),
+    version,
+    arch: d.arch,
+    hostname: d.hostname,
+    buildId: d.buildId,
+    osinfo: osinfoId({ type: d.type, distro: d.distro, version, productName: d.productName }),
+    packageFormat: d.packageFormat,
+    packageManagement: d.packageManagement,
+    format: 'installed',
+    deployment: p.deployment,
+    mountpoints,
+    fstab: p.fstab,
+    unmatched: p.unmatched,
+  };
+  for (const k of Object.keys(os) as (keyof OperatingSystem)[]) if (os[k] === undefined) delete os[k];
+  return os;
 }
