@@ -9,14 +9,15 @@ set -euo pipefail
 # Disk inspection oracles (test/inspect-probe.test.ts): the real mkfs tools of every format
 # we recognise, partitioning, LVM, md, LUKS, ISO makers, and blkid/losetup to compare with.
 # OS inspection's oracles: rpm (databases written by rpm itself, rpmbuild), db5.3-util
-# (Berkeley DB files), sqlite3, hivex's tools (Windows registry hives from .reg files),
+# (Berkeley DB files), sqlite3, gnupg (an rpm gpg-pubkey), hivex's tools and chntpw's reged
+# (Windows registry hives from .reg files),
 # xmllint (virt-inspector's schema), osinfo-db (the short ids virt-inspector prints).
 PACKAGES=(
   qemu-system-x86 qemu-utils linux-image-cloud-amd64 musl-tools gcc libc6-dev e2fsprogs cpio
   libguestfs-tools supermin hyperfine time xz-utils zstd gzip file
   util-linux mount fdisk xfsprogs btrfs-progs dosfstools exfatprogs ntfs-3g squashfs-tools
   xorriso lvm2 mdadm cryptsetup-bin f2fs-tools
-  rpm db5.3-util sqlite3 libwin-hivex-perl libhivex-bin libxml2-utils osinfo-db
+  rpm db5.3-util sqlite3 gnupg libwin-hivex-perl libhivex-bin chntpw libxml2-utils osinfo-db
 )
 
 missing=()

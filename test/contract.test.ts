@@ -55,19 +55,27 @@ function literalsIn(source: string): string[] {
   return found;
 }
 
-/** String and number literals of the helper's protocol in TypeScript code (comments and identifiers do not count). */
+/** String and number literals of the helper's protocol in TypeScript code (comments, identifiers and types do not count). */
 function tsLiteralsIn(text: string): string[] {
-  const words = new Set<string>([...Object.values(contract.INSPECT_COMMAND), ...Object.values(contract.INSPECT_FIELD)]);
+  const commands = new Set<string>(Object.values(contract.INSPECT_COMMAND));
+  const keys = new Set<string>(Object.values(contract.INSPECT_FIELD));
   const numbers = new Set(['0x45', '0x58', '0xffffffffffffffffn', '0xfffffffffffffffen', String(contract.WALK_DEPTH_ALL)]);
-  const scanner = ts.createScanner(ts.ScriptTarget.ES2022, true, ts.LanguageVariant.Standard, text);
+  const source = ts.createSourceFile('x.ts', text, ts.ScriptTarget.ES2022, true);
   const found: string[] = [];
-  for (let k = scanner.scan(); k !== ts.SyntaxKind.EndOfFileToken; k = scanner.scan()) {
-    const isString = k === ts.SyntaxKind.StringLiteral || k === ts.SyntaxKind.NoSubstitutionTemplateLiteral;
-    if (isString && words.has(scanner.getTokenValue())) found.push(scanner.getTokenText());
-    if ((k === ts.SyntaxKind.NumericLiteral || k === ts.SyntaxKind.BigIntLiteral) && numbers.has(scanner.getTokenText())) found.push(scanner.getTokenText());
-  }
+  const visit = (node: ts.Node) => {
+    if (ts.isLiteralTypeNode(node)) return; // a type's keys ('partition' in a Pick) are not protocol
+    if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) {
+      // A field key is read as an argument (text(f, 'dir')); elsewhere such a word is the code's own ('dir', a file type).
+      const argument = ts.isCallExpression(node.parent) && node.parent.arguments.includes(node as ts.Expression);
+      if (commands.has(node.text) || (keys.has(node.text) && argument)) found.push(node.getText(source));
+    }
+    if ((ts.isNumericLiteral(node) || ts.isBigIntLiteral(node)) && numbers.has(node.getText(source))) found.push(node.getText(source));
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
   return found;
 }
+
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-contract-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -186,7 +194,7 @@ ${types}
       'a literal payload size',
       'a literal offset in a frame',
     ]);
-    const ts = `const r = await vm.exec([INSPECT_PATH, 'read-files', root]);\nif (text(f, "sector_size")) x(0x58, 0xffffffffffffffffn, 100000);\n// 'walk' in a comment is fine`;
+    const ts = `const r = await vm.exec([INSPECT_PATH, 'read-files', root]);\nif (text(f, "sector_size")) x(0x58, 0xffffffffffffffffn, 100000);\n// 'walk' in a comment is fine\ntype T = Pick<I, 'dir'>;\nswitch (t) { case 'dir': }`;
     expect(tsLiteralsIn(ts)).toEqual(["'read-files'", '"sector_size"', '0x58', '0xffffffffffffffffn', '100000']);
   });
 

@@ -59,14 +59,14 @@ function helperError(what: string, r: { exitCode: number | null; stderr: Buffer 
 export class Helper {
   constructor(private readonly vm: Vm) {}
 
-  private async run(command: keyof typeof INSPECT_COMMAND, args: (string | Buffer)[], what: string): Promise<Buffer> {
-    const r = await this.vm.exec([INSPECT_PATH, INSPECT_COMMAND[command], ...args]);
+  private async run(command: (typeof INSPECT_COMMAND)[keyof typeof INSPECT_COMMAND], args: (string | Buffer)[], what: string): Promise<Buffer> {
+    const r = await this.vm.exec([INSPECT_PATH, command, ...args]);
     if (r.exitCode !== 0) throw helperError(what, r);
     return r.stdout;
   }
 
   async devices(): Promise<BlockDevice[]> {
-    return parseFields(await this.run('devices', [], 'listing the block devices')).map((f) => {
+    return parseFields(await this.run(INSPECT_COMMAND.devices, [], 'listing the block devices')).map((f) => {
       const partition = num(f, F.partition);
       const dmName = text(f, F.dmName);
       const sectorSize = num(f, F.sectorSize);
@@ -89,14 +89,14 @@ export class Helper {
   async read(reads: { device: string; ranges: Range[] }[]): Promise<Buffer[][]> {
     const args = reads.flatMap((r) => r.ranges.flatMap((g) => [`/dev/${r.device}`, String(g.offset), String(g.length)]));
     if (args.length === 0) return [];
-    const out = await this.run('read', args, 'reading the devices');
+    const out = await this.run(INSPECT_COMMAND.read, args, 'reading the devices');
     return complete(out, (c) => reads.map((r) => r.ranges.map((g) => c.sized(g.length, 'a range'))));
   }
 
   async mount(mounts: { device: string; dir: string; type: string; options: string }[]): Promise<MountResult[]> {
     if (mounts.length === 0) return [];
     const args = mounts.flatMap((m) => [m.device, m.dir, m.type, m.options]);
-    return parseFields(await this.run('mount', args, 'mounting')).map((f) => ({
+    return parseFields(await this.run(INSPECT_COMMAND.mount, args, 'mounting')).map((f) => ({
       dir: text(f, F.dir) ?? '',
       errno: num(f, F.errno) ?? 0,
       kernel: text(f, F.kernel),
@@ -106,12 +106,12 @@ export class Helper {
 
   async umount(dirs: string[]): Promise<MountResult[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run('umount', dirs, 'unmounting')).map((f) => ({ dir: text(f, F.dir) ?? '', errno: num(f, F.errno) ?? 0 }));
+    return parseFields(await this.run(INSPECT_COMMAND.umount, dirs, 'unmounting')).map((f) => ({ dir: text(f, F.dir) ?? '', errno: num(f, F.errno) ?? 0 }));
   }
 
   async statfs(dirs: string[]): Promise<(Statfs | undefined)[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run('statfs', dirs, 'statfs')).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
+    return parseFields(await this.run(INSPECT_COMMAND.statfs, dirs, 'statfs')).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
   }
 
   /**
@@ -211,7 +211,7 @@ export class Helper {
   async readFiles(reads: { root: string; paths: string[]; limit: number }[]): Promise<(Buffer | undefined)[][]> {
     const args = reads.flatMap((r) => [String(r.limit), r.root, String(r.paths.length), ...r.paths]);
     if (args.length === 0) return [];
-    const out = await this.run('readFiles', args, 'reading files');
+    const out = await this.run(INSPECT_COMMAND.readFiles, args, 'reading files');
     return complete(out, (c) =>
       reads.map((r) =>
         r.paths.map(() => {
@@ -226,7 +226,7 @@ export class Helper {
 
   /** Makes the kernel forget btrfs devices no mounted filesystem uses (see c/inspect/btrfs.c). */
   async btrfsForget(): Promise<void> {
-    await this.run('btrfsForget', [], 'forgetting btrfs devices');
+    await this.run(INSPECT_COMMAND.btrfsForget, [], 'forgetting btrfs devices');
   }
 }
 

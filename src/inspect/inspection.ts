@@ -9,8 +9,8 @@ import { disksOf, filesystemOf, probeDevices, probeTargets, type Disk, type Prob
 import { MountedFilesystem } from './filesystem.js';
 import { Helper, type BlockDevice } from './helper.js';
 import { mountOptions, unmountableReason } from './mounts.js';
-import { detectOs, osReads, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
-import { PACKAGE_DATABASES } from './packages.js';
+import { detectSystems, osReads, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
+import { PACKAGE_DATABASES, readPacmanPackages } from './packages.js';
 import type { Name } from './probe/types.js';
 import type { FilesystemInfo } from './info.js';
 import { Mounter, type FsEntry, type Lease } from './mounter.js';
@@ -270,13 +270,20 @@ export class Inspection {
       const read = await this.withLease(e, (dir) => this.helper.readFiles(osReads(dir))).catch(() => undefined);
       if (read) found.push({ e, files: read.flat() });
     }
-    return found.flatMap(({ e, files: f }) => detectOs(e.info.id, f, (entry) => this.matchEntry(entry)) ?? []);
+    // In filesystem order, as virt-inspector lists the roots (clones were read last).
+    const order = (e: FsEntry) => this.entries.indexOf(e);
+    found.sort((a, b) => order(a.e) - order(b.e));
+    return detectSystems(
+      found.map(({ e, files: f }) => ({ info: e.info, files: f })),
+      (entry) => this.matchEntry(entry),
+    );
   }
 
   private async readPackages(os: OperatingSystem): Promise<void> {
+    const e = this.entries.find((x) => x.info.id === os.root)!;
+    if (!os.packages && os.packageFormat === 'pacman') os.packages = await this.withLease(e, (dir) => readPacmanPackages(this.helper, dir));
     const list = packageList(os.packageFormat);
     if (os.packages || !list || !os.packageFormat) return;
-    const e = this.entries.find((x) => x.info.id === os.root)!;
     const early = this.prefetched.get(e.info.id);
     let text = early?.has(list) ? early.get(list) : undefined;
     if (!early?.has(list) || (text && text.length >= PREFETCH_LIMIT)) {

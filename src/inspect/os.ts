@@ -116,10 +116,6 @@ export function detectSystems(candidates: OsCandidate[], match: FstabMatch): Ope
   return assembleRoots(placed).map(operatingSystem);
 }
 
-/** One filesystem's OS, when it is a root (without what the other filesystems would add): detectSystems of one. */
-export const detectOs = (root: string, files: (Buffer | undefined)[], match: FstabMatch): OperatingSystem | undefined =>
-  detectSystems([{ info: { id: root, type: '' }, files }], match)[0];
-
 function operatingSystem(p: Placed): OperatingSystem {
   const d = p.role.data;
   const osRelease = new Map(keyValues(p.file('/etc/os-release')?.toString('utf8') ?? '', shellUnquote));
