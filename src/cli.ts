@@ -8,7 +8,7 @@ import { register as registerMkext2 } from './cli/mkext2.js';
 import { register as registerBuild } from './cli/build.js';
 import { register as registerCache } from './cli/cache.js';
 import { register as registerBoot } from './cli/boot.js';
-import { register as registerInspect } from './cli/inspect.js';
+import { register as registerInspect } from './cli/inspect/index.js';
 import { oneLineUsageErrors, run, watchStdout } from './cli/common.js';
 import { packageVersion } from './appliance/version.js';
 

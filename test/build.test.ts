@@ -151,7 +151,7 @@ describe('appliance build (CLI)', () => {
     const cmd = `${process.execPath} ${CLI} build --binaries true --modules '' --cache-dir ${join(dir, 'tty')}`;
     const tty = spawnSync('script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8' });
     expect(tty.status, tty.stdout).toBe(0);
-    expect(tty.stdout).toMatch(/root\.ext2: \d+\/\d+ files, [\d.]+\/[\d.]+ MB/);
+    expect(tty.stdout).toMatch(/root\.ext2: \d+\/\d+ files, [\d.]+ [KMG]?i?B of [\d.]+ [KMG]iB/);
   });
 
   it('prints the folder, or JSON; cache ls lists it; cache clear empties it', () => {

@@ -318,7 +318,9 @@ describe('a second OS on btrfs subvolumes, iso9660, squashfs and exfat, compared
     // virt-inspector's distribution names ("alpinelinux"); os-release's ID is kept beside it.
     expect([o!.distro, o!.osReleaseId]).toEqual(['alpinelinux', 'alpine']);
     // apk versions: both split "-rN" off as the release.
-    expect(o!.packages!.map((p) => [p.name, p.epoch, p.version, p.release, p.arch])).toEqual(t!.apps!.map((a) => [a.name, a.epoch, a.version, a.release, a.arch]));
+    expect(o!.packages!.map((p) => [p.name, p.epoch, p.version, p.release, p.arch])).toEqual(
+      t!.apps!.map((a) => [a.name, a.epoch, a.version, a.release, a.arch]),
+    );
   });
 
   it('ls -lR of every filesystem (btrfs top level, @, @home, iso9660, squashfs, exfat) as lstatns, readlink and checksum say', () => {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
-import type { BootOptions, DiskFormat, DiskSpec, Vm } from '../vm/index.js';
-import { action, stdoutGone, usageError } from './common.js';
+import type { BootOptions, DiskSpec, Vm } from '../vm/index.js';
+import { action, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 
 interface BootCliOptions {
@@ -21,8 +21,6 @@ interface BootCliOptions {
   snapshot: boolean;
 }
 
-const FORMATS: readonly string[] = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'auto'];
-
 /** `PATH[,format=F][,rw][,backing]`: without a format, raw unless the header names another (refused, see DiskSpec). */
 export function parseDisk(spec: string): DiskSpec {
   const [path, ...opts] = spec.split(',');
@@ -30,10 +28,10 @@ export function parseDisk(spec: string): DiskSpec {
   const disk: DiskSpec = { path };
   for (const opt of opts) {
     const [key, value] = opt.split('=', 2);
-    if (key === 'format' && value && FORMATS.includes(value)) disk.format = value as DiskFormat | 'auto';
+    if (key === 'format' && value && isDiskFormat(value)) disk.format = value;
     else if (key === 'rw' && value === undefined) disk.readonly = false;
     else if (key === 'backing' && value === undefined) disk.allowBackingFile = true;
-    else throw usageError(`--disk "${spec}": unknown option "${opt}" (use format=${FORMATS.join('|')}, rw, backing)`);
+    else throw usageError(`--disk "${spec}": unknown option "${opt}" (use format=${DISK_FORMAT_CHOICES.join('|')}, rw, backing)`);
   }
   return disk;
 }

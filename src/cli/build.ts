@@ -1,3 +1,4 @@
+import { formatSize } from '../units.js';
 import type { Command } from 'commander';
 import type { BuildProgress } from '../appliance/index.js';
 import { action, usageError, progressEnabled } from './common.js';
@@ -45,14 +46,13 @@ export function parseInclude(spec: string): { host: string; guest?: string } {
 function progressLine(): { update: (p: BuildProgress) => void; done: () => void } {
   let last = 0;
   let shown = false;
-  const mb = (n: number) => (n / 1e6).toFixed(1);
   return {
     update: (p) => {
       const now = Date.now();
       if (now - last < 100 && p.files < p.totalFiles) return;
       last = now;
       shown = true;
-      process.stderr.write(`\r\x1b[Kroot.ext2: ${p.files}/${p.totalFiles} files, ${mb(p.bytes)}/${mb(p.totalBytes)} MB`);
+      process.stderr.write(`\r\x1b[Kroot.ext2: ${p.files}/${p.totalFiles} files, ${formatSize(p.bytes)} of ${formatSize(p.totalBytes)}`);
     },
     done: () => {
       if (shown) process.stderr.write('\r\x1b[K');
@@ -103,7 +103,7 @@ export function register(program: Command): void {
           const m = appliance.manifest;
           process.stderr.write(
             `appliance: ${appliance.cacheHit ? 'cache hit' : 'built'} in ${Math.round(performance.now() - started)} ms: ` +
-              `${m.root.files} files, ${(m.root.contentBytes / 1e6).toFixed(1)} MB of content, kernel ${appliance.kernelVersion}\n`,
+              `${m.root.files} files, ${formatSize(m.root.contentBytes)} of content, kernel ${appliance.kernelVersion}\n`,
           );
         }
         if (opts.json) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseSize } from '../units.js';
+import { formatSize, parseSize } from '../units.js';
 import { action, usageError } from './common.js';
 
 interface CacheCliOptions {
@@ -11,8 +11,6 @@ interface PruneCliOptions extends CacheCliOptions {
   maxEntries?: string;
   maxSize?: string;
 }
-
-const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 export function register(program: Command): void {
   const cache = program.command('cache').description('List, prune or clear the appliance cache');
@@ -40,12 +38,14 @@ export function register(program: Command): void {
           return;
         }
         for (const e of entries) {
-          process.stdout.write(`${e.key}  ${new Date(e.lastUsed).toISOString()}  ${mb(e.diskBytes).padStart(10)}  ${e.kernelVersion ?? '?'}  ${e.dir}\n`);
+          process.stdout.write(
+            `${e.key}  ${new Date(e.lastUsed).toISOString()}  ${formatSize(e.diskBytes).padStart(10)}  ${e.kernelVersion ?? '?'}  ${e.dir}\n`,
+          );
         }
         const total = entries.reduce((n, e) => n + e.diskBytes, 0);
-        process.stdout.write(`${entries.length} entries, ${mb(total)} in ${root}\n`);
+        process.stdout.write(`${entries.length} entries, ${formatSize(total)} in ${root}\n`);
         const snapshotBytes = snapshots.reduce((n, e) => n + e.diskBytes, 0);
-        process.stdout.write(`${snapshots.length} snapshots of booted appliances, ${mb(snapshotBytes)}\n`);
+        process.stdout.write(`${snapshots.length} snapshots of booted appliances, ${formatSize(snapshotBytes)}\n`);
       }),
     );
 
@@ -73,7 +73,7 @@ export function register(program: Command): void {
           process.stdout.write(`${JSON.stringify({ removed: result.entries.map((e) => e.key), temps: result.temps, records: result.records }, null, 2)}\n`);
           return;
         }
-        for (const e of result.entries) process.stdout.write(`removed ${e.key} (${mb(e.diskBytes)})\n`);
+        for (const e of result.entries) process.stdout.write(`removed ${e.key} (${formatSize(e.diskBytes)})\n`);
         process.stdout.write(`${result.entries.length} entries removed, ${result.temps} leftover temporary folders\n`);
       }),
     );

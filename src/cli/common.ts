@@ -1,5 +1,6 @@
 import type { Command, CommanderError } from 'commander';
 import { ApplianceError } from '../errors.js';
+import { DISK_FORMATS, type DiskFormat } from '../vm/index.js';
 import { EXIT, exitStatus } from './exit-status.js';
 
 export interface ActionOptions<A extends unknown[]> {
@@ -91,3 +92,7 @@ export function watchStdout(): void {
 export function progressEnabled(): boolean {
   return Boolean(process.stderr.isTTY);
 }
+
+/** What --format and format= take: a format the library knows, or auto (the header's). */
+export const DISK_FORMAT_CHOICES: readonly string[] = [...DISK_FORMATS, 'auto'];
+export const isDiskFormat = (v: string): v is DiskFormat | 'auto' => DISK_FORMAT_CHOICES.includes(v);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseSize } from '../units.js';
+import { formatSize, parseSize } from '../units.js';
 import { action, progressEnabled, usageError } from './common.js';
 
 interface Mkext2Options {
@@ -49,7 +49,7 @@ export function register(program: Command): void {
                 const now = Date.now();
                 if (now - lastShown < 100) return;
                 lastShown = now;
-                process.stderr.write(`\r${files} files, ${(bytes / 1048576).toFixed(1)} MiB`);
+                process.stderr.write(`\r${files} files, ${formatSize(bytes)}`);
               }
             : undefined,
         });
@@ -57,10 +57,10 @@ export function register(program: Command): void {
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         } else {
-          const mib = (blocks: number) => ((blocks * result.blockSize) / 1048576).toFixed(1);
+          const size = (blocks: number) => formatSize(blocks * result.blockSize);
           process.stdout.write(
             `${result.path}: ext2, ${result.sizeBytes} bytes, ${result.blockSize}-byte blocks, ` +
-              `${mib(result.blocksFree)} of ${mib(result.blocksTotal)} MiB free, ` +
+              `${size(result.blocksFree)} of ${size(result.blocksTotal)} free, ` +
               `${result.inodesFree} of ${result.inodesTotal} inodes free, UUID ${result.uuid}\n`,
           );
         }

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, posix } from 'node:path';
+import { readElfHeader } from '../formats/elf-header.js';
 
 // ELF constants (elf(5)).
 const PT_LOAD = 1;
@@ -60,15 +61,13 @@ export function readElf(path: string): ElfInfo | undefined {
   }
   try {
     const h = readAt(fd, 0, 64);
-    if (h.length < 52 || h.readUInt32BE(0) !== 0x7f454c46) return undefined;
-    const bits = h[4] === 2 ? 64 : h[4] === 1 ? 32 : 0;
-    if (bits === 0 || (bits === 64 && h.length < 64)) return undefined;
-    const le = h[5] === 1;
+    const header = readElfHeader(h);
+    if (!header || h.length < (header.bits === 64 ? 64 : 52)) return undefined;
+    const { bits, little: le, machine } = header;
     const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
     const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
     const u64 = (b: Buffer, o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
     const word = bits === 64 ? u64 : u32;
-    const machine = u16(h, 18);
     const phoff = bits === 64 ? u64(h, 0x20) : u32(h, 0x1c);
     const phentsize = u16(h, bits === 64 ? 0x36 : 0x2a);
     const phnum = u16(h, bits === 64 ? 0x38 : 0x2c);

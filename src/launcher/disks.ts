@@ -13,7 +13,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApplianceError } from '../errors.js';
 
-export type DiskFormat = 'raw' | 'qcow2' | 'qcow' | 'qed' | 'vmdk' | 'vdi' | 'vhdx' | 'vpc';
+/** The image formats a disk may be given in (qemu's names), the one list the CLI and the library check against. */
+export const DISK_FORMATS = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc'] as const;
+export type DiskFormat = (typeof DISK_FORMATS)[number];
 
 export interface DiskSpec {
   path: string;

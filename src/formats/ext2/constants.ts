@@ -1,6 +1,7 @@
 /**
- * On-disk constants of ext2 revision 1, as the kernel's ext4 driver and e2fsprogs read them.
- * Only what this writer emits is listed.
+ * On-disk constants of ext2 revision 1, as the kernel's ext4 driver and e2fsprogs read them:
+ * what this writer emits, and the feature bits inspection's probe (src/inspect/probe/ext.ts)
+ * tells ext2, ext3 and ext4 apart by.
  */
 import type { EntryType } from '../entry.js';
 
@@ -23,6 +24,15 @@ export const FEATURE_COMPAT = 0;
 export const FEATURE_INCOMPAT_FILETYPE = 0x0002;
 export const FEATURE_RO_COMPAT_SPARSE_SUPER = 0x0001;
 export const FEATURE_RO_COMPAT_LARGE_FILE = 0x0002;
+/** The feature bits of the generations after ext2, which the writer never sets. */
+export const FEATURE_COMPAT_HAS_JOURNAL = 0x0004;
+export const FEATURE_INCOMPAT_RECOVER = 0x0004;
+export const FEATURE_INCOMPAT_JOURNAL_DEV = 0x0008;
+export const FEATURE_INCOMPAT_META_BG = 0x0010;
+export const FEATURE_INCOMPAT_64BIT = 0x0080;
+export const FEATURE_RO_COMPAT_BTREE_DIR = 0x0004;
+/** s_flags: the filesystem is for in-development code (ext4dev). */
+export const FLAGS_TEST_FILESYS = 0x0004;
 /** s_flags: directory hashes use signed chars, as on x86 (what mke2fs records there). */
 export const FLAGS_SIGNED_HASH = 0x0001;
 export const HASH_HALF_MD4 = 1;

@@ -4,6 +4,7 @@
  * relocatable file, named as `file` names its machine and then canonicalised (x86-64 →
  * x86_64, "ARM aarch64" → aarch64…); a machine libguestfs has no name for keeps `file`'s.
  */
+import { readElfHeader } from '../../formats/elf-header.js';
 
 /** The programs tried, in order (arch_binaries). */
 export const ARCH_PROGRAMS = ['/bin/bash', '/bin/ls', '/bin/echo', '/bin/rm', '/bin/sh'];
@@ -42,15 +43,10 @@ const PROGRAM_TYPES = new Set([1, 2, 3]);
 
 /** The architecture an ELF header names; undefined for anything else (a script, a core file, a machine not in the table). */
 export function elfArch(h: Buffer | undefined): string | undefined {
-  if (!h || h.length < 20 || h.readUInt32BE(0) !== 0x7f454c46) return undefined;
-  const [cls, data] = [h[4], h[5]];
-  if ((cls !== 1 && cls !== 2) || (data !== 1 && data !== 2)) return undefined;
-  const little = data === 1;
-  const type = little ? h.readUInt16LE(16) : h.readUInt16BE(16);
-  const machine = little ? h.readUInt16LE(18) : h.readUInt16BE(18);
-  if (!PROGRAM_TYPES.has(type) || !Object.hasOwn(MACHINES, machine)) return undefined;
-  const name = MACHINES[machine]!;
-  return typeof name === 'string' ? name : name(cls === 2 ? 64 : 32, little);
+  const e = h && readElfHeader(h);
+  if (!e || !PROGRAM_TYPES.has(e.type) || !Object.hasOwn(MACHINES, e.machine)) return undefined;
+  const name = MACHINES[e.machine]!;
+  return typeof name === 'string' ? name : name(e.bits, e.little);
 }
 
 /** check_architecture: the first of ARCH_PROGRAMS whose header names one (`header(path)`: its first bytes, undefined where it is not a file). */

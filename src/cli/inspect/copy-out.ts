@@ -1,0 +1,28 @@
+/** `appliance copy-out`: files and folders of a disk image into a host folder. */
+import type { Command } from 'commander';
+import { action, usageError } from '../common.js';
+import { json } from './format.js';
+import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
+
+export function register(program: Command): void {
+  common(program.command('copy-out'))
+    .description('Copy files or folders out of a disk image into a host folder, with modes, owners (as root), times, links and holes')
+    .argument('<disk>', 'DISK[:FS]')
+    .argument('<paths...>', 'what to copy, then the host folder')
+    .option('--json', 'print what was copied as JSON')
+    .action(
+      action(async (spec: string, args: string[], o: CommonOptions) => {
+        if (args.length < 2) throw usageError('copy-out needs what to copy and the host folder: DISK[:FS] PATH… HOSTDIR');
+        const hostDir = args.at(-1)!;
+        const { disk, fs } = splitDiskFs(spec);
+        await using img = await open([disk], o);
+        const results = [];
+        for (const path of args.slice(0, -1)) {
+          const at = await img.locate(path, fs);
+          results.push(await at.fs.copyOut(at.path, hostDir).catch((err: unknown) => Promise.reject(asGiven(err, path, at))));
+        }
+        if (o.json) json(results);
+        for (const s of results.flatMap((r) => r.skipped)) process.stderr.write(`appliance: not copied: ${s}\n`);
+      }),
+    );
+}

@@ -1,0 +1,36 @@
+/** `appliance diff`: what differs between two disk images or filesystems. */
+import type { Command } from 'commander';
+import { action } from '../common.js';
+import { json, printable, TYPE_CHAR } from './format.js';
+import { common, open, splitDiskFs, type CommonOptions } from './options.js';
+
+export function register(program: Command): void {
+  common(program.command('diff'))
+    .description('What differs between two disk images (or filesystems): files added, removed, changed and how')
+    .argument('<disk1>', 'DISK[:FS]')
+    .argument('<disk2>', 'DISK[:FS]')
+    .option('--times', 'compare modification times too')
+    .option('--json', 'print the differences as JSON')
+    .action(
+      action(async (a: string, b: string, o: CommonOptions & { times?: boolean }) => {
+        const [sa, sb] = [splitDiskFs(a), splitDiskFs(b)];
+        await using img = await open([sa.disk, sb.disk], o);
+        const { diff } = await import('../../inspect/index.js');
+        const [fa, fb] = [await img.locate('/', sa.fs, 0), await img.locate('/', sb.fs, 1)];
+        const changes = await diff(fa.fs, fb.fs, { times: o.times, path: String(fa.path) });
+        if (o.json) return void json(changes);
+        for (const c of changes) {
+          const s = (c.b ?? c.a)!;
+          const sign = c.change === 'added' ? '+' : c.change === 'removed' ? '-' : '=';
+          const why = c.attributes ? ` (${c.attributes.join(', ')})` : '';
+          process.stdout.write(
+            Buffer.concat([
+              Buffer.from(`${sign} ${TYPE_CHAR[s.type]} ${(s.mode & 0o7777).toString(8).padStart(4, '0')} ${String(s.size).padStart(10)} `),
+              printable(s.path),
+              Buffer.from(`${why}\n`),
+            ]),
+          );
+        }
+      }),
+    );
+}

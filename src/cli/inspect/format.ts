@@ -1,0 +1,40 @@
+/** How the inspection commands print: names for a terminal, JSON with bytes, ls -l lines, sizes. */
+import type { FileStat, Name } from '../../inspect/index.js';
+
+/** A name for a terminal line: control characters and backslashes escaped (\xNN), other bytes as they are. */
+export function printable(name: Name): Buffer {
+  const b = Buffer.from(name);
+  const out: number[] = [];
+  for (const c of b) {
+    if (c < 0x20 || c === 0x7f || c === 0x5c) out.push(...Buffer.from(`\\x${c.toString(16).padStart(2, '0')}`));
+    else out.push(c);
+  }
+  return Buffer.from(out);
+}
+
+/** JSON has no bytes: a name that is not UTF-8 is written as {"hex": "…"}. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value && typeof value === 'object' && (value as { type?: string }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+    return { hex: Buffer.from((value as { data: number[] }).data).toString('hex') };
+  }
+  return value;
+}
+export const json = (v: unknown) => process.stdout.write(`${JSON.stringify(v, jsonReplacer, 2)}\n`);
+
+export const TYPE_CHAR: Record<string, string> = { file: '-', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' };
+function modeString(s: FileStat): string {
+  const bits = 'rwxrwxrwx'.split('').map((c, i) => (s.mode & (0o400 >> i) ? c : '-'));
+  if (s.mode & 0o4000) bits[2] = bits[2] === 'x' ? 's' : 'S';
+  if (s.mode & 0o2000) bits[5] = bits[5] === 'x' ? 's' : 'S';
+  if (s.mode & 0o1000) bits[8] = bits[8] === 'x' ? 't' : 'T';
+  return TYPE_CHAR[s.type]! + bits.join('');
+}
+
+export function longLine(s: FileStat, name: Buffer, checksum: boolean): Buffer {
+  const when = new Date(s.mtime * 1000).toISOString().replace('T', ' ').slice(0, 19);
+  const size = s.rdev ? `${s.rdev.major}, ${s.rdev.minor}` : String(s.size);
+  const parts = [modeString(s), String(s.nlink), String(s.uid), String(s.gid), size.padStart(10), when];
+  if (checksum) parts.push(s.sha256 ?? '-'.repeat(64));
+  const target = s.target !== undefined ? Buffer.concat([Buffer.from(' -> '), printable(s.target)]) : Buffer.alloc(0);
+  return Buffer.concat([Buffer.from(`${parts.join(' ')} `), name, target, Buffer.from('\n')]);
+}

@@ -1,0 +1,52 @@
+/** `appliance ls`: a folder of a disk image, as ls -l and ls -R would list it. */
+import type { Command } from 'commander';
+import type { FileStat } from '../../inspect/index.js';
+import { action, usageError } from '../common.js';
+import { json, longLine, printable } from './format.js';
+import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
+
+export function register(program: Command): void {
+  common(program.command('ls'))
+    .description('List a folder of a disk image (DISK[:FS] PATH)')
+    .argument('<disk>', 'DISK[:FS]')
+    .argument('[path]', 'the folder (or file), as the filesystem or its OS sees it', '/')
+    .option('-l, --long', 'type, mode, links, owner, size, time, as ls -l')
+    .option('-R, --recursive', 'everything below, with full paths')
+    .option('--checksum <sha256>', 'the sha256 of each regular file')
+    .option('--json', 'print the entries as JSON')
+    .action(
+      action(async (spec: string, path: string, o: CommonOptions & { long?: boolean; recursive?: boolean; checksum?: string }) => {
+        if (o.checksum !== undefined && o.checksum !== 'sha256') throw usageError(`--checksum "${o.checksum}": only sha256`);
+        const { disk, fs } = splitDiskFs(spec);
+        await using img = await open([disk], o);
+        const at = await img.locate(path, fs);
+        const entries: FileStat[] = [];
+        const errors: string[] = [];
+        let first = true;
+        try {
+          for await (const s of at.fs.walk(at.path, {
+            depth: o.recursive ? Infinity : 1,
+            checksum: o.checksum !== undefined,
+            onError: (e) => errors.push(`${String(e.path)}: errno ${e.errno}`),
+          })) {
+            // Without -R the folder itself is not listed, its entries are (a file lists itself).
+            if (first && !o.recursive && s.type === 'dir') {
+              first = false;
+              continue;
+            }
+            first = false;
+            if (o.json) entries.push(s);
+            else {
+              const name = o.recursive ? printable(s.path) : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
+              process.stdout.write(o.long || o.checksum ? longLine(s, name, o.checksum !== undefined) : Buffer.concat([name, Buffer.from('\n')]));
+            }
+          }
+        } catch (err) {
+          throw asGiven(err, path, at);
+        }
+        if (o.json) json(entries);
+        for (const e of errors) process.stderr.write(`appliance: cannot read ${e}\n`);
+        return errors.length ? 1 : 0;
+      }),
+    );
+}

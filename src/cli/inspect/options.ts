@@ -1,0 +1,69 @@
+/**
+ * What `inspect`, `ls`, `cat`, `copy-out` and `diff` share: the images and their options,
+ * DISK[:FS] names, and errors about paths found through an OS's mount points.
+ */
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import type { DiskSpec } from '../../vm/index.js';
+import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
+import { ApplianceError } from '../../errors.js';
+import { DISK_FORMAT_CHOICES, isDiskFormat, usageError } from '../common.js';
+
+export interface CommonOptions {
+  format?: string;
+  key: string[];
+  cacheDir?: string;
+  json?: boolean;
+  verbose?: boolean;
+}
+
+/** DISK[:FS]: the longest prefix before a colon that is an existing file is the image. */
+export function splitDiskFs(spec: string): { disk: string; fs: string } {
+  if (existsSync(spec)) return { disk: spec, fs: '' };
+  for (let i = spec.lastIndexOf(':'); i > 0; i = spec.lastIndexOf(':', i - 1)) {
+    if (existsSync(spec.slice(0, i))) return { disk: spec.slice(0, i), fs: spec.slice(i + 1) };
+  }
+  return { disk: spec, fs: '' }; // the open says what is wrong with it
+}
+
+function diskSpec(path: string, o: CommonOptions): DiskSpec | string {
+  if (o.format === undefined) return path;
+  if (!isDiskFormat(o.format)) throw usageError(`--format "${o.format}": use one of ${DISK_FORMAT_CHOICES.join(', ')}`);
+  return { path, format: o.format };
+}
+
+function inspectOptions(o: CommonOptions): InspectOptions {
+  const keys: Record<string, string> = {};
+  for (const k of o.key) {
+    const eq = k.indexOf('=');
+    if (eq < 0) keys['*'] = k;
+    else keys[k.slice(0, eq)] = k.slice(eq + 1);
+  }
+  return { cacheDir: o.cacheDir, keys, log: o.verbose ? (m) => process.stderr.write(`appliance: ${m}\n`) : undefined };
+}
+
+export async function open(disks: string[], o: CommonOptions): Promise<Inspection> {
+  const { inspect } = await import('../../inspect/index.js');
+  return inspect(
+    disks.map((d) => diskSpec(d, o)),
+    inspectOptions(o),
+  );
+}
+
+export function common(cmd: Command): Command {
+  return cmd
+    .option('--format <format>', `the images' format (default: qcow2 or raw, from the header; others must be named: ${DISK_FORMAT_CHOICES.join('|')})`)
+    .option('--key <[UUID=]key>', 'the key of a LUKS container (of the one with this UUID; repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
+    .option('--verbose', 'explain each step on stderr');
+}
+
+/**
+ * An error about a path found through the OS's mount points ("/srv/x" is "/x" on disk0:3)
+ * names the path as the user gave it, and where it was looked for.
+ */
+export function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }): unknown {
+  const inner = String(at.path);
+  if (!(err instanceof ApplianceError) || inner === given || !err.message.startsWith(`${inner}: `)) return err;
+  return new ApplianceError(err.code, `${given}: ${err.message.slice(inner.length + 2)} (${inner} on ${at.fs.info.id})`, { cause: err });
+}
