@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
 import type { BootOptions, DiskSpec, Vm } from '../vm/index.js';
-import { action, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
+import { action, CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 
 interface BootCliOptions {
@@ -75,7 +75,7 @@ export function register(program: Command): void {
     .option('--qemu <path>', 'the qemu-system-x86_64 binary to use')
     .option('--no-snapshot', 'boot the kernel instead of resuming the saved snapshot of a booted one (nor save one)')
     .option('-i, --stdin', 'pass our standard input to the command')
-    .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
+    .option(...CACHE_DIR_OPTION)
     .option('--json', 'print {exitCode, signal, stdout, stderr, durationMs, boot} as JSON instead of streaming (up to 64 MiB of each)')
     .option('--verbose', 'show the guest console, each decision and a boot-time breakdown on stderr')
     .addHelpText(
@@ -86,62 +86,69 @@ export function register(program: Command): void {
         'Example: appliance boot --disk disk.img -- sh -c "mount -o ro /dev/disk/by-id/virtio-disk0 /mnt && ls /mnt"',
     )
     .action(
-      action(
-        async (command: string[], opts: BootCliOptions) => {
-          const verbose = (line: string) => process.stderr.write(`appliance: ${line}\n`);
-          const bootOpts: BootOptions = {
-            disks: opts.disk.map(parseDisk),
-            memoryMb: positiveInteger('--memory', opts.memory),
-            cpus: positiveInteger('--cpus', opts.cpus),
-            accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
-            machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
-            bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
-            qemu: opts.qemu,
-            cacheDir: opts.cacheDir,
-            snapshot: opts.snapshot,
-            log: opts.verbose ? verbose : undefined,
-            onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
-          };
-          const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
-          const { boot } = await import('../vm/vm.js');
-          const vm = await boot(bootOpts);
-          try {
-            if (opts.verbose) {
-              const t = vm.timings;
-              const guest =
-                t.snapshot === 'none'
-                  ? `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`
-                  : `snapshot ${t.snapshot === 'created' ? 'saved, then ' : ''}restored in ${t.restoreMs} ms, init+agent ${t.initMs} ms (guest clock)`;
-              verbose(`booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ${guest}`);
-            }
-            const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
-            const argv = command.length ? command : ['sh'];
-            return await run(vm, argv, {
-              interactive,
-              stdin: Boolean(opts.stdin) || (command.length === 0 && !interactive),
-              timeoutMs,
-              json: opts.json,
-              verbose: opts.verbose ? verbose : undefined,
-            });
-          } catch (err) {
-            if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
-              throw new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`);
-            }
-            if (err instanceof ApplianceError && err.code === 'ETOOBIG') {
-              throw new ApplianceError('ETOOBIG', `${err.summary}: --json holds the output in memory; without --json it streams, whatever its size`);
-            }
-            throw err;
-          } finally {
-            await vm.close();
-          }
-        },
-        {
-          failure: EXIT.bootFailed,
-          // The console's last lines stay on the error for library callers; --verbose shows them live.
-          describe: (err, _command, opts) => ('consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary),
-        },
-      ),
+      action(bootAction, {
+        failure: EXIT.bootFailed,
+        // The console's last lines stay on the error for library callers; --verbose shows them live.
+        describe: (err, _command, opts) => ('consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary),
+      }),
     );
+}
+
+/** The library's boot options from the command line's. */
+function bootOptions(opts: BootCliOptions, verbose: (line: string) => void): BootOptions {
+  return {
+    disks: opts.disk.map(parseDisk),
+    memoryMb: positiveInteger('--memory', opts.memory),
+    cpus: positiveInteger('--cpus', opts.cpus),
+    accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
+    machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
+    bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
+    qemu: opts.qemu,
+    cacheDir: opts.cacheDir,
+    snapshot: opts.snapshot,
+    log: opts.verbose ? verbose : undefined,
+    onConsole: opts.verbose ? (line) => process.stderr.write(`console: ${line}\n`) : undefined,
+  };
+}
+
+/** --verbose's line on where the boot's time went. */
+function bootTimeLine(vm: Vm): string {
+  const t = vm.timings;
+  const guest =
+    t.snapshot === 'none'
+      ? `kernel ${t.kernelMs} ms, init+agent ${t.initMs} ms (guest clock)`
+      : `snapshot ${t.snapshot === 'created' ? 'saved, then ' : ''}restored in ${t.restoreMs} ms, init+agent ${t.initMs} ms (guest clock)`;
+  return `booted with ${vm.accel} on ${vm.machine} in ${t.readyMs} ms: appliance ${t.buildMs} ms, qemu start at ${t.qemuStartMs} ms, ${guest}`;
+}
+
+async function bootAction(command: string[], opts: BootCliOptions): Promise<number> {
+  const verbose = (line: string) => process.stderr.write(`appliance: ${line}\n`);
+  const bootOpts = bootOptions(opts, verbose);
+  const timeoutMs = secondsToMs(positiveNumber('--timeout', opts.timeout));
+  const { boot } = await import('../vm/vm.js');
+  const vm = await boot(bootOpts);
+  try {
+    if (opts.verbose) verbose(bootTimeLine(vm));
+    const interactive = command.length === 0 && Boolean(process.stdin.isTTY && process.stdout.isTTY);
+    const argv = command.length ? command : ['sh'];
+    return await run(vm, argv, {
+      interactive,
+      stdin: Boolean(opts.stdin) || (command.length === 0 && !interactive),
+      timeoutMs,
+      json: opts.json,
+      verbose: opts.verbose ? verbose : undefined,
+    });
+  } catch (err) {
+    if (err instanceof ApplianceError && err.code === 'ETIMEDOUT') {
+      throw new ApplianceError('ETIMEDOUT', `the command did not finish within ${opts.timeout} s and was killed`);
+    }
+    if (err instanceof ApplianceError && err.code === 'ETOOBIG') {
+      throw new ApplianceError('ETOOBIG', `${err.summary}: --json holds the output in memory; without --json it streams, whatever its size`);
+    }
+    throw err;
+  } finally {
+    await vm.close();
+  }
 }
 
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {

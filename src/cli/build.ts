@@ -1,7 +1,7 @@
 import { formatSize } from '../units.js';
 import type { Command } from 'commander';
 import type { BuildProgress } from '../appliance/index.js';
-import { action, usageError, progressEnabled } from './common.js';
+import { action, CACHE_DIR_OPTION, usageError, progressEnabled } from './common.js';
 
 interface BuildCliOptions {
   packages?: string[];
@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .option('--kernel <path>', 'kernel to boot (default: $APPLIANCE_KERNEL, else the newest installed)')
     .option('--modules <names>', 'kernel modules for the root, loadable on demand (comma-separated; replaces the default filesystem list)', commaList)
     .option('--strict', 'key the cache on file contents (sha256) instead of size, mtime and inode')
-    .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
+    .option(...CACHE_DIR_OPTION)
     .option('--json', 'print the result as JSON')
     .option('--verbose', 'explain each decision on stderr')
     .addHelpText(

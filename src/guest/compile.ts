@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureCacheRoot } from '../cache/dir.js';
@@ -113,8 +113,12 @@ function findCompiler(): string {
 }
 
 /** Every .c and .h below INIT_SOURCE_DIR, by path from it, in byte order. */
+export function guestSourceNames(): string[] {
+  return (readdirSync(INIT_SOURCE_DIR, { recursive: true }) as string[]).filter((n) => /\.[ch]$/.test(n)).sort();
+}
+
 async function readSources(): Promise<[string, Buffer][]> {
-  const names = (await readdir(INIT_SOURCE_DIR, { recursive: true })).filter((n) => /\.[ch]$/.test(n)).sort();
+  const names = guestSourceNames();
   return Promise.all(names.map(async (n) => [n, await readFile(join(INIT_SOURCE_DIR, n))] as [string, Buffer]));
 }
 

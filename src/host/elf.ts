@@ -47,6 +47,74 @@ function readCString(fd: number, position: number): string {
   }
 }
 
+/** Readers of an ELF file's words in its byte order and word size. */
+interface Words {
+  bits: 32 | 64;
+  u16: (b: Buffer, o: number) => number;
+  u32: (b: Buffer, o: number) => number;
+  u64: (b: Buffer, o: number) => number;
+  word: (b: Buffer, o: number) => number;
+}
+
+function wordsOf(bits: 32 | 64, le: boolean): Words {
+  const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const u64 = (b: Buffer, o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
+  return { bits, u16: (b, o) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o)), u32, u64, word: bits === 64 ? u64 : u32 };
+}
+
+interface Segments {
+  loads: { vaddr: number; offset: number; filesz: number }[];
+  dynamic?: { offset: number; size: number };
+}
+
+/** The program headers: the loadable segments and the dynamic one; the interpreter goes into `info`. */
+function readSegments(fd: number, h: Buffer, w: Words, info: ElfInfo): Segments {
+  const phoff = w.bits === 64 ? w.u64(h, 0x20) : w.u32(h, 0x1c);
+  const phentsize = w.u16(h, w.bits === 64 ? 0x36 : 0x2a);
+  const phnum = w.u16(h, w.bits === 64 ? 0x38 : 0x2c);
+  const segments: Segments = { loads: [] };
+  if (phnum === 0) return segments;
+  const ph = readAt(fd, phoff, phentsize * phnum);
+  for (let i = 0; i < phnum && (i + 1) * phentsize <= ph.length; i++) {
+    const o = i * phentsize;
+    const type = w.u32(ph, o);
+    // Elf64_Phdr: type, flags, offset, vaddr, paddr, filesz; Elf32_Phdr: type, offset, vaddr, paddr, filesz.
+    const offset = w.bits === 64 ? w.u64(ph, o + 8) : w.u32(ph, o + 4);
+    const vaddr = w.bits === 64 ? w.u64(ph, o + 16) : w.u32(ph, o + 8);
+    const filesz = w.bits === 64 ? w.u64(ph, o + 32) : w.u32(ph, o + 16);
+    if (type === PT_LOAD) segments.loads.push({ vaddr, offset, filesz });
+    else if (type === PT_DYNAMIC) segments.dynamic = { offset, size: filesz };
+    else if (type === PT_INTERP) info.interp = readAt(fd, offset, filesz).toString('utf8').replace(/\0.*$/s, '');
+  }
+  return segments;
+}
+
+/** The dynamic section's DT_NEEDED, DT_RPATH and DT_RUNPATH strings, into `info`. */
+function readDynamic(fd: number, { loads, dynamic }: Segments, w: Words, info: ElfInfo): void {
+  if (!dynamic) return;
+  const dyn = readAt(fd, dynamic.offset, dynamic.size);
+  const entSize = w.bits === 64 ? 16 : 8;
+  const strings: { tag: number; value: number }[] = [];
+  let strtabVaddr: number | undefined;
+  for (let o = 0; o + entSize <= dyn.length; o += entSize) {
+    const tag = w.word(dyn, o);
+    const value = w.word(dyn, o + entSize / 2);
+    if (tag === DT_NULL) break;
+    if (tag === DT_STRTAB) strtabVaddr = value;
+    else if (tag === DT_NEEDED || tag === DT_RPATH || tag === DT_RUNPATH) strings.push({ tag, value });
+  }
+  if (strtabVaddr === undefined) return;
+  // DT_STRTAB is an address: find the loadable segment holding it to get a file offset.
+  const seg = loads.find((l) => strtabVaddr! >= l.vaddr && strtabVaddr! < l.vaddr + l.filesz);
+  if (!seg) return;
+  const strtab = strtabVaddr - seg.vaddr + seg.offset;
+  for (const { tag, value } of strings) {
+    const text = readCString(fd, strtab + value);
+    if (tag === DT_NEEDED) info.needed.push(text);
+    else (tag === DT_RPATH ? info.rpath : info.runpath).push(...text.split(':').filter(Boolean));
+  }
+}
+
 /**
  * Reads an ELF file's program headers and dynamic section with positional reads:
  * the interpreter, DT_NEEDED, DT_RPATH and DT_RUNPATH. Returns undefined for a
@@ -63,54 +131,9 @@ export function readElf(path: string): ElfInfo | undefined {
     const h = readAt(fd, 0, 64);
     const header = readElfHeader(h);
     if (!header || h.length < (header.bits === 64 ? 64 : 52)) return undefined;
-    const { bits, little: le, machine } = header;
-    const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
-    const u32 = (b: Buffer, o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-    const u64 = (b: Buffer, o: number) => Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o));
-    const word = bits === 64 ? u64 : u32;
-    const phoff = bits === 64 ? u64(h, 0x20) : u32(h, 0x1c);
-    const phentsize = u16(h, bits === 64 ? 0x36 : 0x2a);
-    const phnum = u16(h, bits === 64 ? 0x38 : 0x2c);
-    const info: ElfInfo = { bits, machine, needed: [], rpath: [], runpath: [] };
-    if (phnum === 0) return info;
-
-    const ph = readAt(fd, phoff, phentsize * phnum);
-    const loads: { vaddr: number; offset: number; filesz: number }[] = [];
-    let dynamic: { offset: number; size: number } | undefined;
-    for (let i = 0; i < phnum && (i + 1) * phentsize <= ph.length; i++) {
-      const o = i * phentsize;
-      const type = u32(ph, o);
-      // Elf64_Phdr: type, flags, offset, vaddr, paddr, filesz; Elf32_Phdr: type, offset, vaddr, paddr, filesz.
-      const offset = bits === 64 ? u64(ph, o + 8) : u32(ph, o + 4);
-      const vaddr = bits === 64 ? u64(ph, o + 16) : u32(ph, o + 8);
-      const filesz = bits === 64 ? u64(ph, o + 32) : u32(ph, o + 16);
-      if (type === PT_LOAD) loads.push({ vaddr, offset, filesz });
-      else if (type === PT_DYNAMIC) dynamic = { offset, size: filesz };
-      else if (type === PT_INTERP) info.interp = readAt(fd, offset, filesz).toString('utf8').replace(/\0.*$/s, '');
-    }
-    if (!dynamic) return info;
-
-    const dyn = readAt(fd, dynamic.offset, dynamic.size);
-    const entSize = bits === 64 ? 16 : 8;
-    const strings: { tag: number; value: number }[] = [];
-    let strtabVaddr: number | undefined;
-    for (let o = 0; o + entSize <= dyn.length; o += entSize) {
-      const tag = word(dyn, o);
-      const value = word(dyn, o + entSize / 2);
-      if (tag === DT_NULL) break;
-      if (tag === DT_STRTAB) strtabVaddr = value;
-      else if (tag === DT_NEEDED || tag === DT_RPATH || tag === DT_RUNPATH) strings.push({ tag, value });
-    }
-    if (strtabVaddr === undefined) return info;
-    // DT_STRTAB is an address: find the loadable segment holding it to get a file offset.
-    const seg = loads.find((l) => strtabVaddr! >= l.vaddr && strtabVaddr! < l.vaddr + l.filesz);
-    if (!seg) return info;
-    const strtab = strtabVaddr - seg.vaddr + seg.offset;
-    for (const { tag, value } of strings) {
-      const text = readCString(fd, strtab + value);
-      if (tag === DT_NEEDED) info.needed.push(text);
-      else (tag === DT_RPATH ? info.rpath : info.runpath).push(...text.split(':').filter(Boolean));
-    }
+    const info: ElfInfo = { bits: header.bits, machine: header.machine, needed: [], rpath: [], runpath: [] };
+    const w = wordsOf(header.bits, header.little);
+    readDynamic(fd, readSegments(fd, h, w, info), w, info);
     return info;
   } finally {
     closeSync(fd);

@@ -4,7 +4,7 @@
 // secret is a host file the guest must never see, and every image is hashed before and after.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -220,14 +220,17 @@ describe('a path swapped after the check', () => {
     hashes.set(backed, sha(backed));
     const link = join(tmp, 'disk-link');
     symlinkSync(plain, link);
-    // The swap happens between our check and qemu's start: a wrapper flips the link, then runs qemu.
+    // The swap happens between our check and qemu's start: a wrapper flips the link, then runs
+    // qemu. Only a start flips it: the launcher asks `qemu --version` before it opens the disks
+    // on a host with /dev/kvm (the accelerator verdict's key), and a flip then would come before the check.
     const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
     const qemu = join(tmp, 'qemu-flipping');
-    writeFileSync(qemu, `#!/bin/sh\nln -sfn ${backed} ${link}\nexec ${real} "$@"\n`);
+    writeFileSync(qemu, `#!/bin/sh\ncase "$1" in --version|-version) ;; *) ln -sfn ${backed} ${link} ;; esac\nexec ${real} "$@"\n`);
     chmodSync(qemu, 0o755);
     await using vm = await boot({ cacheDir: SHARED_CACHE, qemu, disks: [{ path: link, format: 'qcow2' }] });
     const first = (await vm.exec(['head', '-c', '9', '/dev/disk/by-id/virtio-disk0'])).stdout;
     expect(first.toString()).not.toBe('TOPSECRET');
     expect(first).toEqual(Buffer.alloc(9)); // the plain qcow2 reads as zeros
+    expect(readlinkSync(link)).toBe(backed); // the wrapper did flip it, after the check
   }, 120_000);
 });

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
 import { ApplianceError } from '../../errors.js';
-import { DISK_FORMAT_CHOICES, isDiskFormat, usageError } from '../common.js';
+import { CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, usageError } from '../common.js';
 
 export interface CommonOptions {
   format?: string;
@@ -54,7 +54,7 @@ export function common(cmd: Command): Command {
   return cmd
     .option('--format <format>', `the images' format (default: qcow2 or raw, from the header; others must be named: ${DISK_FORMAT_CHOICES.join('|')})`)
     .option('--key <[UUID=]key>', 'the key of a LUKS container (of the one with this UUID; repeatable)', (v: string, prev: string[]) => [...prev, v], [])
-    .option('--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)')
+    .option(...CACHE_DIR_OPTION)
     .option('--verbose', 'explain each step on stderr');
 }
 

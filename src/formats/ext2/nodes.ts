@@ -91,91 +91,114 @@ function pathKey(path: string | Buffer): string {
   return names.join('/');
 }
 
-export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGraph {
+/** Entries by their path's key, in directory order (parents first); a path given twice is refused. */
+function sortedEntries(entries: readonly Entry[]): { key: string; entry: Entry }[] {
   const sorted = entries.map((entry) => ({ key: pathKey(entry.path), entry }));
   sorted.sort((a, b) => byName(a.key, b.key));
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i - 1]!.key === sorted[i]!.key) throw badTree(`${showPath(sorted[i]!.key)} is listed twice: give each path once`);
   }
+  return sorted;
+}
 
-  const clamp = (t: number) => {
+/** Times as ext2 holds them: whole seconds, clamped to SOURCE_DATE_EPOCH when given and to what the format can say. */
+function timeClamp(opts: NodeOptions): (t: number) => number {
+  return (t) => {
     const whole = Math.floor(t);
     const clamped = opts.clampTime !== undefined ? Math.min(whole, opts.clampTime) : whole;
     return Math.max(TIME_MIN, Math.min(TIME_MAX, clamped));
   };
-  // Synthesized directories (and lost+found) get the latest time in the tree: reproducible, and plausible.
-  let referenceTime = opts.clampTime ?? 0;
-  if (opts.clampTime === undefined) {
-    for (const { entry } of sorted) referenceTime = Math.max(referenceTime, clamp(entry.mtime));
-  }
-  const synthetic: Entry = { path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: referenceTime };
-  const dirNode = (path: string, entry: Entry, parent: Ext2Node | undefined): Ext2Node => ({
-    ino: 0,
-    type: 'dir',
-    links: 0,
-    size: 0,
-    path,
-    entry,
-    children: [],
-    parent,
-  });
-  const root = dirNode('', synthetic, undefined);
-  root.ino = ROOT_INO;
-  root.parent = root;
-  const lostFound = dirNode(LOST_FOUND_NAME, { ...synthetic, mode: 0o700 }, root);
-  lostFound.ino = LOST_FOUND_INO;
-  root.children!.push({ name: LOST_FOUND_NAME, node: lostFound });
+}
 
-  // Every node by path. Sorted order puts every parent before its children.
-  const byPath = new Map<string, Ext2Node>([
-    ['', root],
-    [LOST_FOUND_NAME, lostFound],
-  ]);
-  const dirFor = (path: string, inside: string): Ext2Node => {
-    const found = byPath.get(path);
+const dirNode = (path: string, entry: Entry, parent: Ext2Node | undefined): Ext2Node => ({
+  ino: 0,
+  type: 'dir',
+  links: 0,
+  size: 0,
+  path,
+  entry,
+  children: [],
+  parent,
+});
+
+/** The tree as it grows: the root and lost+found first, every node by path, hard links by their key. */
+class Tree {
+  readonly root: Ext2Node;
+  readonly lostFound: Ext2Node;
+  /** Sorted order puts every parent before its children. */
+  private readonly byPath: Map<string, Ext2Node>;
+  private readonly byLink = new Map<string, Ext2Node>();
+
+  constructor(
+    /** What folders nobody listed get: the latest time in the tree (reproducible, and plausible). */
+    private readonly synthetic: Entry,
+    private readonly opts: NodeOptions,
+  ) {
+    this.root = dirNode('', synthetic, undefined);
+    this.root.ino = ROOT_INO;
+    this.root.parent = this.root;
+    this.lostFound = dirNode(LOST_FOUND_NAME, { ...synthetic, mode: 0o700 }, this.root);
+    this.lostFound.ino = LOST_FOUND_INO;
+    this.root.children!.push({ name: LOST_FOUND_NAME, node: this.lostFound });
+    this.byPath = new Map([
+      ['', this.root],
+      [LOST_FOUND_NAME, this.lostFound],
+    ]);
+  }
+
+  /** The folder at `path`, made (with its parents) if nobody listed it; `inside` is what asked, for the error. */
+  private dirFor(path: string, inside: string): Ext2Node {
+    const found = this.byPath.get(path);
     if (found) {
       if (found.type !== 'dir') throw badTree(`${showPath(path)} is a ${found.type} but ${showPath(inside)} is listed inside it`);
       return found;
     }
     const slash = path.lastIndexOf('/');
-    const parent = dirFor(slash < 0 ? '' : path.slice(0, slash), inside);
-    const dir = dirNode(path, synthetic, parent);
+    const parent = this.dirFor(slash < 0 ? '' : path.slice(0, slash), inside);
+    const dir = dirNode(path, this.synthetic, parent);
     parent.children!.push({ name: path.slice(slash + 1), node: dir });
-    byPath.set(path, dir);
+    this.byPath.set(path, dir);
     return dir;
-  };
-  const byLink = new Map<string, Ext2Node>();
+  }
 
-  for (const { key, entry } of sorted) {
-    const size = checkEntry(entry, key, opts);
+  add(key: string, entry: Entry): void {
+    const size = checkEntry(entry, key, this.opts);
     if (key === '' || key === LOST_FOUND_NAME) {
-      const node = key === '' ? root : lostFound;
       if (entry.type !== 'dir') throw badTree(`${showPath(key)} must be a directory, not a ${entry.type}`);
-      node.entry = entry;
-      continue;
+      (key === '' ? this.root : this.lostFound).entry = entry;
+      return;
     }
     const slash = key.lastIndexOf('/');
     const name = key.slice(slash + 1);
     if (name.length > NAME_MAX) {
       throw new ApplianceError('ENAMETOOLONG', `${showPath(key)}: the name is ${name.length} bytes, over the ext2 limit of ${NAME_MAX}: rename it`);
     }
-    const parent = dirFor(slash < 0 ? '' : key.slice(0, slash), key);
+    const parent = this.dirFor(slash < 0 ? '' : key.slice(0, slash), key);
     const linkKey = entry.type !== 'dir' ? entry.hardlinkKey : undefined;
-    let node = linkKey !== undefined ? byLink.get(linkKey) : undefined;
-    if (node) {
-      if (node.type !== entry.type) {
-        throw badTree(`${showPath(key)} is a hard link of ${showPath(node.path)} but one is a ${entry.type} and the other a ${node.type}`);
-      }
-    } else {
+    let node = linkKey !== undefined ? this.byLink.get(linkKey) : undefined;
+    if (node && node.type !== entry.type) {
+      throw badTree(`${showPath(key)} is a hard link of ${showPath(node.path)} but one is a ${entry.type} and the other a ${node.type}`);
+    }
+    if (!node) {
       const isDir = entry.type === 'dir';
       node = { ino: 0, type: entry.type, links: 0, size, path: key, entry, children: isDir ? [] : undefined, parent: isDir ? parent : undefined };
-      if (linkKey !== undefined) byLink.set(linkKey, node);
+      if (linkKey !== undefined) this.byLink.set(linkKey, node);
     }
-    byPath.set(key, node);
+    this.byPath.set(key, node);
     parent.children!.push({ name, node });
   }
+}
 
-  const { byIno, lastIno } = number(root);
+export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGraph {
+  const sorted = sortedEntries(entries);
+  const clamp = timeClamp(opts);
+  let referenceTime = opts.clampTime ?? 0;
+  if (opts.clampTime === undefined) {
+    for (const { entry } of sorted) referenceTime = Math.max(referenceTime, clamp(entry.mtime));
+  }
+  const tree = new Tree({ path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: referenceTime }, opts);
+  for (const { key, entry } of sorted) tree.add(key, entry);
+  const { byIno, lastIno } = number(tree.root);
   const meta = (node: Ext2Node): InodeMeta => {
     const e = node.entry;
     const mtime = clamp(e.mtime);
@@ -188,7 +211,7 @@ export function buildNodes(entries: readonly Entry[], opts: NodeOptions): NodeGr
       ctime: e.ctime === undefined ? mtime : clamp(e.ctime),
     };
   };
-  return { byIno, root, lostFound, lastIno, meta };
+  return { byIno, root: tree.root, lostFound: tree.lostFound, lastIno, meta };
 }
 
 /** Checks what the image cannot hold as given and returns the node size (file bytes, symlink target length). */

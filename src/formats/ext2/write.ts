@@ -41,55 +41,74 @@ const ZEROS = Buffer.alloc(CHUNK_BYTES);
 
 export async function writeImage(plan: Plan, image: ImageFile, opts: WriteOptions): Promise<WriteSummary> {
   const { geometry, graph } = plan;
-  const B = geometry.blockSize;
   const allocator = new BlockAllocator(geometry);
   // Per inode: i_block (15 words) and the block count, in one flat table.
   const placed = new Uint32Array((graph.lastIno + 1) * 16);
   // The tree digest names the image when no UUID is given.
   const digest = createHash('sha256');
-  digest.update(`appliance-ext2 ${B} ${geometry.blocksCount} ${geometry.inodesCount}\0`).update(opts.label);
+  digest.update(`appliance-ext2 ${geometry.blockSize} ${geometry.blocksCount} ${geometry.inodesCount}\0`).update(opts.label);
   const readBuffer = chunkBuffer();
-  let files = 0;
-  let bytes = 0;
+  const done = { files: 0, bytes: 0 };
   let lastYield = performance.now();
-
   for (let ino = 1; ino <= graph.lastIno; ino++) {
     const node = graph.byIno[ino];
     if (!node) continue;
     digestNode(digest, node, graph.meta(node));
-    const mapper = new BlockMapper(
-      B,
-      () => allocator.allocate(),
-      (phys, block) => image.write(block, 0, B, phys * B),
-    );
-    if (node.type === 'dir') {
-      const blocks = renderDirectory(node, B, node.size / B);
-      digest.update(blocks);
-      placeChunk(image, mapper, { offset: 0, buf: blocks, length: blocks.length }, B, false);
-    } else if (node.type === 'symlink' && !isFastSymlink(node)) {
-      const block = Buffer.alloc(B);
-      symlinkTarget(node).copy(block);
-      placeChunk(image, mapper, { offset: 0, buf: block, length: node.size }, B, false);
-    } else if (node.type === 'file' && node.size > 0) {
-      const source = node.entry.source;
-      if (source?.kind === 'bytes') digest.update(source.data);
-      readContent(node, readBuffer, (chunk) => placeChunk(image, mapper, chunk, B, true));
-      files++;
-      bytes += node.size;
-    } else {
-      continue;
-    }
-    mapper.finish();
+    const mapper = placeNode(node, { geometry, image, allocator, digest, readBuffer, done });
+    if (!mapper) continue;
     placed.set(mapper.iblock, ino * 16);
     placed[ino * 16 + 15] = mapper.blocks;
     if (performance.now() - lastYield >= YIELD_MS) {
-      opts.onProgress?.({ files, bytes });
+      opts.onProgress?.({ ...done });
       await new Promise((resolve) => setImmediate(resolve));
       lastYield = performance.now();
     }
   }
-  opts.onProgress?.({ files, bytes });
+  opts.onProgress?.({ ...done });
+  return writeMetadata(plan, image, allocator, placed, digest, opts);
+}
 
+interface PlaceContext {
+  geometry: Plan['geometry'];
+  image: ImageFile;
+  allocator: BlockAllocator;
+  digest: Hash;
+  readBuffer: ReturnType<typeof chunkBuffer>;
+  done: { files: number; bytes: number };
+}
+
+/** A node's blocks written (a folder's entries, a slow symlink's target, a file's content); undefined for a node that has none. */
+function placeNode(node: Ext2Node, c: PlaceContext): BlockMapper | undefined {
+  const B = c.geometry.blockSize;
+  const mapper = new BlockMapper(
+    B,
+    () => c.allocator.allocate(),
+    (phys, block) => c.image.write(block, 0, B, phys * B),
+  );
+  if (node.type === 'dir') {
+    const blocks = renderDirectory(node, B, node.size / B);
+    c.digest.update(blocks);
+    placeChunk(c.image, mapper, { offset: 0, buf: blocks, length: blocks.length }, B, false);
+  } else if (node.type === 'symlink' && !isFastSymlink(node)) {
+    const block = Buffer.alloc(B);
+    symlinkTarget(node).copy(block);
+    placeChunk(c.image, mapper, { offset: 0, buf: block, length: node.size }, B, false);
+  } else if (node.type === 'file' && node.size > 0) {
+    const source = node.entry.source;
+    if (source?.kind === 'bytes') c.digest.update(source.data);
+    readContent(node, c.readBuffer, (chunk) => placeChunk(c.image, mapper, chunk, B, true));
+    c.done.files++;
+    c.done.bytes += node.size;
+  } else {
+    return undefined;
+  }
+  mapper.finish();
+  return mapper;
+}
+
+/** The groups' bitmaps and inode tables, then the superblock and the descriptors in group 0 and every backup group. */
+function writeMetadata(plan: Plan, image: ImageFile, allocator: BlockAllocator, placed: Uint32Array, digest: Hash, opts: WriteOptions): WriteSummary {
+  const { geometry } = plan;
   const counts = writeGroupMetadata(plan, image, allocator, placed);
   const uuid = opts.uuid ?? uuidFromDigest(digest.digest());
   const blocksFree = counts.reduce((n, c) => n + c.freeBlocks, 0);
@@ -99,9 +118,9 @@ export async function writeImage(plan: Plan, image: ImageFile, opts: WriteOption
   for (const group of geometry.groups) {
     if (!group.hasSuper) continue;
     // The primary superblock sits at byte 1024 whatever the block size; backups open their group.
-    const sbAt = group.index === 0 ? SUPERBLOCK_OFFSET : group.start * B;
+    const sbAt = group.index === 0 ? SUPERBLOCK_OFFSET : group.start * geometry.blockSize;
     image.write(encodeSuperblock(fields, group.index), 0, SUPERBLOCK_SIZE, sbAt);
-    image.write(descriptors, 0, descriptors.length, (group.start + 1) * B);
+    image.write(descriptors, 0, descriptors.length, (group.start + 1) * geometry.blockSize);
   }
   image.flush();
   return { uuid: formatUuid(uuid), blocksFree, inodesFree };
