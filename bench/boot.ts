@@ -11,7 +11,7 @@ import { boot } from '../src/vm/vm.js';
 import { LIBGUESTFS_ENV, run, seconds as s, type Sample } from './run.js';
 import { median } from './stats.js';
 
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
 const mib = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;

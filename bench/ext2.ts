@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { median } from './stats.js';
 
 const SUPERMIN_D = '/usr/lib/x86_64-linux-gnu/guestfs/supermin.d';
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 const RUNS = 5;
 
 interface Run {

@@ -13,7 +13,7 @@ import { makeOsImage } from './os-image.js';
 import { LIBGUESTFS_ENV, run, seconds, type Sample } from './run.js';
 import { median } from './stats.js';
 
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 256);
 

@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
 npm install --no-audit --no-fund --loglevel=error  # not `npm ci`: see .ci/run
 npm run build --silent
-node dist/src/cli.js boot -- sh -c 'echo "hello from the appliance: $(uname -sr), root $(findmnt -no FSTYPE,OPTIONS / 2>/dev/null || grep " / " /proc/mounts)"'
+node dist/src/bin.cjs boot -- sh -c 'echo "hello from the appliance: $(uname -sr), root $(findmnt -no FSTYPE,OPTIONS / 2>/dev/null || grep " / " /proc/mounts)"'

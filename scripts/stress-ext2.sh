@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
-CLI="node dist/src/cli.js"
+CLI="node dist/src/bin.cjs"
 work=$(mktemp -d "${TMPDIR:-/tmp}/stress-ext2.XXXXXX")
 mnt=""
 cleanup() {

@@ -23,4 +23,5 @@ registerInspect(program);
 
 oneLineUsageErrors(program);
 watchStdout();
-await run(program, process.argv);
+// Not awaited at the top level: the bundle is CommonJS (scripts/bundle-cli.mjs).
+void run(program, process.argv);

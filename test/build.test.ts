@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAppliance, type BuildOptions } from '../src/appliance/index.js';
 
-const CLI = 'dist/src/cli.js';
+const CLI = 'dist/src/bin.cjs';
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'build-test-'));

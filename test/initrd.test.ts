@@ -215,7 +215,7 @@ describe('buildInitrd', () => {
 });
 
 describe('appliance mkinitrd', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/cli.js'), 'mkinitrd', ...args], { encoding: 'utf8' });
+  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'mkinitrd', ...args], { encoding: 'utf8' });
 
   it('writes the initrd and reports it as JSON', () => {
     const output = join(dir, 'cli.img');

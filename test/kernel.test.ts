@@ -152,7 +152,7 @@ describe('an unreadable kernel, as an unprivileged user', () => {
     const root = await fakeRoot('perm-cli', [{ path: 'vmlinuz', version: '6.1.0', mode: 0o000 }], ['6.1.0']);
     const r = asUser([
       process.execPath,
-      resolve('dist/src/cli.js'),
+      resolve('dist/src/bin.cjs'),
       'mkinitrd',
       join(dir, 'out.img'),
       '--init',

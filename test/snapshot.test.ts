@@ -33,7 +33,7 @@ import { boot, type Vm } from '../src/vm/vm.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-snapshot-test-'));
 const cacheDir = join(tmp, 'cache');
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 let appliance: Appliance;
 const disks: { path: string; marker: string }[] = [];
 

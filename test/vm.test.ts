@@ -16,7 +16,7 @@ import { alive } from './helpers/proc.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-vm-test-'));
 const cacheDir = join(tmp, 'cache');
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let vm: Vm;
 let disk: string;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
  *   init/HASH/         the compiled init and agent, named by their sources and compiler
  *   resolve/ID.json    records: what a set of build options resolved to, the accelerator verdict…
  *   locks/KEY.lock     one builder per entry
+ *   code/cli-HASH.v8   V8's code cache of the CLI's bundle (src/bin.cts, which names this folder itself)
  *   tmp/LABEL.PID.R    everything being made or deleted: it appears in place whole, by rename
  */
 export const layout = {
@@ -23,14 +24,16 @@ export const layout = {
   locks: (root: string) => join(root, 'locks'),
   lock: (root: string, key: string) => join(root, 'locks', `${key}.lock`),
   tmp: (root: string) => join(root, 'tmp'),
+  code: (root: string) => join(root, 'code'),
 };
 
 /** The folders `appliance cache clear` empties: all but the locks of builders that may be running. */
-export const CLEARED: readonly ('entries' | 'snapshots' | 'vmlinux' | 'init' | 'records' | 'tmp')[] = [
+export const CLEARED: readonly ('entries' | 'snapshots' | 'vmlinux' | 'init' | 'records' | 'tmp' | 'code')[] = [
   'entries',
   'snapshots',
   'vmlinux',
   'init',
   'records',
   'tmp',
+  'code',
 ];

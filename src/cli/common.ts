@@ -1,6 +1,6 @@
 import type { Command, CommanderError } from 'commander';
 import { ApplianceError } from '../errors.js';
-import { DISK_FORMATS, type DiskFormat } from '../vm/index.js';
+import { DISK_FORMATS, type DiskFormat } from '../disk-formats.js';
 import { EXIT, exitStatus } from './exit-status.js';
 
 export interface ActionOptions<A extends unknown[]> {

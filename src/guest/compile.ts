@@ -8,6 +8,7 @@ import { layout } from '../cache/layout.js';
 import { readRecord, writeRecord } from '../cache/records.js';
 import { publish } from '../cache/temp.js';
 import { ApplianceError } from '../errors.js';
+import { importExternal } from '../external.js';
 import { sha256File } from '../files.js';
 import { executableSearchPath, findExecutable } from '../host/which.js';
 import { contractHeader } from './contract-header.js';
@@ -16,7 +17,7 @@ import { contractHeader } from './contract-header.js';
  * execa, loaded when something is compiled: importing it is ~140 ms here, most of what
  * `import 'appliance'` costs, and a cached appliance (every call but the first) never needs it.
  */
-const loadExeca = () => import('execa');
+const loadExeca = () => importExternal<typeof import('execa')>('execa');
 
 export interface GuestPrograms {
   /** The static init for the initramfs. */

@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { ApplianceError } from '../errors.js';
 
 export type ModuleCompression = 'none' | 'xz' | 'zst' | 'gz';
@@ -106,9 +105,7 @@ async function readModulesDep(modulesDir: string): Promise<Map<string, { relPath
 async function readLines(path: string, optional: boolean): Promise<string[]> {
   const lines: string[] = [];
   try {
-    for await (const line of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
-      if (line.trim() !== '') lines.push(line);
-    }
+    for (const line of (await readFile(path, 'utf8')).split(/\r?\n/)) if (line.trim() !== '') lines.push(line);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     // A kernel built without modules.builtin simply has nothing built in we know of.

@@ -13,9 +13,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApplianceError } from '../errors.js';
 
-/** The image formats a disk may be given in (qemu's names), the one list the CLI and the library check against. */
-export const DISK_FORMATS = ['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc'] as const;
-export type DiskFormat = (typeof DISK_FORMATS)[number];
+import type { DiskFormat } from '../disk-formats.js';
+
+export type { DiskFormat } from '../disk-formats.js';
 
 export interface DiskSpec {
   path: string;

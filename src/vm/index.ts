@@ -1,3 +1,3 @@
 // vm: the public runtime API: boot() an appliance and use it as a Vm (commands, files, timings), built on the launcher and the agent client.
 export { boot, Vm, type BootOptions, type BootTimings, type VmDisk } from './vm.js';
-export { detectDiskFormat, DISK_FORMATS, type DiskFormat, type DiskSpec } from '../launcher/index.js';
+export { detectDiskFormat, type DiskFormat, type DiskSpec } from '../launcher/index.js';

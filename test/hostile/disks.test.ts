@@ -14,7 +14,7 @@ import { boot } from '../../src/vm/vm.js';
 import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-hostile-disks-'));
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 const SECRET = `TOPSECRET-${'s'.repeat(1014)}`; // two sectors
 const secret = join(tmp, 'secret');
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');

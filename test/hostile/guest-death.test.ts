@@ -20,7 +20,7 @@ import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-death-'));
 const image = join(tmp, 'errors-panic.ext4');
-const CLI = resolve('dist/src/cli.js');
+const CLI = resolve('dist/src/bin.cjs');
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 let imageHash: string;
 

@@ -1,5 +1,6 @@
 /** `appliance cat`: files of a disk image, byte for byte. */
 import type { Command } from 'commander';
+import { pipeline } from 'node:stream/promises';
 import { action } from '../common.js';
 import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
 
@@ -12,7 +13,6 @@ export function register(program: Command): void {
       action(async (spec: string, paths: string[], o: CommonOptions) => {
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
-        const { pipeline } = await import('node:stream/promises');
         for (const path of paths) {
           const at = await img.locate(path, fs);
           await pipeline(at.fs.createReadStream(at.path), process.stdout, { end: false }).catch((err: unknown) => {
