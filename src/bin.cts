@@ -30,8 +30,12 @@ function codeDir(env: NodeJS.ProcessEnv): string | undefined {
       ? resolve(env.XDG_CACHE_HOME, 'appliance')
       : join(homedir(), '.cache', 'appliance');
   const safe = (path: string) => {
-    const st = statSync(path, { throwIfNoEntry: false });
-    return st !== undefined && st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+    try {
+      const st = statSync(path);
+      return st.uid === process.getuid?.() && (st.mode & 0o022) === 0;
+    } catch {
+      return false; // not there, or not ours to look at
+    }
   };
   return safe(root) ? join(root, 'code') : undefined;
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { expectClean, readImageTree } from './helpers/ext2-oracle.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'cli.js');
+const CLI = join(import.meta.dirname, '..', 'dist', 'src', 'bin.cjs');
 let work: string;
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
