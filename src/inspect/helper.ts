@@ -111,7 +111,7 @@ export class Helper {
 
   async statfs(dirs: string[]): Promise<(Statfs | undefined)[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run(INSPECT_COMMAND.statfs, dirs, 'reading the filesystems\' sizes')).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
+    return parseFields(await this.run(INSPECT_COMMAND.statfs, dirs, "reading the filesystems' sizes")).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
   }
 
   /**
