@@ -14,7 +14,7 @@ import { chmod, lchown, link, lutimes, mkdir, readdir, stat, symlink, unlink, ut
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
-import { errnoCode } from '../errno.js';
+import { describeErrno, errnoCode } from '../errno.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkEvent } from './records.js';
 
@@ -31,7 +31,7 @@ export interface CopyOutResult {
   hardlinks: number;
   /** Bytes of data written (holes are not written). */
   bytes: number;
-  /** What could not be made, one line each (a device without root, a socket, an unreadable entry). */
+  /** What was not copied whole, one line each in the image's terms (its path, then why): a device without root, a socket, an unreadable entry. */
   skipped: string[];
 }
 
@@ -94,97 +94,144 @@ export async function copyOut(
   _opts: CopyOutOptions = {},
   fetch?: (path: Name) => Readable,
 ): Promise<CopyOutResult> {
-  const src = asBytes(source);
-  const parts = splitBytes(src);
-  // The copy is HOSTDIR/basename(source), or HOSTDIR itself for "/": entries are placed relative to the source's parent.
-  const from = parts.length ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))]) : Buffer.from('/');
-  const root = Buffer.from(hostDir);
-  const into = await stat(hostDir).catch(() => undefined);
-  if (!into?.isDirectory())
-    throw new ApplianceError(
-      into ? 'ENOTDIR' : 'ENOENT',
-      `${hostDir} is not a folder${into ? '' : ' (there is nothing there)'}: copy-out copies into a folder that exists`,
-    );
-  if (!parts.length && (await readdir(hostDir)).length) throw new ApplianceError('EEXIST', `${hostDir} is not empty: copy "/" into an empty folder`);
-  const result: CopyOutResult = {
-    path: show(parts.length ? under(root, parts.slice(-1)) : root),
-    files: 0,
-    dirs: 0,
-    symlinks: 0,
-    hardlinks: 0,
-    bytes: 0,
-    skipped: [],
-  };
-  const c: Copy = { made: new Set(['']), byInode: new Map(), dirs: [], result, root };
-  let file: OpenFile | undefined;
+  const run = await CopyRun.begin(asBytes(source), hostDir, fetch);
+  return run.consume(events);
+}
+
+/** One copy: the stream's events in order, each entry checked against what came before. */
+class CopyRun {
+  /** The file whose data comes next. */
+  private file: OpenFile | undefined;
   /** The entry being made: whether it goes in the caller's folder itself (there, EEXIST is the caller's file). */
-  let at: { dest: Buffer; inHostDir: boolean } | undefined;
-  let sawSource = false;
-  const deferred: OpenFile[] = [];
-  try {
-    for await (const e of events) {
-      if (e.kind === 'deferred') {
-        if (file?.fd === undefined || !fetch)
-          throw new ApplianceError(
-            'EPROTO',
-            `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${fetch ? ' outside a file' : ', which was not asked'}`,
-          );
-        closeSync(file.fd);
-        deferred.push({ ...file, fd: undefined });
-        file = undefined;
-        continue;
-      }
-      if (e.kind === 'data' || e.kind === 'end') {
-        if (!file) throw new ApplianceError('EPROTO', 'file data outside a file in the copy stream');
-        if (e.kind === 'end') {
-          await finish(file, e.errno, result);
-          file = undefined;
-        } else if (file.fd !== undefined) {
-          // The helper sends extents it found below st_size: data past it is a lie.
-          if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${show(file.path)}`);
-          writeSync(file.fd, e.bytes, 0, e.bytes.length, e.offset);
-          file.end = Math.max(file.end ?? 0, e.offset + e.bytes.length);
-          result.bytes += e.bytes.length;
-        }
-        continue;
-      }
-      if (file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
-      if (e.kind === 'error') {
-        // The copied path itself cannot be read: there is nothing to copy, an error, not a skip.
-        if (asBytes(e.error.path).equals(src)) throw new ApplianceError(errnoCode(e.error.errno), `${show(src)}: cannot be read (${errnoCode(e.error.errno)})`);
-        result.skipped.push(`${show(asBytes(e.error.path))}: cannot be read (errno ${e.error.errno})`);
-        continue;
-      }
-      const rel = below(asBytes(e.stat.path), from);
-      // The copied path itself (once; its own name), or an entry in a folder this copy made.
-      const isSource = rel !== undefined && rel.length === (parts.length ? 1 : 0);
-      if (!rel || (parts.length > 0 && !rel[0]?.equals(parts.at(-1)!)) || (isSource ? sawSource : !c.made.has(key(rel.slice(0, -1))))) {
-        throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(e.stat.path))}, which is not below ${show(src)} in a folder it sent before`);
-      }
-      sawSource ||= isSource;
-      at = { dest: under(root, rel), inHostDir: isSource && parts.length > 0 };
-      file = await place(e.stat, rel, c);
-    }
-    if (file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
-    for (const d of deferred) {
-      file = { ...d, fd: openSync(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
-      at = { dest: d.path, inHostDir: false };
-      await fetchInto(file, fetch!(d.stat.path), result);
-      file = undefined;
-    }
-  } catch (err) {
-    if (file?.fd !== undefined) {
-      try {
-        closeSync(file.fd);
-      } catch {
-        // The error being thrown is the one to tell.
-      }
-    }
-    throw hostError(err, file?.path ?? at?.dest, at?.inHostDir ?? false);
+  private at: { dest: Buffer; inHostDir: boolean } | undefined;
+  private sawSource = false;
+  private readonly deferred: OpenFile[] = [];
+
+  private constructor(
+    private readonly src: Buffer,
+    /** The source's components, and the folder entries are placed relative to (its parent). */
+    private readonly parts: Buffer[],
+    private readonly from: Buffer,
+    private readonly c: Copy,
+    private readonly fetch: ((path: Name) => Readable) | undefined,
+  ) {}
+
+  /** Checks the destination; the copy is HOSTDIR/basename(source), or HOSTDIR itself for "/". */
+  static async begin(src: Buffer, hostDir: string, fetch?: (path: Name) => Readable): Promise<CopyRun> {
+    const parts = splitBytes(src);
+    const from = parts.length
+      ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))])
+      : Buffer.from('/');
+    const root = Buffer.from(hostDir);
+    const into = await stat(hostDir).catch(() => undefined);
+    if (!into?.isDirectory())
+      throw new ApplianceError(
+        into ? 'ENOTDIR' : 'ENOENT',
+        `${hostDir} is not a folder${into ? '' : ' (there is nothing there)'}: copy-out copies into a folder that exists`,
+      );
+    if (!parts.length && (await readdir(hostDir)).length) throw new ApplianceError('EEXIST', `${hostDir} is not empty: copy "/" into an empty folder`);
+    const result: CopyOutResult = {
+      path: show(parts.length ? under(root, parts.slice(-1)) : root),
+      files: 0,
+      dirs: 0,
+      symlinks: 0,
+      hardlinks: 0,
+      bytes: 0,
+      skipped: [],
+    };
+    return new CopyRun(src, parts, from, { made: new Set(['']), placed: new Set(), byInode: new Map(), dirs: [], result, root }, fetch);
   }
-  // Folders last, deepest first: their modes and times, once nothing more is written in them.
-  for (const d of c.dirs.reverse()) await settle(d.path, d.stat, false, result);
-  return result;
+
+  async consume(events: AsyncIterable<WalkEvent>): Promise<CopyOutResult> {
+    try {
+      for await (const e of events) await this.event(e);
+      if (this.file) throw new ApplianceError('EPROTO', 'the copy stream ended inside a file');
+      await this.fetchDeferred();
+    } catch (err) {
+      if (this.file?.fd !== undefined) {
+        try {
+          closeSync(this.file.fd);
+        } catch {
+          // The error being thrown is the one to tell.
+        }
+      }
+      throw hostError(err, this.file?.path ?? this.at?.dest, this.at?.inHostDir ?? false);
+    }
+    // Folders last, deepest first: their modes and times, once nothing more is written in them.
+    for (const d of this.c.dirs.reverse()) await settle(d.path, d.stat, false, this.c.result);
+    return this.c.result;
+  }
+
+  private async event(e: WalkEvent): Promise<void> {
+    if (e.kind === 'deferred') return this.defer();
+    if (e.kind === 'data' || e.kind === 'end') return this.data(e);
+    if (this.file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
+    if (e.kind === 'error') return this.unreadable(e.error.path, e.error.errno);
+    return this.entry(e.stat);
+  }
+
+  private defer(): void {
+    const file = this.file;
+    if (file?.fd === undefined || !this.fetch)
+      throw new ApplianceError(
+        'EPROTO',
+        `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${this.fetch ? ' outside a file' : ', which was not asked'}`,
+      );
+    closeSync(file.fd);
+    this.deferred.push({ ...file, fd: undefined });
+    this.file = undefined;
+  }
+
+  private async data(e: Extract<WalkEvent, { kind: 'data' | 'end' }>): Promise<void> {
+    const file = this.file;
+    if (!file) throw new ApplianceError('EPROTO', 'file data outside a file in the copy stream');
+    if (e.kind === 'end') {
+      await finish(file, e.errno, this.c.result);
+      this.file = undefined;
+    } else if (file.fd !== undefined) {
+      // The helper sends extents it found below st_size: data past it is a lie.
+      if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${show(file.path)}`);
+      writeSync(file.fd, e.bytes, 0, e.bytes.length, e.offset);
+      file.end = Math.max(file.end ?? 0, e.offset + e.bytes.length);
+      this.c.result.bytes += e.bytes.length;
+    }
+  }
+
+  /** An entry the guest could not read: said and left out; the copied path itself is an error (nothing to copy). */
+  private unreadable(path: Name, errno: number): void {
+    if (asBytes(path).equals(this.src)) throw new ApplianceError(errnoCode(errno), `${show(this.src)}: cannot be read (${describeErrno(errno)})`);
+    this.c.result.skipped.push(`${show(asBytes(path))}: not copied: ${describeErrno(errno)}`);
+  }
+
+  private async entry(stat: FileStat): Promise<void> {
+    const rel = below(asBytes(stat.path), this.from);
+    const { parts, c } = this;
+    // The copied path itself (once; its own name), or an entry in a folder this copy made.
+    const isSource = rel !== undefined && rel.length === (parts.length ? 1 : 0);
+    if (!rel || (parts.length > 0 && !rel[0]?.equals(parts.at(-1)!)) || (isSource ? this.sawSource : !c.made.has(key(rel.slice(0, -1))))) {
+      throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(stat.path))}, which is not below ${show(this.src)} in a folder it sent before`);
+    }
+    if (!rel.length && stat.type !== 'dir') throw new ApplianceError('EPROTO', `the copy stream sends "/" as a ${stat.type}: a filesystem's root is a folder`);
+    this.sawSource ||= isSource;
+    this.at = { dest: under(c.root, rel), inHostDir: isSource && parts.length > 0 };
+    // A corrupt folder may list one name twice (fsck calls it a duplicate entry): the first is kept, the rest said.
+    if (c.placed.has(key(rel))) {
+      c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`);
+      if (stat.type === 'file') this.file = { stat, path: this.at.dest };
+      return;
+    }
+    c.placed.add(key(rel));
+    this.file = await place(stat, rel, c);
+  }
+
+  private async fetchDeferred(): Promise<void> {
+    for (const d of this.deferred) {
+      this.file = { ...d, fd: openSync(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
+      this.at = { dest: d.path, inHostDir: false };
+      await fetchInto(this.file, this.fetch!(d.stat.path), this.c.result);
+      this.file = undefined;
+    }
+  }
 }
 
 /**
@@ -205,6 +252,8 @@ interface Copy {
   root: Buffer;
   /** The folders this copy made (relative, byte-exact keys): only in those may entries go. */
   made: Set<string>;
+  /** Every entry made (the same keys): a name listed twice is not made twice. */
+  placed: Set<string>;
   byInode: Map<number, Buffer>;
   dirs: { path: Buffer; stat: FileStat }[];
   result: CopyOutResult;
@@ -276,9 +325,9 @@ async function finish(file: OpenFile, errno: number, result: CopyOutResult): Pro
   try {
     // A hole at the end: the size covers what was not written.
     if ((file.end ?? 0) !== file.stat.size) ftruncateSync(fd, file.stat.size);
-    if (errno) result.skipped.push(`${show(file.path)}: read in part only (errno ${errno})`);
+    if (errno) result.skipped.push(`${show(asBytes(file.stat.path))}: copied in part only: ${describeErrno(errno)}`);
     // Through the open file: no path walked again, two calls fewer a file than by path.
-    await owned(file.path, result, async (isRoot) => {
+    await owned(file.stat, result, async (isRoot) => {
       if (isRoot) fchownSync(fd, file.stat.uid, file.stat.gid);
       fchmodSync(fd, isRoot ? file.stat.mode : file.stat.mode & ~0o6000);
       futimesSync(fd, file.stat.atime, file.stat.mtime);
@@ -298,7 +347,9 @@ async function finish(file: OpenFile, errno: number, result: CopyOutResult): Pro
 async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyOutResult): Promise<void> {
   const isRoot = process.getuid?.() === 0;
   if (stat.type === 'socket' || ((stat.type === 'chardev' || stat.type === 'blockdev') && !isRoot)) {
-    result.skipped.push(`${show(dest)}: a ${stat.type}${stat.type === 'socket' ? '' : ', which only root can make'}`);
+    result.skipped.push(
+      `${show(asBytes(stat.path))}: not copied: a ${stat.type}${stat.type === 'socket' ? ' (made by the program that listens on it)' : ', which only root can make'}`,
+    );
     return;
   }
   const temp = Buffer.concat([root, Buffer.from(`/.appliance-node-${randomBytes(8).toString('hex')}`)]);
@@ -321,7 +372,7 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
  * image would run as the caller for anyone who can reach it.
  */
 async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
-  await owned(path, result, async (isRoot) => {
+  await owned(stat, result, async (isRoot) => {
     if (isRoot) await lchown(path, stat.uid, stat.gid);
     if (!isLink) await chmod(path, isRoot ? stat.mode : stat.mode & ~0o6000);
     await (isLink ? lutimes : utimes)(path, stat.atime, stat.mtime);
@@ -329,10 +380,11 @@ async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: Cop
 }
 
 /** Runs `set` (settle's work, by path or by handle); what fails is said in `skipped`, not thrown. */
-async function owned(path: Buffer, result: CopyOutResult, set: (isRoot: boolean) => Promise<void>): Promise<void> {
+async function owned(stat: FileStat, result: CopyOutResult, set: (isRoot: boolean) => Promise<void>): Promise<void> {
   try {
     await set(process.getuid?.() === 0);
   } catch (err) {
-    result.skipped.push(`${show(path)}: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code ?? 'an error';
+    result.skipped.push(`${show(asBytes(stat.path))}: copied, but its owner, mode or times could not be set (${code})`);
   }
 }

@@ -10,7 +10,7 @@ import {
   type ReadFileStreamOptions,
 } from '../agent/agent-client.js';
 import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
-import { launch, type Accel, type Attempt, type DiskSpec, type Launched, type MachineName } from '../launcher/index.js';
+import { launch, type Accel, type Attempt, type DiskSpec, type Launched, type LaunchOptions, type MachineName } from '../launcher/index.js';
 import { GuestDeath } from './guest-death.js';
 
 export interface BootOptions {
@@ -98,45 +98,14 @@ export class Vm {
     const modules = modulesHeld(appliance, opts.modules ?? []);
     if (modules.absent.length) opts.log?.(`modules not loaded before the snapshot point: ${modules.absent.join(' ')} (built into the kernel, or not in it)`);
     const death = new GuestDeath();
-    const launched = await launch({
-      kernel: appliance.kernel,
-      kernelSha256: appliance.manifest.kernel.sha256,
-      initrd: appliance.initrd,
-      root: appliance.root,
-      disks: opts.disks,
-      memoryMb: opts.memoryMb,
-      cpus: opts.cpus,
-      accel: opts.accel,
-      machine: opts.machine,
-      qemu: opts.qemu,
-      cacheDir: opts.cacheDir,
-      bootDeadlineMs: opts.bootTimeoutMs,
-      // The init hands over to the agent, which serves the channel as the guest's PID 1.
-      cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH), ...(modules.held.length ? [param('modules', modules.held.join(','))] : [])],
-      snapshot: opts.snapshot ?? true,
-      consoleTiming: Boolean(opts.log),
-      ready: async (ctx) => AgentClient.connect(await ctx.channel),
-      onConsole: opts.onConsole,
-      log: opts.log,
-    });
+    const launched = await launch(launchOptions(appliance, opts, modules.held));
     const agent = launched.ready;
-    const readyMs = performance.now() - t0;
     const disks = (opts.disks ?? []).map((d, i) => ({
       path: d.path,
       serial: diskSerial(i),
       guestPath: diskGuestPath(i),
     }));
-    const { hello } = agent;
-    const resumed = launched.snapshot !== 'none';
-    const timings: BootTimings = {
-      snapshot: launched.snapshot,
-      buildMs: Math.round(buildMs),
-      qemuStartMs: Math.round(buildMs + launched.timings.spawnedAt),
-      restoreMs: launched.timings.resumedAt === undefined ? undefined : launched.timings.resumedAt - launched.timings.spawnedAt,
-      kernelMs: resumed ? 0 : hello.initMs,
-      initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
-      readyMs: Math.round(readyMs),
-    };
+    const timings = timingsOf(launched, buildMs, performance.now() - t0);
     const vm = new Vm(
       launched,
       agent,
@@ -223,4 +192,44 @@ function delay(ms: number): Promise<void> {
  */
 export function boot(opts?: BootOptions): Promise<Vm> {
   return Vm.start(opts);
+}
+
+/** What the launcher needs of a boot: the appliance's files, the caller's machine, the agent's hand-over. */
+function launchOptions(appliance: Appliance, opts: BootOptions, modules: string[]): LaunchOptions<AgentClient> {
+  return {
+    kernel: appliance.kernel,
+    kernelSha256: appliance.manifest.kernel.sha256,
+    initrd: appliance.initrd,
+    root: appliance.root,
+    disks: opts.disks,
+    memoryMb: opts.memoryMb,
+    cpus: opts.cpus,
+    accel: opts.accel,
+    machine: opts.machine,
+    qemu: opts.qemu,
+    cacheDir: opts.cacheDir,
+    bootDeadlineMs: opts.bootTimeoutMs,
+    // The init hands over to the agent, which serves the channel as the guest's PID 1.
+    cmdline: [param('root', ROOT_SERIAL), param('init', AGENT_PATH), ...(modules.length ? [param('modules', modules.join(','))] : [])],
+    snapshot: opts.snapshot ?? true,
+    consoleTiming: Boolean(opts.log),
+    ready: async (ctx) => AgentClient.connect(await ctx.channel),
+    onConsole: opts.onConsole,
+    log: opts.log,
+  };
+}
+
+/** Where a boot's time went, from the host's clock and the guest's own report (its hello). */
+function timingsOf(launched: Launched<AgentClient>, buildMs: number, readyMs: number): BootTimings {
+  const { hello } = launched.ready;
+  const resumed = launched.snapshot !== 'none';
+  return {
+    snapshot: launched.snapshot,
+    buildMs: Math.round(buildMs),
+    qemuStartMs: Math.round(buildMs + launched.timings.spawnedAt),
+    restoreMs: launched.timings.resumedAt === undefined ? undefined : launched.timings.resumedAt - launched.timings.spawnedAt,
+    kernelMs: resumed ? 0 : hello.initMs,
+    initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
+    readyMs: Math.round(readyMs),
+  };
 }

@@ -22,7 +22,10 @@ export function register(program: Command): void {
           results.push(await at.fs.copyOut(at.path, hostDir).catch((err: unknown) => Promise.reject(asGiven(err, path, at))));
         }
         if (o.json) json(results);
-        for (const s of results.flatMap((r) => r.skipped)) process.stderr.write(`appliance: not copied: ${s}\n`);
+        const skipped = results.flatMap((r) => r.skipped);
+        for (const s of skipped) process.stderr.write(`appliance: ${disk}: ${s}\n`);
+        // Anything not copied whole is exit 1, as for ls: a partial copy must not pass for a whole one.
+        return skipped.length ? 1 : 0;
       }),
     );
 }
