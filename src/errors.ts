@@ -54,3 +54,19 @@ export class ApplianceError extends Error {
     return this.message.split('\n', 1)[0]!;
   }
 }
+
+/**
+ * A file of a disk image that could not be read: the guest's errno on a path of the image.
+ * Its code is the errno's name (ENOENT, EUCLEAN…): a fact about the image, never a mistake
+ * in the command line, whatever name it shares with one (EINVAL).
+ */
+export class ImageFileError extends ApplianceError {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    readonly errno: number,
+    readonly path: string | Buffer,
+  ) {
+    super(code, message);
+  }
+}

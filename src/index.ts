@@ -1,5 +1,5 @@
 // The library's public surface: boot and use appliances, build them, and the writers.
-export { ApplianceError, type ErrorCode } from './errors.js';
+export { ApplianceError, ImageFileError, type ErrorCode } from './errors.js';
 export type { Entry, EntryType, ContentSource } from './formats/entry.js';
 export { boot, Vm, type BootOptions, type BootTimings, type VmDisk } from './vm/index.js';
 export { AgentError, type ExecOptions, type ExecResult, type ExecStream, type ReadFileOptions, type ReadFileStreamOptions } from './agent/agent-client.js';

@@ -20,8 +20,15 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
       const code = await fn(...args);
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
-      if (err instanceof ApplianceError) {
-        process.stderr.write(`appliance: ${opts.describe?.(err, ...args) ?? err.summary}\n`);
+      if (brokenPipe.signal.aborted || (err as NodeJS.ErrnoException | undefined)?.code === 'EPIPE') {
+        // The reader of our stdout went away (`… | head`): what failed after is its doing.
+        process.exitCode = EXIT.brokenPipe;
+        brokenPipe.abort();
+      } else if (err instanceof ApplianceError) {
+        // --verbose: the whole message (a mount's kernel log, say); else its first line, bounded.
+        const verbose = args.some((a) => typeof a === 'object' && a !== null && (a as { verbose?: unknown }).verbose === true);
+        const line = opts.describe?.(err, ...args) ?? (verbose ? err.message : bounded(err.summary));
+        process.stderr.write(`appliance: ${line}\n`);
         process.exitCode = exitStatus(err, opts.failure ?? EXIT.failure);
       } else {
         process.stderr.write(`appliance: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
@@ -30,6 +37,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
     }
   };
 }
+
+/** Longest error line printed; what comes from a guest (a kernel's log, a tool's) can be any length. --verbose says it all. */
+const LINE_MAX = 300;
+const bounded = (line: string) => (line.length > LINE_MAX ? `${line.slice(0, LINE_MAX - 2)} …` : line);
 
 /** A mistake in the command line: one line on stderr and exit status 2. */
 export function usageError(message: string): ApplianceError {

@@ -1,4 +1,4 @@
-import type { ApplianceError, ErrorCode } from '../errors.js';
+import { ImageFileError, type ApplianceError, type ErrorCode } from '../errors.js';
 
 /** The CLI's own exit statuses (README "Exit status"); a command's status passes through as it is. */
 export const EXIT = {
@@ -43,5 +43,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 
 /** The exit status for an error of a command whose other failures exit with `failure`. */
 export function exitStatus(err: ApplianceError, failure: number): number {
+  // A file of the image that cannot be read is the command's failure, whatever its errno's name.
+  if (err instanceof ImageFileError) return failure;
   return STATUS[err.code] ?? failure;
 }

@@ -14,7 +14,8 @@ import { chmod, lchown, link, lutimes, mkdir, readdir, stat, symlink, unlink, ut
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
-import { describeErrno, errnoCode } from '../errno.js';
+import { describeErrno } from '../errno.js';
+import { fileError } from './helper.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkEvent } from './records.js';
 
@@ -199,7 +200,7 @@ class CopyRun {
 
   /** An entry the guest could not read: said and left out; the copied path itself is an error (nothing to copy). */
   private unreadable(path: Name, errno: number): void {
-    if (asBytes(path).equals(this.src)) throw new ApplianceError(errnoCode(errno), `${show(this.src)}: cannot be read (${describeErrno(errno)})`);
+    if (asBytes(path).equals(this.src)) throw fileError(errno, path);
     this.c.result.skipped.push(`${show(asBytes(path))}: not copied: ${describeErrno(errno)}`);
   }
 

@@ -6,8 +6,8 @@
 import { isUtf8 } from 'node:buffer';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ApplianceError } from '../errors.js';
-import { errnoCode } from '../errno.js';
+import { ApplianceError, ImageFileError } from '../errors.js';
+import { describeErrno, errnoCode } from '../errno.js';
 import { CAT_ERRNO_BASE, INSPECT_COMMAND, INSPECT_FIELD as F, INSPECT_PATH, WALK_DEPTH_ALL, WALK_FLAG } from '../guest/contract.js';
 import type { Vm } from '../vm/index.js';
 import type { Name, Range } from './probe/types.js';
@@ -168,15 +168,16 @@ export class Helper {
     const stderr = tail(s.stderr);
     const done = s.result.then(async (r) => {
       if (r.exitCode === 0) return;
-      // The helper exits with CAT_ERRNO_BASE + the errno when the file cannot be read.
+      // The helper exits with CAT_ERRNO_BASE + the errno when the file cannot be read: said
+      // as every file error is (musl's strerror has no words for some, e.g. EUCLEAN).
+      if (r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE) throw fileError(r.exitCode - CAT_ERRNO_BASE, path);
       let said = (await stderr)
         .toString('utf8')
         .trim()
         .replace(/^appliance-inspect: /, '');
       // It says "PATH: why": the path is said once, below.
       if (said.startsWith(`${String(path)}: `)) said = said.slice(String(path).length + 2);
-      const code = r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE ? errnoCode(r.exitCode - CAT_ERRNO_BASE) : 'EINSPECT';
-      throw new ApplianceError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${said || `status ${r.exitCode}`}`);
+      throw new ApplianceError('EINSPECT', `${String(path)}: ${said || `status ${r.exitCode}`}`);
     });
     return { stream: s.stdout, done };
   }
@@ -260,7 +261,7 @@ function statfsOf(f: Map<string, Buffer>): Statfs | undefined {
 }
 
 /** A file's errno in the guest as our error, naming the path. */
-export function fileError(errno: number, path: Name): ApplianceError {
+export function fileError(errno: number, path: Name): ImageFileError {
   const code = errnoCode(errno);
-  return new ApplianceError(code, `${String(path)}: ${code}`);
+  return new ImageFileError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${describeErrno(errno)}`, errno, path);
 }

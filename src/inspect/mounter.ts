@@ -8,7 +8,7 @@
  * unmounted under its reader.
  */
 import { ApplianceError } from '../errors.js';
-import { errnoCode } from '../errno.js';
+import { describeErrno, errnoCode } from '../errno.js';
 import { filesystemOf, type Probe } from './devices.js';
 import type { Filesystem as ProbedFs } from './probe/types.js';
 import type { Helper, MountResult } from './helper.js';
@@ -168,8 +168,15 @@ export class Mounter {
 
 function settle(e: FsEntry, mountType: string, r: MountResult, p: Deferred<string>): void {
   if (r.errno) {
-    const kernel = r.kernel ? `: ${mountDriver(mountType)} says ${r.kernel}` : '';
-    p.reject(new ApplianceError('EMOUNT', `cannot mount ${e.info.id} (${e.info.type}, read-only): ${errnoCode(r.errno)}${kernel}`));
+    // One line, the reason first and the driver's first words after it; its whole log on
+    // the lines below (the CLI prints them under --verbose).
+    const log = (r.kernel ?? '')
+      .split(/\n|\\x0a/)
+      .map((l) => l.trim())
+      .filter(Boolean);
+    const first = log[0] ? `: ${mountDriver(mountType)} says "${log[0].length > 120 ? `${log[0].slice(0, 118)} …` : log[0]}"` : '';
+    const rest = log.length > 1 || (log[0]?.length ?? 0) > 120 ? `\n${log.join('\n')}` : '';
+    p.reject(new ApplianceError('EMOUNT', `cannot mount ${e.info.id} (${e.info.type}, read-only): ${describeErrno(r.errno)}${first}${rest}`));
     return;
   }
   if (r.statfs) Object.assign(e.info, { used: r.statfs.size - r.statfs.free, available: r.statfs.available });

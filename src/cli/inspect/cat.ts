@@ -1,7 +1,9 @@
 /** `appliance cat`: files of a disk image, byte for byte. */
 import type { Command } from 'commander';
-import { pipeline } from 'node:stream/promises';
-import { action } from '../common.js';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { parseSize } from '../../units.js';
+import { action, stdoutGone, usageError } from '../common.js';
 import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
@@ -9,16 +11,50 @@ export function register(program: Command): void {
     .description('Print files of a disk image (DISK[:FS] PATH…)')
     .argument('<disk>', 'DISK[:FS]')
     .argument('<path...>', 'files, as the filesystem or its OS sees them')
+    .option('--max-bytes <size>', 'print at most this much of each file (e.g. 64M), and exit 1 if a file was longer')
     .action(
-      action(async (spec: string, paths: string[], o: CommonOptions) => {
+      action(async (spec: string, paths: string[], o: CommonOptions & { maxBytes?: string }) => {
+        const max = o.maxBytes === undefined ? undefined : maxBytesOf(o.maxBytes);
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
+        let status = 0;
         for (const path of paths) {
           const at = await img.locate(path, fs);
-          await pipeline(at.fs.createReadStream(at.path), process.stdout, { end: false }).catch((err: unknown) => {
+          // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
+          const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
             throw asGiven(err, path, at);
           });
+          if (cut) {
+            process.stderr.write(`appliance: ${path}: longer than --max-bytes ${o.maxBytes}: the rest was not printed\n`);
+            status = 1;
+          }
         }
+        return status;
       }),
     );
+}
+
+function maxBytesOf(text: string): number {
+  try {
+    return parseSize(text);
+  } catch {
+    throw usageError(`--max-bytes "${text}": give a size, e.g. 4096, 64K or 1G`);
+  }
+}
+
+/**
+ * The stream's bytes to our stdout, at most `max` of them (then the rest is not read: the
+ * stream is destroyed); true when it was cut. By hand rather than by pipeline(), which
+ * would destroy our stdout with the source when it stops early.
+ */
+async function copyToStdout(read: Readable, max: number): Promise<boolean> {
+  let left = max;
+  for await (const chunk of read as AsyncIterable<Buffer>) {
+    const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+    left -= part.length;
+    // A reader that went away (| head) aborts the wait: the action exits 141.
+    if (!process.stdout.write(part)) await once(process.stdout, 'drain', { signal: stdoutGone });
+    if (part !== chunk) return true;
+  }
+  return false;
 }

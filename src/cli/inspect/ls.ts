@@ -1,6 +1,7 @@
 /** `appliance ls`: a folder of a disk image, as ls -l and ls -R would list it. */
 import type { Command } from 'commander';
 import type { FileStat } from '../../inspect/index.js';
+import { describeErrno } from '../../errno.js';
 import { action, usageError } from '../common.js';
 import { json, longLine, printable } from './format.js';
 import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
@@ -27,7 +28,7 @@ export function register(program: Command): void {
           for await (const s of at.fs.walk(at.path, {
             depth: o.recursive ? Infinity : 1,
             checksum: o.checksum !== undefined,
-            onError: (e) => errors.push(`${String(e.path)}: errno ${e.errno}`),
+            onError: (e) => errors.push(`${String(e.path)}: ${describeErrno(e.errno)}`),
           })) {
             // Without -R the folder itself is not listed, its entries are (a file lists itself).
             if (first && !o.recursive && s.type === 'dir') {
@@ -45,7 +46,7 @@ export function register(program: Command): void {
           throw asGiven(err, path, at);
         }
         if (o.json) json(entries);
-        for (const e of errors) process.stderr.write(`appliance: cannot read ${e}\n`);
+        for (const e of errors) process.stderr.write(`appliance: ${disk}: ${e}\n`);
         return errors.length ? 1 : 0;
       }),
     );
