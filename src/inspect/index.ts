@@ -9,3 +9,4 @@ export type { FileStat, FileType, WalkError } from './records.js';
 export type { VolumeReport, LuksKeys } from './volumes.js';
 export type { Name } from './probe/types.js';
 export { diff, type Attribute, type DiffEntry, type DiffOptions } from './diff.js';
+export { OsTree, type FileTree, type Mount } from './os-tree.js';

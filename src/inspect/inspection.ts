@@ -6,6 +6,7 @@
 import { ApplianceError } from '../errors.js';
 import { boot, detectDiskFormat, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, filesystemOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
+import { OsTree, type FileTree } from './os-tree.js';
 import { MountedFilesystem } from './filesystem.js';
 import { Helper, type BlockDevice } from './helper.js';
 import { mountOptions, unmountableReason } from './mounts.js';
@@ -217,20 +218,34 @@ export class Inspection {
   /**
    * Where `path` is: in the filesystem `selector` names (a bare partition number counts on
    * disk `disk`, default 0); with none named, in the only filesystem there is, or as the OS
-   * sees it (its fstab's mount points, the longest that holds the path).
+   * sees it (its fstab's mount points, the longest that holds the path). `mountpoint`: where
+   * the filesystem is in the OS's tree ("/" when named directly), so paths read in it can be
+   * said as the OS has them.
    */
-  async locate(path: Name, selector = '', disk = 0): Promise<{ fs: MountedFilesystem; path: Name }> {
-    if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path };
+  async locate(path: Name, selector = '', disk = 0): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string }> {
+    if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path, mountpoint: '/' };
     const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && (e.info.disk === undefined || e.info.disk === disk));
-    if (mine.length === 1) return { fs: await this.mount(mine[0]!.info.id), path };
+    if (mine.length === 1) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
     const os = (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk) ?? (await this.os())[0];
-    if (!os) return { fs: await this.mount(''), path }; // names the choices
+    if (!os) return { fs: await this.mount(''), path, mountpoint: '/' }; // names the choices
     const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
       .sort((a, b) => b.length - a.length)[0]!;
     const inner = mountpoint === '/' ? path : Buffer.from(text.slice(mountpoint.length) || '/', 'latin1');
-    return { fs: await this.mount(os.mountpoints[mountpoint]!), path: typeof path === 'string' ? Buffer.from(inner).toString('utf8') : inner };
+    return { fs: await this.mount(os.mountpoints[mountpoint]!), path: typeof path === 'string' ? Buffer.from(inner).toString('utf8') : inner, mountpoint };
+  }
+
+  /**
+   * Disk `disk`'s files as its OS sees them (its fstab's filesystems at their mount points,
+   * looked for on that disk first: see matchEntry), or its only filesystem when it has one.
+   */
+  async tree(disk = 0): Promise<FileTree> {
+    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && e.info.disk === disk);
+    const os = (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk);
+    if (!os) return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
+    const mounts = await Promise.all(Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({ mountpoint, fs: await this.mount(id) })));
+    return new OsTree(mounts);
   }
 
   /** The operating systems found: each root filesystem's OS, with its packages when asked. */
@@ -275,7 +290,7 @@ export class Inspection {
     found.sort((a, b) => order(a.e) - order(b.e));
     return detectSystems(
       found.map(({ e, files: f }) => ({ info: e.info, files: f })),
-      (entry) => this.matchEntry(entry),
+      (entry, rootId) => this.matchEntry(entry, rootId),
     );
   }
 
@@ -305,45 +320,57 @@ export class Inspection {
   /**
    * The filesystem an fstab line mounts: its device (matchSpec), and on btrfs the subvolume
    * its subvol= option names (the top level without one, or when that subvolume is not listed).
+   * Looked for on the root's own disk first: a clone attached beside its original shares its
+   * UUIDs and labels, and each root's fstab means its own disk's filesystems.
    */
-  private matchEntry(entry: FstabEntry): string | undefined {
-    const id = this.matchSpec(entry.spec);
+  private matchEntry(entry: FstabEntry, rootId: string): string | undefined {
+    const id = this.matchSpec(entry.spec, this.entries.find((e) => e.info.id === rootId)?.info.disk ?? 0);
     const subvol = entry.options
       .find((o) => o.startsWith('subvol='))
       ?.slice('subvol='.length)
       .replace(/^\/+/, '');
-    if (!id || !subvol) return id;
+    if (!id || !subvol || !this.entries.some((x) => x.info.id === id && x.info.type === 'btrfs')) return id;
     return this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device)?.info.id ?? id;
   }
 
-  /** The filesystem an fstab device names: by UUID, label, PARTUUID, PARTLABEL, LV path, or /dev/sdXN on the root's disk order. */
-  private matchSpec(spec: string): string | undefined {
+  /**
+   * The filesystem an fstab device names: by UUID, label, PARTUUID or PARTLABEL (on the
+   * root's disk `home` first, where names repeat), LV path, or /dev/sdXN in the disks' order.
+   */
+  private matchSpec(spec: string, home: number): string | undefined {
     const infos = this.entries.map((x) => x.info).filter((i) => !i.subvolume);
     const [key, value] = spec.includes('=') ? (spec.split(/=(.*)/s) as [string, string]) : ['', spec];
     const unquote = (s: string) => s.replace(/^"(.*)"$/, '$1');
     const parts = this.diskList.flatMap((d) => d.partitions.map((p) => ({ d, p })));
+    const homeFirst = <T>(list: T[], disk: (x: T) => number | undefined) => list.find((x) => disk(x) === home) ?? list[0];
     const byPart = (pred: (p: (typeof parts)[number]['p']) => boolean) => {
-      const hit = parts.find(({ p }) => pred(p));
+      const hit = homeFirst(
+        parts.filter(({ p }) => pred(p)),
+        (x) => x.d.index,
+      );
       return hit ? `disk${hit.d.index}:${hit.p.number}` : undefined;
     };
+    const byInfo = (pred: (i: FilesystemInfo) => boolean) => homeFirst(infos.filter(pred), (i) => i.disk)?.id;
     switch (key.toUpperCase()) {
       case 'UUID':
-        return infos.find((i) => i.uuid?.toLowerCase() === unquote(value).toLowerCase())?.id;
+        return byInfo((i) => i.uuid?.toLowerCase() === unquote(value).toLowerCase());
       case 'LABEL':
-        return infos.find((i) => String(i.label) === unquote(value))?.id;
+        return byInfo((i) => String(i.label) === unquote(value));
       case 'PARTUUID':
         return byPart((p) => p.uuid?.toLowerCase() === unquote(value).toLowerCase());
       case 'PARTLABEL':
         return byPart((p) => String(p.name) === unquote(value));
     }
     const byId = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
-    if (byId) return this.matchSpec(`${byId[1]!.toUpperCase()}=${byId[2]}`);
+    if (byId) return this.matchSpec(`${byId[1]!.toUpperCase()}=${byId[2]}`, home);
     const lv = /^\/dev\/(?:mapper\/)?([^/]+?)(?:[/-])([^/]+)$/.exec(spec);
     const lvId = lv && infos.find((i) => i.lv && (i.lv === `${lv[1]}/${lv[2]}` || lvDmName(i.lv) === `${lv[1]}-${lv[2]}`))?.id;
     if (lvId) return lvId;
     // /dev/sda2, /dev/vda2, /dev/xvda2, /dev/nvme0n1p2: the disk by its letter or number, as the OS saw them.
-    const dev = /^\/dev\/(?:[svx]?d|xvd)([a-z])(\d+)?$/.exec(spec) ?? /^\/dev\/nvme(\d+)n1(?:p(\d+))?$/.exec(spec);
+    const dev = /^\/dev\/(?:[svxh]?d|xvd)([a-z])(\d+)?$/.exec(spec) ?? /^\/dev\/nvme(\d+)n1(?:p(\d+))?$/.exec(spec);
     if (!dev) return undefined;
+    // /dev/hda2 too (older guests). The disks in the order given, as libguestfs counts them
+    // (virt-inspector's output is ours): a clone named so sees its original's disk.
     const index = /^\d+$/.test(dev[1]!) ? Number(dev[1]) : dev[1]!.charCodeAt(0) - 97;
     const id = dev[2] ? `disk${index}:${dev[2]}` : `disk${index}`;
     return infos.some((i) => i.id === id) ? id : undefined;

@@ -10,14 +10,17 @@ export function register(program: Command): void {
     .argument('<disk1>', 'DISK[:FS]')
     .argument('<disk2>', 'DISK[:FS]')
     .option('--times', 'compare modification times too')
+    .option('--checksum-all', "hash every file's content (default: only files whose size agrees and whose inode is not the same untouched one)")
     .option('--json', 'print the differences as JSON')
     .action(
-      action(async (a: string, b: string, o: CommonOptions & { times?: boolean }) => {
+      action(async (a: string, b: string, o: CommonOptions & { times?: boolean; checksumAll?: boolean }) => {
         const [sa, sb] = [splitDiskFs(a), splitDiskFs(b)];
         await using img = await open([sa.disk, sb.disk], o);
         const { diff } = await import('../../inspect/index.js');
-        const [fa, fb] = [await img.locate('/', sa.fs, 0), await img.locate('/', sb.fs, 1)];
-        const changes = await diff(fa.fs, fb.fs, { times: o.times, path: String(fa.path) });
+        // A named filesystem on each side, or each disk's whole tree as its OS mounts it.
+        const side = async (fs: string, disk: number) => (fs ? (await img.locate('/', fs, disk)).fs : img.tree(disk));
+        const [ta, tb] = [await side(sa.fs, 0), await side(sb.fs, 1)];
+        const changes = await diff(ta, tb, { times: o.times, checksum: o.checksumAll ? 'all' : 'changed' });
         if (o.json) return void json(changes);
         for (const c of changes) {
           const s = (c.b ?? c.a)!;

@@ -38,7 +38,10 @@ export function register(program: Command): void {
             first = false;
             if (o.json) entries.push(s);
             else {
-              const name = o.recursive ? printable(s.path) : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
+              // -R: the whole path as the OS has it (/boot/efi/EFI/…, not the ESP's /EFI/…).
+              const name = o.recursive
+                ? printable(osPath(at.mountpoint, s.path))
+                : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
               process.stdout.write(o.long || o.checksum ? longLine(s, name, o.checksum !== undefined) : Buffer.concat([name, Buffer.from('\n')]));
             }
           }
@@ -50,4 +53,11 @@ export function register(program: Command): void {
         return errors.length ? 1 : 0;
       }),
     );
+}
+
+/** A path of a filesystem mounted at `mountpoint`, as the OS has it. */
+function osPath(mountpoint: string, path: FileStat['path']): Buffer {
+  const inner = Buffer.from(path);
+  if (mountpoint === '/') return inner;
+  return inner.length === 1 ? Buffer.from(mountpoint) : Buffer.concat([Buffer.from(mountpoint), inner]);
 }

@@ -30,8 +30,8 @@ export interface Placed {
   deployment?: Deployment;
 }
 
-/** The filesystem (our id) an fstab line names, if attached. */
-export type FstabMatch = (entry: FstabEntry) => string | undefined;
+/** The filesystem (our id) an fstab line of root `rootId` names, if attached (looked for on the root's own disk first). */
+export type FstabMatch = (entry: FstabEntry, rootId: string) => string | undefined;
 
 /**
  * The name an fstab line's device is matched by: a BSD's translated to Linux's (libguestfs
@@ -55,7 +55,7 @@ export function resolveFstab(id: string, data: InspectionData, file: FileOf, mat
   for (const e of fstabEntries(file(ROLE_FILES.fstab)?.toString('utf8') ?? '')) {
     const { named, tried } = linuxName(e.spec, data);
     const root = e.spec === '/dev/root' || (data.fstab === 'bsd-fstab' && e.mountpoint === '/');
-    const found = root ? id : DEVICE_SPEC.test(tried) ? match({ ...e, spec: tried }) : undefined;
+    const found = root ? id : DEVICE_SPEC.test(tried) ? match({ ...e, spec: tried }, id) : undefined;
     if (found) fstab.push({ mountpoint: e.mountpoint, id: found });
     else if (named.startsWith('/dev/')) fstab.push({ mountpoint: e.mountpoint, device: named });
     if (!found && e.mountpoint.startsWith('/') && (DEVICE_SPEC.test(named) || /^\/\/|:/.test(e.spec))) unmatched.push(`${e.spec} ${e.mountpoint}`);

@@ -1,0 +1,84 @@
+/**
+ * An operating system's files as it sees them: its root filesystem with the others its
+ * fstab mounts spliced in at their mount points (/boot/efi, /srv…), as virt-ls and
+ * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
+ * read from the filesystem that holds it, never outside that filesystem.
+ */
+import type { MountedFilesystem, WalkOptions } from './filesystem.js';
+import type { Name } from './probe/types.js';
+import type { FileStat } from './records.js';
+
+/** What a diff or a listing reads: one filesystem, or an OS's tree of them. */
+export interface FileTree {
+  walk(path?: Name, opts?: WalkOptions): AsyncGenerator<FileStat>;
+  checksum(path: Name): Promise<string>;
+}
+
+export interface Mount {
+  /** Where in the OS ("/", "/boot/efi"). */
+  mountpoint: string;
+  fs: MountedFilesystem;
+}
+
+const bytes = (n: Name) => Buffer.from(n);
+/** Whether `path` is `mountpoint` or below it ("/" holds everything). */
+function within(path: Buffer, mountpoint: Buffer): boolean {
+  if (mountpoint.length === 1) return true;
+  return path.subarray(0, mountpoint.length).equals(mountpoint) && (path.length === mountpoint.length || path[mountpoint.length] === 0x2f);
+}
+
+export class OsTree implements FileTree {
+  /** Deepest mount point first: the first that holds a path is its filesystem. */
+  private readonly mounts: { at: Buffer; fs: MountedFilesystem }[];
+
+  constructor(mounts: Mount[]) {
+    this.mounts = mounts.map((m) => ({ at: Buffer.from(m.mountpoint), fs: m.fs })).sort((a, b) => b.at.length - a.at.length);
+  }
+
+  /** The filesystem that holds an OS path, and the path within it. */
+  private holder(path: Name): { at: Buffer; fs: MountedFilesystem; inner: Buffer } {
+    const p = bytes(path);
+    const m = this.mounts.find((x) => within(p, x.at));
+    if (!m) throw new Error(`no filesystem holds ${String(path)}: the OS has no "/"`);
+    const inner = m.at.length === 1 ? p : p.subarray(m.at.length);
+    return { ...m, inner: inner.length ? inner : Buffer.from('/') };
+  }
+
+  /** An OS path as given: text stays text where it is UTF-8. */
+  private static outer(at: Buffer, inner: Name): Name {
+    if (at.length === 1) return inner;
+    const joined = bytes(inner).length === 1 ? at : Buffer.concat([at, bytes(inner)]);
+    return typeof inner === 'string' ? joined.toString('utf8') : joined;
+  }
+
+  /**
+   * `path` and everything below it: each filesystem's part, a mount point's own folder
+   * given by the filesystem mounted there (as the OS sees it), folders that hold a mount
+   * point first. Errors below `path` go to onError with their OS path.
+   */
+  async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
+    const start = this.holder(path);
+    const depth = opts.depth ?? Infinity;
+    const p = bytes(path);
+    // Mount points below the start (deeper ones hidden in their parents' walks), shallowest first.
+    const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p)).reverse();
+    const levels = (x: Buffer) => x.toString('latin1').split('/').filter(Boolean).length;
+    for (const part of [{ at: start.at, fs: start.fs, from: start.inner }, ...below.map((m) => ({ at: m.at, fs: m.fs, from: Buffer.from('/') }))]) {
+      const left = depth - (levels(OsTree.outer(part.at, part.from) as Buffer) - levels(p));
+      if (left < 0) continue;
+      const hidden = this.mounts.filter((m) => m.at.length > part.at.length && within(m.at, part.at));
+      for await (const s of part.fs.walk(part.from, { ...opts, depth: left, onError: (e) => opts.onError?.({ ...e, path: OsTree.outer(part.at, e.path) }) })) {
+        const outer = OsTree.outer(part.at, s.path);
+        const ob = bytes(outer);
+        // A mount point's folder in the parent, and all below it, is the child's to give.
+        if (hidden.some((m) => within(ob, m.at))) continue;
+        yield { ...s, path: outer };
+      }
+    }
+  }
+
+  checksum(path: Name): Promise<string> {
+    const h = this.holder(path);
+    return h.fs.checksum(typeof path === 'string' ? h.inner.toString('utf8') : h.inner);
+  }
+}

@@ -1,0 +1,175 @@
+// A diff a test suite can trust: two images where the second is a clone of the first with
+// files changed, as image builders and their tests make them. The clone shares every UUID
+// and label with its original, so each disk's fstab must resolve on that disk; the diff
+// covers every filesystem the OS mounts, and is sorted by path as virt-diff prints it.
+//
+// The images: GPT, a vfat ESP (/boot/efi), an ext4 root, an ext4 /srv, fstab by UUID; made
+// with mkfs.ext4 -d, mkfs.vfat + mtools and sfdisk, changed with debugfs -w and mtools
+// (the clone's files as guestfish would leave them: new inodes, new times).
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { diff, inspect } from '../src/inspect/index.js';
+import { SHARED_CACHE } from './helpers/shared-cache.js';
+
+const CLI = resolve('dist/src/bin.cjs');
+const ROOT_UUID = '6a3c1f0e-8a4b-4c55-9d1e-0a1b2c3d4e5f';
+const SRV_UUID = '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0';
+const ESP_ID = 'ABCD1234';
+const OLD = new Date('2021-03-04T05:06:07Z');
+
+let work: string;
+let before: string;
+let after: string;
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, MTOOLS_SKIP_CHECK: '1', ...env } });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function tree(dir: string, files: Record<string, string>): void {
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true });
+    writeFileSync(join(dir, path), content);
+    utimesSync(join(dir, path), OLD, OLD);
+  }
+}
+
+/** The three partitions, laid out by sfdisk, written into one raw disk. */
+function assemble(out: string, esp: string, root: string, srv: string): void {
+  writeFileSync(out, '');
+  sh('truncate', ['-s', '120M', out]);
+  const layout = spawnSync('sfdisk', ['-q', out], {
+    input: 'label: gpt\nstart=2048, size=65536, type=uefi\nstart=67584, size=131072, type=linux\nstart=198656, size=32768, type=linux\n',
+  });
+  if (layout.status !== 0) throw new Error(`sfdisk: ${layout.stderr}`);
+  for (const [img, sector] of [
+    [esp, 2048],
+    [root, 67584],
+    [srv, 198656],
+  ] as const) {
+    sh('dd', [`if=${img}`, `of=${out}`, 'bs=512', `seek=${sector}`, 'conv=notrunc,sparse', 'status=none']);
+  }
+}
+
+const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8', timeout: 180_000 });
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'appliance-diff-clones-'));
+  const root = join(work, 'root');
+  const docs = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`/usr/share/doc/pkg${i}/copyright`, `package ${i}\n`.repeat(20)]));
+  tree(root, {
+    '/etc/fstab': `UUID=${ROOT_UUID} / ext4 errors=remount-ro 0 1\nUUID=${ESP_ID.slice(0, 4)}-${ESP_ID.slice(4)} /boot/efi vfat umask=0077 0 1\nUUID=${SRV_UUID} /srv ext4 defaults 0 2\n`,
+    '/etc/os-release': 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n',
+    '/etc/debian_version': '12.8\n',
+    '/etc/hostname': 'clone-test\n',
+    '/etc/motd': 'hello from the original\n',
+    '/etc/old.conf': 'removed in the clone\n',
+    '/etc/same-size': 'AAAAAAAAAA\n',
+    ...docs,
+  });
+  // A program of the host's: the ELF that tells libguestfs's rules (and ours) this is a root.
+  mkdirSync(join(root, 'bin'));
+  copyFileSync('/bin/ls', join(root, 'bin/ls'));
+  mkdirSync(join(root, 'boot/efi'), { recursive: true });
+  mkdirSync(join(root, 'srv'), { recursive: true });
+  const srv = join(work, 'srv');
+  tree(srv, { '/data/kept.txt': 'kept\n' });
+
+  const [rootA, srvA, espA] = ['root-a.img', 'srv-a.img', 'esp-a.img'].map((f) => join(work, f)) as [string, string, string];
+  sh('mkfs.ext4', ['-q', '-U', ROOT_UUID, '-E', 'root_owner=0:0', '-d', root, rootA, '64M'], { E2FSPROGS_FAKE_TIME: String(OLD.getTime() / 1000) });
+  sh('mkfs.ext4', ['-q', '-U', SRV_UUID, '-d', srv, srvA, '16M'], { E2FSPROGS_FAKE_TIME: String(OLD.getTime() / 1000) });
+  sh('mkfs.vfat', ['-i', ESP_ID, '-n', 'ESP', '-C', espA, String(32 * 1024)]);
+  writeFileSync(join(work, 'grub.cfg'), 'set root=hd0,gpt2\n');
+  sh('mmd', ['-i', espA, '::/EFI', '::/EFI/debian']);
+  sh('mcopy', ['-i', espA, join(work, 'grub.cfg'), '::/EFI/debian/grub.cfg']);
+
+  // The clone: the same filesystems, then three files changed as a tool in the image would.
+  const [rootB, srvB, espB] = ['root-b.img', 'srv-b.img', 'esp-b.img'].map((f) => join(work, f)) as [string, string, string];
+  for (const [a, b] of [
+    [rootA, rootB],
+    [srvA, srvB],
+    [espA, espB],
+  ] as const)
+    copyFileSync(a, b);
+  writeFileSync(join(work, 'motd'), 'hello from the clone!!!\n'); // the same size as the original's
+  writeFileSync(join(work, 'same'), 'BBBBBBBBBB\n');
+  writeFileSync(join(work, 'new.txt'), 'added in the clone\n');
+  sh('debugfs', ['-w', '-R', 'rm /etc/motd', rootB]);
+  sh('debugfs', ['-w', '-R', `write ${join(work, 'motd')} /etc/motd`, rootB]);
+  sh('debugfs', ['-w', '-R', 'rm /etc/old.conf', rootB]);
+  sh('debugfs', ['-w', '-R', 'rm /etc/same-size', rootB]);
+  sh('debugfs', ['-w', '-R', `write ${join(work, 'same')} /etc/same-size`, rootB]);
+  sh('debugfs', ['-w', '-R', `write ${join(work, 'new.txt')} /data/new.txt`, srvB]);
+  writeFileSync(join(work, 'grub.cfg'), 'set root=hd0,gpt3\n');
+  sh('mcopy', ['-o', '-i', espB, join(work, 'grub.cfg'), '::/EFI/debian/grub.cfg']);
+
+  const [rawA, rawB] = [join(work, 'a.raw'), join(work, 'b.raw')];
+  assemble(rawA, espA, rootA, srvA);
+  assemble(rawB, espB, rootB, srvB);
+  before = join(work, 'before.qcow2');
+  after = join(work, 'after.qcow2');
+  sh('qemu-img', ['convert', '-O', 'qcow2', rawA, before]);
+  sh('qemu-img', ['convert', '-O', 'qcow2', rawB, after]);
+}, 120_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('diff of an image and its clone', () => {
+  it('the command lists the changes on every filesystem the OS mounts, sorted by path; either order; the images unchanged', () => {
+    const sums = [sha(before), sha(after)];
+    const forward = cli('diff', before, after);
+    expect(forward.stderr).toBe('');
+    expect(forward.status).toBe(0);
+    const paths = (out: string) =>
+      out
+        .trim()
+        .split('\n')
+        .map((l) => `${l[0]} ${l.slice(l.lastIndexOf(' /') + 1).replace(/ \(.*\)$/, '')}`);
+    expect(paths(forward.stdout)).toEqual(['= /boot/efi/EFI/debian/grub.cfg', '= /etc/motd', '- /etc/old.conf', '= /etc/same-size', '+ /srv/data/new.txt']);
+    expect(forward.stdout).toMatch(/^= .* \/etc\/motd \(content\)$/m);
+    const backward = cli('diff', after, before);
+    expect(paths(backward.stdout)).toEqual(['= /boot/efi/EFI/debian/grub.cfg', '= /etc/motd', '+ /etc/old.conf', '= /etc/same-size', '- /srv/data/new.txt']);
+    expect([sha(before), sha(after)]).toEqual(sums);
+  });
+
+  it('--json, and --checksum-all (every file hashed) finds the same', () => {
+    const quick = JSON.parse(cli('diff', '--json', before, after).stdout) as { change: string; path: string; attributes?: string[] }[];
+    const all = JSON.parse(cli('diff', '--json', '--checksum-all', before, after).stdout) as typeof quick;
+    const brief = (l: typeof quick) => l.map((c) => [c.change, c.path, c.attributes ?? []]);
+    expect(brief(quick)).toEqual(brief(all));
+    expect(brief(quick)).toContainEqual(['changed', '/etc/same-size', ['content']]);
+  });
+
+  it('the library: each disk is its own OS tree, its fstab resolved on that disk; one filesystem against its twin too', async () => {
+    await using img = await inspect([before, after], { cacheDir: SHARED_CACHE });
+    const oses = await img.os();
+    expect(oses.map((o) => o.mountpoints)).toEqual([
+      { '/': 'disk0:2', '/boot/efi': 'disk0:1', '/srv': 'disk0:3' },
+      { '/': 'disk1:2', '/boot/efi': 'disk1:1', '/srv': 'disk1:3' },
+    ]);
+    const changes = await diff(await img.tree(0), await img.tree(1));
+    expect(changes.map((c) => `${c.change} ${String(c.path)}`)).toEqual([
+      'changed /boot/efi/EFI/debian/grub.cfg',
+      'changed /etc/motd',
+      'removed /etc/old.conf',
+      'changed /etc/same-size',
+      'added /srv/data/new.txt',
+    ]);
+    const srv = await diff(await img.mount('disk0:3'), await img.mount('disk1:3'));
+    expect(srv.map((c) => `${c.change} ${String(c.path)}`)).toEqual(['added /data/new.txt']);
+  });
+
+  it('ls -R of a path on another filesystem prints it as the OS has it', () => {
+    const r = cli('ls', '-R', before, '/boot/efi');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['/boot/efi', '/boot/efi/EFI', '/boot/efi/EFI/debian', '/boot/efi/EFI/debian/grub.cfg']);
+  });
+});
