@@ -8,10 +8,11 @@
 // architecture from; the osinfo ids against the osinfo database. Then once, under a VM:
 // both installations on NTFS filesystems of a disk image, beside a GPT disk, and
 // virt-inspector's report of them against windowsFacts of the same files.
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPeHeader } from '../src/formats/pe.js';
 import { REG } from '../src/formats/regf/index.js';
@@ -21,6 +22,7 @@ import { bootIniSystemRoots, windowsPaths } from '../src/inspect/windows-root.js
 import { GUESTFS_ENV } from './helpers/guestfs.js';
 import { makeHive, REG_BINARY, REG_DWORD, REG_SZ, type RegKeySpec, type RegValueSpec } from './helpers/hives.js';
 import { run } from './helpers/images.js';
+import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const MiB = 1024 * 1024;
 
@@ -586,5 +588,13 @@ describe('against virt-inspector (libguestfs), one launch', () => {
     });
     expect(pick(theirs[0]!)).toEqual(ours('pretend7', '/Windows', CMD_I386));
     expect(pick(theirs[1]!)).toEqual(ours('server2019', '/WINDOWS', CMD_X64));
+  });
+
+  it('appliance inspect --xml on the same disks: the same roots, facts, drive letters and applications as virt-inspector', () => {
+    const r = spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'inspect', '--xml', disks.mbr, disks.gpt, '--cache-dir', SHARED_CACHE], {
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(parseInspector(r.stdout)).toEqual(theirs);
   });
 });

@@ -38,7 +38,7 @@ export interface Disk {
   size: number;
   sectorSize: number;
   /** PMBR: a protective MBR whose GPT is not valid (no partitions). */
-  partitionTable?: { type: PartitionTable['type']; id?: string };
+  partitionTable?: { type: PartitionTable['type']; id?: string; /** What was wrong with it and what was read instead. */ note?: string };
   partitions: Partition[];
 }
 
@@ -100,7 +100,7 @@ export function disksOf(devices: BlockDevice[], probes: Probe[], images: { path:
       device: device.name,
       size: device.size,
       sectorSize: device.sectorSize ?? 512,
-      ...(table ? { partitionTable: { type: table.type, ...(table.id ? { id: table.id } : {}) } } : {}),
+      ...(table ? { partitionTable: { type: table.type, ...(table.id ? { id: table.id } : {}), ...(table.note ? { note: table.note } : {}) } } : {}),
       partitions,
     };
   });
@@ -110,6 +110,29 @@ export const filesystemOf = (p: Probe): ProbedFs | undefined => p.found.find((f)
 export const memberOf = (p: Probe): Member | undefined => p.found.find((f): f is Member => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks');
 
 /** The devices worth probing: the user disks, their partitions, and what was assembled from them (dm, md). */
+/** Partitions kept of a disk whose table we could not read, where the kernel found one (a BSD label, say). */
+const KERNEL_ONLY_MAX = 64;
+
+/**
+ * The devices without the kernel's partitions that our own reading of their disk's table
+ * does not have: a table is the image's, and a crafted one (an EBR that links to itself)
+ * has the kernel list up to 253 partitions, copies of one another; ours cuts such loops
+ * (probe/mbr.ts). A partition stays when our table has its number at its start. A disk
+ * whose table we found none of keeps the kernel's first KERNEL_ONLY_MAX.
+ */
+export function ownPartitions(devices: BlockDevice[], probes: Probe[]): BlockDevice[] {
+  const tables = new Map(probes.map((p) => [p.device.name, p.found.find((f): f is PartitionTable => f.kind === 'partition-table')]));
+  const kernelOnly = new Map<string, number>();
+  return devices.filter((d) => {
+    if (!d.partition) return true;
+    const table = tables.get(d.partition.parent);
+    if (table) return table.partitions.some((e) => e.number === d.partition!.number && e.start === d.partition!.start);
+    const n = (kernelOnly.get(d.partition.parent) ?? 0) + 1;
+    kernelOnly.set(d.partition.parent, n);
+    return n <= KERNEL_ONLY_MAX;
+  });
+}
+
 export function probeTargets(devices: BlockDevice[]): BlockDevice[] {
   const disks = new Set(devices.filter((d) => d.serial && /^disk\d+$/.test(d.serial)).map((d) => d.name));
   return devices.filter((d) => disks.has(d.name) || (d.partition && disks.has(d.partition.parent)) || d.dm || d.mdLevel !== undefined);

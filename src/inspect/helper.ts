@@ -8,7 +8,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError, ImageFileError } from '../errors.js';
 import { describeErrno, errnoCode } from '../errno.js';
-import { CAT_ERRNO_BASE, INSPECT_COMMAND, INSPECT_FIELD as F, INSPECT_PATH, WALK_DEPTH_ALL, WALK_FLAG } from '../guest/contract.js';
+import { CAT_ERRNO_BASE, MAX_PAYLOAD, PAYLOAD, INSPECT_COMMAND, INSPECT_FIELD as F, INSPECT_PATH, WALK_DEPTH_ALL, WALK_FLAG } from '../guest/contract.js';
 import type { Vm } from '../vm/index.js';
 import type { Name, Range } from './probe/types.js';
 import { complete, num, parseFields, text, WalkDecoder, type FileStat, type WalkEvent } from './records.js';
@@ -56,6 +56,9 @@ function helperError(what: string, r: { exitCode: number | null; stderr: Buffer 
   return new ApplianceError('EINSPECT', `${what} failed in the guest (status ${r.exitCode}): ${said}`);
 }
 
+/** Bytes of arguments a request holds with room to spare: the frame less its head, the program's path, the command and their NULs. */
+const ARGS_ROOM = MAX_PAYLOAD - PAYLOAD.EXEC_HEAD - 1024;
+
 export class Helper {
   constructor(private readonly vm: Vm) {}
 
@@ -63,6 +66,29 @@ export class Helper {
     const r = await this.vm.exec([INSPECT_PATH, command, ...args]);
     if (r.exitCode !== 0) throw helperError(what, r);
     return r.stdout;
+  }
+
+  /**
+   * A command over groups of arguments (a device and its range, a mount…) whose output is
+   * one record after another: as many calls as it takes for each request to fit a frame,
+   * their outputs joined. However many devices a hostile image makes, no request outgrows
+   * the channel (E2BIG).
+   */
+  private async runGroups(command: (typeof INSPECT_COMMAND)[keyof typeof INSPECT_COMMAND], groups: (string | Buffer)[][], what: string): Promise<Buffer> {
+    const outs: Buffer[] = [];
+    let batch: (string | Buffer)[] = [];
+    let size = 0;
+    for (const g of groups) {
+      const bytes = g.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+      if (batch.length && size + bytes > ARGS_ROOM) {
+        outs.push(await this.run(command, batch, what));
+        [batch, size] = [[], 0];
+      }
+      batch.push(...g);
+      size += bytes;
+    }
+    if (batch.length) outs.push(await this.run(command, batch, what));
+    return Buffer.concat(outs);
   }
 
   async devices(): Promise<BlockDevice[]> {
@@ -87,16 +113,16 @@ export class Helper {
 
   /** The bytes of each range of each device, in order. */
   async read(reads: { device: string; ranges: Range[] }[]): Promise<Buffer[][]> {
-    const args = reads.flatMap((r) => r.ranges.flatMap((g) => [`/dev/${r.device}`, String(g.offset), String(g.length)]));
-    if (args.length === 0) return [];
-    const out = await this.run(INSPECT_COMMAND.read, args, 'reading the devices');
+    const groups = reads.flatMap((r) => r.ranges.map((g) => [`/dev/${r.device}`, String(g.offset), String(g.length)]));
+    if (groups.length === 0) return [];
+    const out = await this.runGroups(INSPECT_COMMAND.read, groups, 'reading the devices');
     return complete(out, (c) => reads.map((r) => r.ranges.map((g) => c.sized(g.length, 'a range'))));
   }
 
   async mount(mounts: { device: string; dir: string; type: string; options: string }[]): Promise<MountResult[]> {
     if (mounts.length === 0) return [];
-    const args = mounts.flatMap((m) => [m.device, m.dir, m.type, m.options]);
-    return parseFields(await this.run(INSPECT_COMMAND.mount, args, 'mounting')).map((f) => ({
+    const groups = mounts.map((m) => [m.device, m.dir, m.type, m.options]);
+    return parseFields(await this.runGroups(INSPECT_COMMAND.mount, groups, 'mounting')).map((f) => ({
       dir: text(f, F.dir) ?? '',
       errno: num(f, F.errno) ?? 0,
       kernel: text(f, F.kernel),
@@ -106,12 +132,24 @@ export class Helper {
 
   async umount(dirs: string[]): Promise<MountResult[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run(INSPECT_COMMAND.umount, dirs, 'unmounting')).map((f) => ({ dir: text(f, F.dir) ?? '', errno: num(f, F.errno) ?? 0 }));
+    return parseFields(
+      await this.runGroups(
+        INSPECT_COMMAND.umount,
+        dirs.map((d) => [d]),
+        'unmounting',
+      ),
+    ).map((f) => ({ dir: text(f, F.dir) ?? '', errno: num(f, F.errno) ?? 0 }));
   }
 
   async statfs(dirs: string[]): Promise<(Statfs | undefined)[]> {
     if (dirs.length === 0) return [];
-    return parseFields(await this.run(INSPECT_COMMAND.statfs, dirs, "reading the filesystems' sizes")).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
+    return parseFields(
+      await this.runGroups(
+        INSPECT_COMMAND.statfs,
+        dirs.map((d) => [d]),
+        "reading the filesystems' sizes",
+      ),
+    ).map((f) => (num(f, F.errno) ? undefined : statfsOf(f)));
   }
 
   /**
@@ -210,9 +248,12 @@ export class Helper {
    * per root, each path's content, or undefined where it cannot be read.
    */
   async readFiles(reads: { root: string; paths: string[]; limit: number }[]): Promise<(Buffer | undefined)[][]> {
-    const args = reads.flatMap((r) => [String(r.limit), r.root, String(r.paths.length), ...r.paths]);
-    if (args.length === 0) return [];
-    const out = await this.run(INSPECT_COMMAND.readFiles, args, 'reading files');
+    if (reads.length === 0) return [];
+    const out = await this.runGroups(
+      INSPECT_COMMAND.readFiles,
+      reads.map((r) => [String(r.limit), r.root, String(r.paths.length), ...r.paths]),
+      'reading files',
+    );
     return complete(out, (c) =>
       reads.map((r) =>
         r.paths.map(() => {

@@ -22,4 +22,6 @@ export interface FilesystemInfo {
   subvolume?: string;
   /** Why it cannot be read (no driver, a corrupt superblock…): one line. */
   error?: string;
+  /** Where mounting failed: the driver's whole log (the kernel's lines, ntfs-3g's words), one line an entry. */
+  mountLog?: string[];
 }

@@ -5,8 +5,11 @@
  */
 import { ApplianceError } from '../errors.js';
 import { boot, detectDiskFormat, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
-import { disksOf, filesystemOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
+import { disksOf, ownPartitions, filesystemOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
 import { OsTree, type FileTree } from './os-tree.js';
+import { readRpmPackages } from './rpm-db.js';
+import type { Package } from './packages.js';
+import { findWindows, WINDOWS_FS_TYPES, windowsSystem } from './windows-system.js';
 import { MountedFilesystem } from './filesystem.js';
 import { Helper, type BlockDevice } from './helper.js';
 import { mountOptions, unmountableReason } from './mounts.js';
@@ -61,6 +64,8 @@ export class Inspection {
   private osList?: Promise<OperatingSystem[]>;
   /** Package lists read with the OS files, by filesystem id and path (undefined: not there). */
   private readonly prefetched = new Map<string, Map<string, Buffer | undefined>>();
+  /** Each Windows root's applications, read with its facts (its SOFTWARE hive): its packages when asked for. */
+  private readonly windowsApps = new Map<string, Package[]>();
   private subvolumesListed = false;
   private slots = 0;
   private readonly mounter: Mounter;
@@ -108,12 +113,16 @@ export class Inspection {
 
   /** Finds the disks' partitions, assembles volumes, and lists every filesystem. */
   private async scan(keys: LuksKeys | undefined): Promise<void> {
-    this.devices = await this.helper.devices();
-    this.probes = await probeDevices(this.helper, probeTargets(this.devices), this.devices);
+    // Everything in one round; then the disks' tables, as we read them, say which of the
+    // kernel's partitions are real (a hostile table makes it list hundreds).
+    const all = await this.helper.devices();
+    const probed = await probeDevices(this.helper, probeTargets(all), all);
+    this.devices = ownPartitions(all, probed);
+    this.probes = probed.filter((p) => this.devices.includes(p.device));
     if (this.probes.some((p) => p.found.some((f) => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks'))) {
       this.report = await assembleVolumes(this.vm, this.probes, keys);
       const before = new Set(this.devices.map((d) => d.name));
-      this.devices = await this.helper.devices();
+      this.devices = ownPartitions(await this.helper.devices(), this.probes);
       const added = probeTargets(this.devices).filter((d) => !before.has(d.name));
       this.probes.push(...(await probeDevices(this.helper, added, this.devices)));
     }
@@ -288,15 +297,43 @@ export class Inspection {
     // In filesystem order, as virt-inspector lists the roots (clones were read last).
     const order = (e: FsEntry) => this.entries.indexOf(e);
     found.sort((a, b) => order(a.e) - order(b.e));
-    return detectSystems(
+    const systems = detectSystems(
       found.map(({ e, files: f }) => ({ info: e.info, files: f })),
       (entry, rootId) => this.matchEntry(entry, rootId),
     );
+    return this.withWindows(systems, roots);
+  }
+
+  /**
+   * Windows roots among the filesystems no other OS claims (after Linux's and the BSDs' as
+   * libguestfs tries them), each put among the others in filesystem order.
+   */
+  private async withWindows(systems: OperatingSystem[], candidates: FsEntry[]): Promise<OperatingSystem[]> {
+    const claimed = new Set(systems.flatMap((o) => Object.values(o.mountpoints)));
+    const order = (id: string) => this.entries.findIndex((e) => e.info.id === id);
+    for (const e of candidates.filter((x) => WINDOWS_FS_TYPES.has(x.info.type) && !claimed.has(x.info.id))) {
+      // One that cannot be read holds no OS we can tell of (its filesystem's error says why).
+      const found = await this.mount(e.info.id)
+        .then(findWindows)
+        .catch(() => undefined);
+      if (!found) continue;
+      const { os, packages } = windowsSystem(e.info.id, found.facts, found.errors, this.diskList);
+      this.windowsApps.set(e.info.id, packages);
+      const at = systems.findIndex((o) => order(o.root) > order(e.info.id));
+      systems.splice(at < 0 ? systems.length : at, 0, os);
+    }
+    return systems;
   }
 
   private async readPackages(os: OperatingSystem): Promise<void> {
     const e = this.entries.find((x) => x.info.id === os.root)!;
+    if (!os.packages && os.type === 'windows') os.packages = this.windowsApps.get(os.root) ?? [];
     if (!os.packages && os.packageFormat === 'pacman') os.packages = await this.withLease(e, (dir) => readPacmanPackages(this.helper, dir));
+    if (!os.packages && os.packageFormat === 'rpm') {
+      const read = await readRpmPackages(await this.mount(os.root)).catch((err: Error) => ({ packages: [], error: err.message }));
+      os.packages = read.packages;
+      if (read.error) os.packagesError = read.error;
+    }
     const list = packageList(os.packageFormat);
     if (os.packages || !list || !os.packageFormat) return;
     const early = this.prefetched.get(e.info.id);

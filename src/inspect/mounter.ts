@@ -92,7 +92,12 @@ export class Mounter {
     const pending = new Map(todo.map((e) => [e, deferred<string>()]));
     for (const [e, p] of pending) {
       e.mounted = p.promise;
-      p.promise.catch((err: unknown) => (e.info.error ??= (err as Error).message));
+      p.promise.catch((err: unknown) => {
+        // One line in the info; the driver's whole log beside it (the CLI prints it under --verbose).
+        const [first, ...log] = (err as Error).message.split('\n');
+        e.info.error ??= first;
+        if (log.length) e.info.mountLog ??= log;
+      });
     }
     const plain = todo.filter((e) => !e.fsid);
     const mounts = plain.map((e) => ({ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...this.how(e, []) }));
@@ -171,7 +176,7 @@ function settle(e: FsEntry, mountType: string, r: MountResult, p: Deferred<strin
     // One line, the reason first and the driver's first words after it; its whole log on
     // the lines below (the CLI prints them under --verbose).
     const log = (r.kernel ?? '')
-      .split(/\n|\\x0a/)
+      .split(/\n|\\x0a| \/ /)
       .map((l) => l.trim())
       .filter(Boolean);
     const first = log[0] ? `: ${mountDriver(mountType)} says "${log[0].length > 120 ? `${log[0].slice(0, 118)} …` : log[0]}"` : '';

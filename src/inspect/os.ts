@@ -64,6 +64,10 @@ export interface OperatingSystem {
   unmatched: string[];
   /** With `packages: true`: what is installed, sorted by name. */
   packages?: Package[];
+  /** Facts that should be there and are not, and why (Windows: a hive that cannot be read, a value of the wrong type). */
+  warnings?: string[];
+  /** Why the package list is partial or empty (a damaged database, none where the distribution keeps one): the other fields stand. */
+  packagesError?: string;
 }
 
 /** Small files are read whole up to this (a release file is under 1 KiB, an fstab a few). */

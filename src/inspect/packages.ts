@@ -2,7 +2,7 @@
  * Installed packages of an inspected OS, as libguestfs lists them (lib/inspect-apps.c):
  * dpkg's status file, apk's installed database, pacman's local database (a desc file per
  * package); each version split into epoch, version and release as libguestfs splits it.
- * rpm keeps its database in BerkeleyDB or sqlite files, which are not read here.
+ * rpm's database is read by rpm-db.ts (formats/rpm).
  */
 import { ApplianceError } from '../errors.js';
 import { listDpkgPackages } from '../formats/dpkg-status.js';

@@ -27,6 +27,9 @@ export const BASE_CMDLINE = [
   'initcall_blacklist=init_kprobe_trace,cubictcp_register,crypto_kdf108_init',
   // Zeroing every kernel allocation is hardening a throwaway VM can skip; slow under TCG.
   'init_on_alloc=0',
+  // A disk whose primary GPT header is bad is read from its backup, as sgdisk and our own
+  // probe read it (without this the kernel tries the backup only when the primary is good).
+  'gpt',
 ];
 
 export interface KernelBoot {

@@ -22,7 +22,7 @@ export function register(program: Command): void {
           const at = await img.locate(path, fs);
           // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
           const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
-            throw asGiven(err, path, at);
+            throw asGiven(err, path, at, disk);
           });
           if (cut) {
             process.stderr.write(`appliance: ${path}: longer than --max-bytes ${o.maxBytes}: the rest was not printed\n`);

@@ -19,7 +19,7 @@ export function register(program: Command): void {
         const results = [];
         for (const path of args.slice(0, -1)) {
           const at = await img.locate(path, fs);
-          results.push(await at.fs.copyOut(at.path, hostDir).catch((err: unknown) => Promise.reject(asGiven(err, path, at))));
+          results.push(await at.fs.copyOut(at.path, hostDir).catch((err: unknown) => Promise.reject(asGiven(err, path, at, disk))));
         }
         if (o.json) json(results);
         const skipped = results.flatMap((r) => r.skipped);

@@ -24,23 +24,27 @@ export function register(program: Command): void {
         }
         const result = { disks: img.disks(), volumes: img.volumes(), filesystems, os };
         if (o.json) return void json(result);
-        process.stdout.write(inspectText(result));
+        process.stdout.write(inspectText(result, o.verbose ?? false));
       }),
     );
 }
 
-function inspectText(r: {
-  disks: ReturnType<Inspection['disks']>;
-  volumes: ReturnType<Inspection['volumes']>;
-  filesystems: Awaited<ReturnType<Inspection['filesystems']>>;
-  os: Awaited<ReturnType<Inspection['os']>>;
-}): string {
+function inspectText(
+  r: {
+    disks: ReturnType<Inspection['disks']>;
+    volumes: ReturnType<Inspection['volumes']>;
+    filesystems: Awaited<ReturnType<Inspection['filesystems']>>;
+    os: Awaited<ReturnType<Inspection['os']>>;
+  },
+  verbose: boolean,
+): string {
   const size = (n?: number) => (n === undefined ? '-' : formatSize(n));
   const lines: string[] = [];
   for (const d of r.disks) {
     lines.push(
       `disk${d.index} ${d.path}: ${d.format}, ${size(d.size)}${d.partitionTable ? `, ${d.partitionTable.type} partition table${d.partitionTable.id ? ` ${d.partitionTable.id}` : ''}` : ''}`,
     );
+    if (d.partitionTable?.note) lines.push(`  note: ${d.partitionTable.note}`);
     for (const p of d.partitions)
       lines.push(
         `  ${p.number}: start ${p.start}, ${size(p.size)}, type ${p.type ?? '-'}${p.name ? `, name "${String(p.name)}"` : ''}${p.uuid ? `, uuid ${p.uuid}` : ''}`,
@@ -56,6 +60,8 @@ function inspectText(r: {
     lines.push(
       `  ${f.id} ${f.type}${label}${f.uuid ? ` uuid ${f.uuid}` : ''}, size ${size(f.size)}${use}${f.dirty ? ', dirty journal (not replayed)' : ''}${f.error ? ` (${f.error})` : ''}`,
     );
+    // The driver's whole log where mounting failed: --verbose.
+    if (verbose) for (const l of f.mountLog ?? []) lines.push(`    ${l}`);
   }
   for (const os of r.os) {
     lines.push(
@@ -67,6 +73,8 @@ function inspectText(r: {
         .join(', ')}`,
     );
     if (os.packages) for (const p of os.packages) lines.push(`  ${p.name} ${packageVersion(p, os.packageFormat)} ${p.arch}`);
+    if (os.packagesError) lines.push(`  packages: ${os.packagesError}`);
+    for (const w of os.warnings ?? []) lines.push(`  warning: ${w}`);
   }
   return `${lines.join('\n')}\n`;
 }

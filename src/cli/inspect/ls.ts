@@ -46,7 +46,7 @@ export function register(program: Command): void {
             }
           }
         } catch (err) {
-          throw asGiven(err, path, at);
+          throw asGiven(err, path, at, disk);
         }
         if (o.json) json(entries);
         for (const e of errors) process.stderr.write(`appliance: ${disk}: ${e}\n`);

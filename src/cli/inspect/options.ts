@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
-import { ApplianceError } from '../../errors.js';
+import { ApplianceError, ImageFileError } from '../../errors.js';
 import { CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, usageError } from '../common.js';
 
 export interface CommonOptions {
@@ -62,8 +62,12 @@ export function common(cmd: Command): Command {
  * An error about a path found through the OS's mount points ("/srv/x" is "/x" on disk0:3)
  * names the path as the user gave it, and where it was looked for.
  */
-export function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }): unknown {
+export function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }, disk?: string): unknown {
   const inner = String(at.path);
-  if (!(err instanceof ApplianceError) || inner === given || !err.message.startsWith(`${inner}: `)) return err;
-  return new ApplianceError(err.code, `${given}: ${err.message.slice(inner.length + 2)} (${inner} on ${at.fs.info.id})`, { cause: err });
+  if (!(err instanceof ApplianceError) || !err.message.startsWith(`${inner}: `)) return err;
+  // A file of the image that cannot be read names the image too.
+  const image = disk && err instanceof ImageFileError ? `${disk}: ` : '';
+  const message = inner === given ? `${image}${err.message}` : `${image}${given}: ${err.message.slice(inner.length + 2)} (${inner} on ${at.fs.info.id})`;
+  if (message === err.message) return err;
+  return err instanceof ImageFileError ? new ImageFileError(err.code, message, err.errno, err.path) : new ApplianceError(err.code, message, { cause: err });
 }

@@ -17,8 +17,10 @@ const ENTRY_SIZE = 128;
 const MIN_DEVICE = 1440 * 1024 + 1;
 /** LegacyBIOSBootable, attribute bit 2. */
 const LEGACY_BOOTABLE = 4;
+const NO_SIGNATURE = 'no "EFI PART" signature';
 
-type Header = { ok: true; diskGuid: string; firstUsable: number; lastUsable: number; entries: Buffer; count: number } | { ok: false; needs?: Range[] };
+type Header =
+  { ok: true; diskGuid: string; firstUsable: number; lastUsable: number; entries: Buffer; count: number } | { ok: false; needs?: Range[]; why?: string };
 
 /** The GPT of the device, blkid's PMBR when both headers are bad, or undefined. */
 export function probeGpt(dev: DeviceBytes): PartitionTable | undefined {
@@ -27,12 +29,17 @@ export function probeGpt(dev: DeviceBytes): PartitionTable | undefined {
   const lastLba = Math.floor(dev.size / ss) - 1;
 
   // The primary header, else (only when it is bad, not when its entries are still unread) the backup.
-  let h = header(dev, 1, lastLba);
+  const primary = header(dev, 1, lastLba);
+  let h = primary;
   if (!h.ok && !h.needs) h = header(dev, lastLba, lastLba);
   if (!h.ok) {
     if (h.needs) return { kind: 'partition-table', type: 'gpt', partitions: [], needs: h.needs };
-    return { kind: 'partition-table', type: 'gpt', protectiveOnly: true, partitions: [] };
+    const why = [primary, h].map((x, i) => `${i ? 'backup' : 'primary'} header: ${(!x.ok && x.why) || 'not there'}`).join('; ');
+    return { kind: 'partition-table', type: 'gpt', protectiveOnly: true, partitions: [], note: `no valid GPT header (${why})` };
   }
+  // A primary with a GPT signature that was refused: said, and the backup used (as sgdisk and the kernel do).
+  const note =
+    !primary.ok && primary.why && primary.why !== NO_SIGNATURE ? `the primary GPT header was refused (${primary.why}): the backup header was used` : undefined;
 
   const partitions: PartitionEntry[] = [];
   for (let i = 0; i < h.count; i++) {
@@ -52,7 +59,7 @@ export function probeGpt(dev: DeviceBytes): PartitionTable | undefined {
       bootable: (u32le(e, 48) & LEGACY_BOOTABLE) !== 0,
     });
   }
-  return { kind: 'partition-table', type: 'gpt', id: h.diskGuid, partitions };
+  return { kind: 'partition-table', type: 'gpt', id: h.diskGuid, partitions, ...(note ? { note } : {}) };
 }
 
 function header(dev: DeviceBytes, lba: number, lastLba: number): Header {
@@ -62,26 +69,27 @@ function header(dev: DeviceBytes, lba: number, lastLba: number): Header {
     const wanted = need(dev.size, lba * ss, ss);
     return wanted.length ? { ok: false, needs: wanted } : { ok: false };
   }
-  if (!h.subarray(0, 8).equals(SIGNATURE)) return { ok: false };
+  if (!h.subarray(0, 8).equals(SIGNATURE)) return { ok: false, why: NO_SIGNATURE };
   const size = u32le(h, 12);
-  if (size > ss || size < HEADER_MIN) return { ok: false };
-  if (crc32(withZeroed(h.subarray(0, size), 16, 4)) !== u32le(h, 16)) return { ok: false };
-  if (u64le(h, 24) !== lba) return { ok: false };
+  if (size > ss || size < HEADER_MIN) return { ok: false, why: `its size ${size} is not from ${HEADER_MIN} to ${ss} bytes` };
+  if (crc32(withZeroed(h.subarray(0, size), 16, 4)) !== u32le(h, 16)) return { ok: false, why: 'its CRC does not match' };
+  if (u64le(h, 24) !== lba) return { ok: false, why: `it says it is at LBA ${u64le(h, 24)}, not ${lba}` };
   const firstUsable = u64le(h, 40);
   const lastUsable = u64le(h, 48);
-  if (lastUsable < firstUsable || firstUsable > lastLba || lastUsable > lastLba) return { ok: false };
-  if (firstUsable < lba && lba < lastUsable) return { ok: false };
+  if (lastUsable < firstUsable || firstUsable > lastLba || lastUsable > lastLba || (firstUsable < lba && lba < lastUsable))
+    return { ok: false, why: `its usable range ${firstUsable}-${lastUsable} does not fit the disk's ${lastLba + 1} sectors` };
   const count = u32le(h, 80);
   const entrySize = u32le(h, 84);
   const bytes = count * entrySize;
   // libblkid refuses 4 GiB of entries; we refuse more than one `needs` range can hold.
-  if (entrySize !== ENTRY_SIZE || bytes === 0 || bytes > NEED_MAX) return { ok: false };
+  if (entrySize !== ENTRY_SIZE) return { ok: false, why: `its entries are ${entrySize} bytes each, not ${ENTRY_SIZE}` };
+  if (bytes === 0 || bytes > NEED_MAX) return { ok: false, why: `it claims ${count} entries (${bytes} bytes; at most ${NEED_MAX / ENTRY_SIZE} are read)` };
   const at = u64le(h, 72) * ss;
   const entries = dev.at(at, bytes);
   if (!entries) {
     const wanted = need(dev.size, at, bytes);
-    return wanted.length ? { ok: false, needs: wanted } : { ok: false };
+    return wanted.length ? { ok: false, needs: wanted } : { ok: false, why: `its entries at byte ${at} lie past the end of the disk` };
   }
-  if (crc32(entries) !== u32le(h, 88)) return { ok: false };
+  if (crc32(entries) !== u32le(h, 88)) return { ok: false, why: `its ${count} entries' CRC does not match` };
   return { ok: true, diskGuid: guid(h.subarray(56, 72)), firstUsable, lastUsable, entries, count };
 }

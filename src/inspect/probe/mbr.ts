@@ -70,6 +70,7 @@ export function probeMbr(dev: DeviceBytes): PartitionTable | undefined {
   });
 
   const needs: Range[] = [];
+  const notes: string[] = [];
   let next = 5;
   for (const e of raw) {
     if (!e.size || !EXTENDED_TYPES.has(e.type)) continue;
@@ -77,8 +78,16 @@ export function probeMbr(dev: DeviceBytes): PartitionTable | undefined {
     partitions.push(...logical.partitions);
     next += logical.partitions.length;
     needs.push(...(logical.needs ?? []));
+    if (logical.note) notes.push(logical.note);
   }
-  return { kind: 'partition-table', type: 'dos', ...(id ? { id } : {}), partitions, ...(needs.length ? { needs } : {}) };
+  return {
+    kind: 'partition-table',
+    type: 'dos',
+    ...(id ? { id } : {}),
+    partitions,
+    ...(needs.length ? { needs } : {}),
+    ...(notes.length ? { note: notes.join('; ') } : {}),
+  };
 }
 
 function entry(number: number, e: RawEntry, start: number, sectorSize: number, id: string | undefined): PartitionEntry {
@@ -112,7 +121,7 @@ export function mbrLogical(
   extendedStart: number,
   extendedSize: number,
   options: LogicalOptions = {},
-): { partitions: PartitionEntry[]; needs?: Range[] } {
+): { partitions: PartitionEntry[]; needs?: Range[]; note?: string } {
   const ss = dev.sectorSize;
   const partitions: PartitionEntry[] = [];
   let number = options.firstNumber ?? 5;
@@ -120,8 +129,13 @@ export function mbrLogical(
   let curSize = extendedSize;
   const seen = new Set<number>();
   let empty = 0;
+  let note: string | undefined;
   while (partitions.length < MAX_LOGICAL) {
-    if (seen.has(cur) || ++empty > MAX_EMPTY_EBRS) break;
+    if (seen.has(cur)) {
+      note = `the chain of logical partitions loops back to the EBR at sector ${cur}: cut there, after ${partitions.length}`;
+      break;
+    }
+    if (++empty > MAX_EMPTY_EBRS) break;
     seen.add(cur);
     const offset = cur * ss;
     const sector = dev.at(offset, 512);
@@ -149,5 +163,6 @@ export function mbrLogical(
     cur = extendedStart + link.start;
     curSize = link.size;
   }
-  return { partitions };
+  if (partitions.length >= MAX_LOGICAL) note = `the chain of logical partitions holds more than ${MAX_LOGICAL}: cut there`;
+  return { partitions, ...(note ? { note } : {}) };
 }

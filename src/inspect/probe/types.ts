@@ -62,6 +62,8 @@ export interface PartitionTable extends Incomplete {
   /** GPT: the disk GUID; MBR: the disk signature as 8 hex digits. */
   id?: string;
   partitions: PartitionEntry[];
+  /** What was wrong with the table and what was read instead (a refused primary GPT header, an EBR chain cut at a loop). */
+  note?: string;
 }
 
 export interface Filesystem extends Incomplete {

@@ -1,0 +1,215 @@
+// Corrupt and hostile images through the commands, as an attacker or a failing disk would
+// give them: made in the test with the real tools (mkfs.ext4 -d, debugfs -w, sfdisk), then
+// broken on purpose. For each: the exit status (0; 1 for anything not read; 125 only for
+// what cannot be attached; 141 for a closed pipe; never 2 or 70), every problem one line of
+// at most 300 characters naming the image's path and the errno's name and meaning, nothing
+// written outside the destination, the image unchanged.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SHARED_CACHE } from '../helpers/shared-cache.js';
+
+const CLI = resolve('dist/src/bin.cjs');
+const MiB = 1 << 20;
+let work: string;
+const img: Record<string, string> = {};
+const sums = new Map<string, string>();
+
+function sh(cmd: string, args: string[], input?: string): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+function appliance(args: string[], shell?: string): SpawnSyncReturns<string> {
+  if (shell)
+    return spawnSync('bash', ['-c', `${shell}; exit "\${PIPESTATUS[0]}"`], { encoding: 'utf8', env: { ...process.env, A: `${process.execPath} ${CLI}` } });
+  return spawnSync(process.execPath, [CLI, ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20 });
+}
+
+/** Every line on stderr is ours: one problem a line, bounded, with no host path of ours and no stack. */
+function expectLines(stderr: string): string[] {
+  const lines = stderr.split('\n').filter(Boolean);
+  for (const l of lines) {
+    expect(l).toMatch(/^appliance: /);
+    expect(l.length).toBeLessThanOrEqual(300);
+    expect(l).not.toMatch(/\/run\/appliance|\/usr\/libexec|internal error|errno \d|    at /);
+  }
+  return lines;
+}
+
+const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** An ext4 of `tree`, then `debugfs -w` commands run on it. */
+function ext4(name: string, tree: Record<string, string>, debug: string[] = [], extra: string[] = []): string {
+  const dir = join(work, `${name}.d`);
+  for (const [p, content] of Object.entries(tree)) {
+    mkdirSync(join(dir, p, '..'), { recursive: true });
+    writeFileSync(join(dir, p), content);
+  }
+  const out = join(work, `${name}.img`);
+  sh('mkfs.ext4', ['-q', ...extra, '-d', dir, out, '32M']);
+  for (const c of debug) sh('debugfs', ['-w', '-R', c, out]);
+  return out;
+}
+
+/** A raw disk: `mbr` at sector 0, `ebrs` (sector → 512 bytes) and the filesystem `fs` at `fsSector`. */
+function mbrDisk(name: string, fs: string, fsSector: number, ebrs: [number, Buffer][]): string {
+  const out = join(work, `${name}.raw`);
+  writeFileSync(out, '');
+  sh('truncate', ['-s', '64M', out]);
+  const fd = openSync(out, 'r+');
+  try {
+    writeSync(fd, bootSector([[0x05, 2048, 129024]]), 0, 512, 0);
+    for (const [sector, b] of ebrs) writeSync(fd, b, 0, 512, sector * 512);
+    writeSync(fd, readFileSync(fs), 0, undefined, fsSector * 512);
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+/** A sector with up to four partition entries (type, start, size in sectors) and the 55AA signature. */
+function bootSector(entries: [number, number, number][]): Buffer {
+  const b = Buffer.alloc(512);
+  entries.forEach(([type, start, size], i) => {
+    const e = 446 + i * 16;
+    b[e + 4] = type;
+    b.writeUInt32LE(start, e + 8);
+    b.writeUInt32LE(size, e + 12);
+  });
+  b[510] = 0x55;
+  b[511] = 0xaa;
+  return b;
+}
+
+/** A GPT disk with one partition holding `fs`; then its primary header made to claim `count` entries (its own CRC right). */
+function gptClaiming(name: string, fs: string, count: number): string {
+  const out = join(work, `${name}.raw`);
+  writeFileSync(out, '');
+  sh('truncate', ['-s', '64M', out]);
+  sh('sfdisk', ['-q', out], 'label: gpt\nstart=2048, size=65536, type=linux\n');
+  const fd = openSync(out, 'r+');
+  try {
+    writeSync(fd, readFileSync(fs), 0, undefined, 2048 * 512);
+    const header = Buffer.alloc(92);
+    const whole = readFileSync(out);
+    whole.copy(header, 0, 512, 512 + 92);
+    header.writeUInt32LE(count, 80);
+    header.writeUInt32LE(0, 16);
+    header.writeUInt32LE(crc32(header), 16);
+    writeSync(fd, header, 0, 92, 512);
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'appliance-hostile-images-'));
+  const plain = ext4('plain', { '/etc/motd': 'hello\n', '/data/x': 'x\n' });
+  img.ebrSelf = mbrDisk('ebr-self', plain, 4096, [
+    [
+      2048,
+      bootSector([
+        [0x83, 2048, 65536],
+        [0x05, 0, 1],
+      ]),
+    ],
+  ]);
+  img.ebrCycle = mbrDisk('ebr-cycle', plain, 4096, [
+    [
+      2048,
+      bootSector([
+        [0x83, 2048, 65536],
+        [0x05, 100_000, 1],
+      ]),
+    ],
+    [102_048, bootSector([[0x05, 0, 1]])],
+  ]);
+  img.gptHuge = gptClaiming('gpt-huge', plain, 100_000);
+  img.gptFat = gptClaiming('gpt-fat', plain, 8);
+  img.broken = ext4(
+    'broken',
+    { '/dup/a': 'first\n', '/dup/b': 'b\n', '/ok/file': 'fine\n', '/bad/inside': 'lost\n', '/big': '' },
+    ['ln /dup/a /dup', 'symlink /loop /loop', 'sif /big size 0x10000000000', 'sif /bad checksum 0x1234'],
+    ['-O', 'metadata_csum'],
+  );
+  for (const p of Object.values(img)) sums.set(p, sha(p));
+}, 120_000);
+
+afterAll(() => {
+  // Nothing of any image changed, whatever was asked of it.
+  for (const [p, s] of sums) expect(sha(p), p).toBe(s);
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('partition tables that lie', () => {
+  it('an EBR that links to itself, and two that link to each other: one logical partition each, the loop said, exit 0', () => {
+    for (const disk of [img.ebrSelf!, img.ebrCycle!]) {
+      const r = appliance(['inspect', disk]);
+      expect(r.status, r.stderr).toBe(0);
+      expectLines(r.stderr);
+      expect(r.stdout).toMatch(/note: the chain of logical partitions loops back to the EBR at sector 2048: cut there, after 1/);
+      const parts = r.stdout.split('\n').filter((l) => /^ {2}\d+: start/.test(l));
+      expect(parts.map((l) => l.split(':')[0]!.trim())).toEqual(['1', '5']);
+      expect(r.stdout.match(/ ext4 /g)).toHaveLength(1);
+      const cat = appliance(['cat', `${disk}:5`, '/etc/motd']);
+      expect([cat.status, cat.stdout]).toEqual([0, 'hello\n']);
+    }
+  });
+
+  it('a GPT whose primary header claims 100,000 entries, or entries of another size: said, and the backup header used', () => {
+    for (const disk of [img.gptHuge!, img.gptFat!]) {
+      const json = appliance(['inspect', '--json', disk]);
+      expect(json.status, json.stderr).toBe(0);
+      const report = JSON.parse(json.stdout) as { disks: { partitionTable?: { note?: string }; partitions: unknown[] }[] };
+      expect(report.disks[0]!.partitions).toHaveLength(1);
+      expect(report.disks[0]!.partitionTable?.note).toMatch(/^the primary GPT header was refused \(.*\): the backup header was used$/);
+      const cat = appliance(['cat', `${disk}:1`, '/etc/motd']);
+      expect([cat.status, cat.stdout]).toEqual([0, 'hello\n']);
+    }
+  });
+});
+
+describe('a corrupt filesystem', () => {
+  it('ls -R: what can be read listed, each unreadable folder one line in the one form, exit 1', () => {
+    const r = appliance(['ls', '-R', img.broken!, '/']);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(/^\/ok\/file$/m);
+    const lines = expectLines(r.stderr);
+    expect(lines.join('\n')).toMatch(/^appliance: .*broken\.img: \/bad: E[A-Z]+: .+$/m);
+  });
+
+  it('copy-out: the rest copied, a name listed twice and an unreadable folder each said, exit 1', () => {
+    const dest = mkdtempSync(join(work, 'out-'));
+    const r = appliance(['copy-out', img.broken!, '/', dest]);
+    expect(r.status).toBe(1);
+    const lines = expectLines(r.stderr).join('\n');
+    expect(lines).toMatch(/\/dup\/a: not copied: listed twice in its folder \(the filesystem is corrupt\): the first was copied/);
+    expect(lines).toMatch(/\/bad: not copied: E[A-Z]+: /);
+    expect(readFileSync(join(dest, 'ok/file'), 'utf8')).toBe('fine\n');
+    expect(readFileSync(join(dest, 'dup/a'), 'utf8')).toBe('first\n');
+    expect(readdirSync(dest).sort()).toEqual(['big', 'dup', 'loop', 'lost+found', 'ok']);
+  });
+
+  it('cat: a symlink loop and a folder in the one form, exit 1; --max-bytes bounds a file of 1 TiB, exit 1', () => {
+    const loop = appliance(['cat', img.broken!, '/loop']);
+    expect(loop.status).toBe(1);
+    expect(expectLines(loop.stderr)).toEqual([expect.stringMatching(/^appliance: .*broken\.img: \/loop: ELOOP: too many levels of symbolic links/)]);
+    const big = appliance(['cat', '--max-bytes', '1M', img.broken!, '/big']);
+    expect(big.status).toBe(1);
+    expect(big.stdout.length).toBe(MiB);
+    expect(expectLines(big.stderr)).toEqual(['appliance: /big: longer than --max-bytes 1M: the rest was not printed']);
+  });
+
+  it('a reader that goes away (cat … | head -c 10): 141 as SIGPIPE would, one line or none', () => {
+    const r = appliance([], `$A cat --cache-dir ${SHARED_CACHE} ${img.broken} /big | head -c 10 > /dev/null`);
+    expect(r.status, r.stderr).toBe(141);
+    expectLines(r.stderr);
+  });
+});
