@@ -179,8 +179,10 @@ function settle(e: FsEntry, mountType: string, r: MountResult, p: Deferred<strin
       .split(/\n|\\x0a| \/ /)
       .map((l) => l.trim())
       .filter(Boolean);
-    const first = log[0] ? `: ${mountDriver(mountType)} says "${log[0].length > 120 ? `${log[0].slice(0, 118)} …` : log[0]}"` : '';
-    const rest = log.length > 1 || (log[0]?.length ?? 0) > 120 ? `\n${log.join('\n')}` : '';
+    // The line about the mount itself (the kernel's log may hold a partition scan's lines first).
+    const said = log.find((l) => /^[\w-]+ \([\w.-]+\): |^[A-Z][\w-]*-fs\b/.test(l)) ?? log[0];
+    const first = said ? `: ${mountDriver(mountType)} says "${said.length > 120 ? `${said.slice(0, 118)} …` : said}"` : '';
+    const rest = log.length > 1 || (said?.length ?? 0) > 120 ? `\n${log.join('\n')}` : '';
     p.reject(new ApplianceError('EMOUNT', `cannot mount ${e.info.id} (${e.info.type}, read-only): ${describeErrno(r.errno)}${first}${rest}`));
     return;
   }
