@@ -199,8 +199,8 @@ ${types}
   });
 
   it('writes a go line the init accepts: the clock to the nanosecond, 32 random bytes, the timing flag', () => {
-    const line = contract.goLine(true, 1_764_489_600_123.456789);
-    expect(line).toMatch(/^appliance\.go realtime=1764489600\.123456\d{3} seed=[0-9a-f]{64} timing=1 end\n$/);
-    expect(contract.goLine(false).split(' ')[2]).not.toBe(contract.goLine(false).split(' ')[2]);
+    const line = contract.goLine(true, 3, 1_764_489_600_123.456789);
+    expect(line).toMatch(/^appliance\.go realtime=1764489600\.123456\d{3} seed=[0-9a-f]{64} timing=1 disks=3 end\n$/);
+    expect(contract.goLine(false, 0).split(' ')[2]).not.toBe(contract.goLine(false, 0).split(' ')[2]);
   });
 });

@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DISK_SLOTS } from '../src/guest/contract.js';
 import { planAccel, TCG } from '../src/launcher/accel.js';
 import { BASE_CMDLINE, DISK_FD, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/launcher/argv.js';
 import { closeDisks, detectDiskFormat, openDisk, type DiskFormat, type DiskSpec } from '../src/launcher/disks.js';
@@ -106,7 +107,7 @@ describe('qemu argv', () => {
     expect(qemuArgv(cfg)).not.toContain('-object');
   });
 
-  it('keys snapshots by what the saved guest depends on, not by user disk paths or formats', async () => {
+  it('keys snapshots by what the saved guest depends on: not by user disk paths, formats, read-only flags or a count up to DISK_SLOTS', async () => {
     const qemu = findQemu();
     const cfg = { ...base, machine: machineProfile('microvm') };
     const key = await snapshotKey(qemu, cfg);
@@ -117,9 +118,15 @@ describe('qemu argv', () => {
       disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'vdi' as const, protocol: 'file' as const, allowBackingFile: false })),
     };
     expect(await snapshotKey(qemu, otherFiles)).toBe(key);
-    const changed = [
+    // One snapshot for every count of disks up to DISK_SLOTS, read-only or not (stand-ins fill the slots).
+    for (const same of [
+      { ...cfg, disks: [] },
       { ...cfg, disks: cfg.disks.slice(1) },
       { ...cfg, disks: cfg.disks.map((d) => ({ ...d, readonly: !d.readonly })) },
+    ])
+      expect(await snapshotKey(qemu, same)).toBe(key);
+    const changed = [
+      { ...cfg, disks: Array.from({ length: DISK_SLOTS + 1 }, () => cfg.disks[0]!) },
       { ...cfg, memoryMb: 1024 },
       { ...cfg, boot: { ...cfg.boot, initrd: '/other-initrd' } },
       { ...cfg, root: 'another-root-identity' },

@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAppliance, type Appliance } from '../src/appliance/index.js';
 import { buildGuestPrograms } from '../src/guest/compile.js';
+import { DISK_SLOTS } from '../src/guest/contract.js';
 import { decompress } from '../src/kernel/decompress.js';
 import { findKernel } from '../src/kernel/find.js';
 import { buildInitrd } from '../src/appliance/initrd.js';
@@ -157,7 +158,7 @@ describe('snapshots', () => {
     rmSync(join(layout.snapshots(cacheDir), `${key}.unusable`));
   }, 180_000);
 
-  it('are left alone with --no-snapshot, and a shape with another disk count gets its own', async () => {
+  it('are left alone with --no-snapshot; one serves every count of disks up to DISK_SLOTS, read-only or not; more disks get their own', async () => {
     const before = snapshotFolders();
     const out = execFileSync(process.execPath, [CLI, 'boot', '--accel', 'tcg', '--no-snapshot', '--json', '--', 'true'], {
       env: { ...process.env, APPLIANCE_CACHE_DIR: cacheDir },
@@ -166,15 +167,37 @@ describe('snapshots', () => {
     expect(JSON.parse(out)).toMatchObject({ exitCode: 0, boot: { snapshot: 'none' } });
     expect(snapshotFolders()).toEqual(before);
 
-    await using two = await boot({ cacheDir, appliance, accel: 'tcg', disks: disks.map((d) => ({ path: d.path, format: 'raw' as const })) });
-    expect(two.timings.snapshot).toBe('created');
-    expect(snapshotFolders().filter((n) => /^[0-9a-f]{32}$/.test(n))).toHaveLength(2);
-    const r = await two.exec([
-      'sh',
-      '-c',
-      'for d in 0 1; do mkdir -p /tmp/$d && mount -o ro /dev/disk/by-id/virtio-disk$d /tmp/$d && cat /tmp/$d/marker; done',
-    ]);
-    expect(r.stdout.toString().trim().split('\n')).toEqual(disks.map((d) => d.marker));
+    const saved = () => snapshotFolders().filter((n) => /^[0-9a-f]{32}$/.test(n));
+    const one = saved();
+    {
+      // Two disks, the second read-write: the one-disk boots' snapshot, the slots past them left unbound.
+      await using two = await boot({
+        cacheDir,
+        appliance,
+        accel: 'tcg',
+        disks: disks.map((d, i) => ({ path: d.path, format: 'raw' as const, readonly: i === 0 })),
+      });
+      expect(two.timings.snapshot).toBe('restored');
+      expect(saved()).toEqual(one);
+      const r = await two.exec([
+        'sh',
+        '-c',
+        'for d in 0 1; do mkdir -p /tmp/$d && mount -o ro /dev/disk/by-id/virtio-disk$d /tmp/$d && cat /tmp/$d/marker; done; cat /sys/block/vdb/ro /sys/block/vdc/ro; ls /sys/block',
+      ]);
+      expect(r.stdout.toString().trim().split('\n')).toEqual([...disks.map((d) => d.marker), '1', '0', 'vda', 'vdb', 'vdc']);
+    }
+    // More disks than slots: a shape of its own.
+    const blank = join(tmp, 'blank.img');
+    writeFileSync(blank, Buffer.alloc(1 << 20));
+    await using many = await boot({
+      cacheDir,
+      appliance,
+      accel: 'tcg',
+      disks: Array.from({ length: DISK_SLOTS + 1 }, () => ({ path: blank, format: 'raw' as const })),
+    });
+    expect(many.timings.snapshot).toBe('created');
+    expect(saved()).toHaveLength(one.length + 1);
+    expect((await many.exec(['sh', '-c', 'ls /dev/disk/by-id | grep -c virtio-disk'])).stdout.toString().trim()).toBe(String(DISK_SLOTS + 1));
   }, 180_000);
 
   it('that cannot be saved leave the boot going cold, and the shape is not tried again', async () => {
@@ -243,12 +266,14 @@ describe('snapshots', () => {
     await using vm = await start(disks[0]!, { appliance: { ...appliance, initrd }, onConsole: (l) => console.push(l) });
     expect(vm.attempts.map((a) => `${a.mode}:${a.outcome}`)).toEqual(['save:unsaved', 'cold:ready']);
     expect(vm.timings.snapshot).toBe('none');
-    expect(console.join('\n')).toMatch(/not to be saved: before the snapshot point the guest had 1 root disk\(s\), 1 channel\(s\) and 1 other virtio device/);
+    expect(console.join('\n')).toMatch(
+      new RegExp(`not to be saved: before the snapshot point the guest had 1 root disk\\(s\\), 1 channel\\(s\\) and ${DISK_SLOTS} other virtio device`),
+    );
     expect((await diskView(vm)).marker).toBe(disks[0]!.marker);
     const marks = snapshotFolders()
       .filter((n) => n.endsWith('.unusable'))
       .map((n) => readFileSync(join(layout.snapshots(cacheDir), n), 'utf8'));
-    expect(marks.some((m) => m.includes('1 other virtio device'))).toBe(true);
+    expect(marks.some((m) => m.includes(`${DISK_SLOTS} other virtio device`))).toBe(true);
   }, 180_000);
 
   it('that cannot be written to the cache are done without', async () => {

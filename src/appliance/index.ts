@@ -43,7 +43,7 @@ export function normalizeOptions(opts: BuildOptions, env: NodeJS.ProcessEnv = pr
  * others: built into its kernel, or not in the kernel at all (Debian's cloud kernel has no
  * f2fs, say), which a modprobe of them would only report as a failure.
  */
-export function modulesHeld(appliance: Appliance, names: string[]): { held: string[]; absent: string[] } {
+export function modulesHeld(appliance: Appliance, names: readonly string[]): { held: string[]; absent: string[] } {
   const root = new Set(appliance.manifest.root.modules.map(moduleName));
   const held: string[] = [];
   const absent: string[] = [];

@@ -1,7 +1,7 @@
 /**
  * Where the launcher's snapshots of booted appliances live (launcher/snapshot.ts makes and
  * restores them): `snapshots/KEY/{ram,state}`, made in tmp/ and put in place whole; the
- * four most recently used are kept; `KEY.unusable` says why a shape has none on this host.
+ * most recently used are kept (snapshotsKept); `KEY.unusable` says why a shape has none on this host.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
@@ -10,8 +10,14 @@ import { diskUsage } from './usage.js';
 import { layout } from './layout.js';
 import { keepNewest, putInPlace, removeAbandonedTemps, removeWhole, tempPath } from './temp.js';
 
-/** Snapshots kept: a few shapes (disk counts, memory sizes) side by side, ~85 MB each on disk. */
-const KEEP = 4;
+/**
+ * Snapshots kept: shapes side by side (memory sizes, CPUs, machines; up to DISK_SLOTS disks
+ * share one), ~85 MB each on disk. APPLIANCE_CACHE_MAX_SNAPSHOTS sets it (default 8).
+ */
+export function snapshotsKept(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.APPLIANCE_CACHE_MAX_SNAPSHOTS);
+  return Number.isInteger(n) && n >= 1 ? n : 8;
+}
 const KEY = /^[0-9a-f]{32}$/;
 
 export interface Snapshot {
@@ -97,7 +103,7 @@ export async function prepareSnapshot(root: string, key: string): Promise<Pendin
       }
       const final = layout.snapshot(root, key);
       await putInPlace(tmp, final);
-      await keepNewest(root, layout.snapshots(root), KEEP, (name) => KEY.test(name));
+      await keepNewest(root, layout.snapshots(root), snapshotsKept(), (name) => KEY.test(name));
       return paths(final, key);
     },
     discard: () => removeWhole(root, tmp, `discard-snapshot-${key}`),

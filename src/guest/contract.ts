@@ -103,13 +103,21 @@ export const initLine = (what: keyof typeof INIT_LINES): string => `${INIT_LOG_P
  * it, and whether to print the boot timeline. A line missing its start or its end is ignored.
  */
 export const GO_LINE = { start: 'appliance.go', end: 'end', seedBytes: 32 } as const;
-export function goLine(timing: boolean, nowMs = performance.timeOrigin + performance.now()): string {
+export function goLine(timing: boolean, disks: number, nowMs = performance.timeOrigin + performance.now()): string {
   const ns = BigInt(Math.round(nowMs * 1e6));
   const sec = ns / 1_000_000_000n;
   const nsec = (ns % 1_000_000_000n).toString().padStart(9, '0');
   const seed = randomBytes(GO_LINE.seedBytes).toString('hex');
-  return `${GO_LINE.start} realtime=${sec}.${nsec} seed=${seed} timing=${timing ? 1 : 0} ${GO_LINE.end}\n`;
+  return `${GO_LINE.start} realtime=${sec}.${nsec} seed=${seed} timing=${timing ? 1 : 0} disks=${disks} ${GO_LINE.end}\n`;
 }
+
+/**
+ * User disks a snapshot's guest has devices for. A boot with up to this many resumes the
+ * one snapshot: its disks in the first slots, empty read-only stand-ins in the rest, which
+ * the init never binds (the go line says how many are real). More disks: a shape of their own.
+ */
+export const DISK_SLOTS = 8;
+export const diskSlots = (disks: number): number => Math.max(disks, DISK_SLOTS);
 
 /**
  * The guest channel's framed protocol (documented message by message in c/protocol.h):

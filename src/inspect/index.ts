@@ -1,5 +1,5 @@
 // inspect: what disk images hold — partitions, volumes, filesystems, operating systems — and their files, read-only, through an appliance VM.
-export { inspect, Inspection, INSPECT_MODULES, type FilesystemInfo, type InspectOptions } from './inspection.js';
+export { inspect, Inspection, type FilesystemInfo, type InspectOptions } from './inspection.js';
 export { MountedFilesystem, type ReadFileOptions, type WalkOptions } from './filesystem.js';
 export type { CopyOutOptions, CopyOutResult } from './copy-out.js';
 export type { Disk, Partition } from './devices.js';

@@ -35,18 +35,6 @@ const PREFETCH_LIMIT = 16 << 20;
 const PACKAGES_LIMIT = 256 << 20;
 const PACKAGE_LISTS = PACKAGE_DATABASES.flatMap((d) => (d.list ? [d.list] : []));
 
-/**
- * The modules an inspection's appliance has loaded in its snapshot (vm.ts `modules`): the
- * filesystems (fuse for ntfs-3g), the volume drivers, and the character sets vfat, exfat
- * and isofs ask for at mount time (else each mount waits ~0.2 s for modprobe under TCG).
- */
-// prettier-ignore
-export const INSPECT_MODULES = [
-  'xfs', 'btrfs', 'vfat', 'exfat', 'isofs', 'squashfs', 'udf', 'fuse', 'f2fs',
-  'nls_cp437', 'nls_utf8', 'nls_iso8859_1', 'nls_ascii',
-  'dm_mod', 'dm_crypt', 'xts', 'ecb', 'md_mod', 'raid0', 'raid1', 'linear',
-];
-
 export interface InspectOptions extends Pick<
   BootOptions,
   'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot'
@@ -96,7 +84,7 @@ export class Inspection {
       }),
     );
     const { keys, ...bootOpts } = opts;
-    const vm = await boot({ ...bootOpts, disks: images.map((i) => i.spec), modules: INSPECT_MODULES });
+    const vm = await boot({ ...bootOpts, disks: images.map((i) => i.spec) });
     try {
       const img = new Inspection(
         vm,

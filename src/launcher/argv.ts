@@ -66,6 +66,8 @@ export interface QemuConfig {
   monitorSocket?: string;
   /** Attach empty stand-ins for the user disks (a snapshot's save, see modes.ts). */
   placeholderDisks?: boolean;
+  /** Devices for this many user disks (contract.ts diskSlots): the disks first, empty stand-ins after. */
+  diskSlots?: number;
 }
 
 /** What the command line says of a user disk; its image reaches qemu as an inherited descriptor. */
@@ -118,7 +120,10 @@ export function qemuArgv(c: QemuConfig): string[] {
     ...['-chardev', `socket,id=agent,path=${optionValue(c.channelSocket)}`],
     ...['-device', `virtserialport,chardev=agent,name=${AGENT_PORT_NAME}`],
   ];
-  c.disks.forEach((d, i) => argv.push(...(c.placeholderDisks ? placeholder(d, i) : drive(d, i)), ...blk(diskSerial(i), diskSerial(i))));
+  for (let i = 0; i < Math.max(c.disks.length, c.diskSlots ?? 0); i++) {
+    const d = c.disks[i];
+    argv.push(...(c.placeholderDisks || !d ? placeholder(i) : drive(d, i)), ...blk(diskSerial(i), diskSerial(i)));
+  }
   if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');
   return argv;
 }
@@ -150,9 +155,13 @@ function drive(d: Drive, i: number): string[] {
   return [...fds.flatMap((n) => ['-add-fd', `fd=${n},set=${set}`]), '-blockdev', JSON.stringify(node)];
 }
 
-/** An empty stand-in for user disk i, with its read-only flag (the device's features depend on it). */
-function placeholder(d: Drive, i: number): string[] {
-  return ['-blockdev', JSON.stringify({ driver: 'null-co', 'node-name': diskSerial(i), 'read-only': d.readonly })];
+/**
+ * An empty stand-in for user disk slot i, read-only. Its device is never bound before the
+ * snapshot point, so nothing of it (the read-only feature included) is in a saved guest:
+ * a restored one binds the real disk of its own boot in that slot.
+ */
+function placeholder(i: number): string[] {
+  return ['-blockdev', JSON.stringify({ driver: 'null-co', 'node-name': diskSerial(i), 'read-only': true })];
 }
 
 /**

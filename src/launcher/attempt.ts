@@ -88,6 +88,7 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
     monitor: monitor?.connection ?? Promise.reject(new Error('this run has no monitor')),
     stateSocket: `${a.channelSocket}.state`,
     timing: a.timing,
+    disks: base.disks.length,
     end,
     resumed: () => (state.resumedAt = elapsed()),
     saveFailed: (why, whatFailed) => {

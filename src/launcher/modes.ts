@@ -10,7 +10,7 @@
  */
 import { openSync } from 'node:fs';
 import type { PendingSnapshot, Snapshot } from '../cache/snapshots.js';
-import { goLine, initLine } from '../guest/contract.js';
+import { diskSlots, goLine, initLine } from '../guest/contract.js';
 import type { QemuConfig } from './argv.js';
 import type { ExitStatus, QemuProcess } from './process.js';
 import type { Socket } from 'node:net';
@@ -34,6 +34,8 @@ export interface Run {
   /** A socket path for the saved state's stream. */
   readonly stateSocket: string;
   readonly timing: boolean;
+  /** The user disks of this boot (the go line tells the guest how many slots hold one). */
+  readonly disks: number;
   /** Ends the run now. */
   end(event: RunEvent): void;
   /** The restored guest runs again. */
@@ -73,7 +75,7 @@ export const cold: Mode = {
   kind: 'cold',
   monitor: false,
   configure: (c) => c,
-  onConsole: (line, run) => atSnapshotPoint(line, () => run.proc.writeConsole(goLine(run.timing))),
+  onConsole: (line, run) => atSnapshotPoint(line, () => run.proc.writeConsole(goLine(run.timing, run.disks))),
 };
 
 export function save(pending: PendingSnapshot): Mode {
@@ -89,7 +91,13 @@ export function save(pending: PendingSnapshot): Mode {
   return {
     kind: 'save',
     monitor: true,
-    configure: (c, monitor) => ({ ...c, ramFile: { path: pending.ram, shared: true }, monitorSocket: monitor, placeholderDisks: true }),
+    configure: (c, monitor) => ({
+      ...c,
+      ramFile: { path: pending.ram, shared: true },
+      monitorSocket: monitor,
+      placeholderDisks: true,
+      diskSlots: diskSlots(c.disks.length),
+    }),
     onConsole: (line, run) => atSnapshotPoint(line, (refusal) => void saveAt(run, refusal)),
   };
 }
@@ -99,14 +107,20 @@ export function restore(snapshot: Snapshot): Mode {
     kind: 'restore',
     monitor: true,
     readyFailureIsOutcome: true,
-    configure: (c, monitor) => ({ ...c, boot: 'incoming', ramFile: { path: snapshot.ram, shared: false }, monitorSocket: monitor }),
+    configure: (c, monitor) => ({
+      ...c,
+      boot: 'incoming',
+      ramFile: { path: snapshot.ram, shared: false },
+      monitorSocket: monitor,
+      diskSlots: diskSlots(c.disks.length),
+    }),
     openFd3: () => openSync(snapshot.state, 'r'),
     started: (run) => {
       void (async () => {
         const qmp = await Qmp.connect(await run.monitor);
         await restoreState(qmp, 3);
         run.resumed();
-        run.proc.writeConsole(goLine(run.timing));
+        run.proc.writeConsole(goLine(run.timing, run.disks));
       })().catch((err: unknown) => run.end({ kind: 'failed', detail: (err as Error).message }));
     },
   };

@@ -11,6 +11,8 @@
  * - a cache too full to hold a snapshot costs the snapshot, never a mark.
  */
 import { findSnapshot, markUnusable, prepareSnapshot, removeSnapshot, snapshotRoom, unusableReason, type PendingSnapshot } from '../cache/snapshots.js';
+import { acquireLock } from '../cache/lock.js';
+import { layout } from '../cache/layout.js';
 import type { QemuConfig } from './argv.js';
 import type { AttemptResult } from './attempt.js';
 import { cold, restore, save, type Mode } from './modes.js';
@@ -57,9 +59,42 @@ export async function bootWithSnapshot(run: Runner, s: SnapshotShape): Promise<R
     s.log(`snapshot ${key}: ${fault}; deleting it`);
     await removeSnapshot(s.cacheRoot, key);
   }
-  const pending = await prepare(s, key);
-  if (!pending) return run(cold);
-  return saveThenRestore(run, s, key, pending);
+  return firstBoot(run, s, key);
+}
+
+/** How long a boot waits for another process saving the same shape's snapshot before it boots without. */
+const SAVER_WAIT_MS = 5 * 60_000;
+
+/**
+ * A shape without a snapshot: one process saves it, under the shape's lock; the others
+ * (test workers started together on an empty cache) wait for it without using the CPU it
+ * needs, then restore what it saved. A saver that dies leaves a stale lock, which the next
+ * one breaks; one that takes too long is not waited for.
+ */
+async function firstBoot(run: Runner, s: SnapshotShape, key: string): Promise<Result> {
+  const saved = () => findSnapshot(s.cacheRoot, key);
+  const lock = await acquireLock(layout.lock(s.cacheRoot, `snapshot-${key}`), {
+    done: async () => (await saved()) !== undefined,
+    onWait: (pid) => s.log(`snapshot ${key}: process ${pid} is saving it; waiting for it`),
+    pollMs: 100,
+    timeoutMs: SAVER_WAIT_MS,
+  }).catch((err: unknown) => {
+    s.log(`snapshot ${key}: ${(err as Error).message}: booting without`);
+    return 'gave up' as const;
+  });
+  if (lock === 'gave up') return run(cold);
+  try {
+    const existing = await saved();
+    if (existing) {
+      const r = await run(restore(existing));
+      return r.outcome === 'ready' ? { ...r, snapshot: 'restored' } : r;
+    }
+    const pending = await prepare(s, key);
+    if (!pending) return run(cold);
+    return await saveThenRestore(run, s, key, pending);
+  } finally {
+    await lock?.release();
+  }
 }
 
 /** A folder for a new snapshot, unless the cache cannot hold one (said, never marked). */

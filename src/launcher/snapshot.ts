@@ -21,6 +21,7 @@
  * the snapshot point). Where snapshots are kept is the cache's business (cache/snapshots.ts);
  * which runs make and use them, snapshot-boot.ts.
  */
+import { diskSlots } from '../guest/contract.js';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -41,7 +42,10 @@ export async function snapshotKey(qemu: string, shape: QemuConfig): Promise<stri
   const st = await stat(binary);
   const neutral: QemuConfig = {
     ...shape,
-    disks: shape.disks.map((d, i) => ({ path: `disk${i}`, format: 'raw', readonly: d.readonly, protocol: 'file', allowBackingFile: false })),
+    // The disks by their slots only: the one snapshot serves any number up to DISK_SLOTS, read-only or not.
+    disks: [],
+    diskSlots: diskSlots(shape.disks.length),
+    placeholderDisks: true,
     channelSocket: 'agent',
     monitorSocket: undefined,
     ramFile: undefined,

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { buildAppliance, modulesHeld, type Appliance, type BuildOptions } from '../appliance/index.js';
+import { PRELOADED_MODULES } from '../appliance/default.js';
 import {
   AgentClient,
   type ExecOptions,
@@ -36,9 +37,10 @@ export interface BootOptions {
    * Modules of the appliance's root to load before the guest is ready (filesystems,
    * device-mapper…): with snapshots they are loaded once, in the snapshot of this shape,
    * instead of at each use (about a second each under TCG). Names the root does not hold
-   * (built into the kernel, or not in it) are left out, and `log` says so.
+   * (built into the kernel, or not in it) are left out, and `log` says so. Default:
+   * PRELOADED_MODULES, the set inspect() uses (so that both resume one snapshot).
    */
-  modules?: string[];
+  modules?: readonly string[];
   /** Every console line of the guest (kernel and init messages). */
   onConsole?: (line: string) => void;
   /** What was decided and why (--verbose). */
@@ -95,7 +97,7 @@ export class Vm {
     const t0 = performance.now();
     const appliance = isAppliance(opts.appliance) ? opts.appliance : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance });
     const buildMs = performance.now() - t0;
-    const modules = modulesHeld(appliance, opts.modules ?? []);
+    const modules = modulesHeld(appliance, opts.modules ?? PRELOADED_MODULES);
     if (modules.absent.length) opts.log?.(`modules not loaded before the snapshot point: ${modules.absent.join(' ')} (built into the kernel, or not in it)`);
     const death = new GuestDeath();
     const launched = await launch(launchOptions(appliance, opts, modules.held));

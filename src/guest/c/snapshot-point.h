@@ -116,12 +116,14 @@ static void link_disks_by_id(void) {
  * The snapshot point (appliance.snapshot=1): the launcher may save the VM here, and every
  * VM restored from that state resumes here, so what must differ between boots comes
  * after it, on the console, in one line the launcher sends once the guest runs:
- *   appliance.go realtime=SECONDS.NANOSECONDS seed=64HEX timing=0|1 end
+ *   appliance.go realtime=SECONDS.NANOSECONDS seed=64HEX timing=0|1 disks=N end
  * The wall clock would otherwise be the snapshot's, and the random generator's state
  * would be the same in every restored VM: the seed is credited and the generator
  * reseeded from it.
  */
 static uint64_t resume_ms;
+/* How many user disk slots hold this boot's disks (the go line's disks=): the rest are stand-ins, left unbound. */
+static int go_disks;
 
 /* The snapshot point's lines are the init's in the contract (initLine), whichever program says them. */
 static __attribute__((format(printf, 1, 2))) void say_as_init(const char *fmt, ...) {
@@ -141,6 +143,7 @@ static int apply_go(char *line) {
   long long sec = -1;
   long nsec = -1;
   int go_timing = -1, end = 0;
+  long disks = -1;
   struct {
     int entropy_count, buf_size;
     unsigned char buf[APPL_GO_SEED_BYTES];
@@ -160,12 +163,16 @@ static int apply_go(char *line) {
       }
     } else if (!strncmp(tok, "timing=", 7)) {
       go_timing = atoi(tok + 7) != 0;
+    } else if (!strncmp(tok, "disks=", 6)) {
+      char *stop;
+      disks = strtol(tok + 6, &stop, 10);
+      if (*stop) disks = -1;
     } else if (!strcmp(tok, APPL_GO_END)) {
       end = 1;
     }
   }
   /* Anything else typed on the console, or a line cut short, is not a go. */
-  if (!end || sec < 0 || nsec < 0 || nsec > 999999999 || !seeded || go_timing < 0) return 0;
+  if (!end || sec < 0 || nsec < 0 || nsec > 999999999 || !seeded || go_timing < 0 || disks < 0 || disks > 4096) return 0;
   struct timespec now = {(time_t)sec, nsec};
   if (clock_settime(CLOCK_REALTIME, &now) < 0) say("cannot set the clock: %s", strerror(errno));
   int rnd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
@@ -173,6 +180,7 @@ static int apply_go(char *line) {
     say("cannot seed the random generator: %s", strerror(errno));
   if (rnd >= 0) close(rnd);
   timing = go_timing;
+  go_disks = (int)disks;
   return 1;
 }
 
@@ -202,7 +210,8 @@ static void await_go(const char *unsafe) {
 /*
  * The snapshot point: say so (or why this guest must not be saved: `refused`), wait for
  * the go line, then bind the user disks, which are attached to this boot and not to the
- * one the snapshot was saved from. A refused guest bound them all before the point.
+ * one the snapshot was saved from: the first `disks=` slots (the others hold stand-ins,
+ * never bound). A refused guest bound them all before the point.
  */
 static void pass_snapshot_point(const char *refused) {
   mark("snapshot point");
@@ -210,7 +219,7 @@ static void pass_snapshot_point(const char *refused) {
   mark("go line applied");
   if (refused) return;
   set_autoprobe(1);
-  bind_transport_devices(-1);
+  bind_transport_devices(go_disks);
   link_disks_by_id();
   mark("user disks bound");
 }

@@ -1,0 +1,62 @@
+// Many callers at once, as test runners start their workers: on an empty cache, six
+// processes reading one image together all succeed; the appliance is built once and one
+// snapshot is saved (by one of them, the others waiting for it), which then serves boot()
+// and inspect() alike, with any number of disks up to DISK_SLOTS.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { layout } from '../src/cache/layout.js';
+
+const CLI = resolve('dist/src/bin.cjs');
+let work: string;
+let image: string;
+let copy: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'appliance-concurrency-'));
+  const tree = join(work, 'tree');
+  mkdirSync(join(tree, 'etc'), { recursive: true });
+  writeFileSync(join(tree, 'etc/motd'), 'hello, workers\n');
+  image = join(work, 'disk.img');
+  const r = spawnSync('mkfs.ext4', ['-q', '-d', tree, image, '16M'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  copy = join(work, 'copy.img');
+  copyFileSync(image, copy);
+});
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function run(args: string[], cacheDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [CLI, ...args, '--cache-dir', cacheDir]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+describe('many callers on an empty cache', () => {
+  it('six `appliance cat` started together: all succeed, one snapshot saved; then boot with and without disks resumes it', async () => {
+    const cacheDir = join(work, 'cache');
+    const results = await Promise.all(Array.from({ length: 6 }, () => run(['cat', image, '/etc/motd'], cacheDir)));
+    for (const r of results) expect([r.code, r.stdout, r.stderr]).toEqual([0, 'hello, workers\n', '']);
+    const snapshots = () => readdirSync(layout.snapshots(cacheDir)).filter((n) => /^[0-9a-f]{32}$/.test(n));
+    expect(snapshots()).toHaveLength(1);
+    for (const args of [
+      ['boot', '--json', '--', 'true'],
+      ['boot', '--json', '--disk', `${copy},rw`, '--disk', image, '--', 'true'],
+    ]) {
+      const r = await run(args, cacheDir);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ exitCode: 0, boot: { snapshot: 'restored' } });
+    }
+    expect(snapshots()).toHaveLength(1);
+  }, 300_000);
+});
