@@ -1,7 +1,7 @@
 // The library's public surface: boot and use appliances, build them, and the writers.
 export { ApplianceError, ImageFileError, type ErrorCode } from './errors.js';
 export type { Entry, EntryType, ContentSource } from './formats/entry.js';
-export { boot, Vm, type BootOptions, type BootTimings, type VmDisk } from './vm/index.js';
+export { boot, Vm, prepare, type BootOptions, type BootTimings, type PrepareOptions, type VmDisk } from './vm/index.js';
 export { AgentError, type ExecOptions, type ExecResult, type ExecStream, type ReadFileOptions, type ReadFileStreamOptions } from './agent/agent-client.js';
 export { GuestDiedError } from './vm/guest-death.js';
 export { BootError, detectDiskFormat, type DiskSpec, type DiskFormat } from './launcher/index.js';
@@ -19,6 +19,9 @@ export {
   type DiffOptions,
   Inspection,
   MountedFilesystem,
+  OsTree,
+  type FileTree,
+  type Mount,
   type InspectOptions,
   type FilesystemInfo,
   type Disk,
