@@ -24,7 +24,7 @@ export type ErrorCode =
   // a booted guest that panicked, rebooted or powered off by itself (or whose qemu died)
   | 'EGUESTDIED'
   // the guest channel and commands in the guest
-  | 'EAGENTGONE' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
+  | 'EAGENTGONE' | 'ECLOSED' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
   // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount,
   // a package database in an image that cannot be read (truncated, corrupt or hostile)
   | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS' | 'EPACKAGEDB'

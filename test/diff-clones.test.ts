@@ -8,7 +8,7 @@
 // (the clone's files as guestfish would leave them: new inodes, new times).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,6 +165,27 @@ describe('diff of an image and its clone', () => {
     ]);
     const srv = await diff(await img.mount('disk0:3'), await img.mount('disk1:3'));
     expect(srv.map((c) => `${c.change} ${String(c.path)}`)).toEqual(['added /data/new.txt']);
+  });
+
+  it('the library as a test uses it: { path } of a qcow2 is detected, raw over it refused in our words, a missing image said first, a closed inspection says so', async () => {
+    {
+      await using img = await inspect([{ path: before }], { cacheDir: SHARED_CACHE });
+      expect((await img.os())[0]).toMatchObject({ distro: 'debian', hostname: 'clone-test' });
+    }
+    await expect(inspect([{ path: before, format: 'raw' }], { cacheDir: SHARED_CACHE })).rejects.toMatchObject({
+      code: 'EDISKFORMAT',
+      message: `disk ${before} has a qcow2 header: inspect it as qcow2 (format: 'qcow2', or leave format out)`,
+    });
+    const missing = await inspect([join(work, 'nope.qcow2')], { cacheDir: join(work, 'empty-cache') }).catch((e: Error) => e);
+    expect(missing).toMatchObject({ code: 'EDISKACCESS' });
+    // Said before anything was built: the empty cache stays without an appliance.
+    expect(existsSync(join(work, 'empty-cache', 'entries'))).toBe(false);
+    const img = await inspect([before], { cacheDir: SHARED_CACHE });
+    const root = await img.mount('disk0:2');
+    await img.close();
+    const err = await root.readFile('/etc/motd').catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'ECLOSED' });
+    expect((err as Error).message).not.toMatch(/libexec|\/run\/appliance/);
   });
 
   it('ls -R of a path on another filesystem prints it as the OS has it', () => {

@@ -215,7 +215,7 @@ describe('disk formats', () => {
     const unnamed = await resolveDisk({ path: qcow2 }).catch((e: unknown) => e);
     expect(unnamed).toMatchObject({ code: 'EDISKFORMAT' });
     expect((unnamed as Error).message).toBe(
-      `disk ${qcow2} has a qcow2 header: pass format=qcow2 to attach it as a qcow2 image, or format=raw to attach its bytes as they are`,
+      `disk ${qcow2} has a qcow2 header: give its format (format: 'qcow2'; on the command line --disk …,format=qcow2) to attach it as a qcow2 image, or raw to attach its bytes as they are`,
     );
     const missing = join(tmp, 'missing.img');
     const err = await resolveDisk({ path: missing, format: 'raw' }).catch((e: unknown) => e);

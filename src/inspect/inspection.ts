@@ -55,6 +55,7 @@ export class Inspection {
   /** Each Windows root's applications, read with its facts (its SOFTWARE hive): its packages when asked for. */
   private readonly windowsApps = new Map<string, Package[]>();
   private subvolumesListed = false;
+  private closed = false;
   private slots = 0;
   private readonly mounter: Mounter;
 
@@ -78,8 +79,13 @@ export class Inspection {
     const images = await Promise.all(
       disks.map(async (d) => {
         const spec: DiskSpec = { ...(typeof d === 'string' ? { path: d } : d), readonly: true };
-        const named = typeof d === 'string' || d.format === 'auto' ? await detectDiskFormat(spec.path).catch(() => undefined) : undefined;
-        if (typeof d === 'string' && named === 'qcow2') spec.format = 'qcow2';
+        const named =
+          spec.format === undefined || spec.format === 'auto' || spec.format === 'raw' ? await detectDiskFormat(spec.path).catch(() => undefined) : undefined;
+        // A path, or { path } alone: qcow2 or raw, as its header says.
+        if (spec.format === undefined && named === 'qcow2') spec.format = 'qcow2';
+        // raw over an image whose header names a format would read its container as a disk: nothing found, nothing said.
+        if (spec.format === 'raw' && named !== undefined && named !== 'raw')
+          throw new ApplianceError('EDISKFORMAT', `disk ${spec.path} has a ${named} header: inspect it as ${named} (format: '${named}', or leave format out)`);
         return { spec, format: spec.format === 'auto' ? (named ?? 'raw') : (spec.format ?? 'raw') };
       }),
     );
@@ -200,6 +206,7 @@ export class Inspection {
 
   /** The filesystem a selector names (see selector.ts), mounted, to read files from. */
   async mount(selector: string | number = ''): Promise<MountedFilesystem> {
+    this.assertOpen();
     if (String(selector).includes('btrfsvol:')) await this.listSubvolumes();
     const info = resolveFilesystem(
       this.entries.map((e) => e.info),
@@ -209,7 +216,7 @@ export class Inspection {
     const e = this.entries.find((x) => x.info.id === info.id)!;
     // Mounted now, so that a filesystem that cannot be says so here rather than at its first read.
     (await this.mounter.lease(e)).release();
-    return new MountedFilesystem(this.helper, e.info, () => this.mounter.lease(e));
+    return new MountedFilesystem(this.helper, e.info, () => this.lease(e));
   }
 
   /**
@@ -247,6 +254,7 @@ export class Inspection {
 
   /** The operating systems found: each root filesystem's OS, with its packages when asked. */
   async os(opts: { packages?: boolean } = {}): Promise<OperatingSystem[]> {
+    this.assertOpen();
     this.osList ??= this.detectOs(opts.packages ?? false);
     const found = await this.osList;
     if (opts.packages) await Promise.all(found.map((os) => this.readPackages(os)));
@@ -403,7 +411,23 @@ export class Inspection {
 
   /** Unmounts everything and powers the VM off. Idempotent. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.vm.close();
+  }
+
+  /** A call after close() says so in our words (not as the guest command it could not start). */
+  private assertOpen(): void {
+    if (this.closed)
+      throw new ApplianceError(
+        'ECLOSED',
+        `the inspection of ${this.images.map((i) => i.path).join(', ')} is closed: read its files before close() (or before its await using block ends)`,
+      );
+  }
+
+  /** A filesystem's mount, held for one operation, refused once the inspection is closed. */
+  private lease(e: FsEntry): Promise<Lease> {
+    this.assertOpen();
+    return this.mounter.lease(e);
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -137,13 +137,13 @@ function chooseFormat(spec: DiskSpec, detected: DiskFormat): DiskFormat {
     if (detected === 'raw') return 'raw';
     throw new ApplianceError(
       'EDISKFORMAT',
-      `disk ${spec.path} has a ${detected} header: pass format=${detected} to attach it as a ${detected} image, or format=raw to attach its bytes as they are`,
+      `disk ${spec.path} has a ${detected} header: give its format (format: '${detected}'; on the command line --disk …,format=${detected}) to attach it as a ${detected} image, or raw to attach its bytes as they are`,
     );
   }
   if (spec.format !== 'raw' && detected !== spec.format) {
     throw new ApplianceError(
       'EDISKFORMAT',
-      `disk ${spec.path} is not a ${spec.format} image (its header says ${detected}): pass its real format, or "auto" to detect it`,
+      `disk ${spec.path} is not a ${spec.format} image (its header says ${detected}): give its real format (format: '${detected}'), or 'auto' to take the header's`,
     );
   }
   return spec.format;

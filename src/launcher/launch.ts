@@ -39,6 +39,8 @@ export interface LaunchOptions<T> {
   root: string;
   /** User disks, attached as disk0, disk1, … in this order. */
   disks?: DiskSpec[];
+  /** The same disks opened and checked already (openDisks): the launch takes them over and closes them. */
+  opened?: OpenDisk[];
   /** Default 512: boots as fast as 256 under TCG, and memory the guest does not touch costs the host nothing. */
   memoryMb?: number;
   /** Default 1. */
@@ -126,7 +128,10 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
   const t0 = performance.now();
   const since = () => Math.round(performance.now() - t0);
   const log = opts.log ?? (() => {});
-  const p = await prepare(opts, log);
+  const p = await prepare(opts, log).catch(async (err: unknown) => {
+    if (opts.opened) await closeDisks(opts.opened);
+    throw err;
+  });
   try {
     return await walk(opts, p, log, since);
   } finally {
@@ -210,7 +215,7 @@ async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void
   // With snapshots the timing flag travels in the go line, so that it is not part of the snapshot's key.
   const initParams = [...(opts.cmdline ?? []), ...(snapshotIds ? [param('snapshot', 1)] : opts.consoleTiming ? [param('timing', 1)] : [])];
   // Last: once open, the disks must be closed and the folder removed whatever happens (launch() does).
-  const disks = await openDisks(opts.disks ?? []);
+  const disks = opts.opened ?? (await openDisks(opts.disks ?? []));
   const socketDir = await socketFolder().catch(async (err: unknown) => {
     await closeDisks(disks);
     throw err;

@@ -11,7 +11,17 @@ import {
   type ReadFileStreamOptions,
 } from '../agent/agent-client.js';
 import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
-import { launch, type Accel, type Attempt, type DiskSpec, type Launched, type LaunchOptions, type MachineName } from '../launcher/index.js';
+import {
+  closeDisks,
+  launch,
+  openDisks,
+  type Accel,
+  type Attempt,
+  type DiskSpec,
+  type Launched,
+  type LaunchOptions,
+  type MachineName,
+} from '../launcher/index.js';
 import { GuestDeath } from './guest-death.js';
 
 export interface BootOptions {
@@ -95,12 +105,19 @@ export class Vm {
   /** @internal */
   static async start(opts: BootOptions = {}): Promise<Vm> {
     const t0 = performance.now();
-    const appliance = isAppliance(opts.appliance) ? opts.appliance : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance });
+    // The disks first: a missing or refused image is said at once, not after a build.
+    const opened = await openDisks(opts.disks ?? []);
+    const appliance = isAppliance(opts.appliance)
+      ? opts.appliance
+      : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance }).catch(async (err: unknown) => {
+          await closeDisks(opened);
+          throw err;
+        });
     const buildMs = performance.now() - t0;
     const modules = modulesHeld(appliance, opts.modules ?? PRELOADED_MODULES);
     if (modules.absent.length) opts.log?.(`modules not loaded before the snapshot point: ${modules.absent.join(' ')} (built into the kernel, or not in it)`);
     const death = new GuestDeath();
-    const launched = await launch(launchOptions(appliance, opts, modules.held));
+    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), opened });
     const agent = launched.ready;
     const disks = (opts.disks ?? []).map((d, i) => ({
       path: d.path,
