@@ -595,6 +595,13 @@ describe('against virt-inspector (libguestfs), one launch', () => {
       encoding: 'utf8',
     });
     expect(r.status, r.stderr).toBe(0);
-    expect(parseInspector(r.stdout)).toEqual(theirs);
+    // Known difference: the virt-inspector here (guestfs-tools 1.48) predates <build_id> and
+    // an application's <class>, which newer ones print (virt-inspector.rng has both).
+    const older = (os: InspectorOs): InspectorOs => ({
+      ...os,
+      fields: Object.fromEntries(Object.entries(os.fields).filter(([k]) => k !== 'build_id')),
+      applications: os.applications.map((a) => Object.fromEntries(Object.entries(a).filter(([k]) => k !== 'class'))),
+    });
+    expect(parseInspector(r.stdout).map(older)).toEqual(theirs);
   });
 });

@@ -135,5 +135,9 @@ export function ownPartitions(devices: BlockDevice[], probes: Probe[]): BlockDev
 
 export function probeTargets(devices: BlockDevice[]): BlockDevice[] {
   const disks = new Set(devices.filter((d) => d.serial && /^disk\d+$/.test(d.serial)).map((d) => d.name));
-  return devices.filter((d) => disks.has(d.name) || (d.partition && disks.has(d.partition.parent)) || d.dm || d.mdLevel !== undefined);
+  // Partitions of the user's disks, and of the volumes assembled from them (an md array's, an LV's).
+  const volumes = new Set(devices.filter((d) => d.dm || d.mdLevel !== undefined).map((d) => d.name));
+  return devices.filter(
+    (d) => disks.has(d.name) || (d.partition && (disks.has(d.partition.parent) || volumes.has(d.partition.parent))) || d.dm || d.mdLevel !== undefined,
+  );
 }

@@ -24,8 +24,8 @@ import { assembleVolumes, btrfsSubvolumes, type LuksKeys, type VolumeReport } fr
 export type { FilesystemInfo } from './info.js';
 
 /**
- * Filesystems that cannot hold a Linux root (no owners, modes or symlinks): the OS is not
- * looked for there, so that finding it does not mount them (~25 ms each under TCG).
+ * Filesystems that cannot hold a Linux root (no owners, modes or symlinks): a Unix OS is
+ * not looked for there (their files are read only for Windows: withWindows).
  */
 const NEVER_A_ROOT = new Set(['vfat', 'exfat', 'ntfs']);
 
@@ -34,6 +34,10 @@ const PREFETCH_LIMIT = 16 << 20;
 /** A package list read on its own. */
 const PACKAGES_LIMIT = 256 << 20;
 const PACKAGE_LISTS = PACKAGE_DATABASES.flatMap((d) => (d.list ? [d.list] : []));
+
+/** Layers of volumes assembled one inside another at most (a crafted image could nest without end). */
+const VOLUME_LAYERS_MAX = 8;
+const isMember = (p: Probe) => p.found.some((f) => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks');
 
 export interface InspectOptions extends Pick<
   BootOptions,
@@ -113,12 +117,22 @@ export class Inspection {
     const probed = await probeDevices(this.helper, probeTargets(all), all);
     this.devices = ownPartitions(all, probed);
     this.probes = probed.filter((p) => this.devices.includes(p.device));
-    if (this.probes.some((p) => p.found.some((f) => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks'))) {
-      this.report = await assembleVolumes(this.vm, this.probes, keys);
+    // Volumes in volumes, as libguestfs assembles them (LVM on LUKS, LUKS on an LV, LVM on
+    // md…): each round assembles what the last one found, until nothing new appears.
+    let fresh = this.probes;
+    for (let layer = 0; layer < VOLUME_LAYERS_MAX && fresh.some(isMember); layer++) {
+      const found = await assembleVolumes(this.vm, fresh.filter(isMember), keys, this.report.md.length);
+      this.report = {
+        lvm: [...this.report.lvm, ...found.lvm],
+        md: [...this.report.md, ...found.md],
+        luks: [...this.report.luks, ...found.luks],
+        errors: [...this.report.errors, ...found.errors],
+      };
       const before = new Set(this.devices.map((d) => d.name));
       this.devices = ownPartitions(await this.helper.devices(), this.probes);
       const added = probeTargets(this.devices).filter((d) => !before.has(d.name));
-      this.probes.push(...(await probeDevices(this.helper, added, this.devices)));
+      fresh = await probeDevices(this.helper, added, this.devices);
+      this.probes.push(...fresh);
     }
     this.diskList = disksOf(this.devices, this.probes, this.images);
     this.entries = this.probes.flatMap((p) => this.entryOf(p)).sort((a, b) => byId(a.info, b.info));
@@ -151,7 +165,9 @@ export class Inspection {
     }
     if (d.partition) {
       const i = disk(d.partition.parent);
-      return i === undefined ? undefined : { id: `disk${i}:${d.partition.number}`, at: { disk: Number(i), partition: d.partition.number } };
+      if (i !== undefined) return { id: `disk${i}:${d.partition.number}`, at: { disk: Number(i), partition: d.partition.number } };
+      // A partition of an md array (md127p1) goes by its kernel name, as its array does.
+      return /^md\d+$/.test(d.partition.parent) ? { id: `md:${d.name}`, at: { md: d.name } } : undefined;
     }
     if (d.dm?.uuid?.startsWith('LVM-')) {
       const lv = this.report.lvm.flatMap((g) => g.lvs.map((l) => `${g.vg}/${l}`)).find((n) => lvDmName(n) === d.dm!.name);
@@ -297,7 +313,10 @@ export class Inspection {
       found.map(({ e, files: f }) => ({ info: e.info, files: f })),
       (entry, rootId) => this.matchEntry(entry, rootId),
     );
-    return this.withWindows(systems, roots);
+    return this.withWindows(
+      systems,
+      this.entries.filter((e) => !e.info.error),
+    );
   }
 
   /**

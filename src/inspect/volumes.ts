@@ -33,7 +33,8 @@ const LVM_ENV = { LVM_SYSTEM_DIR: '' };
 /** Keys for LUKS containers: by the container's UUID, or "*" for any. */
 export type LuksKeys = Record<string, string | Buffer>;
 
-export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = {}): Promise<VolumeReport> {
+/** The volumes whose members `probes` found; md arrays are numbered down from md127, after the `mdBefore` of earlier layers. */
+export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = {}, mdBefore = 0): Promise<VolumeReport> {
   const report: VolumeReport = { lvm: [], md: [], luks: [], errors: [] };
   const members = probes.flatMap((p) => {
     const m = memberOf(p);
@@ -56,7 +57,7 @@ export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = 
       pvs.map((m) => m.device),
     );
   const mds = members.filter((m) => m.kind === 'md-member' && !duplicated(m));
-  if (mds.length) await assembleMd(vm, report, mds);
+  if (mds.length) await assembleMd(vm, report, mds, mdBefore);
   for (const l of members.filter((m) => m.kind === 'luks' && !duplicated(m))) await openLuks(vm, report, l.device, l.uuid, keys[l.uuid] ?? keys['*']);
   return report;
 }
@@ -97,11 +98,11 @@ async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Pro
  * would also take the members left out as clones, and skips arrays of another host
  * unless told to ignore homehosts. Read-only, so not even a resync starts.
  */
-async function assembleMd(vm: Vm, report: VolumeReport, members: { device: string; uuid: string; detail?: string }[]): Promise<void> {
+async function assembleMd(vm: Vm, report: VolumeReport, members: { device: string; uuid: string; detail?: string }[], before: number): Promise<void> {
   const arrays = [...new Set(members.map((m) => m.uuid))];
   for (const [i, uuid] of arrays.entries()) {
     const devices = members.filter((m) => m.uuid === uuid);
-    const device = `md${127 - i}`;
+    const device = `md${127 - before - i}`;
     const r = await vm.exec(['mdadm', '--assemble', '--readonly', '--run', `/dev/${device}`, ...devices.map((m) => `/dev/${m.device}`)]);
     if (r.exitCode === 0) report.md.push({ device, uuid, ...(devices[0]!.detail ? { level: devices[0]!.detail } : {}) });
     else

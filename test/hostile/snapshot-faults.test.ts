@@ -73,12 +73,12 @@ describe('a snapshot of a shape', () => {
   }, 180_000);
 
   it('marked unusable is tried again once the mark has expired', async () => {
-    // Another shape (two disks): saved, then its snapshot gone and the shape marked.
+    // Another shape (more memory; disk counts share one): saved, then its snapshot gone and the shape marked.
     const disk = { path: img('two-a.raw', '-f', 'raw'), format: 'raw' as const };
     const second = { path: img('two-b.raw', '-f', 'raw'), format: 'raw' as const };
     const before = snapshots();
     {
-      await using vm = await boot({ cacheDir, appliance, accel: 'tcg', machine: 'microvm', disks: [disk, second] });
+      await using vm = await boot({ cacheDir, appliance, accel: 'tcg', machine: 'microvm', memoryMb: 384, disks: [disk, second] });
       expect(modes(vm)).toEqual(['save:saved', 'restore:ready']);
     }
     const [key] = snapshots().filter((k) => !before.includes(k));
@@ -86,12 +86,12 @@ describe('a snapshot of a shape', () => {
     const mark = layout.unusable(cacheDir, key!);
     writeFileSync(mark, 'a test says so');
     {
-      await using vm = await boot({ cacheDir, appliance, accel: 'tcg', machine: 'microvm', disks: [disk, second] });
+      await using vm = await boot({ cacheDir, appliance, accel: 'tcg', machine: 'microvm', memoryMb: 384, disks: [disk, second] });
       expect(modes(vm)).toEqual(['cold:ready']);
     }
     const old = new Date(Date.now() - UNUSABLE_FOR_MS - 60_000);
     utimesSync(mark, old, old);
-    await using vm = await boot({ cacheDir, appliance, accel: 'tcg', machine: 'microvm', disks: [disk, second] });
+    await using vm = await boot({ cacheDir, appliance, accel: 'tcg', machine: 'microvm', memoryMb: 384, disks: [disk, second] });
     expect(modes(vm)).toEqual(['save:saved', 'restore:ready']);
     expect(existsSync(mark)).toBe(false);
   }, 240_000);
