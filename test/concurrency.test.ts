@@ -33,7 +33,8 @@ afterAll(() => {
 
 function run(args: string[], cacheDir: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args, '--cache-dir', cacheDir]);
+    // The cache folder before any `--`, after which the words are the guest command's.
+    const child = spawn(process.execPath, [CLI, args[0]!, '--cache-dir', cacheDir, ...args.slice(1)]);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

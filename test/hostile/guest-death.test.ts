@@ -52,7 +52,8 @@ const MOUNT_AND_LIST = 'mkdir -p /tmp/m && mount -o ro -t ext4 /dev/disk/by-id/v
 const DEATHS = [
   { what: 'a kernel panic (sysrq c)', command: 'echo c > /proc/sysrq-trigger', says: /Kernel panic - not syncing: sysrq triggered crash/ },
   { what: 'a reboot (sysrq b)', command: 'echo b > /proc/sysrq-trigger', says: /sysrq: Resetting/ },
-  { what: 'a power-off (sysrq o)', command: 'echo o > /proc/sysrq-trigger', says: /sysrq: Power Off/ },
+  // sysrq o queues the power-off: the command waits for it, or it could finish first.
+  { what: 'a power-off (sysrq o)', command: 'echo o > /proc/sysrq-trigger; sleep 30', says: /sysrq: Power Off/ },
   {
     what: 'an ext4 error on a filesystem mounted with errors=panic',
     command: MOUNT_AND_LIST,
