@@ -6,7 +6,9 @@
 // 125 or 141 (never 2 or 70), every stderr line ours and at most 300 characters, no stack,
 // the image unchanged, nothing written outside the destination; then prints a table.
 //
-//   node scripts/hostile-sweep.mjs [--seeds N] [--only ext4,vfat,…] [--cache-dir DIR]
+//   node scripts/hostile-sweep.mjs [--seeds N] [--only ext4,vfat,…] [--cache-dir DIR] [--json]
+//
+// --json prints the rows as JSON instead of the table (test/hostile/sweep.test.ts runs a few).
 //
 // Needs the project built (npm run build) and the host set up (scripts/setup-host.sh).
 import { spawnSync } from 'node:child_process';
@@ -19,7 +21,9 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/src/bin.cjs');
-const { values: opts } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, only: { type: 'string' }, 'cache-dir': { type: 'string' } } });
+const { values: opts } = parseArgs({
+  options: { seeds: { type: 'string', default: '3' }, only: { type: 'string' }, 'cache-dir': { type: 'string' }, json: { type: 'boolean', default: false } },
+});
 const SEEDS = Number(opts.seeds);
 const work = mkdtempSync(join(tmpdir(), 'appliance-sweep-'));
 const cacheDir = opts['cache-dir'] ?? join(tmpdir(), `appliance-test-cache-${process.getuid?.() ?? 'user'}`);
@@ -149,7 +153,7 @@ for (const format of formats) {
   try {
     MAKERS[format](src, base);
   } catch (err) {
-    rows.push({ variant: `${format} (not made: ${String(err.message).split('\n')[0].slice(0, 60)})`, cells: [] });
+    rows.push({ variant: `${format} (not made)`, cells: [], problems: [`not made: ${String(err.message).split('\n')[0].slice(0, 120)}`] });
     continue;
   }
   for (const [name, corrupt] of Object.entries(CORRUPT)) {
@@ -172,12 +176,22 @@ for (const format of formats) {
       if (outside.length) problems.push(`written outside the destination: ${outside.join(', ')}`);
       rmSync(dest, { recursive: true, force: true });
       rmSync(img, { force: true });
-      rows.push({ variant: `${format} ${name} #${seed}`, cells: Object.values(runs).map((r) => `${r.status} (${(r.ms / 1000).toFixed(1)}s)`), problems });
+      rows.push({
+        variant: `${format} ${name} #${seed}`,
+        statuses: Object.fromEntries(Object.entries(runs).map(([cmd, r]) => [cmd, r.status])),
+        cells: Object.values(runs).map((r) => `${r.status} (${(r.ms / 1000).toFixed(1)}s)`),
+        problems,
+      });
       process.stderr.write(`${rows.at(-1).variant}: ${rows.at(-1).cells.join(' ')}${problems.length ? `  PROBLEMS: ${problems.join('; ')}` : ''}\n`);
     }
   }
 }
 
+if (opts.json) {
+  console.log(JSON.stringify(rows));
+  rmSync(work, { recursive: true, force: true });
+  process.exit(0);
+}
 const header = ['variant', 'inspect --json', 'ls -R', 'cat', 'copy-out', 'problems'];
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map(() => '---').join('|')}|`);

@@ -9,6 +9,7 @@ import { register as registerBuild } from './cli/build.js';
 import { register as registerCache } from './cli/cache.js';
 import { register as registerBoot } from './cli/boot.js';
 import { register as registerInspect } from './cli/inspect/index.js';
+import { register as registerPrepare } from './cli/prepare.js';
 import { oneLineUsageErrors, run, watchStdout } from './cli/common.js';
 import { packageVersion } from './appliance/version.js';
 
@@ -19,6 +20,7 @@ registerMkext2(program);
 registerBuild(program);
 registerCache(program);
 registerBoot(program);
+registerPrepare(program);
 registerInspect(program);
 
 oneLineUsageErrors(program);

@@ -1,7 +1,8 @@
 // Many callers at once, as test runners start their workers: on an empty cache, six
 // processes reading one image together all succeed; the appliance is built once and one
 // snapshot is saved (by one of them, the others waiting for it), which then serves boot()
-// and inspect() alike, with any number of disks up to DISK_SLOTS.
+// and inspect() alike, with any number of disks up to DISK_SLOTS. `appliance prepare` warms a
+// cache up once, as a suite's global setup does, and eight callers then share its snapshot.
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -57,6 +58,26 @@ describe('many callers on an empty cache', () => {
       const r = await run(args, cacheDir);
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toMatchObject({ exitCode: 0, boot: { snapshot: 'restored' } });
+    }
+    expect(snapshots()).toHaveLength(1);
+  }, 300_000);
+
+  it('`appliance prepare` on an empty cache, then eight callers at once: all succeed from its snapshot, none saves one', async () => {
+    const cacheDir = join(work, 'prepared');
+    const prepared = await run(['prepare', '--json'], cacheDir);
+    expect(prepared.code, prepared.stderr).toBe(0);
+    expect(JSON.parse(prepared.stdout)).toMatchObject({ snapshot: 'created' });
+    const snapshots = () => readdirSync(layout.snapshots(cacheDir)).filter((n) => /^[0-9a-f]{32}$/.test(n));
+    expect(snapshots()).toHaveLength(1);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        i % 2 ? run(['cat', image, '/etc/motd'], cacheDir) : run(['boot', '--json', '--disk', image, '--', 'true'], cacheDir),
+      ),
+    );
+    for (const [i, r] of results.entries()) {
+      expect(r.code, r.stderr).toBe(0);
+      if (i % 2) expect(r.stdout).toBe('hello, workers\n');
+      else expect(JSON.parse(r.stdout)).toMatchObject({ exitCode: 0, boot: { snapshot: 'restored' } });
     }
     expect(snapshots()).toHaveLength(1);
   }, 300_000);

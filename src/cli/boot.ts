@@ -151,7 +151,7 @@ async function bootAction(command: string[], opts: BootCliOptions): Promise<numb
   }
 }
 
-function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+export function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw usageError(`${name} "${value}": use one of ${allowed.join(', ')}`);
   return value as T;
 }

@@ -38,9 +38,10 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
   };
 }
 
-/** Longest error line printed; what comes from a guest (a kernel's log, a tool's) can be any length. --verbose says it all. */
+/** Longest problem line printed; what comes from a guest (a kernel's log, a path 4 KB deep) can be any length. --verbose says it all. */
 const LINE_MAX = 300;
-const bounded = (line: string) => (line.length > LINE_MAX ? `${line.slice(0, LINE_MAX - 2)} …` : line);
+/** A problem's line, at most LINE_MAX characters: its start (the image, the path's top) and its end (the reason) kept. */
+export const bounded = (line: string): string => (line.length > LINE_MAX ? `${line.slice(0, 120)} … ${line.slice(line.length - (LINE_MAX - 123))}` : line);
 
 /** A mistake in the command line: one line on stderr and exit status 2. */
 export function usageError(message: string): ApplianceError {

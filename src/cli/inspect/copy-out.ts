@@ -1,6 +1,6 @@
 /** `appliance copy-out`: files and folders of a disk image into a host folder. */
 import type { Command } from 'commander';
-import { action, usageError } from '../common.js';
+import { action, bounded, usageError } from '../common.js';
 import { json } from './format.js';
 import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
 
@@ -23,7 +23,7 @@ export function register(program: Command): void {
         }
         if (o.json) json(results);
         const skipped = results.flatMap((r) => r.skipped);
-        for (const s of skipped) process.stderr.write(`appliance: ${disk}: ${s}\n`);
+        for (const s of skipped) process.stderr.write(`${bounded(`appliance: ${disk}: ${s}`)}\n`);
         // Anything not copied whole is exit 1, as for ls: a partial copy must not pass for a whole one.
         return skipped.length ? 1 : 0;
       }),

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { FileStat } from '../../inspect/index.js';
 import { describeErrno } from '../../errno.js';
-import { action, usageError } from '../common.js';
+import { action, bounded, usageError } from '../common.js';
 import { json, longLine, printable } from './format.js';
 import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
 
@@ -49,7 +49,7 @@ export function register(program: Command): void {
           throw asGiven(err, path, at, disk);
         }
         if (o.json) json(entries);
-        for (const e of errors) process.stderr.write(`appliance: ${disk}: ${e}\n`);
+        for (const e of errors) process.stderr.write(`${bounded(`appliance: ${disk}: ${e}`)}\n`);
         return errors.length ? 1 : 0;
       }),
     );
