@@ -9,7 +9,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/appliance-packed-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 cd "$work"
 tarball=$(cd "$repo" && npm pack --silent --pack-destination "$work" | tail -1)
 mkdir project && cd project
@@ -20,6 +20,7 @@ npm install --no-audit --no-fund --silent "$work/$tarball" vitest@3 >/dev/null
 mkdir -p tree/etc && echo 'port=8080' > tree/etc/app.conf
 mkfs.ext4 -q -d tree -L data a.img 16M
 cp a.img b.img
+cp a.img c.img
 
 cat > vitest.config.js <<'EOF'
 import { defineConfig } from 'vitest/config';
@@ -31,7 +32,8 @@ export default async function setup() {
   await prepare();
 }
 EOF
-# Five shapes, three tests each, in five files (vitest's workers take a file each).
+# Five shapes, three tests each, in five files (vitest's workers take a file each). The
+# read-write disk is an image of its own: another VM reading it meanwhile would hold its lock.
 for shape in boot0 boot1 boot1rw inspect1 inspect2; do
   cat > "$shape.test.js" <<EOF
 import { appendFileSync } from 'node:fs';
@@ -47,7 +49,7 @@ for (const i of [1, 2, 3]) {
   test(\`\${shape} \${i}\`, () =>
     timed(async () => {
       if (shape.startsWith('boot')) {
-        const disks = shape === 'boot0' ? [] : [{ path: 'a.img', format: 'raw', readonly: shape !== 'boot1rw' }];
+        const disks = shape === 'boot0' ? [] : shape === 'boot1' ? [{ path: 'a.img', format: 'raw' }] : [{ path: 'c.img', format: 'raw', readonly: false }];
         const vm = await boot({ disks });
         try {
           const r = await vm.exec(['sh', '-c', 'ls /dev/disk/by-id | grep -c virtio-disk || true']);

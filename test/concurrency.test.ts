@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layout } from '../src/cache/layout.js';
+import { boot } from '../src/vm/index.js';
 
 const CLI = resolve('dist/src/bin.cjs');
 let work: string;
@@ -61,6 +62,17 @@ describe('many callers on an empty cache', () => {
     }
     expect(snapshots()).toHaveLength(1);
   }, 300_000);
+
+  it('a read-write disk another VM has open: refused at once in our words, and the snapshot is kept', async () => {
+    const cacheDir = join(work, 'cache');
+    await using reader = await boot({ cacheDir, disks: [{ path: image, format: 'raw' }] });
+    const t0 = performance.now();
+    const err = await boot({ cacheDir, disks: [{ path: image, format: 'raw', readonly: false }] }).catch((e: Error) => e);
+    expect(err).toMatchObject({ code: 'EDISKOPEN', message: expect.stringMatching(/another VM has this image open/) });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(readdirSync(layout.snapshots(cacheDir)).filter((n) => n.endsWith('.unusable'))).toEqual([]);
+    expect((await reader.exec(['true'])).exitCode).toBe(0);
+  }, 120_000);
 
   it('`appliance prepare` on an empty cache, then eight callers at once: all succeed from its snapshot, none saves one', async () => {
     const cacheDir = join(work, 'prepared');

@@ -187,8 +187,11 @@ async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunE
  * option, and a user disk's -blockdev holds its node name (argv.ts).
  */
 function diskNamed(stderr: string): number | undefined {
-  const m = /-blockdev \{[^\n]*"node-name":"disk(\d+)"[^\n]*\}: /.exec(stderr);
-  return m ? Number(m[1]) : undefined;
+  const node = /-blockdev \{[^\n]*"node-name":"disk(\d+)"[^\n]*\}: /.exec(stderr) ?? /-device [^\n]*drive=disk(\d+)\b[^\n]*: /.exec(stderr);
+  if (node) return Number(node[1]);
+  // A lock qemu cannot take when a restored guest's disks are activated: named by its fd set (disk i is set i + 1, argv.ts).
+  const set = /Failed to get "\w+" lock[^]*?image \[\/dev\/fdset\/(\d+)\]/.exec(stderr);
+  return set ? Number(set[1]) - 1 : undefined;
 }
 
 function exitDetail(status: ExitStatus, proc: QemuProcess): string {

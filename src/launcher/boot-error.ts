@@ -35,10 +35,15 @@ export class BootError extends ApplianceError {
 export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt[], deadlineMs: number, disks: string[]): BootError {
   const tail = last.proc.consoleTail();
   if (last.diskFault !== undefined) {
-    const said = /-blockdev \{[^\n]*\}: (.*)$/m.exec(last.proc.stderrTail())?.[1] ?? last.detail;
+    const stderr = last.proc.stderrTail();
+    const said = /-blockdev \{[^\n]*\}: (.*)$/m.exec(stderr)?.[1] ?? last.detail;
+    // A lock: another qemu has the image open, and read-write needs it alone.
+    const fix = /Failed to get "\w+" lock/.test(stderr)
+      ? 'another VM has this image open (a read-write disk must be its only user): attach it read-only, or close the other one'
+      : 'check the image (qemu-img check) and its format';
     return new BootError(
       'EDISKOPEN',
-      `qemu cannot open disk ${disks[last.diskFault]}: ${said}: check the image (qemu-img check) and its format`,
+      `qemu cannot open disk ${disks[last.diskFault]}: ${/Failed to get "\w+" lock/.test(stderr) ? 'its lock is held' : said}: ${fix}`,
       tail,
       attempts,
     );

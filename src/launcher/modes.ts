@@ -121,7 +121,11 @@ export function restore(snapshot: Snapshot): Mode {
         await restoreState(qmp, 3);
         run.resumed();
         run.proc.writeConsole(goLine(run.timing, run.disks));
-      })().catch((err: unknown) => run.end({ kind: 'failed', detail: (err as Error).message }));
+      })().catch((err: unknown) => {
+        // qemu's own words (a lock it could not take names the image) after ours.
+        const said = run.proc.stderrTail().trim().split('\n').slice(-2).join(' / ');
+        run.end({ kind: 'failed', detail: `${(err as Error).message}${said ? `: ${said}` : ''}` });
+      });
     },
   };
 }

@@ -27,9 +27,10 @@ import { createWriteStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Snapshot } from '../cache/snapshots.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
-import type { Qmp } from './qmp.js';
+import { QmpError, type Qmp } from './qmp.js';
 import { acceptOne } from './sockets.js';
 
 /**
@@ -99,5 +100,25 @@ export async function restoreState(qmp: Qmp, stateFd: number): Promise<void> {
   // A monitor that closes fails both; the command's error is the one told.
   resumed.catch(() => {});
   await qmp.execute('migrate-incoming', { uri: `fd:${stateFd}` });
-  await resumed;
+  // A load that fails leaves qemu paused, not gone: the state did not load, or it did and
+  // the disks could not be activated (one another qemu holds for writing cannot be locked),
+  // and qemu does not start the guest. Asked, not waited out until the deadline.
+  let done = false;
+  const failed = (async () => {
+    let pausedAfterLoad = 0;
+    while (!done) {
+      const info = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (info.status === 'failed') throw new QmpError(`the saved state did not load: ${info['error-desc'] ?? 'qemu says the migration failed'}`);
+      const running = info.status === 'completed' && (await qmp.execute<{ running?: boolean }>('query-status')).running;
+      if (info.status === 'completed' && !running && ++pausedAfterLoad >= 4)
+        throw new QmpError('the saved state loaded, but qemu did not start the guest (a disk it could not take, see its messages)');
+      await sleep(50);
+    }
+  })();
+  failed.catch(() => {});
+  try {
+    await Promise.race([resumed, failed]);
+  } finally {
+    done = true;
+  }
 }
