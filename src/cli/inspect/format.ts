@@ -33,7 +33,9 @@ function modeString(s: FileStat): string {
 export function longLine(s: FileStat, name: Buffer, checksum: boolean): Buffer {
   const when = new Date(s.mtime * 1000).toISOString().replace('T', ' ').slice(0, 19);
   const size = s.rdev ? `${s.rdev.major}, ${s.rdev.minor}` : String(s.size);
-  const parts = [modeString(s), String(s.nlink), String(s.uid), String(s.gid), size.padStart(10), when];
+  // Widths that hold the usual values (links, ids up to 5 digits), so that columns line up
+  // while entries stream out; a wider value widens only its own line.
+  const parts = [modeString(s), String(s.nlink).padStart(3), String(s.uid).padStart(5), String(s.gid).padStart(5), size.padStart(10), when];
   if (checksum) parts.push(s.sha256 ?? '-'.repeat(64));
   const target = s.target !== undefined ? Buffer.concat([Buffer.from(' -> '), printable(s.target)]) : Buffer.alloc(0);
   return Buffer.concat([Buffer.from(`${parts.join(' ')} `), name, target, Buffer.from('\n')]);
