@@ -10,7 +10,9 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layout } from '../src/cache/layout.js';
+import { inspect } from '../src/inspect/index.js';
 import { boot } from '../src/vm/index.js';
+import { processesNaming } from './helpers/proc.js';
 
 const CLI = resolve('dist/src/bin.cjs');
 let work: string;
@@ -72,6 +74,22 @@ describe('many callers on an empty cache', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
     expect(readdirSync(layout.snapshots(cacheDir)).filter((n) => n.endsWith('.unusable'))).toEqual([]);
     expect((await reader.exec(['true'])).exitCode).toBe(0);
+  }, 120_000);
+
+  it('boot() and inspect() end with their signal or timeoutMs: qemu killed, nothing left, EABORTED or ETIMEDOUT', async () => {
+    const cacheDir = join(work, 'cache');
+    const left = () => processesNaming(cacheDir).length;
+    const aborted = new AbortController();
+    setTimeout(() => aborted.abort(), 300);
+    const t0 = performance.now();
+    // A cold boot (no snapshot) takes seconds under TCG: both end long before.
+    await expect(boot({ cacheDir, snapshot: false, signal: aborted.signal })).rejects.toMatchObject({ code: 'EABORTED' });
+    await expect(boot({ cacheDir, snapshot: false, timeoutMs: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await expect(inspect([image], { cacheDir, timeoutMs: 1 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(performance.now() - t0).toBeLessThan(5_000);
+    expect(left()).toBe(0);
+    await using vm = await boot({ cacheDir, timeoutMs: 60_000 });
+    expect((await vm.exec(['true'])).exitCode).toBe(0);
   }, 120_000);
 
   it('`appliance prepare` on an empty cache, then eight callers at once: all succeed from its snapshot, none saves one', async () => {

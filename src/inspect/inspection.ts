@@ -41,7 +41,7 @@ const isMember = (p: Probe) => p.found.some((f) => f.kind === 'lvm-pv' || f.kind
 
 export interface InspectOptions extends Pick<
   BootOptions,
-  'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot'
+  'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot' | 'signal' | 'timeoutMs'
 > {
   /** Keys of LUKS containers: by the container's UUID, or "*" for any. */
   keys?: LuksKeys;

@@ -4,6 +4,7 @@
  * ready, exit, the deadline and the sign of life. When it ends without the guest ready,
  * qemu is dead and the sockets are gone.
  */
+import { ApplianceError } from '../errors.js';
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { describeAccel, type AccelChoice } from './accel.js';
@@ -32,6 +33,8 @@ export interface AttemptContext<T> {
   deadlineMs: number;
   /** Given when another accelerator remains to fall back to. */
   signOfLifeMs?: number;
+  /** The caller's: aborting it ends the run (qemu killed) and the launch with EABORTED or ETIMEDOUT. */
+  signal?: AbortSignal;
   /** This run's number in the launch, for the log. */
   number: number;
   /** Where to listen for qemu's guest-channel connection; the monitor's and the state's sockets go beside it. */
@@ -121,6 +124,13 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
   }
 }
 
+/** The caller's abort as our error: its own timeout (timeoutMs) is ETIMEDOUT, anything else EABORTED. */
+export function abortError(reason: unknown): ApplianceError {
+  if (reason instanceof ApplianceError) return reason;
+  if ((reason as Error | undefined)?.name === 'TimeoutError') return new ApplianceError('ETIMEDOUT', 'the boot did not finish within its timeoutMs', { cause: reason });
+  return new ApplianceError('EABORTED', 'the boot was aborted (its signal)', { cause: reason });
+}
+
 /** How a run that did not come up ended. */
 function failed(
   ev: Exclude<RunEvent, { kind: 'ready' }>,
@@ -135,6 +145,8 @@ function failed(
       throw ev.err;
     case 'failed':
       return result(unsaved ? 'unsaved' : 'exited', { detail: ev.detail });
+    case 'aborted':
+      throw abortError(ev.reason);
     case 'exited':
       return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
     default:
@@ -169,6 +181,11 @@ async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunE
   );
   const exited: Promise<RunEvent> = proc.exited.then((status) => ({ kind: 'exited', status }));
   const events = [readyEvent, exited, ended, after<RunEvent>(a.deadlineMs, { kind: 'timeout' })];
+  const signal = a.signal;
+  let onAbort = () => {};
+  if (signal) events.push(new Promise<RunEvent>((resolve) => (onAbort = () => resolve({ kind: 'aborted', reason: signal.reason }))));
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
   if (a.signOfLifeMs !== undefined) {
     const alive = Promise.race([proc.firstOutput, ready]).then(() => new Promise<RunEvent>(() => {}));
     events.push(Promise.race([alive, after<RunEvent>(a.signOfLifeMs, { kind: 'no-sign-of-life' })]));
@@ -179,6 +196,7 @@ async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunE
     return ev.kind === 'not-ready' ? await Promise.race([exited, after(500, ev)]) : ev;
   } finally {
     for (const t of timers) clearTimeout(t);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -3,3 +3,4 @@ export { launch, BootError, type Attempt, type LaunchOptions, type Launched, typ
 export { closeDisks, detectDiskFormat, openDisks, type DiskFormat, type DiskSpec, type OpenDisk } from './disks.js';
 export type { Accel } from './accel.js';
 export type { MachineName } from './machine.js';
+export { abortError } from './attempt.js';

@@ -64,6 +64,8 @@ export interface LaunchOptions<T> {
    * accelerator remains to fall back to (default 3000 ms): how a hanging KVM is caught.
    */
   signOfLifeMs?: number;
+  /** Ends the launch (qemu killed, nothing left behind) with EABORTED, or ETIMEDOUT for an AbortSignal.timeout. */
+  signal?: AbortSignal;
   /**
    * Restore the snapshot of this boot's shape, saving it on first use (snapshot.ts); the
    * init must stop at its snapshot point on appliance.snapshot=1 (ours does). Default false.
@@ -158,6 +160,7 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
         kernelKind: p.vmlinux ? 'vmlinux' : 'bzImage',
         deadlineMs: p.deadlineMs,
         signOfLifeMs: fallback ? (opts.signOfLifeMs ?? DEFAULTS.signOfLifeMs) : undefined,
+        signal: opts.signal,
         number: attempts.length + 1,
         channelSocket: join(p.socketDir, 'agent.sock'),
         diskFds: p.disks.flatMap((d) => [d.fd, d.readHandle?.fd]), // FDS_PER_DISK each, argv.ts
@@ -173,7 +176,7 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
       });
     };
     const r = p.snapshotIds
-      ? await bootWithSnapshot(run, { qemu: p.qemu, cacheRoot: p.cacheRoot, config: snapshotShape(config, p.snapshotIds), log })
+      ? await bootWithSnapshot(run, { qemu: p.qemu, cacheRoot: p.cacheRoot, config: snapshotShape(config, p.snapshotIds), log, signal: opts.signal })
       : await run(plain);
     if (r.outcome === 'ready') {
       await p.plan.remember?.(accel).catch((err: unknown) => log(`cannot save the accelerator verdict: ${(err as Error).message}`));

@@ -24,7 +24,8 @@ export type RunEvent =
   | { kind: 'exited'; status: ExitStatus }
   | { kind: 'saved' }
   | { kind: 'failed'; detail: string }
-  | { kind: 'timeout' | 'no-sign-of-life' };
+  | { kind: 'timeout' | 'no-sign-of-life' }
+  | { kind: 'aborted'; reason: unknown };
 
 /** What a mode's steps may see and do during their run. */
 export interface Run {

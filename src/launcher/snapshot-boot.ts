@@ -14,7 +14,7 @@ import { findSnapshot, markUnusable, prepareSnapshot, removeSnapshot, snapshotRo
 import { acquireLock } from '../cache/lock.js';
 import { layout } from '../cache/layout.js';
 import type { QemuConfig } from './argv.js';
-import type { AttemptResult } from './attempt.js';
+import { abortError, type AttemptResult } from './attempt.js';
 import { cold, restore, save, type Mode } from './modes.js';
 import { snapshotKey } from './snapshot.js';
 
@@ -27,6 +27,8 @@ export interface SnapshotShape {
   /** The boot's configuration with the kernel and the initrd named by content and the root by identity. */
   config: QemuConfig;
   log: (message: string) => void;
+  /** The caller's: a wait for another process's save ends with it. */
+  signal?: AbortSignal;
 }
 
 /** Free space below which no snapshot is made: one takes ~85 MB of RAM file, plus its state. */
@@ -74,11 +76,15 @@ const SAVER_WAIT_MS = 5 * 60_000;
 async function firstBoot(run: Runner, s: SnapshotShape, key: string): Promise<Result> {
   const saved = () => findSnapshot(s.cacheRoot, key);
   const lock = await acquireLock(layout.lock(s.cacheRoot, `snapshot-${key}`), {
-    done: async () => (await saved()) !== undefined,
+    done: async () => {
+      if (s.signal?.aborted) throw abortError(s.signal.reason);
+      return (await saved()) !== undefined;
+    },
     onWait: (pid) => s.log(`snapshot ${key}: process ${pid} is saving it; waiting for it`),
     pollMs: 100,
     timeoutMs: SAVER_WAIT_MS,
   }).catch((err: unknown) => {
+    if (s.signal?.aborted) throw err;
     s.log(`snapshot ${key}: ${(err as Error).message}: booting without`);
     return 'gave up' as const;
   });

@@ -12,6 +12,7 @@ import {
 } from '../agent/agent-client.js';
 import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
 import {
+  abortError,
   closeDisks,
   launch,
   openDisks,
@@ -34,6 +35,13 @@ export interface BootOptions {
   qemu?: string;
   /** How long the boot may take to become ready (default: the launcher's, 20 s). */
   bootTimeoutMs?: number;
+  /**
+   * Cancels boot() (building, waiting for another process's snapshot save, booting): qemu is
+   * ended, nothing is left behind, and boot() rejects with EABORTED.
+   */
+  signal?: AbortSignal;
+  /** A bound on the whole of boot(), in ms: past it, as `signal`, with ETIMEDOUT. */
+  timeoutMs?: number;
   /** An appliance already built, or how to build one (default: the default appliance, cached). */
   appliance?: Appliance | BuildOptions;
   cacheDir?: string;
@@ -105,6 +113,8 @@ export class Vm {
   /** @internal */
   static async start(opts: BootOptions = {}): Promise<Vm> {
     const t0 = performance.now();
+    const signal = bootSignal(opts);
+    if (signal?.aborted) throw abortError(signal.reason);
     // The disks first: a missing or refused image is said at once, not after a build.
     const opened = await openDisks(opts.disks ?? []);
     const appliance = isAppliance(opts.appliance)
@@ -117,7 +127,11 @@ export class Vm {
     const modules = modulesHeld(appliance, opts.modules ?? PRELOADED_MODULES);
     if (modules.absent.length) opts.log?.(`modules not loaded before the snapshot point: ${modules.absent.join(' ')} (built into the kernel, or not in it)`);
     const death = new GuestDeath();
-    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), opened });
+    if (signal?.aborted) {
+      await closeDisks(opened);
+      throw abortError(signal.reason);
+    }
+    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), opened, signal });
     const agent = launched.ready;
     const disks = (opts.disks ?? []).map((d, i) => ({
       path: d.path,
@@ -251,4 +265,10 @@ function timingsOf(launched: Launched<AgentClient>, buildMs: number, readyMs: nu
     initMs: hello.bootMs - (resumed ? hello.resumeMs : hello.initMs),
     readyMs: Math.round(readyMs),
   };
+}
+
+/** The caller's signal and timeoutMs as one signal (undefined when neither is given). */
+function bootSignal(opts: BootOptions): AbortSignal | undefined {
+  const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter((x): x is AbortSignal => x !== undefined);
+  return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
 }
