@@ -127,7 +127,8 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
 /** The caller's abort as our error: its own timeout (timeoutMs) is ETIMEDOUT, anything else EABORTED. */
 export function abortError(reason: unknown): ApplianceError {
   if (reason instanceof ApplianceError) return reason;
-  if ((reason as Error | undefined)?.name === 'TimeoutError') return new ApplianceError('ETIMEDOUT', 'the boot did not finish within its timeoutMs', { cause: reason });
+  if ((reason as Error | undefined)?.name === 'TimeoutError')
+    return new ApplianceError('ETIMEDOUT', 'the boot did not finish within its timeoutMs', { cause: reason });
   return new ApplianceError('EABORTED', 'the boot was aborted (its signal)', { cause: reason });
 }
 

@@ -269,6 +269,8 @@ function timingsOf(launched: Launched<AgentClient>, buildMs: number, readyMs: nu
 
 /** The caller's signal and timeoutMs as one signal (undefined when neither is given). */
 function bootSignal(opts: BootOptions): AbortSignal | undefined {
-  const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter((x): x is AbortSignal => x !== undefined);
+  const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter(
+    (x): x is AbortSignal => x !== undefined,
+  );
   return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
 }
