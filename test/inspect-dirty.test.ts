@@ -151,7 +151,7 @@ async function hostView(image: string, type: Kind, options: string, readOnly: bo
 async function readRoot(insp: Inspection, id: string): Promise<View> {
   const fs = await insp.mount(id);
   const names = (await fs.readdir('/'))
-    .map((s) => String(s.path).replace(/^.*\//, ''))
+    .map(String)
     .filter((n) => n !== 'lost+found')
     .sort();
   const files: Record<string, string | undefined> = {};

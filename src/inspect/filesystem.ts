@@ -31,6 +31,12 @@ export interface WalkOptions {
 
 const DEFAULT_MAX_BYTES = 256 << 20;
 
+/** A path's last component, as text or bytes as the path is. */
+function baseName(path: Name): Name {
+  if (typeof path === 'string') return path.slice(path.lastIndexOf('/') + 1);
+  return path.subarray(path.lastIndexOf(0x2f) + 1);
+}
+
 /** Joins a directory path and a name, as bytes when either is. */
 export function joinName(dir: Name, name: Name): Name {
   const sep = (typeof dir === 'string' ? dir : dir.toString('latin1')).endsWith('/') ? '' : '/';
@@ -76,21 +82,28 @@ export class MountedFilesystem {
     return st.target!;
   }
 
-  /** The entries of a directory (not . and ..), in byte order of their names. */
-  readdir(path: Name): Promise<FileStat[]> {
-    return this.use(async (dir) => {
+  /**
+   * The names in a directory (not . and ..), in byte order, as Node's fs.readdir gives them
+   * (a Buffer where a name is not UTF-8); with `{ withFileTypes: true }`, each entry's
+   * FileStat instead (its type, mode, owner…, and its whole path).
+   */
+  readdir(path: Name): Promise<Name[]>;
+  readdir(path: Name, opts: { withFileTypes: true }): Promise<FileStat[]>;
+  async readdir(path: Name, opts: { withFileTypes?: boolean } = {}): Promise<Name[] | FileStat[]> {
+    const entries = await this.use(async (dir) => {
       // Read to the end (see Helper.stat), then judged.
-      const entries: FileStat[] = [];
+      const found: FileStat[] = [];
       let error: WalkError | undefined;
       for await (const e of this.helper.walk(dir, path, { depth: 1, follow: true })) {
         if (e.kind === 'error') error ??= e.error;
-        else if (e.kind === 'entry') entries.push(e.stat);
+        else if (e.kind === 'entry') found.push(e.stat);
       }
       if (error) throw fileError(error.errno, error.path);
-      const [self, ...out] = entries;
+      const [self, ...out] = found;
       if (self && self.type !== 'dir') throw new ApplianceError('ENOTDIR', `${String(path)} is not a directory`);
       return out;
     });
+    return opts.withFileTypes ? entries : entries.map((e) => baseName(e.path));
   }
 
   /** `path` and everything below it, depth first, names in byte order, never leaving the filesystem. */

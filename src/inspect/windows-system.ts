@@ -29,7 +29,7 @@ class NoCase {
 
   private list(dir: string): Promise<FileStat[] | undefined> {
     let l = this.listed.get(dir);
-    if (!l) this.listed.set(dir, (l = this.fs.readdir(dir).catch(() => undefined)));
+    if (!l) this.listed.set(dir, (l = this.fs.readdir(dir, { withFileTypes: true }).catch(() => undefined)));
     return l;
   }
 
