@@ -257,7 +257,7 @@ export async function rpmbuildMany(top: string, count: number, files: number): P
   }
   lines.push(
     '%install',
-    `cd %{buildroot} && for d in $(seq -w 0 ${count - 1}); do mkdir -p usr/share/big/$d; for j in $(seq 1 ${files}); do echo $d$j > usr/share/big/$d/file-with-a-longish-name-$j.txt; done; done`,
+    `cd %{buildroot} && for i in $(seq 0 ${count - 1}); do d=$(printf %04d $i); mkdir -p usr/share/big/$d; for j in $(seq 1 ${files}); do echo $d$j > usr/share/big/$d/file-with-a-longish-name-$j.txt; done; done`,
   );
   lines.push('%changelog');
   for (let k = 0; k < 400; k++)
