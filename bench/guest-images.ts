@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeHive, REG_BINARY, REG_DWORD, REG_SZ, type RegKeySpec } from '../test/helpers/hives.js';
+import { makeHive, REG_BINARY, REG_DWORD, REG_SZ, SERVER2019_VERSION, type RegKeySpec } from '../test/helpers/hives.js';
 import { installJustDb, rpmbuildMany } from '../test/helpers/rpmdb.js';
 
 const sh = (cmd: string, args: string[], input?: string) => execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] }).trim();
@@ -50,18 +50,7 @@ function peHeader(): Buffer {
 /** A raw MBR disk (signature 0x12345678) with one NTFS partition holding Windows Server 2019 with GUEST_PACKAGES applications. */
 export async function makeWindowsImage(dir: string): Promise<string> {
   const software: RegKeySpec[] = [
-    {
-      path: ['Microsoft', 'Windows NT', 'CurrentVersion'],
-      values: [
-        REG_SZ('ProductName', 'Windows Server 2019 Standard'),
-        REG_SZ('CurrentVersion', '6.3'),
-        REG_DWORD('CurrentMajorVersionNumber', 10),
-        REG_DWORD('CurrentMinorVersionNumber', 0),
-        REG_SZ('CurrentBuildNumber', '17763'),
-        REG_SZ('InstallationType', 'Server'),
-        REG_SZ('EditionID', 'ServerStandard'),
-      ],
-    },
+    SERVER2019_VERSION,
     ...Array.from({ length: GUEST_PACKAGES }, (_, i) => ({
       path: ['Microsoft', 'Windows', 'CurrentVersion', 'Uninstall', `App${i}`],
       values: [REG_SZ('DisplayName', `Application ${i}`), REG_SZ('DisplayVersion', `1.${i}`), REG_SZ('Publisher', 'Bench Inc.')],

@@ -20,7 +20,7 @@ import { windowsFacts, type WindowsFacts, type WindowsResult } from '../src/insp
 import { windowsOsinfo } from '../src/inspect/windows-osinfo.js';
 import { bootIniSystemRoots, windowsPaths } from '../src/inspect/windows-root.js';
 import { GUESTFS_ENV } from './helpers/guestfs.js';
-import { makeHive, REG_BINARY, REG_DWORD, REG_SZ, type RegKeySpec, type RegValueSpec } from './helpers/hives.js';
+import { CURRENT_VERSION, makeHive, REG_BINARY, REG_DWORD, REG_SZ, SERVER2019_VERSION, type RegKeySpec, type RegValueSpec } from './helpers/hives.js';
 import { run } from './helpers/images.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
@@ -47,7 +47,6 @@ function gptBlob(guid: string): Buffer {
 
 // ---- the hives ------------------------------------------------------------------------
 
-const CURRENT_VERSION = ['Microsoft', 'Windows NT', 'CurrentVersion'];
 const UNINSTALL = ['Microsoft', 'Windows', 'CurrentVersion', 'Uninstall'];
 const WOW_UNINSTALL = ['Wow6432Node', ...UNINSTALL];
 const app = (path: string[], name: string, values: RegValueSpec[]): RegKeySpec => ({ path: [...path, name], values });
@@ -112,20 +111,7 @@ const PRETEND7_SYSTEM: RegKeySpec[] = [
 ];
 
 const SERVER2019_SOFTWARE: RegKeySpec[] = [
-  {
-    path: CURRENT_VERSION,
-    values: [
-      REG_SZ('ProductName', 'Windows Server 2019 Standard'),
-      REG_SZ('CurrentVersion', '6.3'),
-      REG_DWORD('CurrentMajorVersionNumber', 10),
-      REG_DWORD('CurrentMinorVersionNumber', 0),
-      REG_SZ('CurrentBuildNumber', '17763'),
-      REG_SZ('CurrentBuild', '17763'),
-      REG_SZ('InstallationType', 'Server'),
-      REG_SZ('EditionID', 'ServerStandard'),
-      REG_SZ('ReleaseId', '1809'),
-    ],
-  },
+  SERVER2019_VERSION,
   app(UNINSTALL, '7-Zip', [
     REG_SZ('DisplayName', '7-Zip 19.00 (x64)'),
     REG_SZ('DisplayVersion', '19.00'),

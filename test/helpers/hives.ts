@@ -89,6 +89,25 @@ export const REG_SZ = (name: string, s: string): RegValueSpec => ({ name, type: 
 export const REG_DWORD = (name: string, n: number): RegValueSpec => ({ name, type: 4, data: dword(n) });
 export const REG_BINARY = (name: string, data: Buffer): RegValueSpec => ({ name, type: 3, data });
 
+/** HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion: the key of a Windows installation's version. */
+export const CURRENT_VERSION = ['Microsoft', 'Windows NT', 'CurrentVersion'];
+
+/** That key for Windows Server 2019 Standard (build 17763), as the tests and the benchmark install it. */
+export const SERVER2019_VERSION: RegKeySpec = {
+  path: CURRENT_VERSION,
+  values: [
+    REG_SZ('ProductName', 'Windows Server 2019 Standard'),
+    REG_SZ('CurrentVersion', '6.3'),
+    REG_DWORD('CurrentMajorVersionNumber', 10),
+    REG_DWORD('CurrentMinorVersionNumber', 0),
+    REG_SZ('CurrentBuildNumber', '17763'),
+    REG_SZ('CurrentBuild', '17763'),
+    REG_SZ('InstallationType', 'Server'),
+    REG_SZ('EditionID', 'ServerStandard'),
+    REG_SZ('ReleaseId', '1809'),
+  ],
+};
+
 const quote = (s: string) => `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 
 /** A .reg file: every value as hex(type) bytes, so no tool re-encodes a string; each key's ancestors come first. */
