@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError } from '../errors.js';
 import type { BootOptions, DiskSpec, Vm } from '../vm/index.js';
-import { action, CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
+import { ACCEL_OPTION, action, CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 
 interface BootCliOptions {
@@ -68,7 +68,7 @@ export function register(program: Command): void {
     )
     .option('--memory <MB>', 'guest memory in MiB (default 512)')
     .option('--cpus <N>', 'guest CPUs (default 1)')
-    .option('--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto')
+    .option(...ACCEL_OPTION)
     .option('--machine <auto|microvm|q35|pc>', 'qemu machine (auto: the fastest that works)', 'auto')
     .option('--timeout <seconds>', `kill the command after this long (exit ${EXIT.timeout})`)
     .option('--boot-timeout <seconds>', 'give up on a boot that is not ready after this long (default 20)')

@@ -111,3 +111,6 @@ export const isDiskFormat = (v: string): v is DiskFormat | 'auto' => DISK_FORMAT
 
 /** --cache-dir, as every command that uses the cache takes it. */
 export const CACHE_DIR_OPTION = ['--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)'] as const;
+
+/** --accel, as boot and prepare take it. */
+export const ACCEL_OPTION = ['--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto'] as const;

@@ -1,13 +1,13 @@
 /** `appliance prepare`: what a test suite runs once before its workers (the library's prepare()). */
 import type { Command } from 'commander';
 import { oneOf } from './boot.js';
-import { action, CACHE_DIR_OPTION } from './common.js';
+import { ACCEL_OPTION, action, CACHE_DIR_OPTION } from './common.js';
 
 export function register(program: Command): void {
   program
     .command('prepare')
     .description('Build the default appliance and save its snapshot (each only if missing), so that later boots and inspections start at once')
-    .option('--accel <auto|kvm|tcg>', 'accelerator: auto tries KVM with a watchdog, falls back to TCG and remembers', 'auto')
+    .option(...ACCEL_OPTION)
     .option(...CACHE_DIR_OPTION)
     .option('--json', 'print the boot timings as JSON')
     .option('--verbose', 'explain each step on stderr')

@@ -109,7 +109,6 @@ export function disksOf(devices: BlockDevice[], probes: Probe[], images: { path:
 export const filesystemOf = (p: Probe): ProbedFs | undefined => p.found.find((f): f is ProbedFs => f.kind === 'filesystem');
 export const memberOf = (p: Probe): Member | undefined => p.found.find((f): f is Member => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks');
 
-/** The devices worth probing: the user disks, their partitions, and what was assembled from them (dm, md). */
 /** Partitions kept of a disk whose table we could not read, where the kernel found one (a BSD label, say). */
 const KERNEL_ONLY_MAX = 64;
 
@@ -133,6 +132,7 @@ export function ownPartitions(devices: BlockDevice[], probes: Probe[]): BlockDev
   });
 }
 
+/** The devices worth probing: the user disks, their partitions, and what was assembled from them (dm, md). */
 export function probeTargets(devices: BlockDevice[]): BlockDevice[] {
   const disks = new Set(devices.filter((d) => d.serial && /^disk\d+$/.test(d.serial)).map((d) => d.name));
   // Partitions of the user's disks, and of the volumes assembled from them (an md array's, an LV's).

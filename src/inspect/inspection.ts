@@ -5,7 +5,7 @@
  */
 import { ApplianceError } from '../errors.js';
 import { boot, detectDiskFormat, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
-import { disksOf, ownPartitions, filesystemOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
+import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
 import { OsTree, type FileTree } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
 import type { Package } from './packages.js';
@@ -37,7 +37,7 @@ const PACKAGE_LISTS = PACKAGE_DATABASES.flatMap((d) => (d.list ? [d.list] : []))
 
 /** Layers of volumes assembled one inside another at most (a crafted image could nest without end). */
 const VOLUME_LAYERS_MAX = 8;
-const isMember = (p: Probe) => p.found.some((f) => f.kind === 'lvm-pv' || f.kind === 'md-member' || f.kind === 'luks');
+const isMember = (p: Probe) => memberOf(p) !== undefined;
 
 export interface InspectOptions extends Pick<
   BootOptions,
@@ -246,7 +246,7 @@ export class Inspection {
     if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path, mountpoint: '/' };
     const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && (e.info.disk === undefined || e.info.disk === disk));
     if (mine.length === 1) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
-    const os = (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk) ?? (await this.os())[0];
+    const os = (await this.osOn(disk)) ?? (await this.os())[0];
     if (!os) return { fs: await this.mount(''), path, mountpoint: '/' }; // names the choices
     const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
@@ -262,10 +262,15 @@ export class Inspection {
    */
   async tree(disk = 0): Promise<FileTree> {
     const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && e.info.disk === disk);
-    const os = (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk);
+    const os = await this.osOn(disk);
     if (!os) return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
     const mounts = await Promise.all(Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({ mountpoint, fs: await this.mount(id) })));
     return new OsTree(mounts);
+  }
+
+  /** The OS whose root is on disk `disk`, if one is. */
+  private async osOn(disk: number): Promise<OperatingSystem | undefined> {
+    return (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk);
   }
 
   /** The operating systems found: each root filesystem's OS, with its packages when asked. */
