@@ -92,6 +92,24 @@ describe('many callers on an empty cache', () => {
     expect((await vm.exec(['true'])).exitCode).toBe(0);
   }, 120_000);
 
+  it('a caller that times out while its boot saves a snapshot: the save goes on and is kept, then restored; no qemu left', async () => {
+    const cacheDir = join(work, 'cache');
+    const shape = { cacheDir, memoryMb: 384 }; // built appliance, a shape of its own: this boot saves its snapshot
+    const snapshots = () => readdirSync(layout.snapshots(cacheDir)).filter((n) => /^[0-9a-f]{32}$/.test(n));
+    const before = snapshots();
+    const t0 = performance.now();
+    await expect(boot({ ...shape, timeoutMs: 1500 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(performance.now() - t0).toBeLessThan(4_000);
+    expect(snapshots()).toEqual(before); // still saving
+    const deadline = performance.now() + 90_000;
+    while (snapshots().length === before.length && performance.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(snapshots()).toHaveLength(before.length + 1);
+    while (processesNaming(cacheDir).length > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(processesNaming(cacheDir)).toEqual([]);
+    await using vm = await boot(shape);
+    expect(vm.timings.snapshot).toBe('restored');
+  }, 180_000);
+
   it('`appliance prepare` on an empty cache, then eight callers at once: all succeed from its snapshot, none saves one', async () => {
     const cacheDir = join(work, 'prepared');
     const prepared = await run(['prepare', '--json'], cacheDir);

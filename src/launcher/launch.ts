@@ -122,6 +122,8 @@ interface Prepared {
   snapshotIds?: { kernel: string; initrd: string; root: string };
   initParams: string[];
   deadlineMs: number;
+  /** Work that goes on after the caller gave up (a snapshot's save). */
+  outliving: Promise<unknown>[];
 }
 
 type Result = AttemptResult & { spawnedAt: number };
@@ -138,7 +140,10 @@ export async function launch<T>(opts: LaunchOptions<T>): Promise<Launched<T>> {
     return await walk(opts, p, log, since);
   } finally {
     await closeDisks(p.disks);
-    await rm(p.socketDir, { recursive: true, force: true });
+    const removeSockets = () => rm(p.socketDir, { recursive: true, force: true });
+    // A snapshot's save that outlives its caller still listens for its state's stream there.
+    if (p.outliving.length) void Promise.allSettled(p.outliving).then(removeSockets);
+    else await removeSockets();
   }
 }
 
@@ -152,7 +157,7 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
     const machines = machineCandidates(opts.machine ?? 'auto', accel.accel, p.tscKhz);
     const config = qemuConfig(opts, p, accel, machines[at.machine]!);
     const fallback = at.accel < p.plan.candidates.length - 1;
-    const run = (mode: Mode): Promise<Result> => {
+    const run = (mode: Mode, how?: { outlivesCaller?: boolean }): Promise<Result> => {
       const spawnedAt = since();
       return attempt(p.qemu, config, mode, {
         accel,
@@ -160,7 +165,7 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
         kernelKind: p.vmlinux ? 'vmlinux' : 'bzImage',
         deadlineMs: p.deadlineMs,
         signOfLifeMs: fallback ? (opts.signOfLifeMs ?? DEFAULTS.signOfLifeMs) : undefined,
-        signal: opts.signal,
+        signal: how?.outlivesCaller ? undefined : opts.signal,
         number: attempts.length + 1,
         channelSocket: join(p.socketDir, 'agent.sock'),
         diskFds: p.disks.flatMap((d) => [d.fd, d.readHandle?.fd]), // FDS_PER_DISK each, argv.ts
@@ -176,7 +181,14 @@ async function walk<T>(opts: LaunchOptions<T>, p: Prepared, log: (message: strin
       });
     };
     const r = p.snapshotIds
-      ? await bootWithSnapshot(run, { qemu: p.qemu, cacheRoot: p.cacheRoot, config: snapshotShape(config, p.snapshotIds), log, signal: opts.signal })
+      ? await bootWithSnapshot(run, {
+          qemu: p.qemu,
+          cacheRoot: p.cacheRoot,
+          config: snapshotShape(config, p.snapshotIds),
+          log,
+          signal: opts.signal,
+          outlive: (w) => p.outliving.push(w),
+        })
       : await run(plain);
     if (r.outcome === 'ready') {
       await p.plan.remember?.(accel).catch((err: unknown) => log(`cannot save the accelerator verdict: ${(err as Error).message}`));
@@ -234,6 +246,7 @@ async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void
     snapshotIds,
     initParams,
     deadlineMs: opts.bootDeadlineMs ?? DEFAULTS.bootDeadlineMs,
+    outliving: [],
   };
 }
 

@@ -10,7 +10,16 @@
  *   not load), and the mark expires (cache/snapshots.ts UNUSABLE_FOR_MS);
  * - a cache too full to hold a snapshot costs the snapshot, never a mark.
  */
-import { findSnapshot, markUnusable, prepareSnapshot, removeSnapshot, snapshotRoom, unusableReason, type PendingSnapshot } from '../cache/snapshots.js';
+import {
+  findSnapshot,
+  markUnusable,
+  prepareSnapshot,
+  removeSnapshot,
+  snapshotRoom,
+  unusableReason,
+  type PendingSnapshot,
+  type Snapshot,
+} from '../cache/snapshots.js';
 import { acquireLock } from '../cache/lock.js';
 import { layout } from '../cache/layout.js';
 import type { QemuConfig } from './argv.js';
@@ -18,7 +27,8 @@ import { abortError, type AttemptResult } from './attempt.js';
 import { cold, restore, save, type Mode } from './modes.js';
 import { snapshotKey } from './snapshot.js';
 
-export type Runner = (mode: Mode) => Promise<AttemptResult & { spawnedAt: number }>;
+/** One run; `outlivesCaller`: the caller's signal does not end it (a snapshot's save). */
+export type Runner = (mode: Mode, how?: { outlivesCaller?: boolean }) => Promise<AttemptResult & { spawnedAt: number }>;
 type Result = AttemptResult & { spawnedAt: number };
 
 export interface SnapshotShape {
@@ -27,8 +37,10 @@ export interface SnapshotShape {
   /** The boot's configuration with the kernel and the initrd named by content and the root by identity. */
   config: QemuConfig;
   log: (message: string) => void;
-  /** The caller's: a wait for another process's save ends with it. */
+  /** The caller's: a wait for another process's save ends with it; a save of our own goes on. */
   signal?: AbortSignal;
+  /** Takes work that goes on after the caller's abort (the launch keeps its socket folder until it ends). */
+  outlive?: (work: Promise<unknown>) => void;
 }
 
 /** Free space below which no snapshot is made: one takes ~85 MB of RAM file, plus its state. */
@@ -71,7 +83,8 @@ const SAVER_WAIT_MS = 5 * 60_000;
  * A shape without a snapshot: one process saves it, under the shape's lock; the others
  * (test workers started together on an empty cache) wait for it without using the CPU it
  * needs, then restore what it saved. A saver that dies leaves a stale lock, which the next
- * one breaks; one that takes too long is not waited for.
+ * one breaks; one that takes too long is not waited for. A caller that gives up (its
+ * signal, its timeoutMs) does not end the save: the next boot of the shape restores it.
  */
 async function firstBoot(run: Runner, s: SnapshotShape, key: string): Promise<Result> {
   const saved = () => findSnapshot(s.cacheRoot, key);
@@ -89,17 +102,34 @@ async function firstBoot(run: Runner, s: SnapshotShape, key: string): Promise<Re
     return 'gave up' as const;
   });
   if (lock === 'gave up') return run(cold);
+  const saving = (async () => {
+    const theirs = await saved();
+    return theirs ? { theirs } : makeSnapshot(run, s, key);
+  })().finally(() => lock?.release());
+  const made = await untilAborted(saving, s);
+  if ('theirs' in made) {
+    const r = await run(restore(made.theirs));
+    return r.outcome === 'ready' ? { ...r, snapshot: 'restored' } : r;
+  }
+  if ('ram' in made) return checkFresh(run, s, key, made);
+  return 'outcome' in made ? made : coldAfterSave(run, s, key, made.unusableIfColdBoots);
+}
+
+/** `work`, or the caller's abort first: then `work` goes on, and the launch keeps its folder until it ends. */
+async function untilAborted<T>(work: Promise<T>, s: SnapshotShape): Promise<T> {
+  const signal = s.signal;
+  if (!signal) return work;
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => (onAbort = () => reject(abortError(signal.reason))));
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const existing = await saved();
-    if (existing) {
-      const r = await run(restore(existing));
-      return r.outcome === 'ready' ? { ...r, snapshot: 'restored' } : r;
-    }
-    const pending = await prepare(s, key);
-    if (!pending) return run(cold);
-    return await saveThenRestore(run, s, key, pending);
+    return await Promise.race([work, aborted]);
+  } catch (err) {
+    if (signal.aborted) s.outlive?.(work.catch(() => {}));
+    throw err;
   } finally {
-    await lock?.release();
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
@@ -119,12 +149,19 @@ async function prepare(s: SnapshotShape, key: string): Promise<PendingSnapshot |
   return undefined;
 }
 
-/** The first boot of a shape: save it, then restore what was saved (which checks it). */
-async function saveThenRestore(run: Runner, s: SnapshotShape, key: string, pending: PendingSnapshot): Promise<Result> {
-  // What does not work is remembered where the cache can say so; a read-only cache only costs time.
-  const unusableFrom = (why: string) =>
-    markUnusable(s.cacheRoot, key, why).catch((err: unknown) => s.log(`snapshot ${key}: cannot note it as unusable: ${(err as Error).message}`));
-  const saved = await run(save(pending)).catch(async (err: unknown) => {
+/** What remains to do when no snapshot was made: boot cold (and mark the shape if that works), or the failed run. */
+type NotMade = { unusableIfColdBoots?: string } | Result;
+
+/** What does not work is remembered where the cache can say so; a read-only cache only costs time. */
+function unusableFrom(s: SnapshotShape, key: string, why: string): Promise<void> {
+  return markUnusable(s.cacheRoot, key, why).catch((err: unknown) => s.log(`snapshot ${key}: cannot note it as unusable: ${(err as Error).message}`));
+}
+
+/** The first boot of a shape, saved at its snapshot point and kept; it outlives its caller (no signal). */
+async function makeSnapshot(run: Runner, s: SnapshotShape, key: string): Promise<Snapshot | NotMade> {
+  const pending = await prepare(s, key);
+  if (!pending) return {};
+  const saved = await run(save(pending), { outlivesCaller: true }).catch(async (err: unknown) => {
     await pending.discard();
     throw err;
   });
@@ -132,24 +169,32 @@ async function saveThenRestore(run: Runner, s: SnapshotShape, key: string, pendi
     await pending.discard();
     if (outOfSpace(saved)) {
       s.log(`snapshot ${key}: ENOSPC: the cache's file system is full: booting without`);
-      return run(cold);
+      return {};
     }
     if (saved.saveError) {
-      await unusableFrom(saved.saveError);
-      return run(cold);
+      await unusableFrom(s, key, saved.saveError);
+      return {};
     }
     if (saved.outcome !== 'exited' || saved.status?.code === 0) return saved; // hung or powered off: the boot's fault
-    // qemu refused to start with its RAM in a file (the cache's file system?) but boots without: remember.
-    const plainCold = await run(cold);
-    if (plainCold.outcome === 'ready') await unusableFrom(`qemu did not start with its RAM in a file: ${saved.detail}`);
-    return plainCold;
+    // qemu refused to start with its RAM in a file (the cache's file system?): remember it if it boots without.
+    return { unusableIfColdBoots: `qemu did not start with its RAM in a file: ${saved.detail}` };
   }
   const made = await pending.commit().catch(async (err: unknown) => {
     s.log(`snapshot ${key}: cannot keep it (${(err as Error).message}): booting without`);
     await pending.discard();
   });
-  if (!made) return run(cold);
-  s.log(`snapshot ${key}: saved in ${made.dir}`);
+  if (made) s.log(`snapshot ${key}: saved in ${made.dir}`);
+  return made ?? {};
+}
+
+async function coldAfterSave(run: Runner, s: SnapshotShape, key: string, unusableIfColdBoots?: string): Promise<Result> {
+  const r = await run(cold);
+  if (unusableIfColdBoots && r.outcome === 'ready') await unusableFrom(s, key, unusableIfColdBoots);
+  return r;
+}
+
+/** Restores the snapshot this boot just saved, which checks it. */
+async function checkFresh(run: Runner, s: SnapshotShape, key: string, made: Snapshot): Promise<Result> {
   const r = await run(restore(made));
   if (r.outcome === 'ready') return { ...r, snapshot: 'created' };
   const fault = snapshotFault(r);
@@ -157,6 +202,6 @@ async function saveThenRestore(run: Runner, s: SnapshotShape, key: string, pendi
   const why = `a snapshot just made did not restore: ${fault}`;
   s.log(`snapshot ${key}: ${why}; booting without snapshots`);
   await removeSnapshot(s.cacheRoot, key);
-  await unusableFrom(why);
+  await unusableFrom(s, key, why);
   return run(cold);
 }
