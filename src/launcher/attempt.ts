@@ -8,6 +8,7 @@ import { ApplianceError } from '../errors.js';
 import { closeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { describeAccel, type AccelChoice } from './accel.js';
+import { progressDeadline } from './deadline.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
 import type { MachineName } from './machine.js';
 import type { Mode, Run, RunEvent } from './modes.js';
@@ -172,7 +173,7 @@ function spawn<T>(qemu: string, argv: string[], mode: Mode, a: AttemptContext<T>
   }
 }
 
-/** The first of: ready, qemu's exit, the mode's own end, the deadline, no sign of life in time. */
+/** The first of: ready, qemu's exit, the mode's own end, the deadline (by progress, deadline.ts), no sign of life in time. */
 async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunEvent>, a: AttemptContext<T>): Promise<RunEvent> {
   const timers: NodeJS.Timeout[] = [];
   const after = <R>(ms: number, value: R) => new Promise<R>((resolve) => timers.push(setTimeout(() => resolve(value), ms)));
@@ -181,7 +182,8 @@ async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunE
     (err: unknown) => ({ kind: 'not-ready', err }),
   );
   const exited: Promise<RunEvent> = proc.exited.then((status) => ({ kind: 'exited', status }));
-  const events = [readyEvent, exited, ended, after<RunEvent>(a.deadlineMs, { kind: 'timeout' })];
+  const deadline = progressDeadline(proc.pid, a.deadlineMs);
+  const events = [readyEvent, exited, ended, deadline.expired.then((): RunEvent => ({ kind: 'timeout' }))];
   const signal = a.signal;
   let onAbort = () => {};
   if (signal) events.push(new Promise<RunEvent>((resolve) => (onAbort = () => resolve({ kind: 'aborted', reason: signal.reason }))));
@@ -197,6 +199,7 @@ async function race<T>(proc: QemuProcess, ready: Promise<T>, ended: Promise<RunE
     return ev.kind === 'not-ready' ? await Promise.race([exited, after(500, ev)]) : ev;
   } finally {
     for (const t of timers) clearTimeout(t);
+    deadline.cancel();
     signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -53,8 +53,8 @@ export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt
   if (last.outcome === 'timeout') {
     return new BootError(
       'EBOOTTIMEOUT',
-      `the appliance did not become ready within ${deadlineMs} ms (tried ${tried}): check the kernel and the initrd, ` +
-        `or allow more time if the host is very busy`,
+      `the appliance did not become ready within ${deadlineMs} ms of qemu's time (tried ${tried}): check the kernel and the initrd, ` +
+        `or allow more time (bootTimeoutMs)`,
       tail,
       attempts,
     );

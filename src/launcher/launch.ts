@@ -57,7 +57,10 @@ export interface LaunchOptions<T> {
   qemu?: string;
   /** The cache root (default: cache/dir.ts's): the accelerator verdict, extracted kernels and snapshots live there. */
   cacheDir?: string;
-  /** How long one boot may take to become ready, from qemu's start (default 20 000 ms). */
+  /**
+   * How long one boot may take to become ready, from qemu's start (default 20 000 ms), counted
+   * by the CPU qemu gets: on a busy host up to STRETCH_MAX times as long (deadline.ts).
+   */
   bootDeadlineMs?: number;
   /**
    * How long a boot may show no sign of life (no console byte, not ready) while another

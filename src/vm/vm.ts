@@ -33,7 +33,7 @@ export interface BootOptions {
   accel?: 'auto' | Accel;
   machine?: 'auto' | MachineName;
   qemu?: string;
-  /** How long the boot may take to become ready (default: the launcher's, 20 s). */
+  /** How long the boot may take to become ready (default 20 s), counted by the CPU qemu gets: up to 4 times as long on a busy host. */
   bootTimeoutMs?: number;
   /**
    * Cancels boot() (building, waiting for another process's snapshot save, booting): qemu is
