@@ -34,7 +34,9 @@ export {
   type FileType,
   type WalkError,
   type WalkOptions,
+  type WalkProgress,
   type CopyOutOptions,
+  type CopyOutProgress,
   type CopyOutResult,
   type Name,
 } from './inspect/index.js';

@@ -1,7 +1,7 @@
 import { formatSize } from '../units.js';
 import type { Command } from 'commander';
-import type { BuildProgress } from '../appliance/index.js';
-import { action, CACHE_DIR_OPTION, usageError, progressEnabled } from './common.js';
+import { action, CACHE_DIR_OPTION, usageError } from './common.js';
+import { progressLine } from './progress.js';
 
 interface BuildCliOptions {
   packages?: string[];
@@ -42,24 +42,6 @@ export function parseInclude(spec: string): { host: string; guest?: string } {
   return { host, guest };
 }
 
-/** One progress line, redrawn in place, at most ten times a second. */
-function progressLine(): { update: (p: BuildProgress) => void; done: () => void } {
-  let last = 0;
-  let shown = false;
-  return {
-    update: (p) => {
-      const now = Date.now();
-      if (now - last < 100 && p.files < p.totalFiles) return;
-      last = now;
-      shown = true;
-      process.stderr.write(`\r\x1b[Kroot.ext2: ${p.files}/${p.totalFiles} files, ${formatSize(p.bytes)} of ${formatSize(p.totalBytes)}`);
-    },
-    done: () => {
-      if (shown) process.stderr.write('\r\x1b[K');
-    },
-  };
-}
-
 export function register(program: Command): void {
   program
     .command('build')
@@ -81,7 +63,7 @@ export function register(program: Command): void {
     .action(
       action(async (opts: BuildCliOptions) => {
         const { buildAppliance } = await import('../appliance/index.js');
-        const progress = progressEnabled() && !opts.verbose ? progressLine() : undefined;
+        const progress = opts.verbose ? undefined : progressLine();
         const started = performance.now();
         let appliance;
         try {
@@ -94,7 +76,13 @@ export function register(program: Command): void {
             strict: opts.strict,
             cacheDir: opts.cacheDir,
             log: opts.verbose ? (msg) => process.stderr.write(`appliance: ${msg}\n`) : undefined,
-            onProgress: progress?.update,
+            onProgress: progress
+              ? (p) =>
+                  progress.update(
+                    () => `root.ext2: ${p.files}/${p.totalFiles} files, ${formatSize(p.bytes)} of ${formatSize(p.totalBytes)}`,
+                    p.files === p.totalFiles,
+                  )
+              : undefined,
           });
         } finally {
           progress?.done();

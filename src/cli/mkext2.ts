@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { formatSize, parseSize } from '../units.js';
-import { action, progressEnabled, usageError } from './common.js';
+import { action, usageError } from './common.js';
+import { progressLine } from './progress.js';
 
 interface Mkext2Options {
   size?: string;
@@ -36,7 +37,7 @@ export function register(program: Command): void {
         if (size !== undefined && opts.extra !== undefined)
           throw usageError('--extra applies only to an automatically sized image: give --size or --extra, not both');
         const { mkext2 } = await import('../appliance/mkext2.js');
-        let lastShown = 0;
+        const progress = progressLine();
         const result = await mkext2(sourceDir, output, {
           size,
           extraBytes: opts.extra !== undefined ? parseSize(opts.extra) : undefined,
@@ -44,16 +45,9 @@ export function register(program: Command): void {
           uuid: opts.uuid,
           label: opts.label,
           squashOwner: opts.squashOwner,
-          onProgress: progressEnabled()
-            ? ({ files, bytes }) => {
-                const now = Date.now();
-                if (now - lastShown < 100) return;
-                lastShown = now;
-                process.stderr.write(`\r${files} files, ${formatSize(bytes)}`);
-              }
-            : undefined,
+          onProgress: progress ? ({ files, bytes }) => progress.update(() => `${files} files, ${formatSize(bytes)}`) : undefined,
         });
-        if (lastShown > 0) process.stderr.write('\n');
+        progress?.done();
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         } else {

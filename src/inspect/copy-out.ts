@@ -21,6 +21,19 @@ import type { FileStat, WalkEvent } from './records.js';
 
 export interface CopyOutOptions {
   signal?: AbortSignal;
+  /** After each entry made and each piece of data written: the totals so far, and the image path being copied. */
+  onProgress?: (progress: CopyOutProgress) => void;
+}
+
+export interface CopyOutProgress {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  /** Bytes of data written so far. */
+  bytes: number;
+  /** The entry being copied, in the image. */
+  path: Name;
 }
 
 export interface CopyOutResult {
@@ -92,10 +105,10 @@ export async function copyOut(
   events: AsyncIterable<WalkEvent>,
   source: Name,
   hostDir: string,
-  _opts: CopyOutOptions = {},
+  opts: CopyOutOptions = {},
   fetch?: (path: Name) => Readable,
 ): Promise<CopyOutResult> {
-  const run = await CopyRun.begin(asBytes(source), hostDir, fetch);
+  const run = await CopyRun.begin(asBytes(source), hostDir, fetch, opts.onProgress);
   return run.consume(events);
 }
 
@@ -115,10 +128,11 @@ class CopyRun {
     private readonly from: Buffer,
     private readonly c: Copy,
     private readonly fetch: ((path: Name) => Readable) | undefined,
+    private readonly onProgress: ((progress: CopyOutProgress) => void) | undefined,
   ) {}
 
   /** Checks the destination; the copy is HOSTDIR/basename(source), or HOSTDIR itself for "/". */
-  static async begin(src: Buffer, hostDir: string, fetch?: (path: Name) => Readable): Promise<CopyRun> {
+  static async begin(src: Buffer, hostDir: string, fetch?: (path: Name) => Readable, onProgress?: (progress: CopyOutProgress) => void): Promise<CopyRun> {
     const parts = splitBytes(src);
     const from = parts.length
       ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))])
@@ -140,7 +154,7 @@ class CopyRun {
       bytes: 0,
       skipped: [],
     };
-    return new CopyRun(src, parts, from, { made: new Set(['']), placed: new Set(), byInode: new Map(), dirs: [], result, root }, fetch);
+    return new CopyRun(src, parts, from, { made: new Set(['']), placed: new Set(), byInode: new Map(), dirs: [], result, root }, fetch, onProgress);
   }
 
   async consume(events: AsyncIterable<WalkEvent>): Promise<CopyOutResult> {
@@ -165,10 +179,21 @@ class CopyRun {
 
   private async event(e: WalkEvent): Promise<void> {
     if (e.kind === 'deferred') return this.defer();
-    if (e.kind === 'data' || e.kind === 'end') return this.data(e);
+    if (e.kind === 'data' || e.kind === 'end') {
+      await this.data(e);
+      if (e.kind === 'data' && this.file) this.progress(this.file.stat.path);
+      return;
+    }
     if (this.file) throw new ApplianceError('EPROTO', 'an entry inside a file in the copy stream');
     if (e.kind === 'error') return this.unreadable(e.error.path, e.error.errno);
-    return this.entry(e.stat);
+    await this.entry(e.stat);
+    this.progress(e.stat.path);
+  }
+
+  private progress(path: Name): void {
+    if (!this.onProgress) return;
+    const { files, dirs, symlinks, hardlinks, bytes } = this.c.result;
+    this.onProgress({ files, dirs, symlinks, hardlinks, bytes, path });
   }
 
   private defer(): void {
@@ -229,7 +254,7 @@ class CopyRun {
     for (const d of this.deferred) {
       this.file = { ...d, fd: openSync(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
       this.at = { dest: d.path, inHostDir: false };
-      await fetchInto(this.file, this.fetch!(d.stat.path), this.c.result);
+      await fetchInto(this.file, this.fetch!(d.stat.path), this.c.result, () => this.progress(d.stat.path));
       this.file = undefined;
     }
   }
@@ -298,7 +323,7 @@ async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile |
 }
 
 /** A deferred file's data, read apart, written in order; one that cannot be read is said, as in the walk. */
-async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult): Promise<void> {
+async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult, progressed: () => void): Promise<void> {
   let at = 0;
   let errno = 0;
   try {
@@ -307,6 +332,8 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult):
       writeSync(file.fd!, chunk, 0, chunk.length, at);
       at += chunk.length;
       file.end = at;
+      result.bytes += chunk.length;
+      progressed();
     }
   } catch (err) {
     // The guest could not read the file (its errno): said, as the walk says it. Anything
@@ -315,7 +342,6 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult):
     if (typeof guestErrno !== 'number' || (err instanceof ApplianceError && err.code === 'EPROTO')) throw err;
     errno = guestErrno;
   }
-  result.bytes += at;
   await finish(file, errno || (at < file.stat.size ? osConstants.errno.EIO : 0), result);
 }
 

@@ -26,7 +26,24 @@ export interface WalkOptions {
   depth?: number;
   /** Entries that cannot be read (a corrupt directory…): default, the walk goes on without them. */
   onError?: (error: WalkError) => void;
+  /** After each entry and each error: how many so far, and the path just reached. */
+  onProgress?: (progress: WalkProgress) => void;
   signal?: AbortSignal;
+}
+
+export interface WalkProgress {
+  entries: number;
+  errors: number;
+  path: Name;
+}
+
+/** Counts a walk's entries and errors for its onProgress. */
+export function walkCounter(onProgress: WalkOptions['onProgress']): { entry(path: Name): void; error(path: Name): void } {
+  const n = { entries: 0, errors: 0 };
+  return {
+    entry: (path) => onProgress?.({ ...n, entries: ++n.entries, path }),
+    error: (path) => onProgress?.({ ...n, errors: ++n.errors, path }),
+  };
 }
 
 const DEFAULT_MAX_BYTES = 256 << 20;
@@ -110,12 +127,16 @@ export class MountedFilesystem {
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
     const depth = opts.depth ?? Infinity;
     const lease = await this.access();
+    const count = walkCounter(opts.onProgress);
     try {
       for await (const e of this.helper.walk(lease.dir, path, { depth, hash: opts.checksum, signal: opts.signal })) {
-        if (e.kind === 'entry') yield e.stat;
-        else if (e.kind === 'error') {
+        if (e.kind === 'entry') {
+          count.entry(e.stat.path);
+          yield e.stat;
+        } else if (e.kind === 'error') {
           // The path itself: nothing to walk.
           if (Buffer.from(e.error.path).equals(Buffer.from(path))) throw fileError(e.error.errno, path);
+          count.error(e.error.path);
           opts.onError?.(e.error);
         }
       }

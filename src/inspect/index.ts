@@ -1,7 +1,7 @@
 // inspect: what disk images hold — partitions, volumes, filesystems, operating systems — and their files, read-only, through an appliance VM.
 export { inspect, Inspection, type FilesystemInfo, type InspectOptions } from './inspection.js';
-export { MountedFilesystem, type ReadFileOptions, type WalkOptions } from './filesystem.js';
-export type { CopyOutOptions, CopyOutResult } from './copy-out.js';
+export { MountedFilesystem, type ReadFileOptions, type WalkOptions, type WalkProgress } from './filesystem.js';
+export type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 export type { Disk, Partition } from './devices.js';
 export type { OperatingSystem } from './os.js';
 export type { Package } from './packages.js';

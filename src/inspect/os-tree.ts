@@ -4,9 +4,9 @@
  * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
  * read from the filesystem that holds it, never outside that filesystem.
  */
-import type { MountedFilesystem, WalkOptions } from './filesystem.js';
+import { walkCounter, type MountedFilesystem, type WalkOptions } from './filesystem.js';
 import type { Name } from './probe/types.js';
-import type { FileStat } from './records.js';
+import type { FileStat, WalkError } from './records.js';
 
 /** What a diff or a listing reads: one filesystem, or an OS's tree of them. */
 export interface FileTree {
@@ -63,15 +63,22 @@ export class OsTree implements FileTree {
     // Mount points below the start (deeper ones hidden in their parents' walks), shallowest first.
     const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p)).reverse();
     const levels = (x: Buffer) => x.toString('latin1').split('/').filter(Boolean).length;
+    const count = walkCounter(opts.onProgress);
+    const onError = (e: WalkError) => {
+      count.error(e.path);
+      opts.onError?.(e);
+    };
     for (const part of [{ at: start.at, fs: start.fs, from: start.inner }, ...below.map((m) => ({ at: m.at, fs: m.fs, from: Buffer.from('/') }))]) {
       const left = depth - (levels(OsTree.outer(part.at, part.from) as Buffer) - levels(p));
       if (left < 0) continue;
       const hidden = this.mounts.filter((m) => m.at.length > part.at.length && within(m.at, part.at));
-      for await (const s of part.fs.walk(part.from, { ...opts, depth: left, onError: (e) => opts.onError?.({ ...e, path: OsTree.outer(part.at, e.path) }) })) {
+      const partOpts = { ...opts, depth: left, onProgress: undefined, onError: (e: WalkError) => onError({ ...e, path: OsTree.outer(part.at, e.path) }) };
+      for await (const s of part.fs.walk(part.from, partOpts)) {
         const outer = OsTree.outer(part.at, s.path);
         const ob = bytes(outer);
         // A mount point's folder in the parent, and all below it, is the child's to give.
         if (hidden.some((m) => within(ob, m.at))) continue;
+        count.entry(outer);
         yield { ...s, path: outer };
       }
     }

@@ -1,8 +1,28 @@
 /** `appliance copy-out`: files and folders of a disk image into a host folder. */
 import type { Command } from 'commander';
 import { action, bounded, usageError } from '../common.js';
+import type { MountedFilesystem } from '../../inspect/filesystem.js';
+import type { Name } from '../../inspect/probe/types.js';
+import { bar, progressLine } from '../progress.js';
 import { json } from './format.js';
 import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
+
+/** A copy that ends sooner shows no progress. */
+const PROGRESS_AFTER_MS = 300;
+
+/** The data below `path` (each file once, however many links it has; a sparse file's holes are not written): the bar's 100%. */
+async function bytesBelow(fs: MountedFilesystem, path: Name): Promise<number> {
+  let total = 0;
+  const seen = new Set<number>();
+  for await (const s of fs.walk(path)) {
+    if (s.type !== 'file' || (s.nlink > 1 && seen.has(s.ino))) continue;
+    seen.add(s.ino);
+    total += Math.min(s.size, s.allocated);
+  }
+  return total;
+}
+
+const show = (p: Name) => (typeof p === 'string' ? p : p.toString('utf8'));
 
 export function register(program: Command): void {
   common(program.command('copy-out'))
@@ -19,7 +39,12 @@ export function register(program: Command): void {
         const results = [];
         for (const path of args.slice(0, -1)) {
           const at = await img.locate(path, fs);
-          results.push(await at.fs.copyOut(at.path, hostDir).catch((err: unknown) => Promise.reject(asGiven(err, path, at, disk))));
+          const progress = progressLine(PROGRESS_AFTER_MS);
+          const total = progress ? await bytesBelow(at.fs, at.path) : 0;
+          const copied = at.fs.copyOut(at.path, hostDir, {
+            onProgress: progress && ((p) => progress.update(() => `${bar(p.bytes, total)}, ${p.files} files  ${show(p.path)}`)),
+          });
+          results.push(await copied.catch((err: unknown) => Promise.reject(asGiven(err, path, at, disk))).finally(() => progress?.done()));
         }
         if (o.json) json(results);
         const skipped = results.flatMap((r) => r.skipped);
