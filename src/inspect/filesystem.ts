@@ -61,7 +61,9 @@ export function joinName(dir: Name, name: Name): Name {
   return Buffer.concat([Buffer.from(dir), Buffer.from(sep), Buffer.from(name)]);
 }
 
+/** One filesystem of an inspected image, read-only: from Inspection.mount() or locate(). */
 export class MountedFilesystem {
+  /** @internal Made by an Inspection. */
   constructor(
     private readonly helper: Helper,
     /** What the filesystem is (id, type, label, UUID, size…). */

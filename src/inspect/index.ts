@@ -4,9 +4,12 @@ export { MountedFilesystem, type ReadFileOptions, type WalkOptions, type WalkPro
 export type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 export type { Disk, Partition } from './devices.js';
 export type { OperatingSystem } from './os.js';
+export type { Deployment } from './os/ostree.js';
+export type { Distro, OsType, PackageFormat, PackageManagement } from './os/distros.js';
+export type { FstabMount } from './os/systems.js';
 export type { Package } from './packages.js';
 export type { FileStat, FileType, WalkError } from './records.js';
 export type { VolumeReport, LuksKeys } from './volumes.js';
 export type { Name } from './probe/types.js';
-export { diff, type Attribute, type DiffEntry, type DiffOptions } from './diff.js';
+export { diff, type Attribute as DiffAttribute, type DiffEntry, type DiffOptions } from './diff.js';
 export { OsTree, type FileTree, type Mount } from './os-tree.js';
