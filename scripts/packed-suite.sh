@@ -80,4 +80,5 @@ for pass in 1 2; do
   snaps=$(find "$APPLIANCE_CACHE_DIR/snapshots" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9a-f]{32}' | wc -l)
   stats=$(awk '{print $2}' calls.txt | sort -n | awk '{a[NR]=$1} END {printf "%d calls, median %d ms, slowest %d ms", NR, a[int((NR+1)/2)], a[NR]}')
   printf 'pass %d: green in %.1f s; %s; snapshots in the cache: %d\n' "$pass" "$(echo "$t1 - $t0" | bc)" "$stats" "$snaps"
+  echo "  slowest: $(sort -k2 -n -r calls.txt | head -4 | awk '{printf "%s %d ms; ", $1, $2}')"
 done

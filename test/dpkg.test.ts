@@ -180,4 +180,28 @@ describe('dpkg database of this host', () => {
     expect(ours.length).toBeGreaterThan(100);
     expect(ours.sort()).toEqual(theirs.sort());
   });
+
+  it("gives each package's summary, long description, homepage and source as dpkg-query does (what virt-inspector prints of them)", () => {
+    const ours = listDpkgPackages(readFileSync('/var/lib/dpkg/status', 'utf8')).map((p) => ({
+      name: p.name,
+      summary: p.summary ?? '',
+      description: p.description ?? '',
+      url: p.url ?? '',
+      source: p.source ?? '',
+    }));
+    const theirs = execFileSync('dpkg-query', ['-W', '-f', '${db:Status-Abbrev}\x1f${Package}\x1f${Description}\x1f${Homepage}\x1f${Source}\x1e'], {
+      encoding: 'utf8',
+    })
+      .split('\x1e')
+      .filter((l) => /^.i/.test(l))
+      .map((l) => {
+        const [, name, description, url, source] = l.split('\x1f') as [string, string, string, string, string];
+        const [summary, ...rest] = description.split('\n');
+        // Continuation lines lose their first character, as libguestfs keeps them.
+        return { name, summary: summary!, description: rest.map((line) => line.slice(1)).join('\n'), url, source: source.split(' ')[0]! };
+      });
+    const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    expect(ours.filter((p) => p.description).length).toBeGreaterThan(100);
+    expect(ours.sort(byName)).toEqual(theirs.sort(byName));
+  });
 });

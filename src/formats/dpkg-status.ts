@@ -28,8 +28,8 @@ function dependencyNames(field: string): string[][] {
 
 /** The fields kept, by their lowercased name; every other field is skipped unread. */
 const KEPT = new Set(['package', 'status', 'architecture', 'version', 'multi-arch', 'pre-depends', 'depends', 'provides']);
-/** What a package list needs: no dependencies (an inspection lists packages, it does not resolve them). */
-const LISTED = new Set(['package', 'status', 'architecture', 'version']);
+/** What a package list needs: no dependencies (an inspection lists packages, it does not resolve them), and what virt-inspector prints. */
+const LISTED = new Set(['package', 'status', 'architecture', 'version', 'description', 'homepage', 'source']);
 
 /**
  * Calls `each` with the `kept` fields of every package whose files are installed, in the
@@ -54,15 +54,17 @@ function installedParagraphs(text: string, kept: Set<string>, each: (f: Record<s
     if (end === at) {
       finish();
     } else if (first === 0x20 || first === 0x09) {
-      // Continuation lines (Description, Conffiles) carry nothing we use, except for the
-      // fields we keep, which dpkg writes on one line anyway.
-      if (last) f[last] = `${f[last]} ${text.slice(at, end).trim()}`;
+      // Continuation lines: the long description's, each without its first character (as
+      // libguestfs keeps them); any other kept field's, which dpkg writes on one line anyway.
+      if (last === 'description') f[last] = `${f[last]}\n${text.slice(at + 1, end)}`;
+      else if (last) f[last] = `${f[last]} ${text.slice(at, end).trim()}`;
     } else {
       const colon = text.indexOf(':', at);
       last = '';
       if (colon > at && colon < end) {
         const key = text.slice(at, colon).toLowerCase();
-        if (kept.has(key)) f[(last = key)] = text.slice(colon + 1, end).trim();
+        // The description's first line as written, trailing blanks kept (as dpkg-query and libguestfs give it).
+        if (kept.has(key)) f[(last = key)] = key === 'description' ? text.slice(colon + 1, end).replace(/^[ \t]+/, '') : text.slice(colon + 1, end).trim();
       }
     }
     at = end + 1;
@@ -86,9 +88,35 @@ export function parseDpkgStatus(text: string): InstalledPackage[] {
   return out;
 }
 
-/** The installed packages' names, versions and architectures: an inspected image's package list. */
-export function listDpkgPackages(text: string): { name: string; version: string; arch: string }[] {
-  const out: { name: string; version: string; arch: string }[] = [];
-  installedParagraphs(text, LISTED, (f) => out.push({ name: f.package!, version: f.version ?? '', arch: f.architecture ?? 'all' }));
+export interface ListedPackage {
+  name: string;
+  version: string;
+  arch: string;
+  /** The description's first line. */
+  summary?: string;
+  /** The rest of it, lines joined with "\n". */
+  description?: string;
+  /** Homepage. */
+  url?: string;
+  /** The source package's name (without a version in parentheses). */
+  source?: string;
+}
+
+/** The installed packages as an inspected image's package list: names, versions, architectures and what virt-inspector prints of them. */
+export function listDpkgPackages(text: string): ListedPackage[] {
+  const out: ListedPackage[] = [];
+  installedParagraphs(text, LISTED, (f) => {
+    const d = f.description;
+    const cut = d?.indexOf('\n') ?? -1;
+    out.push({
+      name: f.package!,
+      version: f.version ?? '',
+      arch: f.architecture ?? 'all',
+      summary: cut < 0 ? d : d!.slice(0, cut),
+      description: cut < 0 ? undefined : d!.slice(cut + 1),
+      url: f.homepage,
+      source: f.source?.split(' ', 1)[0],
+    });
+  });
   return out;
 }

@@ -10,14 +10,15 @@ import { OsTree, type FileTree } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
 import type { Package } from './packages.js';
 import { findWindows, WINDOWS_FS_TYPES, windowsSystem } from './windows-system.js';
-import { MountedFilesystem } from './filesystem.js';
+import { MountedFilesystem, type ReadFileOptions } from './filesystem.js';
 import { Helper, type BlockDevice } from './helper.js';
 import { mountOptions, unmountableReason } from './mounts.js';
 import { detectSystems, osReads, packageList, packagesOf, type FstabEntry, type OperatingSystem } from './os.js';
-import { PACKAGE_DATABASES, readPacmanPackages } from './packages.js';
+import { PACKAGE_DATABASES, PACMAN_LOCAL, readPacmanPackages } from './packages.js';
 import type { Name } from './probe/types.js';
 import type { FilesystemInfo } from './info.js';
 import { Mounter, type FsEntry, type Lease } from './mounter.js';
+import { mdUuid } from './os/mdadm.js';
 import { resolveFilesystem } from './selector.js';
 import { assembleVolumes, btrfsSubvolumes, type LuksKeys, type VolumeReport } from './volumes.js';
 
@@ -43,7 +44,7 @@ export interface InspectOptions extends Pick<
   BootOptions,
   'cacheDir' | 'accel' | 'machine' | 'qemu' | 'bootTimeoutMs' | 'memoryMb' | 'log' | 'onConsole' | 'snapshot' | 'signal' | 'timeoutMs'
 > {
-  /** Keys of LUKS containers: by the container's UUID, or "*" for any. */
+  /** Keys of LUKS containers: by the container's UUID, or "*" for any (a list: each tried in turn). */
   keys?: LuksKeys;
 }
 
@@ -122,10 +123,14 @@ export class Inspection {
     let fresh = this.probes;
     for (let layer = 0; layer < VOLUME_LAYERS_MAX && fresh.some(isMember); layer++) {
       const found = await assembleVolumes(this.vm, fresh.filter(isMember), keys, this.report.md.length);
+      const on = (name: string) => {
+        const d = this.devices.find((x) => x.name === name);
+        return d && this.where(d)?.id;
+      };
       this.report = {
         lvm: [...this.report.lvm, ...found.lvm],
         md: [...this.report.md, ...found.md],
-        luks: [...this.report.luks, ...found.luks],
+        luks: [...this.report.luks, ...found.luks.map((l) => ({ ...l, ...(on(l.device) ? { on: on(l.device) } : {}) }))],
         errors: [...this.report.errors, ...found.errors],
       };
       const before = new Set(this.devices.map((d) => d.name));
@@ -345,23 +350,44 @@ export class Inspection {
     return systems;
   }
 
+  /**
+   * An OS's packages, from its database wherever its fstab puts it (/var on a filesystem of
+   * its own: as libguestfs reads them, with the OS's filesystems mounted).
+   */
   private async readPackages(os: OperatingSystem): Promise<void> {
-    const e = this.entries.find((x) => x.info.id === os.root)!;
     if (!os.packages && os.type === 'windows') os.packages = this.windowsApps.get(os.root) ?? [];
-    if (!os.packages && os.packageFormat === 'pacman') os.packages = await this.withLease(e, (dir) => readPacmanPackages(this.helper, dir));
+    if (!os.packages && os.packageFormat === 'pacman') {
+      const at = this.holderOf(os, PACMAN_LOCAL);
+      os.packages = await this.withLease(at.e, (dir) => readPacmanPackages(this.helper, dir, at.inner));
+    }
     if (!os.packages && os.packageFormat === 'rpm') {
-      const read = await readRpmPackages(await this.mount(os.root)).catch((err: Error) => ({ packages: [], error: err.message }));
+      const readFile = async (path: string, opts: ReadFileOptions) => {
+        const at = this.holderOf(os, path);
+        return (await this.mount(at.e.info.id)).readFile(at.inner, opts);
+      };
+      const read = await readRpmPackages(readFile).catch((err: Error) => ({ packages: [], error: err.message }));
       os.packages = read.packages;
       if (read.error) os.packagesError = read.error;
     }
     const list = packageList(os.packageFormat);
     if (os.packages || !list || !os.packageFormat) return;
-    const early = this.prefetched.get(e.info.id);
+    const { e, inner } = this.holderOf(os, list);
+    const early = e.info.id === os.root ? this.prefetched.get(e.info.id) : undefined;
     let text = early?.has(list) ? early.get(list) : undefined;
     if (!early?.has(list) || (text && text.length >= PREFETCH_LIMIT)) {
-      [[text]] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: [list], limit: PACKAGES_LIMIT }]));
+      [[text]] = await this.withLease(e, (dir) => this.helper.readFiles([{ root: dir, paths: [inner], limit: PACKAGES_LIMIT }]));
     }
     os.packages = text ? packagesOf(os.packageFormat, text.toString('utf8')) : [];
+  }
+
+  /** The filesystem of `os` that holds `path` (its fstab's longest mount point above it), and the path in it. */
+  private holderOf(os: OperatingSystem, path: string): { e: FsEntry; inner: string } {
+    const mountpoint = Object.keys(os.mountpoints)
+      .filter((m) => m === '/' || path === m || path.startsWith(`${m}/`))
+      .sort((a, b) => b.length - a.length)[0];
+    const id = mountpoint === undefined ? os.root : os.mountpoints[mountpoint]!;
+    const inner = mountpoint === undefined || mountpoint === '/' ? path : path.slice(mountpoint.length) || '/';
+    return { e: this.entries.find((x) => x.info.id === id) ?? this.entries.find((x) => x.info.id === os.root)!, inner };
   }
 
   /** Runs `fn` on `e`'s folder, mounted and held meanwhile. */
@@ -417,6 +443,11 @@ export class Inspection {
         return byPart((p) => p.uuid?.toLowerCase() === unquote(value).toLowerCase());
       case 'PARTLABEL':
         return byPart((p) => String(p.name) === unquote(value));
+      case 'MDUUID': {
+        // Not fstab's: an md array by its UUID (mdadm.conf's, os/mdadm.ts).
+        const md = this.report.md.find((m) => mdUuid(m.uuid) === value);
+        return md && infos.find((i) => i.id === `md:${md.device}`)?.id;
+      }
     }
     const byId = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
     if (byId) return this.matchSpec(`${byId[1]!.toUpperCase()}=${byId[2]}`, home);

@@ -71,7 +71,7 @@ export function splitVersion(full: string): { epoch: number; version: string; re
 function dpkgPackages(text: string): Package[] {
   return listDpkgPackages(text).flatMap((p) => {
     const v = splitVersion(p.version);
-    return v ? [{ name: p.name, ...v, arch: p.arch }] : [];
+    return v ? [{ name: p.name, ...v, arch: p.arch, url: p.url, sourcePackage: p.source, summary: p.summary, description: p.description }] : [];
   });
 }
 
@@ -114,7 +114,7 @@ export function packagesOf(format: PackageFormat, text: string): Package[] {
   return found.sort(byName);
 }
 
-const PACMAN_LOCAL = '/var/lib/pacman/local';
+export const PACMAN_LOCAL = '/var/lib/pacman/local';
 /** libguestfs reads at most this much of a desc file; a longer one is skipped (a corrupt database). */
 const DESC_LIMIT = 8192;
 /** Far more than any system has (an Arch desktop: ~1500); a database with more is refused rather than read. */
@@ -122,12 +122,12 @@ const PACMAN_MAX = 100_000;
 /** desc files read per call to the guest (each path is an argument of the helper's command line). */
 const BATCH = 1000;
 
-/** pacman's packages in the filesystem mounted at `root`: the folders of its local database, a desc file each. */
-export async function readPacmanPackages(helper: Helper, root: string): Promise<Package[]> {
+/** pacman's packages in the filesystem mounted at `root`: the folders of its local database (at `local` there), a desc file each. */
+export async function readPacmanPackages(helper: Helper, root: string, local = PACMAN_LOCAL): Promise<Package[]> {
   const dirs: string[] = [];
-  for await (const e of helper.walk(root, PACMAN_LOCAL, { depth: 1 })) {
-    if (e.kind !== 'entry' || e.stat.type !== 'dir' || typeof e.stat.path !== 'string' || e.stat.path === PACMAN_LOCAL) continue;
-    if (dirs.length === PACMAN_MAX) throw new ApplianceError('EINSPECT', `${PACMAN_LOCAL} lists more than ${PACMAN_MAX} packages`);
+  for await (const e of helper.walk(root, local, { depth: 1 })) {
+    if (e.kind !== 'entry' || e.stat.type !== 'dir' || typeof e.stat.path !== 'string' || e.stat.path === local) continue;
+    if (dirs.length === PACMAN_MAX) throw new ApplianceError('EINSPECT', `${local} lists more than ${PACMAN_MAX} packages`);
     dirs.push(`${e.stat.path}/desc`);
   }
   const out: Package[] = [];

@@ -6,7 +6,7 @@
  * /var/lib/rpm before; the first folder that holds a database file is the one.
  */
 import { rpmPackages, type RpmDatabaseFiles } from '../formats/rpm/index.js';
-import type { MountedFilesystem } from './filesystem.js';
+import type { ReadFileOptions } from './filesystem.js';
 import type { Package } from './packages.js';
 
 // libguestfs lists name, epoch, version, release, arch, URL, summary and description (daemon/rpm-c.c): so do we.
@@ -24,12 +24,12 @@ const FILES: Record<keyof RpmDatabaseFiles, string> = {
 /** Bounds a hostile image cannot push past: real databases are tens of MiB (2,000 packages: ~100 MiB at most). */
 export const RPM_DB_LIMIT = 512 << 20;
 
-/** The packages, sorted as rpm -qa lists them, and why some or all are missing (a damaged or absent database). */
-export async function readRpmPackages(fs: MountedFilesystem): Promise<{ packages: Package[]; error?: string }> {
+/** The packages, sorted as rpm -qa lists them, and why some or all are missing (a damaged or absent database); `readFile` reads the OS's paths. */
+export async function readRpmPackages(readFile: (path: string, opts: ReadFileOptions) => Promise<Buffer>): Promise<{ packages: Package[]; error?: string }> {
   for (const dir of RPM_DB_DIRS) {
     const files: RpmDatabaseFiles = {};
     for (const [key, name] of Object.entries(FILES) as [keyof RpmDatabaseFiles, string][]) {
-      files[key] = await fs.readFile(`${dir}/${name}`, { maxBytes: RPM_DB_LIMIT }).catch((err: { code?: string }) => {
+      files[key] = await readFile(`${dir}/${name}`, { maxBytes: RPM_DB_LIMIT }).catch((err: { code?: string }) => {
         if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
         throw err;
       });

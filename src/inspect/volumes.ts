@@ -13,7 +13,8 @@ export interface VolumeReport {
   /** LVM volume groups activated, and their logical volumes' device-mapper names. */
   lvm: { vg: string; lvs: string[] }[];
   md: { device: string; level?: string; uuid: string }[];
-  luks: { device: string; uuid: string; open: boolean }[];
+  /** `on`: the id of what the container is on (disk0:2, a VG/LV…), as filesystems are named. */
+  luks: { device: string; uuid: string; open: boolean; on?: string }[];
   /** What could not be assembled, and why, in one line each. */
   errors: string[];
 }
@@ -31,7 +32,8 @@ const LVM_CONFIG = [
 const LVM_ENV = { LVM_SYSTEM_DIR: '' };
 
 /** Keys for LUKS containers: by the container's UUID, or "*" for any. */
-export type LuksKeys = Record<string, string | Buffer>;
+/** Keys by container UUID; '*' for any container: several are tried in turn. */
+export type LuksKeys = Record<string, string | Buffer | readonly (string | Buffer)[]>;
 
 /** The volumes whose members `probes` found; md arrays are numbered down from md127, after the `mdBefore` of earlier layers. */
 export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = {}, mdBefore = 0): Promise<VolumeReport> {
@@ -58,7 +60,8 @@ export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = 
     );
   const mds = members.filter((m) => m.kind === 'md-member' && !duplicated(m));
   if (mds.length) await assembleMd(vm, report, mds, mdBefore);
-  for (const l of members.filter((m) => m.kind === 'luks' && !duplicated(m))) await openLuks(vm, report, l.device, l.uuid, keys[l.uuid] ?? keys['*']);
+  for (const l of members.filter((m) => m.kind === 'luks' && !duplicated(m)))
+    await openLuks(vm, report, l.device, l.uuid, keys[l.uuid.toLowerCase()] ?? keys[l.uuid] ?? keys['*']);
   return report;
 }
 
@@ -99,7 +102,10 @@ async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Pro
  * unless told to ignore homehosts. Read-only, so not even a resync starts.
  */
 async function assembleMd(vm: Vm, report: VolumeReport, members: { device: string; uuid: string; detail?: string }[], before: number): Promise<void> {
-  const arrays = [...new Set(members.map((m) => m.uuid))];
+  // Numbered down from md127 in the order of their first member by device name (vda1
+  // before vda2 before vdb1), as libguestfs's appliance assembles them (mdadm -As).
+  const byName = [...members].sort((a, b) => a.device.localeCompare(b.device, 'en', { numeric: true }));
+  const arrays = [...new Set(byName.map((m) => m.uuid))];
   for (const [i, uuid] of arrays.entries()) {
     const devices = members.filter((m) => m.uuid === uuid);
     const device = `md${127 - before - i}`;
@@ -112,14 +118,19 @@ async function assembleMd(vm: Vm, report: VolumeReport, members: { device: strin
   }
 }
 
-async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: string, key: string | Buffer | undefined): Promise<void> {
+async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: string, given: LuksKeys[string] | undefined): Promise<void> {
   const name = `luks-${uuid}`;
-  if (key === undefined) {
+  const keys = given === undefined ? [] : typeof given === 'string' || Buffer.isBuffer(given) ? [given] : given;
+  if (keys.length === 0) {
     report.luks.push({ device, uuid, open: false });
     report.errors.push(`LUKS ${uuid} on ${device}: no key given (keys: { "${uuid}": … })`);
     return;
   }
-  const r = await vm.exec(['cryptsetup', 'open', '--readonly', '--type', 'luks', '--key-file', '-', `/dev/${device}`, name], { input: key });
+  let r!: Awaited<ReturnType<Vm['exec']>>;
+  for (const key of keys) {
+    r = await vm.exec(['cryptsetup', 'open', '--readonly', '--type', 'luks', '--key-file', '-', `/dev/${device}`, name], { input: key });
+    if (r.exitCode === 0) break;
+  }
   report.luks.push({ device, uuid, open: r.exitCode === 0 });
   if (r.exitCode === 0) return;
   const said = r.stderr.toString('utf8').trim().split('\n').at(-1) || `cryptsetup status ${r.exitCode}`;

@@ -298,6 +298,11 @@ export async function guestfs(spec: GuestfsSpec, timeoutMs = 300_000): Promise<G
 /** A hex name from the oracle as the bytes it stands for. */
 export const unhex = (h: string | undefined): Buffer => Buffer.from(h ?? '', 'hex');
 
+/** Runs a guestfish script (one launch) with the oracle's settings; a command's key is the line after it. */
+export function guestfish(script: string, timeoutMs = 300_000): Promise<{ stdout: Buffer; ms: number }> {
+  return runGroup('guestfish', ['--keys-from-stdin'], script, timeoutMs);
+}
+
 /** Runs a libguestfs command-line tool (virt-ls, virt-cat…) with the oracle's settings. */
 export function virt(cmd: string, args: string[], timeoutMs = 300_000): Promise<{ stdout: Buffer; ms: number }> {
   return runGroup(cmd, args, undefined, timeoutMs);

@@ -20,7 +20,7 @@ export function register(program: Command): void {
         const [filesystems, os] = [await img.filesystems(), await img.os({ packages: o.packages || o.xml })];
         if (o.xml) {
           const { toInspectorXml } = await import('../../inspect/os/xml.js');
-          return void process.stdout.write(toInspectorXml(os, filesystems));
+          return void process.stdout.write(toInspectorXml(os, filesystems, { applications: true }));
         }
         const result = { disks: img.disks(), volumes: img.volumes(), filesystems, os };
         if (o.json) return void json(result);

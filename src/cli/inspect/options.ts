@@ -33,12 +33,15 @@ function diskSpec(path: string, o: CommonOptions): DiskSpec | string {
 }
 
 function inspectOptions(o: CommonOptions): InspectOptions {
-  const keys: Record<string, string> = {};
+  // UUID=KEY for one container; any other word (an "=" in it or not) is a key each container tries.
+  const keys: Record<string, string | string[]> = {};
+  const anyOf: string[] = [];
   for (const k of o.key) {
-    const eq = k.indexOf('=');
-    if (eq < 0) keys['*'] = k;
-    else keys[k.slice(0, eq)] = k.slice(eq + 1);
+    const uuid = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})=/i.exec(k);
+    if (uuid) keys[uuid[1]!.toLowerCase()] = k.slice(uuid[0].length);
+    else anyOf.push(k);
   }
+  if (anyOf.length) keys['*'] = anyOf;
   return { cacheDir: o.cacheDir, keys, log: o.verbose ? (m) => process.stderr.write(`appliance: ${m}\n`) : undefined };
 }
 
@@ -53,7 +56,12 @@ export async function open(disks: string[], o: CommonOptions): Promise<Inspectio
 export function common(cmd: Command): Command {
   return cmd
     .option('--format <format>', `the images' format (default: qcow2 or raw, from the header; others must be named: ${DISK_FORMAT_CHOICES.join('|')})`)
-    .option('--key <[UUID=]key>', 'the key of a LUKS container (of the one with this UUID; repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option(
+      '--key <[UUID=]key>',
+      'a key of the LUKS containers (each tries every one given), or of the one with this UUID; repeatable',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
     .option(...CACHE_DIR_OPTION)
     .option('--verbose', 'explain each step on stderr');
 }

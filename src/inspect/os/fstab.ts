@@ -17,7 +17,7 @@ const REMOVABLE = /^(\/dev\/fd\d|\/dev\/cd\d|\/dev\/floppy$|\/dev\/cdrom$|\/dev\
 /** Mount points of the kernel's own filesystems and of removable media. */
 const IGNORED_MOUNTPOINT = /^(\/dev|\/proc|\/selinux|\/sys)(\/|$)|^\/media\//;
 /** Specs that name a device: by a tag, or a path under /dev (anything else is tmpfs, proc, a network share…). */
-export const DEVICE_SPEC = /^(UUID|LABEL|PARTUUID|PARTLABEL)=|^\/dev\//;
+export const DEVICE_SPEC = /^(UUID|LABEL|PARTUUID|PARTLABEL|MDUUID)=|^\/dev\//;
 
 /** "///usr//local/" → "/usr/local" (unix_canonical_path). */
 export function canonicalPath(path: string): string {

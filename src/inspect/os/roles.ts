@@ -9,6 +9,7 @@
  * files the rule asks for there, /bin by one of the programs the architecture is read
  * from, a /usr by its os-release or programs and the absence of anything under /etc.
  */
+import { MDADM_CONF } from './mdadm.js';
 import { ARCH_PROGRAMS, archOf } from './arch.js';
 import { packageFormatOf, packageManagementOf, type Distro, type OsType, type PackageFormat, type PackageManagement } from './distros.js';
 import { hostnameFromFile, LINUX_HOSTNAME_FILES, linuxHostname, MINIX_HOSTNAME, rcConfHostname, RC_CONF, SYSCONFIG_NETWORK } from './hostname.js';
@@ -70,7 +71,7 @@ export const ROLE_FILES = {
  * and of the markers only whether they are there.
  */
 export const ROLE_READS = {
-  text: [...RELEASE_FILES, ...LINUX_HOSTNAME_FILES, SYSCONFIG_NETWORK, RC_CONF, MINIX_HOSTNAME, ...Object.values(ROLE_FILES)],
+  text: [...RELEASE_FILES, ...LINUX_HOSTNAME_FILES, SYSCONFIG_NETWORK, RC_CONF, MINIX_HOSTNAME, ...Object.values(ROLE_FILES), ...MDADM_CONF],
   headers: ARCH_PROGRAMS,
   markers: [...Object.values(ROLE_MARKERS).flat(), CIRROS_LOGO],
 };

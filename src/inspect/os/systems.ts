@@ -5,6 +5,7 @@
  * its filesystem's root dropped; a Linux root given what its /usr (one its fstab mounts)
  * tells and it does not.
  */
+import { mdadmArrays } from './mdadm.js';
 import type { FilesystemInfo } from '../info.js';
 import { bsdDevice, DEVICE_SPEC, fstabEntries, type FstabEntry } from './fstab.js';
 import { ROLE_FILES, type FilesystemRole, type InspectionData } from './roles.js';
@@ -52,8 +53,12 @@ export function resolveFstab(id: string, data: InspectionData, file: FileOf, mat
   if (data.fstab === 'none') return { fstab: [], unmatched: [] };
   const fstab: FstabMount[] = [];
   const unmatched: string[] = [];
+  const arrays = data.type === 'linux' ? mdadmArrays(file) : new Map<string, string>();
   for (const e of fstabEntries(file(ROLE_FILES.fstab)?.toString('utf8') ?? '')) {
-    const { named, tried } = linuxName(e.spec, data);
+    const { named, tried: name } = linuxName(e.spec, data);
+    // /dev/mdN: the array mdadm.conf gives that name, by its UUID (MDUUID= for the matcher).
+    const array = /^\/dev\/md\d+$/.test(name) ? arrays.get(name) : undefined;
+    const tried = array ? `MDUUID=${array}` : name;
     const root = e.spec === '/dev/root' || (data.fstab === 'bsd-fstab' && e.mountpoint === '/');
     const found = root ? id : DEVICE_SPEC.test(tried) ? match({ ...e, spec: tried }, id) : undefined;
     if (found) fstab.push({ mountpoint: e.mountpoint, id: found });
