@@ -246,7 +246,7 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
   it('LUKS2 with its key: opened read-only, the ext4 inside read as libguestfs reads it', () => {
     expect(theirsVolumes.luks).toEqual([{ device: '/dev/sdb', uuid: luks.uuid, opened: true }]);
     expect(oursVolumes.volumes.errors.filter((e) => e.startsWith('LUKS'))).toEqual([]);
-    expect(oursVolumes.volumes.luks).toEqual([{ device: 'vdc', uuid: luks.uuid, open: true }]);
+    expect(oursVolumes.volumes.luks).toEqual([{ device: 'vdc', uuid: luks.uuid, open: true, on: 'disk1' }]);
     const id = `luks:${luks.uuid}`;
     expect(info(oursVolumes, id)).toMatchObject({ type: 'ext4', uuid: luks.innerUuid, label: 'secret' });
     compareFilesystems(oursVolumes, theirsVolumes, [id]);
@@ -258,7 +258,7 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
   it('LUKS2 without a key is reported by its UUID; a wrong key too; nothing else suffers', async () => {
     for (const keys of [undefined, { [luks.uuid]: 'not-the-key' }]) {
       await using img = await inspect([luks.path, corrupt.path], { cacheDir: SHARED_CACHE, keys });
-      expect(img.volumes().luks).toEqual([{ device: 'vdb', uuid: luks.uuid, open: false }]);
+      expect(img.volumes().luks).toEqual([{ device: 'vdb', uuid: luks.uuid, open: false, on: 'disk0' }]);
       expect(img.volumes().errors).toEqual([expect.stringContaining(`LUKS ${luks.uuid}`)]);
       if (!keys) expect(img.volumes().errors[0]).toMatch(/no key/);
       const fss = await img.filesystems();

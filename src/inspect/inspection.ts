@@ -380,13 +380,16 @@ export class Inspection {
     os.packages = text ? packagesOf(os.packageFormat, text.toString('utf8')) : [];
   }
 
-  /** The filesystem of `os` that holds `path` (its fstab's longest mount point above it), and the path in it. */
+  /**
+   * The filesystem of `os` that holds `path` (its fstab's longest mount point above it, but
+   * "/": the root the OS was found on, whatever device its fstab names), and the path in it.
+   */
   private holderOf(os: OperatingSystem, path: string): { e: FsEntry; inner: string } {
     const mountpoint = Object.keys(os.mountpoints)
-      .filter((m) => m === '/' || path === m || path.startsWith(`${m}/`))
+      .filter((m) => m !== '/' && (path === m || path.startsWith(`${m}/`)))
       .sort((a, b) => b.length - a.length)[0];
     const id = mountpoint === undefined ? os.root : os.mountpoints[mountpoint]!;
-    const inner = mountpoint === undefined || mountpoint === '/' ? path : path.slice(mountpoint.length) || '/';
+    const inner = mountpoint === undefined ? path : path.slice(mountpoint.length) || '/';
     return { e: this.entries.find((x) => x.info.id === id) ?? this.entries.find((x) => x.info.id === os.root)!, inner };
   }
 
