@@ -1,4 +1,4 @@
-// A Fedora-sized rpm database: 2,000 packages of ~60 KB headers (~130 MB of sqlite), built
+// A large rpm database: 800 packages of ~60 KB headers (~50 MB of sqlite), built
 // by rpmbuild and installed by rpm in the test, and the same headers as Berkeley DB and ndb
 // files. The readers must list what rpm -qa lists, and within the inspection's budget
 // (`inspect --packages` of an rpm guest in a second, end to end): each parse is timed
@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rpmPackages, type RpmDatabaseFiles, type RpmPackage } from '../src/formats/rpm/index.js';
 import { bdbLoad, canonical, installJustDb, ndbFile, rpmbuildMany, rpmQueryAll, sqliteBlobs } from './helpers/rpmdb.js';
 
-const COUNT = 2000;
+// 800: headers enough for every page kind and overflow chains; a 2,000-package run (~130 s to build) is a sweep, not a CI test.
+const COUNT = 800;
 let dir: string;
 let dbpath: string;
 let oracle: RpmPackage[];
@@ -34,7 +35,7 @@ function timed(files: RpmDatabaseFiles): { packages: RpmPackage[]; error?: strin
 describe(`a database of ${COUNT} packages`, () => {
   it("sqlite: rpm -qa's list, parsed in well under a second", () => {
     const file = readFileSync(join(dbpath, 'rpmdb.sqlite'));
-    expect(file.length).toBeGreaterThan(100e6);
+    expect(file.length).toBeGreaterThan(40e6);
     const cold = timed({ sqlite: file });
     const warm = timed({ sqlite: file });
     console.info(`rpm sqlite database, ${COUNT} packages, ${(file.length / 1e6).toFixed(0)} MB: ${cold.ms.toFixed(0)} ms cold, ${warm.ms.toFixed(0)} ms warm`);
