@@ -318,10 +318,10 @@ function script(g: PhonyGuest, files: string): { script: string; files: Record<s
           'run\n' +
           mbrFedora('/dev/sda') +
           'pvcreate /dev/sda2\nvgcreate Volume-Group /dev/sda2\nlvcreate Root Volume-Group 32\nlvcreate Logical-Volume-1 Volume-Group 32\nlvcreate Logical-Volume-2 Volume-Group 32\nlvcreate Logical-Volume-3 Volume-Group 64\n' +
-          // guestfish reads each key from the line after its command (--keys-from-stdin).
           Object.entries(LUKS_ON_LVM_KEYS)
             .map(([lv, key]) => luksFormat(`/dev/Volume-Group/${lv}`, key))
             .join('') +
+          // guestfish reads each key from the line after its command (--keys-from-stdin).
           Object.entries(LUKS_ON_LVM_KEYS)
             .map(([lv, key]) => `cryptsetup-open /dev/Volume-Group/${lv} ${lv.replace('Logical-Volume-', 'LV')}-luks\n${key}\n`)
             .join('') +
