@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The hostile-image sweep: images of many formats made with the real tools, corrupted with
+// The hostile-image sweep: images of many formats (ext4, btrfs, xfs, vfat, exFAT, NTFS, squashfs,
+// iso9660, GPT and MBR disks, qcow2) made with the real tools, corrupted with
 // fixed seeds (bytes flipped in the metadata, ranges zeroed, truncations, a loop in the
 // partition chain), each given to `inspect --json`, `ls -R`, `cat` and `copy-out`. For every
 // run it checks what test/hostile/images.test.ts checks for a few: an exit status of 0, 1,
@@ -89,6 +90,28 @@ const MAKERS = {
     sh('sfdisk', ['-q', out], 'label: gpt\nstart=2048, size=32768, type=linux\n');
     sh('dd', [`if=${out}.fs`, `of=${out}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
   },
+  mbr: (src, out) => {
+    MAKERS.ext4(src, `${out}.fs`);
+    writeFileSync(out, '');
+    sh('truncate', ['-s', '24M', out]);
+    sh('sfdisk', ['-q', out], 'label: dos\nstart=2048, size=32768, type=83\n');
+    sh('dd', [`if=${out}.fs`, `of=${out}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
+  },
+  // ntfs-3g has no way to fill an image with folders without mounting it: the tree's files
+  // go into its root, each by ntfscp, under its path with "/" made "_".
+  ntfs: (src, out) => {
+    writeFileSync(out, '');
+    sh('truncate', ['-s', '16M', out]);
+    sh('mkntfs', ['-q', '-F', '-f', out]);
+    const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+    for (const f of walk(src)) sh('ntfscp', ['-q', out, f, f.slice(src.length + 1).replaceAll('/', '_')]);
+  },
+  // Empty: no tool fills an exFAT image without mounting it (its metadata is what is corrupted).
+  exfat: (_src, out) => {
+    writeFileSync(out, '');
+    sh('truncate', ['-s', '16M', out]);
+    sh('mkfs.exfat', [out]);
+  },
   qcow2: (src, out) => {
     MAKERS.ext4(src, `${out}.fs`);
     sh('qemu-img', ['convert', '-O', 'qcow2', `${out}.fs`, out]);
@@ -167,7 +190,7 @@ for (const format of formats) {
       const runs = {
         inspect: run(['inspect', '--json', img]),
         'ls -R': run(['ls', '-R', img, '/']),
-        cat: run(['cat', img, '/etc/motd']),
+        cat: run(['cat', img, format === 'ntfs' ? '/etc_motd' : '/etc/motd']),
         'copy-out': run(['copy-out', img, '/', dest]),
       };
       const problems = Object.entries(runs).flatMap(([cmd, r]) => judge(r).map((p) => `${cmd}: ${p}`));

@@ -15,10 +15,10 @@ interface Row {
 }
 
 describe('seeded corruptions of real images', () => {
-  it('ext4, vfat, squashfs and a GPT disk, each flipped, zeroed and truncated: every command answers as promised', () => {
+  it('ext4, vfat, squashfs, ntfs and a GPT disk, each flipped, zeroed and truncated: every command answers as promised', () => {
     const r = spawnSync(
       process.execPath,
-      [resolve('scripts/hostile-sweep.mjs'), '--seeds', '1', '--only', 'ext4,vfat,squashfs,gpt', '--json', '--cache-dir', SHARED_CACHE],
+      [resolve('scripts/hostile-sweep.mjs'), '--seeds', '1', '--only', 'ext4,vfat,squashfs,gpt,ntfs', '--json', '--cache-dir', SHARED_CACHE],
       {
         encoding: 'utf8',
         timeout: 300_000,
@@ -26,7 +26,7 @@ describe('seeded corruptions of real images', () => {
     );
     expect(r.status, r.stderr).toBe(0);
     const rows = JSON.parse(r.stdout) as Row[];
-    expect(rows).toHaveLength(12);
+    expect(rows).toHaveLength(15);
     expect(rows.filter((row) => row.problems.length)).toEqual([]);
     // Something was found wrong in some of them (not every corruption is harmless).
     expect(rows.some((row) => Object.values(row.statuses ?? {}).includes(1))).toBe(true);
