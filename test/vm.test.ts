@@ -362,7 +362,8 @@ describe('the CLI', () => {
     const withTmp = { ...env, TMPDIR: own };
     // Killed while it boots: its folder of sockets stays, named by its pid…
     const child = spawn(process.execPath, [CLI, 'boot', '--no-snapshot', '--', 'true'], { env: withTmp, stdio: 'ignore' });
-    await waitFor(() => childQemu(child.pid!), 60_000);
+    // Its qemu booting (not the accelerator's probe, which runs before the folder is made).
+    await waitFor(() => (readdirSync(own).length > 0 ? childQemu(child.pid!) : undefined), 60_000);
     const reaped = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await reaped;
