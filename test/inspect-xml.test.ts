@@ -218,7 +218,8 @@ beforeAll(async () => {
     ['b', RUN_B, ['--no-applications']],
   ] as const) {
     const images = roots.map((r, i) => image(run, i, r));
-    const r = await virt('virt-inspector', [...extra, ...images.flatMap((p) => ['--format=raw', '-a', p])], 240_000);
+    inspectorArgs[run] = [...extra, ...images.flatMap((p) => ['--format=raw', '-a', p])];
+    const r = await virt('virt-inspector', inspectorArgs[run], 240_000);
     theirs[run] = r.stdout.toString('utf8');
     console.log(`virt-inspector run ${run}: ${r.ms} ms`);
   }
@@ -273,18 +274,32 @@ async function ours(run: string, roots: Root[], applications: boolean): Promise<
   return toInspectorXml(oses, filesystems, { applications });
 }
 
+const inspectorArgs: Record<string, string[]> = {};
+
+/**
+ * virt-inspector's document for `run`, asked for again once when it is not `mine`:
+ * libguestfs's appliance has named a run's first two disks the other way round (the first
+ * /dev/sdb), once in three CI runs; a second launch names them in order.
+ */
+async function theirsFor(run: 'a' | 'b', mine: string): Promise<string> {
+  if (mine === theirs[run]) return mine;
+  return (await virt('virt-inspector', inspectorArgs[run]!, 240_000)).stdout.toString('utf8');
+}
+
 const xmllint = (xml: string) => spawnSync('xmllint', ['--noout', '--relaxng', RNG, '-'], { input: xml, encoding: 'utf8' });
 
 describe("virt-inspector's XML, ours and virt-inspector's on the same roots", () => {
   it('run A (Debian from release files and from os-release, Ubuntu, Arch with pacman, Alpine, CoreOS with its /usr): the same document', async () => {
-    expect(await ours('a', RUN_A, true)).toBe(theirs.a);
+    const mine = await ours('a', RUN_A, true);
+    expect(mine).toBe(await theirsFor('a', mine));
     // What the comparison covers: every root found, the applications listed.
     expect(theirs.a!.match(/<operatingsystem>/g)).toHaveLength(6);
     expect(theirs.a).toContain('<name>test-package</name>');
   });
 
   it('run B (RHEL 6.2, AlmaLinux, FreeBSD, Oracle Linux): the same document', async () => {
-    expect(await ours('b', RUN_B, false)).toBe(theirs.b);
+    const mine = await ours('b', RUN_B, false);
+    expect(mine).toBe(await theirsFor('b', mine));
     expect(theirs.b!.match(/<operatingsystem>/g)).toHaveLength(4);
   });
 
