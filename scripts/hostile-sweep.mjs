@@ -48,6 +48,15 @@ function tree() {
   return dir;
 }
 
+/** A disk with one partition (sfdisk's `table`) holding an ext4 of the tree. */
+function partitioned(src, out, table) {
+  MAKERS.ext4(src, `${out}.fs`);
+  writeFileSync(out, '');
+  sh('truncate', ['-s', '24M', out]);
+  sh('sfdisk', ['-q', out], table);
+  sh('dd', [`if=${out}.fs`, `of=${out}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
+}
+
 /** Each format's image of the tree, made without mounting anything. */
 const MAKERS = {
   ext4: (src, out) => sh('mkfs.ext4', ['-q', '-d', src, out, '16M']),
@@ -83,20 +92,8 @@ const MAKERS = {
   },
   squashfs: (src, out) => sh('mksquashfs', [src, out, '-quiet', '-noappend', '-no-progress']),
   iso9660: (src, out) => sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', out, src]),
-  gpt: (src, out) => {
-    MAKERS.ext4(src, `${out}.fs`);
-    writeFileSync(out, '');
-    sh('truncate', ['-s', '24M', out]);
-    sh('sfdisk', ['-q', out], 'label: gpt\nstart=2048, size=32768, type=linux\n');
-    sh('dd', [`if=${out}.fs`, `of=${out}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
-  },
-  mbr: (src, out) => {
-    MAKERS.ext4(src, `${out}.fs`);
-    writeFileSync(out, '');
-    sh('truncate', ['-s', '24M', out]);
-    sh('sfdisk', ['-q', out], 'label: dos\nstart=2048, size=32768, type=83\n');
-    sh('dd', [`if=${out}.fs`, `of=${out}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
-  },
+  gpt: (src, out) => partitioned(src, out, 'label: gpt\nstart=2048, size=32768, type=linux\n'),
+  mbr: (src, out) => partitioned(src, out, 'label: dos\nstart=2048, size=32768, type=83\n'),
   // ntfs-3g has no way to fill an image with folders without mounting it: the tree's files
   // go into its root, each by ntfscp, under its path with "/" made "_".
   ntfs: (src, out) => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { diff } from '../src/inspect/diff.js';
 import { inspect, type FileStat, type FilesystemInfo, type Inspection, type OperatingSystem } from '../src/inspect/index.js';
-import { compareWalk, gfsName, guestfs, hex, osFields, Timings, typeChar, unhex, virt, type GuestfsResult } from './helpers/guestfs.js';
+import { compareWalk, gfsName, guestfs, hex, limited, osFields, Timings, typeChar, unhex, virt, type GuestfsResult } from './helpers/guestfs.js';
 import {
   CHANGES,
   FIXED_TIME,
@@ -289,15 +289,20 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       // Theirs: every tool is a launch of its own; at most three at a time on two cores.
       mkdirSync(theirsDir);
       const a = ['--format=qcow2', '-a', os.path];
-      const runs = await limit(3, [
-        () => virt('virt-filesystems', ['--long', '--all', '--csv', '--uuid', ...a]),
-        // -m: the root filesystem named, as a user who knows it would (inspection costs ~15 s a launch).
-        () => virt('virt-ls', ['-lR', '--csv', '--uids', '--time-t', '--extra-stats', '--checksum=sha256', ...a, '-m', '/dev/sda2', '/data']),
-        () => virt('virt-cat', [...a, '-m', '/dev/sda2', '/data/link-escape']),
-        () => virt('virt-copy-out', [...a, '/data', theirsDir]), // a guestfish -i script: it inspects whatever -m says
-        () => virt('virt-inspector', [...a]),
-        () => virt('virt-diff', ['--format=qcow2', '-a', os.path, '-A', os.changed]),
-      ]);
+      const runs = await Promise.all(
+        limited(
+          [
+            () => virt('virt-filesystems', ['--long', '--all', '--csv', '--uuid', ...a]),
+            // -m: the root filesystem named, as a user who knows it would (inspection costs ~15 s a launch).
+            () => virt('virt-ls', ['-lR', '--csv', '--uids', '--time-t', '--extra-stats', '--checksum=sha256', ...a, '-m', '/dev/sda2', '/data']),
+            () => virt('virt-cat', [...a, '-m', '/dev/sda2', '/data/link-escape']),
+            () => virt('virt-copy-out', [...a, '/data', theirsDir]), // a guestfish -i script: it inspects whatever -m says
+            () => virt('virt-inspector', [...a]),
+            () => virt('virt-diff', ['--format=qcow2', '-a', os.path, '-A', os.changed]),
+          ],
+          3,
+        ),
+      );
       const [vfs, vls, vcat, vco, vi, vdiff] = runs;
       for (const [name, r] of Object.entries({ vfs, vls, vcat, vi, vdiff })) writeFileSync(join(work, `${name}.out`), r!.stdout);
       for (const [name, r] of Object.entries({
@@ -420,21 +425,6 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
     }
   }, 600_000);
 });
-
-/** Runs the jobs, at most `n` at a time, and gives their results in order. */
-async function limit<T>(n: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
-  const out: T[] = new Array(jobs.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (next < jobs.length) {
-        const i = next++;
-        out[i] = await jobs[i]!();
-      }
-    }),
-  );
-  return out;
-}
 
 /** CSV as libguestfs writes it: fields quoted when they hold a comma, a quote or a newline. */
 function parseCsv(text: string): string[][] {

@@ -19,7 +19,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RpmPackage } from '../src/formats/rpm/index.js';
 import { inspect } from '../src/inspect/index.js';
-import { virt } from './helpers/guestfs.js';
+import { limited, virt } from './helpers/guestfs.js';
 import { imagesOf, LUKS_ON_LVM_KEYS, LVM_ON_LUKS_KEY, phonyGuests, PHONY_GUESTS, rpmListOf, type PhonyGuest } from './helpers/phony-guests.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
@@ -31,30 +31,6 @@ let dir: string;
 /** Each guest's keys: ours (`--key`) and virt-inspector's (`--key`), by container UUID. */
 const keys = new Map<PhonyGuest, { ours: string[]; theirs: string[] }>();
 const theirs = new Map<PhonyGuest, Promise<string>>();
-
-/** Up to `width` jobs at a time (each virt-inspector launch is a TCG appliance: one core). */
-function limited<T>(jobs: (() => Promise<T>)[], width = 2): Promise<T>[] {
-  const queue: (() => void)[] = [];
-  let running = 0;
-  const next = () => {
-    if (running < width) queue.shift()?.();
-  };
-  return jobs.map(
-    (job) =>
-      new Promise<T>((resolve, reject) => {
-        queue.push(() => {
-          running++;
-          job()
-            .then(resolve, reject)
-            .finally(() => {
-              running--;
-              next();
-            });
-        });
-        next();
-      }),
-  );
-}
 
 beforeAll(async () => {
   dir = await phonyGuests();

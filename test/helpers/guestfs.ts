@@ -298,6 +298,30 @@ export async function guestfs(spec: GuestfsSpec, timeoutMs = 300_000): Promise<G
 /** A hex name from the oracle as the bytes it stands for. */
 export const unhex = (h: string | undefined): Buffer => Buffer.from(h ?? '', 'hex');
 
+/** The jobs, up to `width` at a time (each libguestfs launch is a TCG appliance: one core), each its own promise. */
+export function limited<T>(jobs: (() => Promise<T>)[], width = 2): Promise<T>[] {
+  const queue: (() => void)[] = [];
+  let running = 0;
+  const next = () => {
+    if (running < width) queue.shift()?.();
+  };
+  return jobs.map(
+    (job) =>
+      new Promise<T>((resolve, reject) => {
+        queue.push(() => {
+          running++;
+          job()
+            .then(resolve, reject)
+            .finally(() => {
+              running--;
+              next();
+            });
+        });
+        next();
+      }),
+  );
+}
+
 /** Runs a guestfish script (one launch) with the oracle's settings; a command's key is the line after it. */
 export function guestfish(script: string, timeoutMs = 300_000): Promise<{ stdout: Buffer; ms: number }> {
   return runGroup('guestfish', ['--keys-from-stdin'], script, timeoutMs);
