@@ -219,8 +219,15 @@ export const WALK_FLAG = { hash: 'h', follow: 'f', oneFs: 'x', content: 'c', def
 export const WALK_DEPTH_ALL = 100000;
 export const RECORD = { entry: 'E', error: 'X' } as const;
 export const FILE_TYPE = { file: 'f', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' } as const;
-/** The longest path or symlink target a walk record holds (the guest's PATH_MAX). */
-export const RECORD_PATH_MAX = 4096;
+/**
+ * The longest path a walk record holds (with its NUL): 8 times the guest's PATH_MAX. The walk
+ * goes by descriptor, so a tree deeper than PATH_MAX is walked and copied; the bound keeps
+ * what a hostile image's deep chain of folders costs in bytes sent (each record names its
+ * whole path) and in the host's memory within a few times the image's own size.
+ */
+export const RECORD_PATH_MAX = 32768;
+/** The guest's PATH_MAX: the longest symlink target, and the longest path one call takes. */
+export const GUEST_PATH_MAX = 4096;
 export const EXTENT_MAX = 65536;
 export const EXTENT_END = 0xffffffffffffffffn;
 export const EXTENT_DEFERRED = 0xfffffffffffffffen;

@@ -4,7 +4,11 @@
  * guest, so nothing in it is followed: every entry must lie below the copied path, in a
  * folder this copy created before, and is created anew (O_EXCL, O_NOFOLLOW; link and
  * symlink fail on anything already there): a crafted stream cannot write outside the
- * destination nor through a symlink it planted.
+ * destination nor through a symlink it planted. The walk goes depth first, so an entry's
+ * folder is one on the chain from the copied path down to the last folder made; what the
+ * copy keeps of the tree is each folder's names, not paths, so a deep tree costs memory in
+ * proportion to its entries, and paths past PATH_MAX are reached a piece at a time
+ * (host-path.ts).
  */
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync } from 'node:fs';
@@ -16,6 +20,7 @@ import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
 import { describeErrno } from '../errno.js';
 import { fileError } from './helper.js';
+import { reach } from './host-path.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkEvent } from './records.js';
 
@@ -52,8 +57,8 @@ export interface CopyOutResult {
 const SLASH = 0x2f;
 const asBytes = (n: Name) => (typeof n === 'string' ? Buffer.from(n, 'utf8') : n);
 const show = (b: Buffer) => b.toString('utf8');
-/** A byte-exact key for a relative path. */
-const key = (parts: Buffer[]) => parts.map((p) => p.toString('latin1')).join('/');
+/** A byte-exact key for a name. */
+const key = (name: Buffer) => name.toString('latin1');
 
 /** `path`'s components below the folder `from`; undefined when it is not below it, or has . or .. parts. */
 function below(path: Buffer, from: Buffer): Buffer[] | undefined {
@@ -120,6 +125,10 @@ class CopyRun {
   private at: { dest: Buffer; inHostDir: boolean } | undefined;
   private sawSource = false;
   private readonly deferred: OpenFile[] = [];
+  /** The folders from the copied path down to the last one entered: chain[k] is at depth `base` + k. */
+  private chain: Frame[] = [];
+  /** The depth (components below `from`) of the copied path itself: 0 for "/", else 1. */
+  private readonly base: number;
 
   private constructor(
     private readonly src: Buffer,
@@ -129,7 +138,9 @@ class CopyRun {
     private readonly c: Copy,
     private readonly fetch: ((path: Name) => Readable) | undefined,
     private readonly onProgress: ((progress: CopyOutProgress) => void) | undefined,
-  ) {}
+  ) {
+    this.base = parts.length ? 1 : 0;
+  }
 
   /** Checks the destination; the copy is HOSTDIR/basename(source), or HOSTDIR itself for "/". */
   static async begin(src: Buffer, hostDir: string, fetch?: (path: Name) => Readable, onProgress?: (progress: CopyOutProgress) => void): Promise<CopyRun> {
@@ -154,7 +165,7 @@ class CopyRun {
       bytes: 0,
       skipped: [],
     };
-    return new CopyRun(src, parts, from, { made: new Set(['']), placed: new Set(), byInode: new Map(), dirs: [], result, root }, fetch, onProgress);
+    return new CopyRun(src, parts, from, { folders: [], byInode: new Map(), result, root }, fetch, onProgress);
   }
 
   async consume(events: AsyncIterable<WalkEvent>): Promise<CopyOutResult> {
@@ -173,7 +184,7 @@ class CopyRun {
       throw hostError(err, this.file?.path ?? this.at?.dest, this.at?.inHostDir ?? false);
     }
     // Folders last, deepest first: their modes and times, once nothing more is written in them.
-    for (const d of this.c.dirs.reverse()) await settle(d.path, d.stat, false, this.c.result);
+    for (let i = this.c.folders.length - 1; i >= 0; i--) await settle(folderPath(this.c, i), this.c.folders[i]!.stat, false, this.c.result);
     return this.c.result;
   }
 
@@ -198,6 +209,8 @@ class CopyRun {
 
   private defer(): void {
     const file = this.file;
+    // A file left out (a name listed twice, or in a folder left out): nothing to read apart.
+    if (file && file.fd === undefined && this.fetch) return void (this.file = undefined);
     if (file?.fd === undefined || !this.fetch)
       throw new ApplianceError(
         'EPROTO',
@@ -231,28 +244,46 @@ class CopyRun {
 
   private async entry(stat: FileStat): Promise<void> {
     const rel = below(asBytes(stat.path), this.from);
-    const { parts, c } = this;
-    // The copied path itself (once; its own name), or an entry in a folder this copy made.
-    const isSource = rel !== undefined && rel.length === (parts.length ? 1 : 0);
-    if (!rel || (parts.length > 0 && !rel[0]?.equals(parts.at(-1)!)) || (isSource ? this.sawSource : !c.made.has(key(rel.slice(0, -1))))) {
+    const { parts, c, base } = this;
+    // The copied path itself (once; its own name), or an entry in a folder of the chain.
+    const isSource = rel !== undefined && rel.length === base;
+    const parent = rel && !isSource ? this.parentOf(rel) : undefined;
+    if (!rel || (base > 0 && !rel[0]?.equals(parts.at(-1)!)) || (isSource ? this.sawSource : !parent)) {
       throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(stat.path))}, which is not below ${show(this.src)} in a folder it sent before`);
     }
     if (!rel.length && stat.type !== 'dir') throw new ApplianceError('EPROTO', `the copy stream sends "/" as a ${stat.type}: a filesystem's root is a folder`);
     this.sawSource ||= isSource;
-    this.at = { dest: under(c.root, rel), inHostDir: isSource && parts.length > 0 };
-    // A corrupt folder may list one name twice (fsck calls it a duplicate entry): the first is kept, the rest said.
-    if (c.placed.has(key(rel))) {
-      c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`);
-      if (stat.type === 'file') this.file = { stat, path: this.at.dest };
+    const dest = under(c.root, rel);
+    this.at = { dest, inHostDir: isSource && base > 0 };
+    const name = rel.at(-1) ?? Buffer.alloc(0);
+    const placed = parent?.names.get(key(name));
+    if (parent && (parent.folder < 0 || placed !== undefined)) {
+      // In a folder left out, nothing is made. A corrupt folder may list one name twice (fsck
+      // calls it a duplicate entry): the first is kept (a folder's entries go in it), the rest said.
+      if (parent.folder >= 0)
+        c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`);
+      if (stat.type === 'file') this.file = { stat, path: dest };
+      if (stat.type === 'dir') this.chain.push(placed ?? { name, folder: -1, names: new Map() });
       return;
     }
-    c.placed.add(key(rel));
-    this.file = await place(stat, rel, c);
+    const made = await place(stat, dest, parent?.folder ?? -1, name, c);
+    parent?.names.set(key(name), made.frame ?? null);
+    if (made.frame) this.chain.push(made.frame);
+    this.file = made.file;
+  }
+
+  /** The folder of the chain an entry at `rel` goes in (the chain is cut to it: the walk has left the deeper ones), or undefined. */
+  private parentOf(rel: Buffer[]): Frame | undefined {
+    const k = rel.length - 1 - this.base;
+    if (k < 0 || k >= this.chain.length) return undefined;
+    for (let i = 1; i <= k; i++) if (!this.chain[i]!.name.equals(rel[this.base + i - 1]!)) return undefined;
+    this.chain.length = k + 1;
+    return this.chain[k];
   }
 
   private async fetchDeferred(): Promise<void> {
     for (const d of this.deferred) {
-      this.file = { ...d, fd: openSync(d.path, constants.O_WRONLY | constants.O_NOFOLLOW) };
+      this.file = { ...d, fd: await reach(d.path, (p) => openSync(p, constants.O_WRONLY | constants.O_NOFOLLOW)) };
       this.at = { dest: d.path, inHostDir: false };
       await fetchInto(this.file, this.fetch!(d.stat.path), this.c.result, () => this.progress(d.stat.path));
       this.file = undefined;
@@ -274,51 +305,71 @@ function hostError(err: unknown, dest: Buffer | undefined, inHostDir: boolean): 
   return new ApplianceError(code as ErrorCode, `cannot copy to ${where}: ${(err as Error).message}`, { cause: err });
 }
 
+/** A folder this copy made: its parent's index in `Copy.folders` (-1: in the caller's folder), its name, what it settles to. */
+interface Folder {
+  parent: number;
+  name: Buffer;
+  stat: FileStat;
+}
+
+/** A folder of the chain: its index in `Copy.folders` (-1: left out, so are its entries) and the names placed in it (a folder's own frame). */
+interface Frame {
+  name: Buffer;
+  folder: number;
+  names: Map<string, Frame | null>;
+}
+
 interface Copy {
   root: Buffer;
-  /** The folders this copy made (relative, byte-exact keys): only in those may entries go. */
-  made: Set<string>;
-  /** Every entry made (the same keys): a name listed twice is not made twice. */
-  placed: Set<string>;
-  byInode: Map<number, Buffer>;
-  dirs: { path: Buffer; stat: FileStat }[];
+  /** Every folder made, each after its parent. */
+  folders: Folder[];
+  /** The first name of each inode with hard links: its folder and name. */
+  byInode: Map<number, { folder: number; name: Buffer }>;
   result: CopyOutResult;
 }
 
-/** Creates one entry; a regular file is returned open for its data. */
-async function place(stat: FileStat, rel: Buffer[], c: Copy): Promise<OpenFile | undefined> {
-  const dest = under(c.root, rel);
+/** Where an entry of a folder this copy made is on the host (the folder itself without `name`). */
+function folderPath(c: Copy, folder: number, name?: Buffer): Buffer {
+  const parts = name ? [name] : [];
+  for (let i = folder; i >= 0; i = c.folders[i]!.parent) parts.push(c.folders[i]!.name);
+  return under(
+    c.root,
+    parts.reverse().filter((p) => p.length),
+  );
+}
+
+/** Creates one entry in `folder`; a regular file is returned open for its data, a folder as a frame. */
+async function place(stat: FileStat, dest: Buffer, folder: number, name: Buffer, c: Copy): Promise<{ file?: OpenFile; frame?: Frame }> {
   switch (stat.type) {
     case 'dir':
       // The destination folder itself ("/") exists already; anything else is made here.
-      if (rel.length) await mkdir(dest, { mode: 0o700 });
-      c.made.add(key(rel));
-      c.dirs.push({ path: dest, stat });
+      if (name.length) await reach(dest, (p) => mkdir(p, { mode: 0o700 }));
+      c.folders.push({ parent: folder, name, stat });
       c.result.dirs++;
-      return undefined;
+      return { frame: { name, folder: c.folders.length - 1, names: new Map() } };
     case 'symlink':
       if (asBytes(stat.target ?? '').includes(0)) throw new ApplianceError('EPROTO', `the copy stream gives ${show(dest)} a symlink target with a NUL byte`);
-      await symlink(asBytes(stat.target ?? ''), dest);
+      await reach(dest, (p) => symlink(asBytes(stat.target ?? ''), p));
       c.result.symlinks++;
       await settle(dest, stat, true, c.result);
-      return undefined;
+      return {};
     case 'file': {
       // Beyond a safe integer no offset or size can be given to the host (nor held by it).
       if (!Number.isSafeInteger(stat.size)) throw new ApplianceError('EFBIG', `${show(dest)}: a file of ${stat.size} bytes is too large to copy`);
       const first = stat.nlink > 1 ? c.byInode.get(stat.ino) : undefined;
       if (first) {
-        await link(first, dest);
+        await reach(folderPath(c, first.folder, first.name), (from) => reach(dest, (p) => link(from, p)));
         c.result.hardlinks++;
-        return { stat, path: dest };
+        return { file: { stat, path: dest } };
       }
-      const fd = openSync(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      if (stat.nlink > 1) c.byInode.set(stat.ino, dest);
+      const fd = await reach(dest, (p) => openSync(p, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600));
+      if (stat.nlink > 1) c.byInode.set(stat.ino, { folder, name });
       c.result.files++;
-      return { stat, path: dest, fd };
+      return { file: { stat, path: dest, fd } };
     }
     default:
       await special(stat, dest, c.root, c.result);
-      return undefined;
+      return {};
   }
 }
 
@@ -386,7 +437,7 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
       : ['mknod', show(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
   await promisify(execFile)(cmd!, args);
   try {
-    await link(temp, dest);
+    await reach(dest, (p) => link(temp, p));
   } finally {
     await unlink(temp);
   }
@@ -399,11 +450,13 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
  * image would run as the caller for anyone who can reach it.
  */
 async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
-  await owned(stat, result, async (isRoot) => {
-    if (isRoot) await lchown(path, stat.uid, stat.gid);
-    if (!isLink) await chmod(path, isRoot ? stat.mode : stat.mode & ~0o6000);
-    await (isLink ? lutimes : utimes)(path, stat.atime, stat.mtime);
-  });
+  await owned(stat, result, (isRoot) =>
+    reach(path, async (p) => {
+      if (isRoot) await lchown(p, stat.uid, stat.gid);
+      if (!isLink) await chmod(p, isRoot ? stat.mode : stat.mode & ~0o6000);
+      await (isLink ? lutimes : utimes)(p, stat.atime, stat.mtime);
+    }),
+  );
 }
 
 /** Runs `set` (settle's work, by path or by handle); what fails is said in `skipped`, not thrown. */

@@ -4,11 +4,23 @@
  * not UTF-8.
  */
 import { isUtf8 } from 'node:buffer';
+import { constants as osConstants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError, ImageFileError } from '../errors.js';
 import { describeErrno, errnoCode } from '../errno.js';
-import { CAT_ERRNO_BASE, MAX_PAYLOAD, PAYLOAD, INSPECT_COMMAND, INSPECT_FIELD as F, INSPECT_PATH, WALK_DEPTH_ALL, WALK_FLAG } from '../guest/contract.js';
+import {
+  CAT_ERRNO_BASE,
+  GUEST_PATH_MAX,
+  MAX_PAYLOAD,
+  PAYLOAD,
+  RECORD_PATH_MAX,
+  INSPECT_COMMAND,
+  INSPECT_FIELD as F,
+  INSPECT_PATH,
+  WALK_DEPTH_ALL,
+  WALK_FLAG,
+} from '../guest/contract.js';
 import type { Vm } from '../vm/index.js';
 import type { Name, Range } from './probe/types.js';
 import { complete, num, parseFields, text, WalkDecoder, type FileStat, type WalkEvent } from './records.js';
@@ -166,6 +178,7 @@ export class Helper {
     const on = { oneFs: true, hash: opts.hash, follow: opts.follow, content: opts.content, deferBig: opts.deferBig };
     const flags = (Object.keys(on) as (keyof typeof on)[]).map((k) => (on[k] ? WALK_FLAG[k] : '')).join('');
     const depth = String(Number.isFinite(opts.depth) ? opts.depth : WALK_DEPTH_ALL);
+    fitsRecord(path);
     const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.walk, root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
     const stderr = tail(s.stderr);
     const decoder = new WalkDecoder(opts.content);
@@ -202,6 +215,7 @@ export class Helper {
 
   /** A regular file's content, streamed. */
   cat(root: string, path: Name, signal?: AbortSignal): { stream: Readable; done: Promise<void> } {
+    fitsRecord(path);
     const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.cat, root, path], { signal });
     const stderr = tail(s.stderr);
     const done = s.result.then(async (r) => {
@@ -224,11 +238,12 @@ export class Helper {
    * A regular file the walk has just listed, read by the agent itself (its file reads
    * splice to the port, ~3x faster than a command's output): for large files. The walk
    * lstat'ed every folder on the way and the file, on a read-only mount, so the plain
-   * path leads nowhere else; a name that is not UTF-8 cannot be one, and goes by `cat`.
+   * path leads nowhere else; a name that is not UTF-8 cannot be one, and goes by `cat`, as
+   * does a path longer than the agent's open takes (the helper opens it a piece at a time).
    */
   readWhole(root: string, path: Name, signal?: AbortSignal): Readable {
     const bytes = Buffer.from(path);
-    if (isUtf8(bytes)) return this.vm.readFileStream(`${root}${bytes.toString('utf8')}`, { signal });
+    if (isUtf8(bytes) && root.length + bytes.length < GUEST_PATH_MAX) return this.vm.readFileStream(`${root}${bytes.toString('utf8')}`, { signal });
     const out = new PassThrough();
     this.catInto(root, path, out, signal).then(
       () => out.end(),
@@ -299,6 +314,11 @@ function statfsOf(f: Map<string, Buffer>): Statfs | undefined {
     files: num(f, F.files) ?? 0,
     filesFree: num(f, F.ffree) ?? 0,
   };
+}
+
+/** A path longer than a walk record holds is one no walk reaches: refused before the guest is asked. */
+function fitsRecord(path: Name): void {
+  if (Buffer.byteLength(path) >= RECORD_PATH_MAX) throw fileError(osConstants.errno.ENAMETOOLONG, path);
 }
 
 /** A file's errno in the guest as our error, naming the path. */

@@ -8,7 +8,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ApplianceError } from '../errors.js';
-import { EXTENT_DEFERRED, EXTENT_END, EXTENT_MAX, FILE_TYPE, RECORD, RECORD_PATH_MAX } from '../guest/contract.js';
+import { EXTENT_DEFERRED, EXTENT_END, EXTENT_MAX, FILE_TYPE, GUEST_PATH_MAX, RECORD, RECORD_PATH_MAX } from '../guest/contract.js';
 import type { Name } from './probe/types.js';
 
 /** A name as stored: a string when its bytes are UTF-8, else the bytes. */
@@ -172,7 +172,7 @@ export type WalkEvent =
 
 /**
  * Splits the walk's stream into events, a chunk at a time: holds at most one partial
- * record or extent (each bounded: PATH_MAX-sized names, EXTENT_MAX-sized data), so a walk
+ * record or extent (each bounded: RECORD_PATH_MAX-sized paths, EXTENT_MAX-sized data), so a walk
  * of millions of files, or a copy of terabytes, streams.
  */
 export class WalkDecoder {
@@ -247,7 +247,7 @@ function decodeRecord(c: Cursor): Extract<WalkEvent, { kind: 'entry' | 'error' }
   const time = () => c.i64() + c.u32() / 1e9;
   const [atime, mtime, ctime] = [time(), time(), time()];
   const path = nameOf(c.sized(RECORD_PATH_MAX, 'a path'));
-  const target = c.sized(RECORD_PATH_MAX, 'a symlink target');
+  const target = c.sized(GUEST_PATH_MAX, 'a symlink target');
   const hashed = c.u8();
   const sha256 = hashed ? c.bytes(32).toString('hex') : undefined;
   const stat: FileStat = { path, type, mode, uid, gid, nlink, size, allocated: blocks * 512, ino, atime, mtime, ctime };

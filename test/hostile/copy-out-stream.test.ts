@@ -27,6 +27,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -396,6 +397,76 @@ describe('every entry lies below the copied path, with no . or .. part', () => {
     expect(readFileSync(join(host, 'data/evil'), 'utf8')).toBe('first\n');
     expect(lstatSync(join(host, 'data/d')).isDirectory()).toBe(true);
     expect(tree().sort()).toEqual(['data/', 'data/d/', 'data/d/x', 'data/evil', 'data/z']);
+  });
+});
+
+describe('the walk goes depth first: an entry goes in a folder of the chain from the copied path to the last folder sent', () => {
+  it('an entry in a folder the walk had left (a sibling came in between): EPROTO, nothing made there', async () => {
+    await refused(new Walk().dir('/data').dir('/data/a').dir('/data/b').file('/data/a/x', 'late\n').events());
+    expect(tree().sort()).toEqual(['data/', 'data/a/', 'data/b/']);
+  });
+
+  it("a folder of a name a file had already: said once, its entries left out with it (a big one's too), the rest copied", async () => {
+    const fetch = (path: string | Buffer) => Readable.from([Buffer.from(`read apart: ${String(path)}`)]);
+    const walk = new Walk().dir('/data').file('/data/d', 'a file\n').dir('/data/d').file('/data/d/x', 'x\n').dir('/data/d/sub');
+    walk.entry('/data/d/sub/big', 'file', { size: 9 }).deferred();
+    const r = await copyOut(walk.file('/data/z', 'z\n').events(), '/data', host, {}, fetch);
+    expect(r.skipped).toEqual(['/data/d: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied']);
+    expect(tree().sort()).toEqual(['data/', 'data/d', 'data/z']);
+    expect(readFileSync(join(host, 'data/d'), 'utf8')).toBe('a file\n');
+  });
+});
+
+describe('a tree deeper than the host takes in one path (PATH_MAX, 4096 bytes)', () => {
+  // 60 folders of 200-byte names: paths of 12 KB, made a piece at a time (host-path.ts).
+  const names = Array.from({ length: 60 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`);
+  const deep = `/data/${names.join('/')}`;
+  /** GNU find, which walks by descriptor: each entry below the destination, with its type, size, mode, links and target. */
+  const found = () =>
+    spawnSync('find', ['.', '-printf', '%P %y %s %m %n %l\\n'], { cwd: host, encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(names.join('/'), 'DEEP'))
+      .sort();
+  // GNU rm removes by descriptor too (Node's rmSync stops at PATH_MAX); the checks after each case then run.
+  const removeDeep = () => spawnSync('rm', ['-rf', join(host, 'data')]);
+  afterEach(removeDeep);
+
+  it('is copied whole: folders, a file, its hard link, a symlink, a FIFO, a file read apart, modes', async () => {
+    const walk = new Walk().dir('/data');
+    names.forEach((_, i) => walk.dir(`/data/${names.slice(0, i + 1).join('/')}`, { mode: i === 59 ? 0o750 : 0o755 }));
+    walk
+      .entry(`${deep}/big`, 'file', { size: 5 })
+      .deferred()
+      .file(`${deep}/leaf`, 'hello\n', { nlink: 2, ino: 42 })
+      .entry(`${deep}/leaf2`, 'file', { nlink: 2, ino: 42, size: 6 })
+      .end()
+      .entry(`${deep}/pipe`, 'fifo')
+      .symlink(`${deep}/soft`, 'leaf');
+    const r = await copyOut(walk.events(), '/data', host, {}, (path) => Readable.from([Buffer.from(String(path).endsWith('/big') ? 'bytes' : '')]));
+    expect(r).toMatchObject({ dirs: 61, files: 2, hardlinks: 1, symlinks: 1, bytes: 11, skipped: [] });
+    const last = found().filter((l) => l.startsWith('data/DEEP'));
+    expect(last).toEqual([
+      'data/DEEP d 4096 750 2 ',
+      'data/DEEP/big f 5 644 1 ',
+      'data/DEEP/leaf f 6 644 2 ',
+      'data/DEEP/leaf2 f 6 644 2 ',
+      'data/DEEP/pipe p 0 644 1 ',
+      'data/DEEP/soft l 4 777 1 leaf',
+    ]);
+    const cat = spawnSync('find', ['.', '-name', 'leaf', '-execdir', 'cat', '{}', ';'], { cwd: host, encoding: 'utf8' });
+    expect(cat.stdout).toBe('hello\n');
+  });
+
+  it('a name listed twice down there is said, and a late entry refused, as near the top', async () => {
+    const walk = new Walk().dir('/data');
+    names.forEach((_, i) => walk.dir(`/data/${names.slice(0, i + 1).join('/')}`));
+    const r = (await outcome(walk.file(`${deep}/a`, 'one\n').file(`${deep}/a`, 'two\n').events())) as CopyOutResult;
+    expect(r.skipped).toEqual([`${deep}/a: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`]);
+    removeDeep();
+    const late = new Walk().dir('/data');
+    names.forEach((_, i) => late.dir(`/data/${names.slice(0, i + 1).join('/')}`));
+    await refused(late.dir('/data/other').file(`${deep}/x`, 'late\n').events());
   });
 });
 

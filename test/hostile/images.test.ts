@@ -6,7 +6,7 @@
 // written outside the destination, the image unchanged.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -109,6 +109,40 @@ function gptClaiming(name: string, fs: string, count: number): string {
   return out;
 }
 
+/** A folder of 100-byte names `levels` deep below `top` of the tree being made (bash's cd goes a folder at a time). */
+const chain = (prefix: string, levels: number) => `for i in $(seq ${levels}); do n=$(printf '${prefix}%03d%096d' $i 0); mkdir $n; cd $n; done`;
+const DEEP = Array.from({ length: 60 }, (_, i) => `d${String(i + 1).padStart(3, '0')}${'0'.repeat(96)}`).join('/');
+
+/**
+ * An ext4 with /ok, a tree 60 folders deep (6 KB paths, past the guest's and the host's
+ * PATH_MAX) holding a file, its hard link, a symlink, a FIFO and a 2 MiB file (copied apart);
+ * and /over, 330 folders deep (33 KB, past what a walk record holds).
+ */
+function deepTree(): string {
+  const dir = join(work, 'deep.d');
+  const script = [
+    `mkdir -p ${dir}/ok ${dir}/over`,
+    `cd ${dir}/ok`,
+    chain('d', 60),
+    'echo hello > leaf.txt; ln leaf.txt hard.txt; ln -s leaf.txt soft; mkfifo pipe; head -c 2M /dev/zero | tr "\\0" x > big.bin',
+    `cd ${dir}/over`,
+    chain('e', 330),
+    'echo bottom > too-deep.txt',
+  ];
+  sh('bash', ['-ec', script.join('\n')]);
+  const out = join(work, 'deep.img');
+  sh('mkfs.ext4', ['-q', '-d', dir, out, '64M']);
+  return out;
+}
+
+/** What GNU find (which goes by descriptor) sees below `dir`: path, type, size, mode, links, target. */
+const findAll = (dir: string) =>
+  sh('find', [dir, '-mindepth', '1', '-printf', '%P %y %s %m %n %l\\n'])
+    .split('\n')
+    .filter((l) => l && !l.startsWith('lost+found'))
+    .map((l) => l.replace(DEEP, 'DEEP'))
+    .sort();
+
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'appliance-hostile-images-'));
   const plain = ext4('plain', { '/etc/motd': 'hello\n', '/data/x': 'x\n' });
@@ -139,13 +173,15 @@ beforeAll(() => {
     ['ln /dup/a /dup', 'symlink /loop /loop', 'sif /big size 0x10000000000', 'sif /bad checksum 0x1234'],
     ['-O', 'metadata_csum'],
   );
+  img.deep = deepTree();
   for (const p of Object.values(img)) sums.set(p, sha(p));
 }, 120_000);
 
 afterAll(() => {
   // Nothing of any image changed, whatever was asked of it.
   for (const [p, s] of sums) expect(sha(p), p).toBe(s);
-  if (work) rmSync(work, { recursive: true, force: true });
+  // GNU rm: the deep tree is past what Node's rmSync reaches (PATH_MAX).
+  if (work) sh('rm', ['-rf', work]);
 });
 
 describe('partition tables that lie', () => {
@@ -211,5 +247,37 @@ describe('a corrupt filesystem', () => {
     const r = appliance([], `$A cat --cache-dir ${SHARED_CACHE} ${img.broken} /big | head -c 10 > /dev/null`);
     expect(r.status, r.stderr).toBe(141);
     expectLines(r.stderr);
+  });
+});
+
+describe('a tree deeper than PATH_MAX (walked and copied by descriptor)', () => {
+  it('ls -R and cat reach its bottom; copy-out copies it whole, as GNU find sees the source; exit 0', () => {
+    const ls = appliance(['ls', '-R', img.deep!, '/ok']);
+    expect(ls.status, ls.stderr).toBe(0);
+    expect(ls.stdout).toContain(`/ok/${DEEP}/leaf.txt\n`);
+    const cat = appliance(['cat', img.deep!, `/ok/${DEEP}/leaf.txt`]);
+    expect([cat.status, cat.stdout]).toEqual([0, 'hello\n']);
+    const dest = mkdtempSync(join(work, 'out-'));
+    const r = appliance(['copy-out', img.deep!, '/ok', dest]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(expectLines(r.stderr)).toEqual([]);
+    expect(findAll(join(dest, 'ok'))).toEqual(findAll(join(work, 'deep.d/ok')));
+    expect(findAll(join(dest, 'ok'))).toContain('DEEP/hard.txt f 6 644 2 ');
+    const big = sh('bash', ['-c', `find ${dest} -name big.bin -execdir sha256sum {} \\;`]).split(' ')[0];
+    expect(big).toBe(sh('bash', ['-c', `find ${work}/deep.d -name big.bin -execdir sha256sum {} \\;`]).split(' ')[0]);
+    sh('rm', ['-rf', dest]);
+  });
+
+  it('past what a walk record holds (32 KB): one ENAMETOOLONG line where it stops, the rest listed and copied, exit 1', () => {
+    const ls = appliance(['ls', '-R', img.deep!, '/']);
+    expect(ls.status).toBe(1);
+    expect(ls.stdout).toContain(`/ok/${DEEP}/soft\n`);
+    expect(expectLines(ls.stderr)).toEqual([expect.stringMatching(/deep\.img: \/over\/e001.* … .*\/e3\d\d0+: ENAMETOOLONG: file name too long$/)]);
+    const dest = mkdtempSync(join(work, 'out-'));
+    const r = appliance(['copy-out', img.deep!, '/', dest]);
+    expect(r.status).toBe(1);
+    expect(expectLines(r.stderr)).toEqual([expect.stringMatching(/\/over\/e001.* … .*: not copied: ENAMETOOLONG: file name too long$/)]);
+    expect(findAll(join(dest, 'ok'))).toEqual(findAll(join(work, 'deep.d/ok')));
+    sh('rm', ['-rf', dest]);
   });
 });

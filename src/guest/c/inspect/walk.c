@@ -45,7 +45,7 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
     put_error(errno, w->path);
     return -1;
   }
-  char target[APPL_RECORD_PATH_MAX];
+  char target[APPL_GUEST_PATH_MAX];
   ssize_t tlen = 0;
   if (S_ISLNK(st->st_mode) && (tlen = readlinkat(dirfd, name, target, sizeof target)) < 0) tlen = 0;
   unsigned char digest[32];
@@ -70,6 +70,17 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
   if (hashed) put(digest, 32);
   if (w->content && S_ISREG(st->st_mode)) put_content(w, dirfd, name, st);
   return 0;
+}
+
+/* Room in w->path for a path of `len` bytes; 0 when a record cannot hold it. */
+static int path_room(struct walk *w, size_t len) {
+  if (len >= APPL_RECORD_PATH_MAX) return 0;
+  if (len < w->path_cap) return 1;
+  size_t cap = w->path_cap * 2 > len ? w->path_cap * 2 : len + 1;
+  char *more = realloc(w->path, cap < APPL_RECORD_PATH_MAX ? cap : APPL_RECORD_PATH_MAX);
+  if (!more) fatal("out of memory");
+  w->path = more, w->path_cap = cap < APPL_RECORD_PATH_MAX ? cap : APPL_RECORD_PATH_MAX;
+  return 1;
 }
 
 static int by_bytes(const void *a, const void *b) {
@@ -111,10 +122,10 @@ static void walk_below(struct walk *w, int dirfd, int depth) {
       queued[ahead] = read_ahead(w, dirfd, names[ahead]);
       window += queued[ahead++];
     }
-    if (base + 1 + strlen(names[i]) >= sizeof w->path) {
+    if (!path_room(w, base + 1 + strlen(names[i]))) {
       put_error(ENAMETOOLONG, w->path);
     } else {
-      snprintf(w->path + base, sizeof w->path - base, "%s%s", base > 1 ? "/" : "", names[i]);
+      snprintf(w->path + base, w->path_cap - base, "%s%s", base > 1 ? "/" : "", names[i]);
       struct stat st;
       if (put_entry(w, dirfd, names[i], &st) == 0 && S_ISDIR(st.st_mode) && depth > 1 && same_fs(w, dirfd, names[i], &st)) {
         int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -142,7 +153,9 @@ int cmd_walk(int argc, char **argv) {
   w.content = strchr(argv[2], APPL_WALK_CONTENT) != NULL;
   w.defer_big = strchr(argv[2], APPL_WALK_DEFER_BIG) != NULL;
   long depth = strtol(argv[3], NULL, 10);
-  snprintf(w.path, sizeof w.path, "%s", *argv[1] ? argv[1] : "/");
+  const char *start = *argv[1] ? argv[1] : "/";
+  if (!path_room(&w, strlen(start))) fatal("walk: a path of %zu bytes; at most %d", strlen(start), APPL_RECORD_PATH_MAX - 1);
+  snprintf(w.path, w.path_cap, "%s", start);
   /* PATH itself: as a link unless asked to follow it; its parent is resolved inside the root. */
   int fd = open_in_root(w.rootfd, argv[1], O_PATH | (w.follow ? 0 : O_NOFOLLOW));
   struct stat st;
@@ -163,6 +176,7 @@ int cmd_walk(int argc, char **argv) {
   if (fd >= 0) close(fd);
   close(w.rootfd);
   free(w.sent);
+  free(w.path);
   flush_out();
   return 0;
 }

@@ -12,7 +12,10 @@ struct walk {
   size_t sent_cap, sent_n;
   dev_t dev;
   uint64_t mnt_id; /* the walk's mount (statx), 0 if the kernel cannot tell */
-  char path[APPL_RECORD_PATH_MAX]; /* in the filesystem, from "/" */
+  /* The entry's path in the filesystem, from "/": grown as the walk goes deeper, up to
+   * APPL_RECORD_PATH_MAX (the walk itself goes by descriptor, so PATH_MAX is no limit). */
+  char *path;
+  size_t path_cap;
 };
 
 /* content.c */
