@@ -13,7 +13,24 @@ function reverse(table: Record<string, number>): Map<number, string> {
   return map;
 }
 export const signalNames = reverse(osConstants.signals as Record<string, number>);
-const errnoNames = reverse(osConstants.errno as Record<string, number>);
+/*
+ * Node's errno table (libuv's) leaves out Linux's own numbers, among them what a corrupt
+ * filesystem gives most (EUCLEAN, ext4's and xfs's "corrupted") and an encrypted file
+ * without its key (ENOKEY): those are Linux x86-64's (asm-generic/errno.h), as the guest's.
+ */
+// prettier-ignore
+const linuxOnly: Record<string, number> = {
+  ENOTBLK: 15, ECHRNG: 44, EL2NSYNC: 45, EL3HLT: 46, EL3RST: 47, ELNRNG: 48, EUNATCH: 49,
+  ENOCSI: 50, EL2HLT: 51, EBADE: 52, EBADR: 53, EXFULL: 54, ENOANO: 55, EBADRQC: 56, EBADSLT: 57,
+  EBFONT: 59, ENONET: 64, ENOPKG: 65, EREMOTE: 66, EADV: 68, ESRMNT: 69, ECOMM: 70, EDOTDOT: 73,
+  ENOTUNIQ: 76, EBADFD: 77, EREMCHG: 78, ELIBACC: 79, ELIBBAD: 80, ELIBSCN: 81, ELIBMAX: 82,
+  ELIBEXEC: 83, ERESTART: 85, ESTRPIPE: 86, EUSERS: 87, ESOCKTNOSUPPORT: 94, EPFNOSUPPORT: 96,
+  ESHUTDOWN: 108, ETOOMANYREFS: 109, EHOSTDOWN: 112, EUCLEAN: 117, ENOTNAM: 118, ENAVAIL: 119,
+  EISNAM: 120, EREMOTEIO: 121, ENOMEDIUM: 123, EMEDIUMTYPE: 124, ENOKEY: 126, EKEYEXPIRED: 127,
+  EKEYREVOKED: 128, EKEYREJECTED: 129, EOWNERDEAD: 130, ENOTRECOVERABLE: 131, ERFKILL: 132,
+  EHWPOISON: 133,
+};
+const errnoNames = reverse({ ...(osConstants.errno as Record<string, number>), ...linuxOnly });
 
 /** The guest's errno as our error code: its name (ENOENT…), or EGUEST for a number we do not know. */
 export function errnoCode(errno: number): ErrorCode {
@@ -43,6 +60,18 @@ const MEANINGS: Record<string, string> = {
   EINVAL: 'invalid argument (the filesystem is corrupt or the entry is not what it claims)',
   ENOMEM: 'out of memory in the appliance',
   E2BIG: 'argument list too long',
+  ENOKEY: 'required key not available (the file is encrypted and its key is not loaded)',
+  EKEYREJECTED: 'key was rejected',
+  EKEYEXPIRED: 'key has expired',
+  EKEYREVOKED: 'key has been revoked',
+  EREMOTEIO: 'remote I/O error (the disk could not be read)',
+  ENOMEDIUM: 'no medium found',
+  EMEDIUMTYPE: 'wrong medium type',
+  EHWPOISON: 'memory page has a hardware error',
+  EBADE: 'invalid exchange',
+  EBADR: 'invalid request descriptor',
+  EBADFD: 'file descriptor in a bad state',
+  ENOTBLK: 'block device required',
 };
 
 /** "CODE: meaning" for an errno, e.g. "EUCLEAN: structure needs cleaning (the filesystem is corrupt)". */

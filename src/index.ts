@@ -23,6 +23,7 @@ export {
   diff,
   type DiffEntry,
   type DiffOptions,
+  type DiffError,
   type DiffAttribute,
   Inspection,
   MountedFilesystem,

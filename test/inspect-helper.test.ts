@@ -15,7 +15,6 @@ import {
   openSync,
   readFileSync,
   readlinkSync,
-  rmSync,
   symlinkSync,
   writeFileSync,
   writeSync,

@@ -4,6 +4,7 @@
  * absolute within the filesystem ("/etc/passwd"), as text or, for names that are not
  * UTF-8, as bytes; names come back the same way.
  */
+import { constants as osConstants } from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
 import { ApplianceError } from '../errors.js';
 import { copyOut, type CopyOutOptions, type CopyOutResult } from './copy-out.js';
@@ -152,7 +153,7 @@ export class MountedFilesystem {
     return this.use(async (dir) => {
       const st = await this.helper.stat(dir, path, { follow: true, hash: true });
       if (st.type !== 'file') throw new ApplianceError(st.type === 'dir' ? 'EISDIR' : 'EINVAL', `${String(path)} is not a regular file`);
-      if (!st.sha256) throw new ApplianceError('EIO', `${String(path)} could not be read`);
+      if (!st.sha256) throw fileError(osConstants.errno.EIO, path);
       return st.sha256;
     });
   }

@@ -202,13 +202,19 @@ export class Helper {
 
   /**
    * lstat (or stat, with `follow`) of one path, with its sha256 with `hash`: its record, or
-   * its errno as an error. The walk is read to its end (one record): leaving it early would
+   * its errno as an error (with `hash`, also when its content cannot be read). The walk is read to its end (one record): leaving it early would
    * kill the helper, and with it the server it runs in (contract.ts INSPECT_COMMAND.serve).
    */
   async stat(root: string, path: Name, opts: { follow?: boolean; hash?: boolean } = {}): Promise<FileStat> {
     let first: WalkEvent | undefined;
-    for await (const e of this.walk(root, path, { depth: 0, ...opts })) if (!first && e.kind !== 'data') first = e;
+    let unhashed: number | undefined;
+    for await (const e of this.walk(root, path, { depth: 0, ...opts })) {
+      if (!first && e.kind !== 'data') first = e;
+      // An error after the file's own record: its content could not be read for the hash.
+      else if (e.kind === 'error') unhashed = e.error.errno;
+    }
     if (first?.kind === 'error') throw fileError(first.error.errno, path);
+    if (unhashed !== undefined) throw fileError(unhashed, path);
     if (first?.kind === 'entry') return first.stat;
     throw new ApplianceError('EPROTO', `the inspect helper gave no record for ${String(path)}`);
   }

@@ -11,5 +11,5 @@ export type { Package } from './packages.js';
 export type { FileStat, FileType, WalkError } from './records.js';
 export type { VolumeReport, LuksKeys } from './volumes.js';
 export type { Name } from './probe/types.js';
-export { diff, type Attribute as DiffAttribute, type DiffEntry, type DiffOptions } from './diff.js';
+export { diff, type Attribute as DiffAttribute, type DiffEntry, type DiffError, type DiffOptions } from './diff.js';
 export { OsTree, type FileTree, type Mount } from './os-tree.js';

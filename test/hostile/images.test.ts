@@ -174,6 +174,10 @@ beforeAll(() => {
     ['-O', 'metadata_csum'],
   );
   img.deep = deepTree();
+  // A clone whose /f points at a block past the end: the kernel refuses its inode (EUCLEAN).
+  const blockMap = ['-O', '^extent,^metadata_csum,^64bit'];
+  img.before = ext4('before', { '/f': 'some content\n', '/g': 'g\n' }, [], blockMap);
+  img.after = ext4('after', { '/f': 'some content\n', '/g': 'g\n' }, ['sif /f block[0] 7999999', 'rm /g'], blockMap);
   for (const p of Object.values(img)) sums.set(p, sha(p));
 }, 120_000);
 
@@ -231,6 +235,31 @@ describe('a corrupt filesystem', () => {
     expect(readFileSync(join(dest, 'ok/file'), 'utf8')).toBe('fine\n');
     expect(readFileSync(join(dest, 'dup/a'), 'utf8')).toBe('first\n');
     expect(readdirSync(dest).sort()).toEqual(['big', 'dup', 'loop', 'lost+found', 'ok']);
+  });
+
+  it("diff: compared as far as it was read, each side's unreadable folder one line, exit 1 (it said nothing and exited 0)", () => {
+    for (const json of [[], ['--json']]) {
+      const r = appliance(['diff', ...json, img.broken!, img.broken!]);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe(json.length ? '[]\n' : '');
+      const lines = expectLines(r.stderr);
+      expect(lines).toHaveLength(2);
+      for (const l of lines) expect(l).toMatch(/^appliance: .*broken\.img: \/bad: E[A-Z]+: .+$/);
+    }
+  });
+
+  it('diff: a file one side cannot read is said (EUCLEAN by name), not called removed or added; the real change is', () => {
+    for (const [x, y, sign] of [
+      [img.before!, img.after!, '-'],
+      [img.after!, img.before!, '+'],
+    ] as const) {
+      const r = appliance(['diff', x, y]);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe(`${sign} - 0644          2 /g\n`);
+      expect(expectLines(r.stderr)).toEqual([
+        expect.stringMatching(/^appliance: .*after\.img: \/f: EUCLEAN: structure needs cleaning \(the filesystem is corrupt\)$/),
+      ]);
+    }
   });
 
   it('cat: a symlink loop and a folder in the one form, exit 1; --max-bytes bounds a file of 1 TiB, exit 1', () => {

@@ -1,6 +1,8 @@
 /** `appliance diff`: what differs between two disk images or filesystems. */
 import type { Command } from 'commander';
-import { action } from '../common.js';
+import type { DiffError } from '../../inspect/index.js';
+import { describeErrno } from '../../errno.js';
+import { action, bounded } from '../common.js';
 import { json, printable, TYPE_CHAR } from './format.js';
 import { common, open, splitDiskFs, type CommonOptions } from './options.js';
 
@@ -20,8 +22,19 @@ export function register(program: Command): void {
         // A named filesystem on each side, or each disk's whole tree as its OS mounts it.
         const side = async (fs: string, disk: number) => (fs ? (await img.locate('/', fs, disk)).fs : img.tree(disk));
         const [ta, tb] = [await side(sa.fs, 0), await side(sb.fs, 1)];
-        const changes = await diff(ta, tb, { times: o.times, checksum: o.checksumAll ? 'all' : 'changed' });
-        if (o.json) return void json(changes);
+        // What could not be read on either side: compared as far as it was read, each said after, exit 1.
+        const unread: string[] = [];
+        const onError = (e: DiffError) =>
+          unread.push(bounded(`appliance: ${e.side === 'a' ? sa.disk : sb.disk}: ${String(e.path)}: ${describeErrno(e.errno)}`));
+        const changes = await diff(ta, tb, { times: o.times, checksum: o.checksumAll ? 'all' : 'changed', onError });
+        const said = () => {
+          for (const line of unread) process.stderr.write(`${line}\n`);
+          return unread.length ? 1 : 0;
+        };
+        if (o.json) {
+          json(changes);
+          return said();
+        }
         for (const c of changes) {
           const s = (c.b ?? c.a)!;
           const sign = c.change === 'added' ? '+' : c.change === 'removed' ? '-' : '=';
@@ -34,6 +47,7 @@ export function register(program: Command): void {
             ]),
           );
         }
+        return said();
       }),
     );
 }

@@ -49,7 +49,8 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
   ssize_t tlen = 0;
   if (S_ISLNK(st->st_mode) && (tlen = readlinkat(dirfd, name, target, sizeof target)) < 0) tlen = 0;
   unsigned char digest[32];
-  int hashed = w->hash && S_ISREG(st->st_mode) && hash_file(dirfd, name, digest) == 0;
+  int hash_err = w->hash && S_ISREG(st->st_mode) ? hash_file(dirfd, name, digest) : -1;
+  int hashed = hash_err == 0;
   put8(APPL_RECORD_ENTRY);
   put8((unsigned)type_of(st->st_mode));
   put32(st->st_mode);
@@ -69,6 +70,8 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
   put8((unsigned)hashed);
   if (hashed) put(digest, 32);
   if (w->content && S_ISREG(st->st_mode)) put_content(w, dirfd, name, st);
+  /* Listed, but its content could not be read for its hash: said after it, with why. */
+  if (hash_err > 0) put_error(hash_err, w->path);
   return 0;
 }
 
