@@ -18,7 +18,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
   return async (...args: A): Promise<void> => {
     try {
       const code = await fn(...args);
-      if (typeof code === 'number') process.exitCode = code;
+      // A reader gone meanwhile (watchStdout) decides the status: what we said it did not read.
+      if (typeof code === 'number' && !brokenPipe.signal.aborted) process.exitCode = code;
     } catch (err) {
       if (brokenPipe.signal.aborted || (err as NodeJS.ErrnoException | undefined)?.code === 'EPIPE') {
         // The reader of our stdout went away (`… | head`): what failed after is its doing.

@@ -272,6 +272,20 @@ describe('a corrupt filesystem', () => {
     expect(expectLines(big.stderr)).toEqual(['appliance: /big: longer than --max-bytes 1M: the rest was not printed']);
   });
 
+  it('a reader that is gone before the first line (… | true): ls -R, inspect, diff and copy-out --json stop with 141 as SIGPIPE would', () => {
+    const dest = mkdtempSync(join(work, 'out-'));
+    for (const args of [
+      ['ls', '-R', img.broken!, '/ok'],
+      ['inspect', '--json', img.broken!],
+      ['diff', img.before!, img.after!],
+      ['copy-out', '--json', img.broken!, '/ok', dest],
+    ]) {
+      const r = appliance([], `$A ${args[0]} --cache-dir ${SHARED_CACHE} ${args.slice(1).join(' ')} | true`);
+      expect([args[0], r.status], r.stderr).toEqual([args[0], 141]);
+      expectLines(r.stderr);
+    }
+  });
+
   it('a reader that goes away (cat … | head -c 10): 141 as SIGPIPE would, one line or none', () => {
     const r = appliance([], `$A cat --cache-dir ${SHARED_CACHE} ${img.broken} /big | head -c 10 > /dev/null`);
     expect(r.status, r.stderr).toBe(141);
