@@ -2,10 +2,12 @@
 // The hostile-image sweep: images of many formats (ext4, btrfs, xfs, vfat, exFAT, NTFS, squashfs,
 // iso9660, GPT and MBR disks, qcow2) made with the real tools, corrupted with
 // fixed seeds (bytes flipped in the metadata, ranges zeroed, truncations, a loop in the
-// partition chain), each given to `inspect --json`, `ls -R`, `cat` and `copy-out`. For every
-// run it checks what test/hostile/images.test.ts checks for a few: an exit status of 0, 1,
-// 125 or 141 (never 2 or 70), every stderr line ours and at most 300 characters, no stack,
-// the image unchanged, nothing written outside the destination; then prints a table.
+// partition chain), each given to `inspect --json`, `ls -R`, `cat`, `copy-out` and `diff`
+// (against the image before it was corrupted). For every run it checks what
+// test/hostile/images.test.ts checks for a few: an exit status of 0, 1, 125 or 141 (never 2
+// or 70), every stderr line ours and at most 300 characters, no stack, the image unchanged,
+// nothing written outside the destination; and that nothing is silent: what `ls -R` could
+// not read, `copy-out` and `diff` say too (exit 1). Then it prints a table.
 //
 //   node scripts/hostile-sweep.mjs [--seeds N] [--only ext4,vfat,…] [--cache-dir DIR] [--json]
 //
@@ -189,8 +191,11 @@ for (const format of formats) {
         'ls -R': run(['ls', '-R', img, '/']),
         cat: run(['cat', img, format === 'ntfs' ? '/etc_motd' : '/etc/motd']),
         'copy-out': run(['copy-out', img, '/', dest]),
+        diff: run(['diff', base, img]),
       };
       const problems = Object.entries(runs).flatMap(([cmd, r]) => judge(r).map((p) => `${cmd}: ${p}`));
+      for (const cmd of ['copy-out', 'diff'])
+        if (runs['ls -R'].status === 1 && runs[cmd].status === 0) problems.push(`${cmd}: exit 0 where ls -R could not read everything`);
       if (sha(img) !== before) problems.push('the image changed');
       const outside = readdirSync(work).filter((n) => n.startsWith('pwned'));
       if (outside.length) problems.push(`written outside the destination: ${outside.join(', ')}`);
@@ -212,12 +217,12 @@ if (opts.json) {
   rmSync(work, { recursive: true, force: true });
   process.exit(0);
 }
-const header = ['variant', 'inspect --json', 'ls -R', 'cat', 'copy-out', 'problems'];
+const header = ['variant', 'inspect --json', 'ls -R', 'cat', 'copy-out', 'diff', 'problems'];
 console.log(`| ${header.join(' | ')} |`);
 console.log(`|${header.map(() => '---').join('|')}|`);
 for (const r of rows)
-  console.log(`| ${r.variant} | ${[...r.cells, ...Array(4 - r.cells.length).fill('')].join(' | ')} | ${r.problems?.join('; ') || 'none'} |`);
+  console.log(`| ${r.variant} | ${[...r.cells, ...Array(5 - r.cells.length).fill('')].join(' | ')} | ${r.problems?.join('; ') || 'none'} |`);
 const bad = rows.filter((r) => r.problems?.length).length;
-console.log(`\n${rows.length} variants, ${rows.length * 4} runs; ${bad} variants with problems`);
+console.log(`\n${rows.length} variants, ${rows.length * 5} runs; ${bad} variants with problems`);
 rmSync(work, { recursive: true, force: true });
 process.exitCode = bad ? 1 : 0;

@@ -1,6 +1,6 @@
 // The CI share of the hostile-image sweep (scripts/hostile-sweep.mjs, whose whole run is
 // for people: several seeds of every format): one seed of each corruption for a few
-// formats, each image through inspect --json, ls -R, cat and copy-out, judged by the
+// formats, each image through inspect --json, ls -R, cat, copy-out and diff, judged by the
 // script as the promise says (exit 0, 1, 125 or 141, never 2 or 70; every line ours and at
 // most 300 characters; no stack; the image unchanged; within 30 s).
 import { spawnSync } from 'node:child_process';
