@@ -202,8 +202,9 @@ export class Helper {
 
   /**
    * lstat (or stat, with `follow`) of one path, with its sha256 with `hash`: its record, or
-   * its errno as an error (with `hash`, also when its content cannot be read). The walk is read to its end (one record): leaving it early would
-   * kill the helper, and with it the server it runs in (contract.ts INSPECT_COMMAND.serve).
+   * its errno as an error (with `hash`, also when its content cannot be read). The walk is
+   * read to its end (one record): leaving it early would kill the helper, and with it the
+   * server it runs in (contract.ts INSPECT_COMMAND.serve).
    */
   async stat(root: string, path: Name, opts: { follow?: boolean; hash?: boolean } = {}): Promise<FileStat> {
     let first: WalkEvent | undefined;
