@@ -49,8 +49,9 @@ int open_in_root(int rootfd, const char *path, int flags) {
     }
     memcpy(first, path + 1, end - 1);
     first[end - 1] = '\0';
-    int next = openat2_(dir, first, O_PATH | O_DIRECTORY, RESOLVE_BENEATH);
+    int next = openat2_(dir, first, O_PATH | O_DIRECTORY, RESOLVE_BENEATH), err = errno;
     close(dir);
+    errno = err;
     dir = next, path += end;
   }
   if (dir < 0) return errno == EXDEV ? (errno = ENAMETOOLONG, -1) : -1;
