@@ -151,7 +151,10 @@ function rpmDatabase(dir: string): string {
  * on an LV and LVM in LUKS, is the same.
  */
 const luksFormat = (device: string, key: string) =>
-  `debug sh "printf %s '${key}' | cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 ${device} -"\n`;
+  // `debug sh` does not wait for udev as guestfish's own commands do: a partition just added
+  // may have no node yet (seen once in CI: "Device /dev/sda2 does not exist").
+  `debug sh "i=0; while [ ! -b ${device} ] && [ $i -lt 100 ]; do udevadm settle; sleep 0.1; i=$((i + 1)); done; ` +
+  `printf %s '${key}' | cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 ${device} -"\n`;
 
 const disk = (name: string, size: string) => `sparse ${name} ${size}\n`;
 const mbr2 = (dev: string) => `part-init ${dev} mbr\npart-add ${dev} p 64 524287\npart-add ${dev} p 524288 -64\n`;
