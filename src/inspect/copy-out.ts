@@ -165,7 +165,7 @@ class CopyRun {
       bytes: 0,
       skipped: [],
     };
-    return new CopyRun(src, parts, from, { folders: [], byInode: new Map(), result, root }, fetch, onProgress);
+    return new CopyRun(src, parts, from, { folders: [], byInode: new Map(), leftOut: new Set(), result, root }, fetch, onProgress);
   }
 
   async consume(events: AsyncIterable<WalkEvent>): Promise<CopyOutResult> {
@@ -263,6 +263,8 @@ class CopyRun {
       if (parent.folder >= 0)
         c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`);
       if (stat.type === 'file') this.file = { stat, path: dest };
+      // The guest sends a hard-linked file's data with its first name only: with this one.
+      if (stat.type === 'file' && stat.nlink > 1 && !c.byInode.has(stat.ino)) c.leftOut.add(stat.ino);
       if (stat.type === 'dir') this.chain.push(placed ?? { name, folder: -1, names: new Map() });
       return;
     }
@@ -325,6 +327,8 @@ interface Copy {
   folders: Folder[];
   /** The first name of each inode with hard links: its folder and name. */
   byInode: Map<number, { folder: number; name: Buffer }>;
+  /** Inodes with hard links whose data came with a name that was left out: their other names have none. */
+  leftOut: Set<number>;
   result: CopyOutResult;
 }
 
@@ -357,6 +361,10 @@ async function place(stat: FileStat, dest: Buffer, folder: number, name: Buffer,
       // Beyond a safe integer no offset or size can be given to the host (nor held by it).
       if (!Number.isSafeInteger(stat.size)) throw new ApplianceError('EFBIG', `${show(dest)}: a file of ${stat.size} bytes is too large to copy`);
       const first = stat.nlink > 1 ? c.byInode.get(stat.ino) : undefined;
+      if (!first && stat.nlink > 1 && c.leftOut.has(stat.ino)) {
+        c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: a hard link whose data came with a name that was left out`);
+        return { file: { stat, path: dest } };
+      }
       if (first) {
         await reach(folderPath(c, first.folder, first.name), (from) => reach(dest, (p) => link(from, p)));
         c.result.hardlinks++;

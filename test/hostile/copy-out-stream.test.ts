@@ -417,6 +417,21 @@ describe('the walk goes depth first: an entry goes in a folder of the chain from
   });
 });
 
+describe('hard links around what is left out', () => {
+  it('a name listed twice that carried the data of a hard-linked file: its other name is said, not made empty', async () => {
+    const walk = new Walk().dir('/data').file('/data/a', 'first\n').file('/data/a', 'linked data\n', { nlink: 2, ino: 9 });
+    // The guest sends an inode's data once, with its first name; the second comes bare.
+    walk.entry('/data/b', 'file', { nlink: 2, ino: 9, size: 12 }).end();
+    const r = (await outcome(walk.events())) as CopyOutResult;
+    expect(r.skipped).toEqual([
+      '/data/a: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied',
+      '/data/b: not copied: a hard link whose data came with a name that was left out',
+    ]);
+    expect(tree().sort()).toEqual(['data/', 'data/a']);
+    expect(readFileSync(join(host, 'data/a'), 'utf8')).toBe('first\n');
+  });
+});
+
 describe('a tree deeper than the host takes in one path (PATH_MAX, 4096 bytes)', () => {
   // 60 folders of 200-byte names: paths of 12 KB, made a piece at a time (host-path.ts).
   const names = Array.from({ length: 60 }, (_, i) => `${String(i).padStart(2, '0')}${'d'.repeat(198)}`);
