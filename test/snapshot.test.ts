@@ -113,6 +113,23 @@ describe('snapshots', () => {
     for (const d of disks) expect(fileContains(join(dir, 'ram'), d.marker)).toBe(false);
   }, 180_000);
 
+  it("hold the root's programs and libraries in their page cache: a resumed VM runs them without reading its root disk", async () => {
+    await using vm = await start(disks[0]!);
+    expect(vm.timings.snapshot).toBe('restored');
+    // The root disk's completed reads (/sys/block/X/stat's first field), around programs
+    // with libraries of their own that nothing before the snapshot point runs.
+    const reads = 'cat /sys/block/$(basename $(readlink -f /dev/disk/by-id/virtio-appliance-root))/stat | tr -s " " | cut -d " " -f 2';
+    const r = await vm.exec([
+      'sh',
+      '-c',
+      `${reads}; ls -l /usr/bin > /dev/null; grep -c . /proc/cpuinfo > /dev/null; sha256sum /usr/sbin/* > /dev/null; ${reads}`,
+    ]);
+    expect(r.stderr.toString()).toBe('');
+    const [before, after] = r.stdout.toString().trim().split('\n').map(Number);
+    expect(before).toBeGreaterThan(0);
+    expect(after).toBe(before);
+  }, 120_000);
+
   it('give each resumed VM the host clock and random numbers of its own', async () => {
     // Old enough that a guest still on the snapshot's clock would be seconds behind.
     const [key] = snapshotFolders();

@@ -10,10 +10,7 @@ import { randomBytes } from 'node:crypto';
 
 /** The virtio-serial port the agent opens (`/sys/class/virtio-ports/*\/name`). */
 export const AGENT_PORT_NAME = 'org.appliance.agent';
-/**
- * The folder of the root image that holds our guest programs. Before its snapshot point
- * the init reads them all, so that a restored VM finds them in its page cache.
- */
+/** The folder of the root image that holds our guest programs. */
 export const PROGRAMS_DIR = '/usr/libexec/appliance';
 /** Where the root image holds the agent; the init execs it as PID 1 after the switch. */
 export const AGENT_PATH = `${PROGRAMS_DIR}/agent`;

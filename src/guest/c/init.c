@@ -14,6 +14,7 @@
 #include "snapshot-point.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -146,23 +147,34 @@ static void preload_modules(void) {
 }
 
 /*
- * Reads our guest programs (the agent, the inspect helper) into the page cache, so that
- * the snapshot holds them: a restored VM then execs them without reading the root disk,
- * which under TCG costs ~10-20 ms a program at its first exec.
+ * Reads the root's files into the page cache before the snapshot point, so that the
+ * snapshot holds them: a restored VM then runs any program of the root (and our own, the
+ * agent and the inspect helper) without reading the root disk. Under TCG a read costs the
+ * whole block path's translation in each new qemu (the translated code is not saved):
+ * `sh -c 'ls | grep'` in a restored VM took ~12 % fewer translations. Kernel modules are
+ * left out (modprobe reads those it loads), and so is what passes PREREAD_MAX: a root
+ * given extra large files must not grow every snapshot by their size.
  */
-static void read_programs(void) {
-  DIR *d = opendir(APPL_PROGRAMS_DIR);
-  struct dirent *e;
+#define PREREAD_MAX (96u << 20)
+static size_t preread_total;
+
+static int preread_file(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+  (void)ftw;
   static char buf[65536];
-  while (d && (e = readdir(d))) {
-    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-      while (read(fd, buf, sizeof buf) > 0) {}
-    if (fd >= 0) close(fd);
-  }
-  if (d) closedir(d);
-  mark("programs read");
+  if (type != FTW_F || !S_ISREG(st->st_mode) || strstr(path, "/lib/modules/")) return 0;
+  if ((size_t)st->st_size > PREREAD_MAX - preread_total) return 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0 && preread_total + (size_t)n <= PREREAD_MAX) preread_total += (size_t)n;
+  close(fd);
+  return 0;
+}
+
+static void read_root_files(void) {
+  /* FTW_MOUNT: the root's own files, not /proc, /sys or /dev mounted on it. */
+  nftw("/", preread_file, 16, FTW_PHYS | FTW_MOUNT);
+  mark("root files read: %zu MiB", preread_total >> 20);
 }
 
 /* Why this guest must not be saved, or NULL: what is bound must be the root disk and the
@@ -349,7 +361,7 @@ static __attribute__((noreturn)) void exec_program(uint64_t start_ms, const char
    * exec it, ~60 ms under TCG. Any other program gets the point here, before its exec. */
   char point_env[320] = "";
   if (snapshot_point) {
-    read_programs();
+    read_root_files();
     if (strcmp(init_path, APPL_AGENT_PATH)) pass_snapshot_point(unsafe);
     else if (unsafe) snprintf(point_env, sizeof point_env, "%s=%s", APPL_ENV_SNAPSHOT_REFUSED, unsafe);
     else snprintf(point_env, sizeof point_env, "%s=1", APPL_ENV_SNAPSHOT);
