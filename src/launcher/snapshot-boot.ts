@@ -43,8 +43,8 @@ export interface SnapshotShape {
   outlive?: (work: Promise<unknown>) => void;
 }
 
-/** Free space below which no snapshot is made: one takes ~85 MB of RAM file, plus its state. */
-export const SNAPSHOT_ROOM = 128 << 20;
+/** Free space below which no snapshot is made: one takes ~140 MB of RAM file (the root's files in its page cache among it), plus its state. */
+export const SNAPSHOT_ROOM = 192 << 20;
 
 /** Why a restore failed, when it is the snapshot's fault; undefined when it is the boot's (see above). */
 function snapshotFault(r: Result): string | undefined {
