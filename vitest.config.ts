@@ -30,6 +30,7 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
     hookTimeout: 180_000,
+    setupFiles: ['test/helpers/stall-watch.ts'],
     sequence: { sequencer: LongestFirst },
   },
 });

@@ -4,7 +4,7 @@
 // what cannot be attached; 141 for a closed pipe; never 2 or 70), every problem one line of
 // at most 300 characters naming the image's path and the errno's name and meaning, nothing
 // written outside the destination, the image unchanged.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +25,25 @@ function sh(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
-function appliance(args: string[], shell?: string): SpawnSyncReturns<string> {
-  if (shell)
-    return spawnSync('bash', ['-c', `${shell}; exit "\${PIPESTATUS[0]}"`], { encoding: 'utf8', env: { ...process.env, A: `${process.execPath} ${CLI}` } });
-  return spawnSync(process.execPath, [CLI, ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20 });
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * The CLI, or a shell line that runs it as $A. Asynchronously: a copy of the deep tree takes
+ * ~30 s under TCG, and a worker blocked past vitest's RPC timeout (60 s) fails the whole run.
+ */
+function appliance(args: string[], shell?: string): Promise<Run> {
+  const [cmd, argv, opts] = shell
+    ? (['bash', ['-c', `${shell}; exit "\${PIPESTATUS[0]}"`], { env: { ...process.env, A: `${process.execPath} ${CLI}` } }] as const)
+    : ([process.execPath, [CLI, ...args, '--cache-dir', SHARED_CACHE], { timeout: 120_000 }] as const);
+  return new Promise((done) => {
+    const child = execFile(cmd, argv, { ...opts, encoding: 'utf8', maxBuffer: 64 << 20 }, (_err, stdout, stderr) =>
+      done({ status: child.exitCode, stdout, stderr }),
+    );
+  });
 }
 
 /** Every line on stderr is ours: one problem a line, bounded, with no host path of ours and no stack. */
@@ -189,45 +204,45 @@ afterAll(() => {
 });
 
 describe('partition tables that lie', () => {
-  it('an EBR that links to itself, and two that link to each other: one logical partition each, the loop said, exit 0', () => {
+  it('an EBR that links to itself, and two that link to each other: one logical partition each, the loop said, exit 0', async () => {
     for (const disk of [img.ebrSelf!, img.ebrCycle!]) {
-      const r = appliance(['inspect', disk]);
+      const r = await appliance(['inspect', disk]);
       expect(r.status, r.stderr).toBe(0);
       expectLines(r.stderr);
       expect(r.stdout).toMatch(/note: the chain of logical partitions loops back to the EBR at sector 2048: cut there, after 1/);
       const parts = r.stdout.split('\n').filter((l) => /^ {2}\d+: start/.test(l));
       expect(parts.map((l) => l.split(':')[0]!.trim())).toEqual(['1', '5']);
       expect(r.stdout.match(/ ext4 /g)).toHaveLength(1);
-      const cat = appliance(['cat', `${disk}:5`, '/etc/motd']);
+      const cat = await appliance(['cat', `${disk}:5`, '/etc/motd']);
       expect([cat.status, cat.stdout]).toEqual([0, 'hello\n']);
     }
   });
 
-  it('a GPT whose primary header claims 100,000 entries, or entries of another size: said, and the backup header used', () => {
+  it('a GPT whose primary header claims 100,000 entries, or entries of another size: said, and the backup header used', async () => {
     for (const disk of [img.gptHuge!, img.gptFat!]) {
-      const json = appliance(['inspect', '--json', disk]);
+      const json = await appliance(['inspect', '--json', disk]);
       expect(json.status, json.stderr).toBe(0);
       const report = JSON.parse(json.stdout) as { disks: { partitionTable?: { note?: string }; partitions: unknown[] }[] };
       expect(report.disks[0]!.partitions).toHaveLength(1);
       expect(report.disks[0]!.partitionTable?.note).toMatch(/^the primary GPT header was refused \(.*\): the backup header was used$/);
-      const cat = appliance(['cat', `${disk}:1`, '/etc/motd']);
+      const cat = await appliance(['cat', `${disk}:1`, '/etc/motd']);
       expect([cat.status, cat.stdout]).toEqual([0, 'hello\n']);
     }
   });
 });
 
 describe('a corrupt filesystem', () => {
-  it('ls -R: what can be read listed, each unreadable folder one line in the one form, exit 1', () => {
-    const r = appliance(['ls', '-R', img.broken!, '/']);
+  it('ls -R: what can be read listed, each unreadable folder one line in the one form, exit 1', async () => {
+    const r = await appliance(['ls', '-R', img.broken!, '/']);
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/^\/ok\/file$/m);
     const lines = expectLines(r.stderr);
     expect(lines.join('\n')).toMatch(/^appliance: .*broken\.img: \/bad: E[A-Z]+: .+$/m);
   });
 
-  it('copy-out: the rest copied, a name listed twice and an unreadable folder each said, exit 1', () => {
+  it('copy-out: the rest copied, a name listed twice and an unreadable folder each said, exit 1', async () => {
     const dest = mkdtempSync(join(work, 'out-'));
-    const r = appliance(['copy-out', img.broken!, '/', dest]);
+    const r = await appliance(['copy-out', img.broken!, '/', dest]);
     expect(r.status).toBe(1);
     const lines = expectLines(r.stderr).join('\n');
     expect(lines).toMatch(/\/dup\/a: not copied: listed twice in its folder \(the filesystem is corrupt\): the first was copied/);
@@ -237,9 +252,9 @@ describe('a corrupt filesystem', () => {
     expect(readdirSync(dest).sort()).toEqual(['big', 'dup', 'loop', 'lost+found', 'ok']);
   });
 
-  it("diff: compared as far as it was read, each side's unreadable folder one line, exit 1 (it said nothing and exited 0)", () => {
+  it("diff: compared as far as it was read, each side's unreadable folder one line, exit 1 (it said nothing and exited 0)", async () => {
     for (const json of [[], ['--json']]) {
-      const r = appliance(['diff', ...json, img.broken!, img.broken!]);
+      const r = await appliance(['diff', ...json, img.broken!, img.broken!]);
       expect(r.status).toBe(1);
       expect(r.stdout).toBe(json.length ? '[]\n' : '');
       const lines = expectLines(r.stderr);
@@ -248,12 +263,12 @@ describe('a corrupt filesystem', () => {
     }
   });
 
-  it('diff: a file one side cannot read is said (EUCLEAN by name), not called removed or added; the real change is', () => {
+  it('diff: a file one side cannot read is said (EUCLEAN by name), not called removed or added; the real change is', async () => {
     for (const [x, y, sign] of [
       [img.before!, img.after!, '-'],
       [img.after!, img.before!, '+'],
     ] as const) {
-      const r = appliance(['diff', x, y]);
+      const r = await appliance(['diff', x, y]);
       expect(r.status).toBe(1);
       expect(r.stdout).toBe(`${sign} - 0644          2 /g\n`);
       expect(expectLines(r.stderr)).toEqual([
@@ -262,17 +277,17 @@ describe('a corrupt filesystem', () => {
     }
   });
 
-  it('cat: a symlink loop and a folder in the one form, exit 1; --max-bytes bounds a file of 1 TiB, exit 1', () => {
-    const loop = appliance(['cat', img.broken!, '/loop']);
+  it('cat: a symlink loop and a folder in the one form, exit 1; --max-bytes bounds a file of 1 TiB, exit 1', async () => {
+    const loop = await appliance(['cat', img.broken!, '/loop']);
     expect(loop.status).toBe(1);
     expect(expectLines(loop.stderr)).toEqual([expect.stringMatching(/^appliance: .*broken\.img: \/loop: ELOOP: too many levels of symbolic links/)]);
-    const big = appliance(['cat', '--max-bytes', '1M', img.broken!, '/big']);
+    const big = await appliance(['cat', '--max-bytes', '1M', img.broken!, '/big']);
     expect(big.status).toBe(1);
     expect(big.stdout.length).toBe(MiB);
     expect(expectLines(big.stderr)).toEqual(['appliance: /big: longer than --max-bytes 1M: the rest was not printed']);
   });
 
-  it('a reader that is gone before the first line (… | true): ls -R, inspect, diff and copy-out --json stop with 141 as SIGPIPE would', () => {
+  it('a reader that is gone before the first line (… | true): ls -R, inspect, diff and copy-out --json stop with 141 as SIGPIPE would', async () => {
     const dest = mkdtempSync(join(work, 'out-'));
     for (const args of [
       ['ls', '-R', img.broken!, '/ok'],
@@ -280,28 +295,28 @@ describe('a corrupt filesystem', () => {
       ['diff', img.before!, img.after!],
       ['copy-out', '--json', img.broken!, '/ok', dest],
     ]) {
-      const r = appliance([], `$A ${args[0]} --cache-dir ${SHARED_CACHE} ${args.slice(1).join(' ')} | true`);
+      const r = await appliance([], `$A ${args[0]} --cache-dir ${SHARED_CACHE} ${args.slice(1).join(' ')} | true`);
       expect([args[0], r.status], r.stderr).toEqual([args[0], 141]);
       expectLines(r.stderr);
     }
   });
 
-  it('a reader that goes away (cat … | head -c 10): 141 as SIGPIPE would, one line or none', () => {
-    const r = appliance([], `$A cat --cache-dir ${SHARED_CACHE} ${img.broken} /big | head -c 10 > /dev/null`);
+  it('a reader that goes away (cat … | head -c 10): 141 as SIGPIPE would, one line or none', async () => {
+    const r = await appliance([], `$A cat --cache-dir ${SHARED_CACHE} ${img.broken} /big | head -c 10 > /dev/null`);
     expect(r.status, r.stderr).toBe(141);
     expectLines(r.stderr);
   });
 });
 
 describe('a tree deeper than PATH_MAX (walked and copied by descriptor)', () => {
-  it('ls -R and cat reach its bottom; copy-out copies it whole, as GNU find sees the source; exit 0', () => {
-    const ls = appliance(['ls', '-R', img.deep!, '/ok']);
+  it('ls -R and cat reach its bottom; copy-out copies it whole, as GNU find sees the source; exit 0', async () => {
+    const ls = await appliance(['ls', '-R', img.deep!, '/ok']);
     expect(ls.status, ls.stderr).toBe(0);
     expect(ls.stdout).toContain(`/ok/${DEEP}/leaf.txt\n`);
-    const cat = appliance(['cat', img.deep!, `/ok/${DEEP}/leaf.txt`]);
+    const cat = await appliance(['cat', img.deep!, `/ok/${DEEP}/leaf.txt`]);
     expect([cat.status, cat.stdout]).toEqual([0, 'hello\n']);
     const dest = mkdtempSync(join(work, 'out-'));
-    const r = appliance(['copy-out', img.deep!, '/ok', dest]);
+    const r = await appliance(['copy-out', img.deep!, '/ok', dest]);
     expect(r.status, r.stderr).toBe(0);
     expect(expectLines(r.stderr)).toEqual([]);
     expect(findAll(join(dest, 'ok'))).toEqual(findAll(join(work, 'deep.d/ok')));
@@ -311,13 +326,13 @@ describe('a tree deeper than PATH_MAX (walked and copied by descriptor)', () => 
     sh('rm', ['-rf', dest]);
   });
 
-  it('past what a walk record holds (32 KB): one ENAMETOOLONG line where it stops, the rest listed and copied, exit 1', () => {
-    const ls = appliance(['ls', '-R', img.deep!, '/']);
+  it('past what a walk record holds (32 KB): one ENAMETOOLONG line where it stops, the rest listed and copied, exit 1', async () => {
+    const ls = await appliance(['ls', '-R', img.deep!, '/']);
     expect(ls.status).toBe(1);
     expect(ls.stdout).toContain(`/ok/${DEEP}/soft\n`);
     expect(expectLines(ls.stderr)).toEqual([expect.stringMatching(/deep\.img: \/over\/e001.* … .*\/e3\d\d0+: ENAMETOOLONG: file name too long$/)]);
     const dest = mkdtempSync(join(work, 'out-'));
-    const r = appliance(['copy-out', img.deep!, '/', dest]);
+    const r = await appliance(['copy-out', img.deep!, '/', dest]);
     expect(r.status).toBe(1);
     expect(expectLines(r.stderr)).toEqual([expect.stringMatching(/\/over\/e001.* … .*: not copied: ENAMETOOLONG: file name too long$/)]);
     expect(findAll(join(dest, 'ok'))).toEqual(findAll(join(work, 'deep.d/ok')));
