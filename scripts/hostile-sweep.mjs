@@ -24,10 +24,35 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/src/bin.cjs');
-const { values: opts } = parseArgs({
-  options: { seeds: { type: 'string', default: '3' }, only: { type: 'string' }, 'cache-dir': { type: 'string' }, json: { type: 'boolean', default: false } },
-});
+const USAGE = `usage: node scripts/hostile-sweep.mjs [--seeds N] [--only ext4,vfat,…] [--cache-dir DIR] [--json]
+  --seeds N        corruptions of each kind per format (default 3)
+  --only LIST      these formats only, comma-separated (a name it does not know lists those it does)
+  --cache-dir DIR  the appliance cache (default: the test suite's shared one)
+  --json           the rows as JSON instead of a table`;
+let opts;
+try {
+  ({ values: opts } = parseArgs({
+    options: {
+      seeds: { type: 'string', default: '3' },
+      only: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (err) {
+  console.error(`hostile-sweep: ${err.message}\n${USAGE}`);
+  process.exit(2);
+}
+if (opts.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const SEEDS = Number(opts.seeds);
+if (!Number.isInteger(SEEDS) || SEEDS < 1) {
+  console.error(`hostile-sweep: --seeds takes a whole number from 1, not "${opts.seeds}"\n${USAGE}`);
+  process.exit(2);
+}
 const work = mkdtempSync(join(tmpdir(), 'appliance-sweep-'));
 const cacheDir = opts['cache-dir'] ?? join(tmpdir(), `appliance-test-cache-${process.getuid?.() ?? 'user'}`);
 
@@ -168,6 +193,12 @@ function judge(r) {
 }
 
 const formats = opts.only ? opts.only.split(',') : Object.keys(MAKERS);
+const unknown = formats.filter((f) => !Object.hasOwn(MAKERS, f));
+if (unknown.length) {
+  console.error(`hostile-sweep: no format ${unknown.join(', ')}; it knows ${Object.keys(MAKERS).join(', ')}`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit(2);
+}
 const src = tree();
 const rows = [];
 for (const format of formats) {
