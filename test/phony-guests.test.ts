@@ -20,13 +20,14 @@
 // ubuntu (dpkg and release files as debian) nor fedora-btrfs (btrfs subvolumes, compared
 // with libguestfs in inspect-volumes.test.ts). All ten: `bash scripts/phony-guests.sh`
 // (APPLIANCE_PHONY_GUESTS=all).
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { RpmPackage } from '../src/formats/rpm/index.js';
 import { inspect } from '../src/inspect/index.js';
 import { limited, virt } from './helpers/guestfs.js';
+import { run } from './helpers/proc.js';
 import { imagesOf, LUKS_ON_LVM_KEYS, LVM_ON_LUKS_KEY, phonyGuests, PHONY_GUESTS, rpmListOf, type PhonyGuest } from './helpers/phony-guests.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
@@ -61,17 +62,10 @@ beforeAll(async () => {
   });
 }, 1_200_000);
 
-/**
- * Our XML, by the CLI. Asynchronously: beside the virt-inspector runs a call can take many
- * seconds, and a worker blocked past vitest's RPC timeout (60 s) fails the run as a whole.
- */
+/** Our XML, by the CLI; asynchronously: beside the virt-inspector runs a call can take many seconds. */
 async function ours(g: PhonyGuest): Promise<{ xml: string }> {
   const args = [CLI, 'inspect', '--xml', '--cache-dir', SHARED_CACHE, ...(keys.get(g)?.ours ?? []).flatMap((k) => ['--key', k]), ...imagesOf(dir, g)];
-  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
-    const child = execFile(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20 }, (_err, stdout, stderr) =>
-      done({ status: child.exitCode, stdout, stderr }),
-    );
-  });
+  const r = await run(process.execPath, args);
   expect(r.status, r.stderr).toBe(0);
   return { xml: r.stdout };
 }

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Running, as opposed to gone or a zombie waiting for whoever inherited it to reap it. */
@@ -22,4 +23,23 @@ export function processesNaming(text: string): number[] {
       }
     })
     .map(Number);
+}
+
+/** A command's end as spawnSync gives it: its status (null when a signal ended it) and output. */
+export interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command without blocking the worker (spawnSync would): a worker blocked past
+ * vitest's RPC timeout (60 s) fails the whole run (see stall-watch.ts).
+ */
+export function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<Ran> {
+  return new Promise((done) => {
+    const child = execFile(cmd, args, { ...opts, encoding: 'utf8', maxBuffer: 64 << 20 }, (_err, stdout, stderr) =>
+      done({ status: child.exitCode, stdout, stderr }),
+    );
+  });
 }

@@ -4,13 +4,14 @@
 // what cannot be attached; 141 for a closed pipe; never 2 or 70), every problem one line of
 // at most 300 characters naming the image's path and the errno's name and meaning, nothing
 // written outside the destination, the image unchanged.
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run, type Ran } from '../helpers/proc.js';
 import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
 const CLI = resolve('dist/src/bin.cjs');
@@ -25,25 +26,13 @@ function sh(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /**
- * The CLI, or a shell line that runs it as $A. Asynchronously: a copy of the deep tree takes
- * ~30 s under TCG, and a worker blocked past vitest's RPC timeout (60 s) fails the whole run.
+ * The CLI, or a shell line that runs it as $A; asynchronously: a copy of the deep tree takes
+ * ~30 s under TCG.
  */
-function appliance(args: string[], shell?: string): Promise<Run> {
-  const [cmd, argv, opts] = shell
-    ? (['bash', ['-c', `${shell}; exit "\${PIPESTATUS[0]}"`], { env: { ...process.env, A: `${process.execPath} ${CLI}` } }] as const)
-    : ([process.execPath, [CLI, ...args, '--cache-dir', SHARED_CACHE], { timeout: 120_000 }] as const);
-  return new Promise((done) => {
-    const child = execFile(cmd, argv, { ...opts, encoding: 'utf8', maxBuffer: 64 << 20 }, (_err, stdout, stderr) =>
-      done({ status: child.exitCode, stdout, stderr }),
-    );
-  });
+function appliance(args: string[], shell?: string): Promise<Ran> {
+  if (shell) return run('bash', ['-c', `${shell}; exit "\${PIPESTATUS[0]}"`], { env: { ...process.env, A: `${process.execPath} ${CLI}` } });
+  return run(process.execPath, [CLI, ...args, '--cache-dir', SHARED_CACHE], { timeout: 120_000 });
 }
 
 /** Every line on stderr is ours: one problem a line, bounded, with no host path of ours and no stack. */
