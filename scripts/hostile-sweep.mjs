@@ -9,9 +9,8 @@
 // nothing written outside the destination; and that nothing is silent: what `ls -R` could
 // not read, `copy-out` and `diff` say too (exit 1). Then it prints a table.
 //
-//   node scripts/hostile-sweep.mjs [--seeds N] [--only ext4,vfat,…] [--cache-dir DIR] [--json]
-//
-// --json prints the rows as JSON instead of the table (test/hostile/sweep.test.ts runs a few).
+//   node scripts/hostile-sweep.mjs --help      (its options; test/hostile/sweep.test.ts runs a few
+//                                              variants with --json)
 //
 // Needs the project built (npm run build) and the host set up (scripts/setup-host.sh).
 import { spawnSync } from 'node:child_process';
