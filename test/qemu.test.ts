@@ -243,6 +243,18 @@ describe('accelerator verdict', () => {
     expect(later.candidates.map((c) => c.accel)).toEqual(['kvm', 'kvm', 'tcg']);
   });
 
+  it('tries KVM again when the qemu binary changes (an upgrade), without running it', async () => {
+    const cacheRoot = join(tmp, 'verdict-upgrade');
+    // Not a qemu at all: the verdict keys the binary by a stat, it never runs it.
+    const qemu = join(tmp, 'qemu-upgraded');
+    writeFileSync(qemu, '#!/bin/sh\nexit 99\n', { mode: 0o755 });
+    const first = await planAccel('auto', { qemu, cacheRoot, kvmDevice });
+    await first.remember!(TCG);
+    expect((await planAccel('auto', { qemu, cacheRoot, kvmDevice })).candidates).toEqual([TCG]);
+    writeFileSync(qemu, '#!/bin/sh\nexit 98 # a new version\n', { mode: 0o755 });
+    expect((await planAccel('auto', { qemu, cacheRoot, kvmDevice })).candidates.map((c) => c.accel)).toEqual(['kvm', 'kvm', 'tcg']);
+  });
+
   it('goes straight to TCG when /dev/kvm cannot be opened, and refuses an explicit kvm', async () => {
     const qemu = findQemu();
     const missing = join(tmp, 'no-kvm');

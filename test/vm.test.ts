@@ -153,6 +153,45 @@ describe('one booted appliance', () => {
     await vm.exec(['umount', '/tmp/m']);
     expect(sha(readFileSync(disk))).toBe(diskHash);
   });
+
+  it('close() keeps what the guest wrote to read-write disks and never synced: a file on a mounted filesystem, and blocks of a qcow2', async () => {
+    const raw = join(tmp, 'rw.img');
+    const qcow2 = join(tmp, 'rw.qcow2');
+    mkdirSync(join(tmp, 'rw-tree'));
+    await mkext2(join(tmp, 'rw-tree'), raw, { size: 8 << 20 });
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '8M']);
+    const payload = randomBytes(3000).toString('hex'); // 6000 bytes: two qcow2 clusters' worth of sectors, and a file's blocks
+    const rw = await boot({
+      cacheDir,
+      disks: [
+        { path: raw, format: 'raw', readonly: false },
+        { path: qcow2, format: 'qcow2', readonly: false },
+      ],
+    });
+    let r: ExecResult;
+    try {
+      // No sync, no umount, no conv=fsync: what is written sits in the guest's page cache when close() is called.
+      r = await rw.exec([
+        'sh',
+        '-c',
+        `mkdir -p /tmp/m && mount ${rw.disks[0].guestPath} /tmp/m && printf %s "$1" > /tmp/m/kept && printf %s "$1" | dd of=${rw.disks[1].guestPath} bs=512 seek=300 2>/dev/null`,
+        'sh',
+        payload,
+      ]);
+    } finally {
+      await rw.close();
+    }
+    expect(r).toMatchObject({ exitCode: 0 });
+    expect(execFileSync('debugfs', ['-R', 'cat /kept', raw], { stdio: ['ignore', 'pipe', 'ignore'] }).toString()).toBe(payload);
+    // qemu flushed its qcow2 metadata as it exited: the image checks clean and holds the blocks.
+    execFileSync('qemu-img', ['check', '-q', qcow2]);
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', qcow2, join(tmp, 'rw-qcow2.raw')]);
+    expect(
+      readFileSync(join(tmp, 'rw-qcow2.raw'))
+        .subarray(300 * 512, 300 * 512 + payload.length)
+        .toString(),
+    ).toBe(payload);
+  });
 });
 
 describe("the inspect helper's commands, run by the server the agent keeps in the snapshot", () => {

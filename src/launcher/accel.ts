@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { readRecord, writeRecord } from '../cache/records.js';
 import { ApplianceError } from '../errors.js';
-import { qemuVersion } from './binary.js';
+import { qemuIdentity } from './binary.js';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -46,6 +46,7 @@ interface Verdict {
 }
 
 interface HostIdentity {
+  /** qemuIdentity: the binary's path, size and modification time. */
   qemu: string;
   kernel: string;
   cpu: string;
@@ -71,8 +72,8 @@ export interface PlanAccelOptions {
 
 /**
  * The accelerators to try. 'auto' tries KVM when /dev/kvm is usable, unless a verdict
- * less than 7 days old says KVM does not work on this host (same qemu, host kernel and
- * CPU), and ends on TCG, which always works.
+ * less than 7 days old says KVM does not work on this host (same qemu binary, host kernel
+ * and CPU), and ends on TCG, which always works.
  */
 export async function planAccel(requested: 'auto' | Accel, opts: PlanAccelOptions): Promise<AccelPlan> {
   const device = opts.kvmDevice ?? '/dev/kvm';
@@ -88,7 +89,7 @@ export async function planAccel(requested: 'auto' | Accel, opts: PlanAccelOption
   }
   if (!kvmUsable(device)) return { candidates: [TCG], reason: `${device} cannot be opened read-write` };
 
-  const host: HostIdentity = { qemu: await qemuVersion(opts.qemu), kernel: release(), cpu: cpus()[0]?.model ?? 'unknown' };
+  const host: HostIdentity = { qemu: qemuIdentity(opts.qemu), kernel: release(), cpu: cpus()[0]?.model ?? 'unknown' };
   const id = `accel-${createHash('sha256').update(JSON.stringify(host)).digest('hex').slice(0, 16)}`;
   const now = opts.now ?? Date.now();
   const saved = await readRecord<Verdict>(opts.cacheRoot, id);

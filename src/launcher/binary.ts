@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { realpathSync, statSync } from 'node:fs';
 import { executableSearchPath, findExecutable } from '../host/which.js';
 import { ApplianceError } from '../errors.js';
 
@@ -20,23 +19,17 @@ export function findQemu(explicit?: string, envPath = process.env.PATH): string 
   return found;
 }
 
-const versions = new Map<string, Promise<string>>();
-
-/** "7.2.22" from `qemu --version`, asked once per binary per process (it keys the accelerator verdict). */
-export function qemuVersion(qemu: string): Promise<string> {
-  let v = versions.get(qemu);
-  if (!v) {
-    v = promisify(execFile)(qemu, ['--version']).then(
-      ({ stdout }) => /version\s+(\S+)/.exec(stdout)?.[1] ?? stdout.trim().split('\n')[0] ?? 'unknown',
-      (err: unknown) => {
-        // One line: execFile's message repeats the command and appends its whole stderr.
-        const e = err as { code?: string | number; stderr?: string };
-        const why = typeof e.code === 'number' ? `exit status ${e.code}` : (e.code ?? 'failed');
-        const said = e.stderr?.trim().split('\n')[0];
-        throw new ApplianceError('ENOQEMU', `cannot run ${qemu} --version (${why}${said ? `: ${said}` : ''}): ${INSTALL_HINT}`, { cause: err });
-      },
-    );
-    versions.set(qemu, v);
+/**
+ * What the accelerator verdict (accel.ts) keys qemu by: the binary's resolved path, size
+ * and modification time, so an upgrade (or another binary) is tried afresh. A stat, where
+ * asking `qemu --version` cost each process ~35 ms of its first boot.
+ */
+export function qemuIdentity(qemu: string): string {
+  try {
+    const real = realpathSync(qemu);
+    const st = statSync(real);
+    return `${real} ${st.size} ${st.mtimeMs}`;
+  } catch (err) {
+    throw new ApplianceError('ENOQEMU', `cannot read ${qemu}: ${(err as Error).message}: ${INSTALL_HINT}`, { cause: err });
   }
-  return v;
 }

@@ -102,6 +102,7 @@ export interface Launched<T> {
   lastWords(): string | undefined;
   exited: Promise<ExitStatus>;
   kill(): Promise<ExitStatus>;
+  stop(): Promise<ExitStatus>;
   /** ms since launch() was called; resumedAt: when a restored guest ran again. */
   timings: { spawnedAt: number; aliveAt?: number; resumedAt?: number; readyAt: number };
   /** Every boot tried, the successful one last. */
@@ -299,6 +300,7 @@ function launched<T>(r: Result, o: { p: Prepared; accel: AccelChoice; machine: M
     lastWords: r.proc.lastWords,
     exited: r.proc.exited,
     kill: r.proc.kill,
+    stop: r.proc.stop,
     timings: {
       spawnedAt: r.spawnedAt,
       aliveAt: r.aliveAt === undefined ? undefined : r.spawnedAt + r.aliveAt,

@@ -23,6 +23,8 @@ export interface QemuProcess {
   stderrTail(): string;
   /** SIGKILL (an appliance has nothing to flush on the host side) and wait for the exit. */
   kill(): Promise<ExitStatus>;
+  /** SIGTERM, on which qemu stops the guest, flushes and closes its disks and exits; wait for the exit. */
+  stop(): Promise<ExitStatus>;
   /** Types on the serial console (the init reads its go line there, see snapshot.ts). */
   writeConsole(text: string): void;
 }
@@ -65,11 +67,11 @@ const CLOSE_GRACE_MS = 1000;
  * instead of exec'ing it would otherwise die alone, leaving qemu running and holding the
  * console's pipes open (so its exit would never be seen to complete).
  */
-function killGroup(child: ChildProcess): void {
+function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
   try {
-    process.kill(-child.pid!, 'SIGKILL');
+    process.kill(-child.pid!, signal);
   } catch {
-    child.kill('SIGKILL'); // no group left (or never made): the process alone, if it still runs
+    child.kill(signal); // no group left (or never made): the process alone, if it still runs
   }
 }
 
@@ -146,6 +148,10 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     stderrTail: () => stderr.trim(),
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) killGroup(child);
+      return exited;
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGTERM');
       return exited;
     },
     writeConsole: (text) => void child.stdin!.write(text),

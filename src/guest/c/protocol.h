@@ -55,7 +55,8 @@
  *                   queued still come, and the host drops them. Ignored for other ids.
  *   DATA       both a chunk of a file.
  *   OK         a>h  WRITE_FILE or POWEROFF done.
- *   POWEROFF   h>a  the agent answers OK, then powers the guest off (exits with --connect).
+ *   POWEROFF   h>a  the agent ends every process and syncs the disks, answers OK, then
+ *                   powers the guest off (exits with --connect).
  *   SIGNAL     h>a  u32 signal number, sent to the process group of the EXEC with this id.
  *   RESIZE     h>a  u16 rows, u16 cols: new size of a PTY exec's terminal.
  *

@@ -92,6 +92,13 @@ static void dispatch(uint8_t type, uint8_t flags, uint32_t id, const unsigned ch
     if (r && r->kind == R_READ) free_req(r);
     break;
   case APPL_T_POWEROFF:
+    /* OK once the guest's writes are on the disks: the host may then end qemu at once
+     * (which flushes its own caches as it exits) instead of waiting out the kernel's
+     * power-off path, ~20 ms under TCG. */
+    if (getpid() == 1) {
+      kill(-1, SIGKILL);
+      sync();
+    }
     send_frame(APPL_T_OK, id, NULL, 0);
     shut_down();
     break;
