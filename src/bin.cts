@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `appliance` command: runs the CLI's bundle (cli.cjs, made by scripts/bundle-cli.mjs
+ * The `appliance` command: runs the CLI's bundle (cli.cjs, made by scripts/bundle.mjs
  * from cli.ts) with V8's code cache. Node 20 has no compile cache of its own, and compiling
  * the ~400 KB bundle was a fifth of a no-op `appliance build`: with the cache, V8
  * deserializes the functions the last run compiled instead (~30 ms less a call here).

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The CLI is a thin layer: each command module parses its options and calls the library.
 // Command modules import their implementation lazily so `appliance build` on a cache hit
-// does not run the writers' modules. `npm run build` bundles this file (scripts/bundle-cli.mjs).
+// does not run the writers' modules. `npm run build` bundles this file (scripts/bundle.mjs).
 import { Command } from 'commander';
 import { register as registerMkinitrd } from './cli/mkinitrd.js';
 import { register as registerMkext2 } from './cli/mkext2.js';
@@ -25,5 +25,5 @@ registerInspect(program);
 
 oneLineUsageErrors(program);
 watchStdout();
-// Not awaited at the top level: the bundle is CommonJS (scripts/bundle-cli.mjs).
+// Not awaited at the top level: the bundle is CommonJS (scripts/bundle.mjs).
 void run(program, process.argv);
