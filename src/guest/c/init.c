@@ -346,6 +346,9 @@ static const char *load_and_bind(void) {
     if ((unsafe = snapshot_unsafe())) {
       set_autoprobe(1);
       bind_transport_devices(-1);
+    } else {
+      write_text(VIRTIO_BUS "/drivers_autoprobe", "0");
+      bind_transport_devices(-1);
     }
   } else {
     load_modules(1);
