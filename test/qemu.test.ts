@@ -110,21 +110,21 @@ describe('qemu argv', () => {
   it('keys snapshots by what the saved guest depends on: not by user disk paths, formats, read-only flags or a count up to DISK_SLOTS', async () => {
     const qemu = findQemu();
     const cfg = { ...base, machine: machineProfile('microvm') };
-    const key = await snapshotKey(qemu, cfg);
+    const key = snapshotKey(qemu, cfg);
     expect(key).toMatch(/^[0-9a-f]{32}$/);
     const otherFiles = {
       ...cfg,
       channelSocket: '/x',
       disks: cfg.disks.map((d, i) => ({ ...d, path: `/o/${i}`, format: 'vdi' as const, protocol: 'file' as const, allowBackingFile: false })),
     };
-    expect(await snapshotKey(qemu, otherFiles)).toBe(key);
+    expect(snapshotKey(qemu, otherFiles)).toBe(key);
     // One snapshot for every count of disks up to DISK_SLOTS, read-only or not (stand-ins fill the slots).
     for (const same of [
       { ...cfg, disks: [] },
       { ...cfg, disks: cfg.disks.slice(1) },
       { ...cfg, disks: cfg.disks.map((d) => ({ ...d, readonly: !d.readonly })) },
     ])
-      expect(await snapshotKey(qemu, same)).toBe(key);
+      expect(snapshotKey(qemu, same)).toBe(key);
     const changed = [
       { ...cfg, disks: Array.from({ length: DISK_SLOTS + 1 }, () => cfg.disks[0]!) },
       { ...cfg, memoryMb: 1024 },
@@ -133,7 +133,7 @@ describe('qemu argv', () => {
       { ...cfg, boot: { ...cfg.boot, cmdline: 'console=ttyS0 quiet' } },
       { ...cfg, machine: machineProfile('q35') },
     ];
-    for (const c of changed) expect(await snapshotKey(qemu, c)).not.toBe(key);
+    for (const c of changed) expect(snapshotKey(qemu, c)).not.toBe(key);
   });
 
   it('avoids microvm under TCG when the TSC frequency is unknown', () => {

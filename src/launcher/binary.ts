@@ -20,9 +20,10 @@ export function findQemu(explicit?: string, envPath = process.env.PATH): string 
 }
 
 /**
- * What the accelerator verdict (accel.ts) keys qemu by: the binary's resolved path, size
- * and modification time, so an upgrade (or another binary) is tried afresh. A stat, where
- * asking `qemu --version` cost each process ~35 ms of its first boot.
+ * What the accelerator verdict (accel.ts) and the snapshots (snapshot.ts) key qemu by: the
+ * binary's resolved path, size and modification time, so an upgrade (or another binary)
+ * is tried afresh and saves its own snapshots. A stat: asking `qemu --version` cost each
+ * process ~35 ms of its first boot.
  */
 export function qemuIdentity(qemu: string): string {
   try {

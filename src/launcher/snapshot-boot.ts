@@ -58,7 +58,7 @@ function outOfSpace(r: Result): boolean {
 }
 
 export async function bootWithSnapshot(run: Runner, s: SnapshotShape): Promise<Result> {
-  const key = await snapshotKey(s.qemu, s.config);
+  const key = snapshotKey(s.qemu, s.config);
   const unusable = await unusableReason(s.cacheRoot, key);
   if (unusable) {
     s.log(`snapshot ${key}: not used, it did not work here lately (${unusable})`);

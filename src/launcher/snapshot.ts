@@ -24,12 +24,12 @@
 import { diskSlots } from '../guest/contract.js';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Snapshot } from '../cache/snapshots.js';
 import { qemuArgv, type QemuConfig } from './argv.js';
+import { qemuIdentity } from './binary.js';
 import { QmpError, type Qmp } from './qmp.js';
 import { acceptOne } from './sockets.js';
 
@@ -38,9 +38,7 @@ import { acceptOne } from './sockets.js';
  * initrd named by content and the root image by identity (the snapshot has it mounted);
  * the user disks' paths, the sockets and the RAM file do not matter.
  */
-export async function snapshotKey(qemu: string, shape: QemuConfig): Promise<string> {
-  const binary = await realpath(qemu);
-  const st = await stat(binary);
+export function snapshotKey(qemu: string, shape: QemuConfig): string {
   const neutral: QemuConfig = {
     ...shape,
     // The disks by their slots only: the one snapshot serves any number up to DISK_SLOTS, read-only or not.
@@ -51,7 +49,7 @@ export async function snapshotKey(qemu: string, shape: QemuConfig): Promise<stri
     monitorSocket: undefined,
     ramFile: undefined,
   };
-  const identity = { qemu: [binary, st.size, st.mtimeMs], cpu: cpus()[0]?.model ?? 'unknown', argv: qemuArgv(neutral) };
+  const identity = { qemu: qemuIdentity(qemu), cpu: cpus()[0]?.model ?? 'unknown', argv: qemuArgv(neutral) };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 32);
 }
 
