@@ -334,7 +334,7 @@ static void early_mounts(void) {
   }
 }
 
-/* Every module; at a snapshot point the transports bind only the root disk and the channel.
+/* Every module; at a snapshot point only the root disk and the channel get their drivers.
  * Why this boot must not be saved, or NULL. */
 static const char *load_and_bind(void) {
   load_modules(0);
@@ -343,13 +343,11 @@ static const char *load_and_bind(void) {
     set_autoprobe(0);
     load_modules(1);
     bind_transport_devices(2);
-    if ((unsafe = snapshot_unsafe())) {
-      set_autoprobe(1);
-      bind_transport_devices(-1);
-    } else {
-      write_text(VIRTIO_BUS "/drivers_autoprobe", "0");
-      bind_transport_devices(-1);
-    }
+    /* The other transports now: a guest that must not be saved binds its disks at once; one
+     * that may be leaves their virtio devices driverless until the go line (snapshot-point.h). */
+    if ((unsafe = snapshot_unsafe())) set_autoprobe(1);
+    else write_text(VIRTIO_BUS "/drivers_autoprobe", "0");
+    bind_transport_devices(-1);
   } else {
     load_modules(1);
   }
