@@ -139,6 +139,11 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     });
   });
 
+  const end = (signal: NodeJS.Signals): Promise<ExitStatus> => {
+    if (child.exitCode === null && child.signalCode === null) killGroup(child, signal);
+    return exited;
+  };
+
   return {
     pid: child.pid ?? -1,
     firstOutput,
@@ -146,14 +151,8 @@ export function spawnQemu(qemu: string, argv: string[], opts: SpawnQemuOptions =
     consoleTail: serial.tail,
     lastWords: serial.lastWords,
     stderrTail: () => stderr.trim(),
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) killGroup(child);
-      return exited;
-    },
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) killGroup(child, 'SIGTERM');
-      return exited;
-    },
+    kill: () => end('SIGKILL'),
+    stop: () => end('SIGTERM'),
     writeConsole: (text) => void child.stdin!.write(text),
   };
 }

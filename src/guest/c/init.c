@@ -92,7 +92,7 @@ static int transport_unused(enum transport t) {
 
 /* /modules.order: one module path per line, dependencies first. The virtio transports
  * come in a second pass (transports = 1): with snapshots, after the buses' autoprobe is
- * off, so that loading one binds no device (see bind_transport_devices). */
+ * off, so that loading one binds no device (see bind_devices). */
 static void load_modules(int transports) {
   static char list[65536];
   if (read_text("/modules.order", list, sizeof list) < 0) {
@@ -342,12 +342,12 @@ static const char *load_and_bind(void) {
   if (snapshot_point) {
     set_autoprobe(0);
     load_modules(1);
-    bind_transport_devices(2);
+    bind_devices(2, 0);
     /* The other transports now: a guest that must not be saved binds its disks at once; one
      * that may be leaves their virtio devices driverless until the go line (snapshot-point.h). */
     if ((unsafe = snapshot_unsafe())) set_autoprobe(1);
     else write_text(VIRTIO_BUS "/drivers_autoprobe", "0");
-    bind_transport_devices(-1);
+    bind_devices(-1, 0);
   } else {
     load_modules(1);
   }

@@ -71,29 +71,6 @@ static int is_transport_device(const char *bus, const char *name) {
   return read_text(path, vendor, sizeof vendor) == 0 && !strcmp(vendor, "0x1af4");
 }
 
-/* Binds the transport devices that have no driver yet, in name order: `limit` of them, or all (-1). */
-static void bind_transport_devices(int limit) {
-  int bound = 0;
-  for (size_t b = 0; b < sizeof transport_buses / sizeof transport_buses[0]; b++) {
-    char dir[64], probe[64];
-    snprintf(dir, sizeof dir, "/sys/bus/%s/devices", transport_buses[b]);
-    snprintf(probe, sizeof probe, "/sys/bus/%s/drivers_probe", transport_buses[b]);
-    struct dirent **names;
-    int n = scandir(dir, &names, NULL, alphasort);
-    for (int i = 0; i < n; i++) {
-      char driver[400];
-      struct stat st;
-      const char *name = names[i]->d_name;
-      snprintf(driver, sizeof driver, "%s/%s/driver", dir, name);
-      if ((limit < 0 || bound < limit) && name[0] != '.' && is_transport_device(transport_buses[b], name) &&
-          lstat(driver, &st) < 0 && write_text(probe, name) == 0)
-        bound++;
-      free(names[i]);
-    }
-    if (n >= 0) free(names);
-  }
-}
-
 /* The virtio device on transport device `dir` (its child virtioN), into name; -1 if none. */
 static int virtio_child(const char *dir, char *name, size_t size) {
   DIR *d = opendir(dir);
@@ -109,23 +86,31 @@ static int virtio_child(const char *dir, char *name, size_t size) {
   return found;
 }
 
-/* Binds a driver to the first `limit` virtio devices that have none, in their transports' name order. */
-static void bind_virtio_devices(int limit) {
+/*
+ * Binds a driver to devices that have none, in their transports' name order: `limit` of
+ * them, or all (-1). The transport devices themselves, or (virtio) the virtio device on
+ * each, which its transport's probe registered.
+ */
+static void bind_devices(int limit, int virtio) {
   int bound = 0;
-  for (size_t b = 0; b < sizeof transport_buses / sizeof transport_buses[0] && bound < limit; b++) {
-    char dir[64];
+  for (size_t b = 0; b < sizeof transport_buses / sizeof transport_buses[0] && (limit < 0 || bound < limit); b++) {
+    char dir[64], bus[64], probe[96];
     snprintf(dir, sizeof dir, "/sys/bus/%s/devices", transport_buses[b]);
+    if (virtio) snprintf(bus, sizeof bus, "%s", VIRTIO_BUS);
+    else snprintf(bus, sizeof bus, "/sys/bus/%s", transport_buses[b]);
+    snprintf(probe, sizeof probe, "%s/drivers_probe", bus);
     struct dirent **names;
     int n = scandir(dir, &names, NULL, alphasort);
     for (int i = 0; i < n; i++) {
-      char path[400], virtio[64], driver[160];
+      char path[400], target[64], driver[400];
       struct stat st;
       const char *name = names[i]->d_name;
       snprintf(path, sizeof path, "%s/%s", dir, name);
-      if (bound < limit && name[0] != '.' && is_transport_device(transport_buses[b], name) && virtio_child(path, virtio, sizeof virtio) == 0) {
-        snprintf(driver, sizeof driver, VIRTIO_BUS "/devices/%s/driver", virtio);
-        if (lstat(driver, &st) < 0 && write_text(VIRTIO_BUS "/drivers_probe", virtio) == 0) bound++;
-      }
+      int ok = (limit < 0 || bound < limit) && name[0] != '.' && is_transport_device(transport_buses[b], name);
+      if (ok && virtio) ok = virtio_child(path, target, sizeof target) == 0;
+      else if (ok) ok = snprintf(target, sizeof target, "%s", name) < (int)sizeof target;
+      if (ok) snprintf(driver, sizeof driver, "%s/devices/%s/driver", bus, target);
+      if (ok && lstat(driver, &st) < 0 && write_text(probe, target) == 0) bound++;
       free(names[i]);
     }
     if (n >= 0) free(names);
@@ -262,7 +247,7 @@ static void pass_snapshot_point(const char *refused) {
   mark("go line applied");
   if (refused) return;
   set_autoprobe(1);
-  bind_virtio_devices(go_disks);
+  bind_devices(go_disks, 1);
   write_text(VIRTIO_BUS "/drivers_autoprobe", "1");
   link_disks_by_id();
   mark("user disks bound");
