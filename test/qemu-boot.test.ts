@@ -2,7 +2,7 @@
 // qemu-fixture.ts) on microvm and q35 under TCG, the boot deadline, the KVM→TCG verdict,
 // and qemu dying with its owner.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,7 +139,11 @@ describe.skipIf(!kvmUsable())('accelerator auto', () => {
 it('falls back from a KVM that shows no sign of life to TCG, and goes straight to TCG the next time', async () => {
   const realQemu = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
   const qemu = join(tmp, 'qemu-silent-kvm');
-  writeFileSync(qemu, `#!/bin/sh\ncase " $* " in *" -accel kvm "*) exec sleep 600;; esac\nexec ${realQemu} "$@"\n`, { mode: 0o755 });
+  // The silent qemu is `sleep` under a name of this test's own, so that the check below
+  // sees only what this test started (not another program's sleep on the same host).
+  const silent = join(tmp, 'silent-kvm-qemu');
+  symlinkSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), silent);
+  writeFileSync(qemu, `#!/bin/sh\ncase " $* " in *" -accel kvm "*) exec ${silent} 600;; esac\nexec ${realQemu} "$@"\n`, { mode: 0o755 });
   const kvmDevice = join(tmp, 'kvm');
   writeFileSync(kvmDevice, '');
   const o = () => options({ accel: 'auto', qemu, kvmDevice, signOfLifeMs: 1500, cacheDir: join(tmp, 'silent-kvm-cache') });
@@ -153,7 +157,7 @@ it('falls back from a KVM that shows no sign of life to TCG, and goes straight t
   ]);
   expect(first.accel).toBe('tcg');
   // The silent qemus were killed, not left behind.
-  expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain('sleep 600');
+  expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain(silent);
 
   const second = await launch(o());
   second.ready.socket.write('x');
