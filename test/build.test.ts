@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,33 @@ describe('cache keys', () => {
     const d = await buildAppliance({ ...opts, squashOwner: false });
     expect(d.key).not.toBe(c.key);
     expect((await buildAppliance(opts)).key).toBe(c.key);
+  });
+
+  it('a hard link made outside the appliance keeps its key; two of its files linked together make a new one', async () => {
+    const cacheDir = join(dir, 'links');
+    const inc = join(dir, 'links-inc');
+    mkdirSync(inc);
+    writeFileSync(join(inc, 'a'), 'same');
+    writeFileSync(join(inc, 'b'), 'same');
+    const opts = small(cacheDir, { includes: [{ host: inc, guest: '/etc/inc' }] });
+    const first = await buildAppliance(opts);
+    const inodeIn = (root: string, path: string) => /Inode: (\d+)/.exec(debugfs(root, `stat ${path}`))?.[1];
+    expect(inodeIn(first.root, '/etc/inc/b')).not.toBe(inodeIn(first.root, '/etc/inc/a'));
+
+    // Another program links a file of the appliance (as perf's build-id cache does).
+    linkSync(join(inc, 'a'), join(dir, 'links-elsewhere'));
+    const again = await buildAppliance(opts);
+    expect(again.cacheHit).toBe(true);
+    expect(again.key).toBe(first.key);
+
+    // b becomes a link to a: the image has one inode for both now.
+    rmSync(join(inc, 'b'));
+    linkSync(join(inc, 'a'), join(inc, 'b'));
+    const linked = await buildAppliance(opts);
+    expect(linked.key).not.toBe(first.key);
+    expect(inodeIn(linked.root, '/etc/inc/a')).toBeDefined();
+    expect(inodeIn(linked.root, '/etc/inc/b')).toBe(inodeIn(linked.root, '/etc/inc/a'));
+    expect(debugfs(linked.root, 'stat /etc/inc/a')).toMatch(/Links: 2\b/);
   });
 
   it('--strict sees a content change that keeps size and mtime', async () => {

@@ -35,11 +35,14 @@ function statOf(input: KeyInput): Stats | undefined {
  * preserve mtimes. Mode, owner and mtime are in both because the image stores them.
  * A folder counts by its mode and owner only: the image does not keep folder times
  * (see FileList.setFolderTimes), and its contents are inputs of their own.
+ * The link count is not in it: the image's links are the inputs that share an inode
+ * (their inode numbers say so), and a link made elsewhere (perf's build-id cache links
+ * the libraries it profiled) changes nothing in the image.
  */
 async function inputLine(input: KeyInput, st: Stats | undefined, strict: boolean): Promise<string> {
   if (!st) return `${input.kind} ${input.path} missing`;
   if (st.isDirectory() && input.kind !== 'watch') return `${input.kind} ${input.path} dir ${st.mode},${st.uid},${st.gid}`;
-  const meta = [st.mode, st.uid, st.gid, st.size, st.mtimeMs, st.nlink, st.rdev].join(',');
+  const meta = [st.mode, st.uid, st.gid, st.size, st.mtimeMs, st.rdev].join(',');
   const identity = strict && st.isFile() ? await sha256File(input.path) : `ino=${st.ino}`;
   return `${input.kind} ${input.path} ${meta} ${identity}`;
 }
