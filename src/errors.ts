@@ -70,3 +70,34 @@ export class ImageFileError extends ApplianceError {
     super(code, message);
   }
 }
+
+/** How a caller gives a disk's format, or allows the files its header names: the library's options, or a command line's. */
+export interface DiskWords {
+  format(disk: string, format: string): string;
+  backing(disk: string): string;
+}
+
+/** The library's words: DiskSpec's fields. */
+export const LIBRARY_DISK_WORDS: DiskWords = {
+  format: (_disk, format) => `format: '${format}'`,
+  backing: () => 'allowBackingFile: true',
+};
+
+/**
+ * A disk refused before qemu sees it (its format, or other host files its header names).
+ * The message says what to give instead in the library's words; `inWords` in a command
+ * line's, so that each interface names its own options.
+ */
+export class DiskRefusedError extends ApplianceError {
+  constructor(
+    code: 'EDISKFORMAT' | 'EDISKBACKING',
+    readonly disk: string,
+    private readonly text: (words: DiskWords) => string,
+  ) {
+    super(code, text(LIBRARY_DISK_WORDS));
+  }
+
+  inWords(words: DiskWords): string {
+    return this.text(words);
+  }
+}

@@ -174,7 +174,7 @@ describe('diff of an image and its clone', () => {
     }
     await expect(inspect([{ path: before, format: 'raw' }], { cacheDir: SHARED_CACHE })).rejects.toMatchObject({
       code: 'EDISKFORMAT',
-      message: `disk ${before} has a qcow2 header: inspect it as qcow2 (format: 'qcow2', or leave format out)`,
+      message: `disk ${before} has a qcow2 header: give format: 'qcow2' to inspect it (as raw, its container would be read as the disk)`,
     });
     const missing = await inspect([join(work, 'nope.qcow2')], { cacheDir: join(work, 'empty-cache') }).catch((e: Error) => e);
     expect(missing).toMatchObject({ code: 'EDISKACCESS' });

@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { DiskRefusedError } from '../src/errors.js';
 import { DISK_SLOTS } from '../src/guest/contract.js';
 import { planAccel, TCG } from '../src/launcher/accel.js';
 import { BASE_CMDLINE, DISK_FD, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/launcher/argv.js';
@@ -215,12 +216,50 @@ describe('disk formats', () => {
     const unnamed = await resolveDisk({ path: qcow2 }).catch((e: unknown) => e);
     expect(unnamed).toMatchObject({ code: 'EDISKFORMAT' });
     expect((unnamed as Error).message).toBe(
-      `disk ${qcow2} has a qcow2 header: give its format (format: 'qcow2'; on the command line --disk …,format=qcow2) to attach it as a qcow2 image, or raw to attach its bytes as they are`,
+      `disk ${qcow2} has a qcow2 header: give format: 'qcow2' to attach it as a qcow2 image, or format: 'raw' to attach its bytes as they are`,
+    );
+    // The command lines say it in their own options.
+    expect((unnamed as DiskRefusedError).inWords({ format: (d, f) => `--disk ${d},format=${f}`, backing: (d) => `--disk ${d},backing` })).toBe(
+      `disk ${qcow2} has a qcow2 header: give --disk ${qcow2},format=qcow2 to attach it as a qcow2 image, or --disk ${qcow2},format=raw to attach its bytes as they are`,
     );
     const missing = join(tmp, 'missing.img');
     const err = await resolveDisk({ path: missing, format: 'raw' }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'EDISKACCESS' });
     expect((err as Error).message).toContain(missing);
+  });
+  it('refuses an encrypted qcow or qcow2 image (AES or LUKS) before qemu asks for a key, and detects its format all the same', async () => {
+    const aes = (format: string) =>
+      img(`enc-aes.${format}`, '-f', format, '--object', 'secret,id=s0,data=abc', '-o', 'encrypt.format=aes,encrypt.key-secret=s0');
+    // A LUKS qcow2 by its header's crypt_method (2) alone: qemu-img spends seconds on its key
+    // derivation, and fails now and then on a busy host ("Unable to get accurate CPU usage").
+    const luks = img('enc-luks.qcow2', '-f', 'qcow2');
+    const handle = await open(luks, 'r+');
+    await handle.write(Buffer.from([0, 0, 0, 2]), 0, 4, 32);
+    await handle.close();
+    for (const [path, format, cipher] of [
+      [aes('qcow2'), 'qcow2', 'aes'],
+      [aes('qcow'), 'qcow', 'aes'],
+      [luks, 'qcow2', 'luks'],
+    ] as const) {
+      expect(await detectDiskFormat(path)).toBe(format);
+      const err = await resolveDisk({ path, format: 'auto' }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'EDISKFORMAT' });
+      expect((err as Error).message).toBe(
+        `disk ${path} is an encrypted ${format} image (${cipher}): qemu would need its key, which appliance does not pass; decrypt a copy first (qemu-img convert with --object secret, see qemu-img(1))`,
+      );
+    }
+    expect(await resolveDisk({ path: img('clear.qcow', '-f', 'qcow'), format: 'qcow' })).toMatchObject({ format: 'qcow' });
+  });
+
+  it('detects formats only of what can be a disk: a folder or a FIFO is refused, not read', async () => {
+    const fifo = join(tmp, 'detect.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const path of [tmp, fifo]) {
+      await expect(detectDiskFormat(path)).rejects.toMatchObject({
+        code: 'EDISKACCESS',
+        message: `disk ${path} is not a regular file or a block device: pass a disk image`,
+      });
+    }
   });
 });
 

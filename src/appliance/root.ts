@@ -10,8 +10,11 @@ import { dependencyClosure, packageFiles, readDpkgDatabase, type InstalledPackag
 import { elfClosure, librarySearchDirs } from '../host/elf.js';
 import { FileList } from './filelist.js';
 
-/** Empty mount points the init mounts over (the guest contract), with the modes a Debian system has. */
-const MOUNT_POINTS = [...MOVED_MOUNTS, ...TMPFS_MOUNTS];
+/**
+ * Empty mount points: those the init mounts over (the guest contract), and /mnt, where a
+ * user's command mounts a disk (`boot --help`'s example), with the modes a Debian system has.
+ */
+const MOUNT_POINTS = [...MOVED_MOUNTS, ...TMPFS_MOUNTS, { path: '/mnt', mode: 0o755 }];
 
 /** Text forms of indexes modprobe reads as .bin, and depmod's input: 370 KB the guest does not need. */
 const MODPROBE_UNUSED = new Set(['modules.alias', 'modules.symbols', 'modules.order']);

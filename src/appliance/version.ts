@@ -21,4 +21,4 @@ export function packageVersion(): string {
  * changed): part of every cache key and build record, so an update never reuses an
  * entry built the old way under the same package version.
  */
-export const BUILD_FORMAT = 2;
+export const BUILD_FORMAT = 3;

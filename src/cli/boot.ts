@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, DiskRefusedError, type DiskWords } from '../errors.js';
 import type { BootOptions, DiskSpec, Vm } from '../vm/index.js';
 import { ACCEL_OPTION, action, CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
@@ -21,10 +21,24 @@ interface BootCliOptions {
   snapshot: boolean;
 }
 
-/** `PATH[,format=F][,rw][,backing]`: without a format, raw unless the header names another (refused, see DiskSpec). */
+/** Splits at single commas; ",," is a comma of the part. */
+function splitOptions(spec: string): string[] {
+  const parts = [''];
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] !== ',') parts[parts.length - 1] += spec[i];
+    else if (spec[i + 1] === ',') parts[parts.length - 1] += spec[i++];
+    else parts.push('');
+  }
+  return parts;
+}
+
+/**
+ * `PATH[,format=F][,rw][,backing]`: without a format, raw unless the header names another
+ * (refused, see DiskSpec). A comma in PATH is written twice, as qemu's own options have it.
+ */
 export function parseDisk(spec: string): DiskSpec {
-  const [path, ...opts] = spec.split(',');
-  if (!path) throw usageError(`--disk "${spec}": write PATH[,format=F][,rw]`);
+  const [path, ...opts] = splitOptions(spec);
+  if (!path) throw usageError(`--disk "${spec}": write PATH[,format=F][,rw][,backing] (a comma in PATH twice)`);
   const disk: DiskSpec = { path };
   for (const opt of opts) {
     const [key, value] = opt.split('=', 2);
@@ -35,6 +49,12 @@ export function parseDisk(spec: string): DiskSpec {
   }
   return disk;
 }
+
+/** A refused disk's remedy in --disk's words. */
+const DISK_WORDS: DiskWords = {
+  format: (disk, format) => `--disk ${disk.replaceAll(',', ',,')},format=${format}`,
+  backing: (disk) => `--disk ${disk.replaceAll(',', ',,')},backing`,
+};
 
 function positiveNumber(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -61,8 +81,8 @@ export function register(program: Command): void {
     .description('Boot the appliance (built and cached on first use) and run a command in it; with no command and a terminal, a shell')
     .argument('[command...]', 'the command and its arguments (put them after --)')
     .option(
-      '--disk <path[,format=F][,rw]>',
-      "attach a disk image, read-only unless rw; without format=, raw (an image with another format's header is refused) (repeatable)",
+      '--disk <path[,format=F][,rw][,backing]>',
+      "attach a disk image, read-only unless rw; without format=, raw (an image with another format's header is refused); backing allows the files its header names; a comma in the path written twice (repeatable)",
       (v, prev: string[]) => [...prev, v],
       [],
     )
@@ -89,7 +109,10 @@ export function register(program: Command): void {
       action(bootAction, {
         failure: EXIT.bootFailed,
         // The console's last lines stay on the error for library callers; --verbose shows them live.
-        describe: (err, _command, opts) => ('consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary),
+        describe: (err, _command, opts) => {
+          if (err instanceof DiskRefusedError) return err.inWords(DISK_WORDS);
+          return 'consoleTail' in err && !opts.verbose ? `${err.summary} (--verbose shows the guest console)` : err.summary;
+        },
       }),
     );
 }

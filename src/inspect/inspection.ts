@@ -3,7 +3,7 @@
  * hold — disks, partitions, volumes, filesystems, operating systems — found on demand and
  * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
  */
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, DiskRefusedError } from '../errors.js';
 import { boot, detectDiskFormat, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
 import { OsTree, type FileTree } from './os-tree.js';
@@ -90,7 +90,12 @@ export class Inspection {
         if (spec.format === undefined && named === 'qcow2') spec.format = 'qcow2';
         // raw over an image whose header names a format would read its container as a disk: nothing found, nothing said.
         if (spec.format === 'raw' && named !== undefined && named !== 'raw')
-          throw new ApplianceError('EDISKFORMAT', `disk ${spec.path} has a ${named} header: inspect it as ${named} (format: '${named}', or leave format out)`);
+          throw new DiskRefusedError(
+            'EDISKFORMAT',
+            spec.path,
+            (w) =>
+              `disk ${spec.path} has a ${named} header: give ${w.format(spec.path, named)} to inspect it (as raw, its container would be read as the disk)`,
+          );
         return { spec, format: spec.format === 'auto' ? (named ?? 'raw') : (spec.format ?? 'raw') };
       }),
     );

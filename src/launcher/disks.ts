@@ -8,10 +8,10 @@
  * data file, vmdk extents) is refused unless the caller allows it: a guest that can write
  * an image could otherwise point one at any host file and read it (CVE-2010-3851).
  */
-import { constants } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, DiskRefusedError } from '../errors.js';
 
 import type { DiskFormat } from '../disk-formats.js';
 
@@ -54,9 +54,12 @@ const HEADER = 512;
 
 /** The format named by the image's header; 'raw' when no known header is there. */
 export async function detectDiskFormat(path: string): Promise<DiskFormat> {
-  const disk = await openDisk({ path, format: 'auto', allowBackingFile: true });
-  await closeDisks([disk]);
-  return disk.format;
+  const { fh } = await openImage(path, true);
+  try {
+    return formatOf(await readAt(fh, 0, HEADER));
+  } finally {
+    await fh.close();
+  }
 }
 
 function formatOf(h: Buffer): DiskFormat {
@@ -77,22 +80,28 @@ function formatOf(h: Buffer): DiskFormat {
  */
 export async function openDisk(spec: DiskSpec): Promise<OpenDisk> {
   const readonly = spec.readonly ?? true;
-  const fh = await openImage(spec.path, readonly);
+  const { fh, st } = await openImage(spec.path, readonly);
   try {
-    const st = await fh.stat();
-    if (!st.isFile() && !st.isBlockDevice()) {
-      throw new ApplianceError('EDISKACCESS', `disk ${spec.path} is not a regular file or a block device: pass a disk image`);
-    }
     const head = await readAt(fh, 0, HEADER);
     const format = chooseFormat(spec, formatOf(head));
+    const cipher = encryption(format, head);
+    if (cipher) {
+      throw new ApplianceError(
+        'EDISKFORMAT',
+        `disk ${spec.path} is an encrypted ${format} image (${cipher}): qemu would need its key, which appliance does not pass; ` +
+          'decrypt a copy first (qemu-img convert with --object secret, see qemu-img(1))',
+      );
+    }
     if (!spec.allowBackingFile) {
       const ref = await externalReference(fh, format, head);
       if (ref) {
-        throw new ApplianceError(
+        const flat = format === 'vmdk' ? 'qcow2' : format;
+        throw new DiskRefusedError(
           'EDISKBACKING',
-          `disk ${spec.path} is a ${format} image with ${ref}, which qemu would open too (a crafted image can name ` +
-            `any host file this way): flatten it with "qemu-img convert -O ${format === 'vmdk' ? 'qcow2' : format} ` +
-            `${spec.path} flat.img", or allow it explicitly (allowBackingFile, --disk …,backing) if you trust it`,
+          spec.path,
+          (w) =>
+            `disk ${spec.path} is a ${format} image with ${ref}, which qemu would open too (an image can name any host file so): ` +
+            `if you trust it, give ${w.backing(spec.path)}; else flatten it: qemu-img convert -O ${flat} ${spec.path} flat.${flat}`,
         );
       }
     }
@@ -133,20 +142,33 @@ export async function closeDisks(disks: OpenDisk[]): Promise<void> {
 
 function chooseFormat(spec: DiskSpec, detected: DiskFormat): DiskFormat {
   if (spec.format === 'auto') return detected;
+  const path = spec.path;
   if (spec.format === undefined) {
     if (detected === 'raw') return 'raw';
-    throw new ApplianceError(
+    throw new DiskRefusedError(
       'EDISKFORMAT',
-      `disk ${spec.path} has a ${detected} header: give its format (format: '${detected}'; on the command line --disk …,format=${detected}) to attach it as a ${detected} image, or raw to attach its bytes as they are`,
+      path,
+      (w) =>
+        `disk ${path} has a ${detected} header: give ${w.format(path, detected)} to attach it as a ${detected} image, or ${w.format(path, 'raw')} to attach its bytes as they are`,
     );
   }
   if (spec.format !== 'raw' && detected !== spec.format) {
-    throw new ApplianceError(
+    const asked = spec.format;
+    throw new DiskRefusedError(
       'EDISKFORMAT',
-      `disk ${spec.path} is not a ${spec.format} image (its header says ${detected}): give its real format (format: '${detected}'), or 'auto' to take the header's`,
+      path,
+      (w) =>
+        `disk ${path} is not a ${asked} image (its header says ${detected}): give ${w.format(path, detected)}, or ${w.format(path, 'auto')} to take the header's`,
     );
   }
   return spec.format;
+}
+
+/** The cipher of an encrypted qcow or qcow2 image (crypt_method, u32 BE at 36 and 32); undefined if none. */
+function encryption(format: DiskFormat, h: Buffer): string | undefined {
+  if (format !== 'qcow' && format !== 'qcow2') return undefined;
+  const method = h.readUInt32BE(format === 'qcow' ? 36 : 32);
+  return method === 0 ? undefined : method === 1 ? 'aes' : method === 2 ? 'luks' : `method ${method}`;
 }
 
 /** What other file the image makes qemu open, described for the error; undefined if none. */
@@ -198,11 +220,13 @@ async function nameAt(fh: FileHandle, offset: number, size: number): Promise<str
   return (await readAt(fh, offset, Math.min(size, 1023))).toString('utf8').replace(/\0+$/, '');
 }
 
-async function openImage(path: string, readonly: boolean): Promise<FileHandle> {
+/** An image opened, and refused unless it is a regular file or a block device. */
+async function openImage(path: string, readonly: boolean): Promise<{ fh: FileHandle; st: Stats }> {
+  let fh: FileHandle;
   try {
     // O_NONBLOCK: a FIFO at the path must not block this open forever (it is refused
     // after the fstat); it changes nothing for files and block devices.
-    return await open(path, (readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK);
+    fh = await open(path, (readonly ? constants.O_RDONLY : constants.O_RDWR) | constants.O_NONBLOCK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const fix =
@@ -215,6 +239,10 @@ async function openImage(path: string, readonly: boolean): Promise<FileHandle> {
             : 'make it writable by you, or attach it read-only';
     throw new ApplianceError('EDISKACCESS', `cannot open disk ${path} (${code ?? (err as Error).message}): ${fix}`, { cause: err });
   }
+  const st = await fh.stat();
+  if (st.isFile() || st.isBlockDevice()) return { fh, st };
+  await fh.close();
+  throw new ApplianceError('EDISKACCESS', `disk ${path} is not a regular file or a block device: pass a disk image`);
 }
 
 /** `length` bytes at `position`, zero-filled past the end of the file (so short files parse as headerless). */

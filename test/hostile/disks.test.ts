@@ -221,8 +221,7 @@ describe('a path swapped after the check', () => {
     const link = join(tmp, 'disk-link');
     symlinkSync(plain, link);
     // The swap happens between our check and qemu's start: a wrapper flips the link, then runs
-    // qemu. Only a start flips it: the launcher asks `qemu --version` before it opens the disks
-    // on a host with /dev/kvm (the accelerator verdict's key), and a flip then would come before the check.
+    // qemu. Only a start flips it (not a `--version`, which would come before the check).
     const real = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
     const qemu = join(tmp, 'qemu-flipping');
     writeFileSync(qemu, `#!/bin/sh\ncase "$1" in --version|-version) ;; *) ln -sfn ${backed} ${link} ;; esac\nexec ${real} "$@"\n`);
@@ -232,5 +231,80 @@ describe('a path swapped after the check', () => {
     expect(first.toString()).not.toBe('TOPSECRET');
     expect(first).toEqual(Buffer.alloc(9)); // the plain qcow2 reads as zeros
     expect(readlinkSync(link)).toBe(backed); // the wrapper did flip it, after the check
+  }, 120_000);
+});
+
+describe('the command lines', () => {
+  // In the images' folder, with relative names, as a user types them (a line is cut at 300 characters).
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, [CLI, ...args], { cwd: tmp, encoding: 'utf8', env: { ...process.env, APPLIANCE_CACHE_DIR: SHARED_CACHE }, timeout: 120_000 });
+
+  it('say what to give in their own options, and the inspect commands read an overlay with --backing', () => {
+    const [base, overlay, qcow2] = ['cli-base.qcow2', 'cli-overlay.qcow2', 'cli-plain.qcow2'];
+    execFileSync('qemu-img', ['convert', '-q', '-O', 'qcow2', marked, base], { cwd: tmp });
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', overlay], { cwd: tmp });
+    img(qcow2, '-f', 'qcow2');
+    for (const name of [base, overlay, qcow2]) hashes.set(join(tmp, name), sha(join(tmp, name)));
+
+    const refusals: [string[], string][] = [
+      [
+        ['ls', overlay, '/'],
+        `disk ${overlay} is a qcow2 image with a backing file (${base}), which qemu would open too (an image can name any host file so): if you trust it, give --backing; else flatten it: qemu-img convert -O qcow2 ${overlay} flat.qcow2`,
+      ],
+      [
+        ['cat', '--format', 'raw', qcow2, '/x'],
+        `disk ${qcow2} has a qcow2 header: give --format qcow2 to inspect it (as raw, its container would be read as the disk)`,
+      ],
+      [
+        ['inspect', '--format', 'vdi', qcow2],
+        `disk ${qcow2} is not a vdi image (its header says qcow2): give --format qcow2, or --format auto to take the header's`,
+      ],
+      [
+        ['boot', '--disk', overlay, '--', 'true'],
+        `disk ${overlay} has a qcow2 header: give --disk ${overlay},format=qcow2 to attach it as a qcow2 image, or --disk ${overlay},format=raw to attach its bytes as they are`,
+      ],
+      [
+        ['boot', '--disk', `${overlay},format=qcow2`, '--', 'true'],
+        `disk ${overlay} is a qcow2 image with a backing file (${base}), which qemu would open too (an image can name any host file so): if you trust it, give --disk ${overlay},backing; else flatten it: qemu-img convert -O qcow2 ${overlay} flat.qcow2`,
+      ],
+    ];
+    for (const [args, line] of refusals) {
+      const r = cli(args);
+      expect(r.stderr, args.join(' ')).toBe(`appliance: ${line}\n`);
+      expect(r.status, args.join(' ')).toBe(125);
+    }
+
+    // Allowed, the overlay reads as its base: the marker the caller's image holds.
+    expect(cli(['ls', '--backing', overlay, '/'])).toMatchObject({ status: 0, stdout: 'lost+found\nmarker\n' });
+    expect(cli(['cat', '--backing', overlay, '/marker'])).toMatchObject({ status: 0, stdout: 'the image the caller named\n' });
+  }, 120_000);
+
+  it("--disk takes a path with commas written twice, as qemu's options do, and boot --help's example runs as written", () => {
+    const dir = mkdtempSync(join(tmp, 'commas-'));
+    const path = join(dir, 'a,b.img');
+    writeFileSync(path, readFileSync(marked));
+    hashes.set(path, markedHash);
+    const r = cli([
+      'boot',
+      '--disk',
+      `${path.replaceAll(',', ',,')},format=raw`,
+      '--',
+      'sh',
+      '-c',
+      'mount -o ro /dev/disk/by-id/virtio-disk0 /mnt && cat /mnt/marker',
+    ]);
+    expect(r).toMatchObject({ status: 0, stdout: 'the image the caller named\n' });
+
+    // The example of `boot --help`, in a folder where its disk.img is the marked image.
+    const example = /Example: (appliance boot .*)$/m.exec(cli(['boot', '--help']).stdout)?.[1];
+    expect(example).toContain('disk.img');
+    writeFileSync(join(dir, 'disk.img'), readFileSync(marked));
+    const ran = spawnSync('sh', ['-c', example!.replace(/^appliance /, `"${process.execPath}" "${CLI}" `)], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, APPLIANCE_CACHE_DIR: SHARED_CACHE },
+      timeout: 120_000,
+    });
+    expect(ran).toMatchObject({ status: 0, stdout: 'lost+found\nmarker\n' });
   }, 120_000);
 });

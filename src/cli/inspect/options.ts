@@ -6,11 +6,12 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
-import { ApplianceError, ImageFileError } from '../../errors.js';
+import { ApplianceError, DiskRefusedError, ImageFileError, type DiskWords } from '../../errors.js';
 import { CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, usageError } from '../common.js';
 
 export interface CommonOptions {
   format?: string;
+  backing?: boolean;
   key: string[];
   cacheDir?: string;
   json?: boolean;
@@ -27,10 +28,13 @@ export function splitDiskFs(spec: string): { disk: string; fs: string } {
 }
 
 function diskSpec(path: string, o: CommonOptions): DiskSpec | string {
-  if (o.format === undefined) return path;
-  if (!isDiskFormat(o.format)) throw usageError(`--format "${o.format}": use one of ${DISK_FORMAT_CHOICES.join(', ')}`);
-  return { path, format: o.format };
+  if (o.format !== undefined && !isDiskFormat(o.format)) throw usageError(`--format "${o.format}": use one of ${DISK_FORMAT_CHOICES.join(', ')}`);
+  if (o.format === undefined && !o.backing) return path;
+  return { path, format: o.format, allowBackingFile: o.backing };
 }
+
+/** A refused image's remedy in these commands' options. */
+const WORDS: DiskWords = { format: (_disk, format) => `--format ${format}`, backing: () => '--backing' };
 
 function inspectOptions(o: CommonOptions): InspectOptions {
   // UUID=KEY for one container; any other word (an "=" in it or not) is a key each container tries.
@@ -47,10 +51,14 @@ function inspectOptions(o: CommonOptions): InspectOptions {
 
 export async function open(disks: string[], o: CommonOptions): Promise<Inspection> {
   const { inspect } = await import('../../inspect/index.js');
-  return inspect(
-    disks.map((d) => diskSpec(d, o)),
-    inspectOptions(o),
-  );
+  try {
+    return await inspect(
+      disks.map((d) => diskSpec(d, o)),
+      inspectOptions(o),
+    );
+  } catch (err) {
+    throw err instanceof DiskRefusedError ? new ApplianceError(err.code, err.inWords(WORDS), { cause: err }) : err;
+  }
 }
 
 export function common(cmd: Command): Command {
@@ -61,6 +69,10 @@ export function common(cmd: Command): Command {
       'a key of the LUKS containers (each tries every one given), or of the one with this UUID; repeatable',
       (v: string, prev: string[]) => [...prev, v],
       [],
+    )
+    .option(
+      '--backing',
+      'allow images whose headers name other host files (a backing file, a data file, vmdk extents), which qemu then opens: only for images you trust',
     )
     .option(...CACHE_DIR_OPTION)
     .option('--verbose', 'explain each step on stderr');
