@@ -11,7 +11,7 @@ import type { DiskRefusedError } from '../src/errors.js';
 import { DISK_SLOTS } from '../src/guest/contract.js';
 import { planAccel, TCG } from '../src/launcher/accel.js';
 import { BASE_CMDLINE, DISK_FD, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/launcher/argv.js';
-import { closeDisks, detectDiskFormat, openDisk, type DiskFormat, type DiskSpec } from '../src/launcher/disks.js';
+import { closeDisks, detectDiskFormat, diskSpecs, openDisk, type DiskFormat, type DiskSpec } from '../src/launcher/disks.js';
 import { findQemu } from '../src/launcher/binary.js';
 import { machineCandidates, machineProfile } from '../src/launcher/machine.js';
 import { snapshotKey } from '../src/launcher/snapshot.js';
@@ -249,6 +249,28 @@ describe('disk formats', () => {
       );
     }
     expect(await resolveDisk({ path: img('clear.qcow', '-f', 'qcow'), format: 'qcow' })).toMatchObject({ format: 'qcow' });
+  });
+
+  it('takes a path alone as { path }, and refuses by name what the types forbid and JavaScript can pass', () => {
+    expect(diskSpecs(['a.img', { path: 'b.qcow2', format: 'qcow2', readonly: false }])).toEqual([
+      { path: 'a.img' },
+      { path: 'b.qcow2', format: 'qcow2', readonly: false },
+    ]);
+    const usage = 'give a list of disk images, each a path or { path, format?, readonly?, allowBackingFile? }';
+    const refused: [unknown, string][] = [
+      ['a.img', `disks: ${usage} (got one path)`],
+      [{ path: 'a.img' }, `disks: ${usage} (got object)`],
+      [[42], `disks[0]: ${usage}`],
+      [['a.img', null], `disks[1]: ${usage}`],
+      [[{ path: '' }], `disks[0]: ${usage}`],
+      [
+        [{ path: 'a.img', format: 'ext4' }],
+        'disks[0] (a.img): format "ext4" is not an image format: use one of raw, qcow2, qcow, qed, vmdk, vdi, vhdx, vpc, auto',
+      ],
+      [[{ path: 'a.img', readonly: 'no' }], 'disks[0] (a.img): readonly must be true or false'],
+      [[{ path: 'a.img', allowBackingFile: 1 }], 'disks[0] (a.img): allowBackingFile must be true or false'],
+    ];
+    for (const [disks, message] of refused) expect(() => diskSpecs(disks)).toThrow(expect.objectContaining({ code: 'EINVAL', message }));
   });
 
   it('detects formats only of what can be a disk: a folder or a FIFO is refused, not read', async () => {

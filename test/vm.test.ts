@@ -30,7 +30,8 @@ beforeAll(async () => {
   disk = join(tmp, 'user.img');
   await mkext2(tree, disk);
   diskHash = sha(readFileSync(disk));
-  vm = await boot({ cacheDir, accel: 'auto', disks: [{ path: disk, format: 'raw' }] });
+  // A path alone is { path }: raw, its header naming no other format.
+  vm = await boot({ cacheDir, accel: 'auto', disks: [disk] });
 }, 240_000);
 
 afterAll(async () => {
@@ -103,6 +104,18 @@ describe('one booted appliance', () => {
     const r = await vm.exec(['no-such-program']);
     expect(r.exitCode).toBe(127);
     expect(r.stderr.toString()).toContain('no-such-program');
+  });
+
+  it('refuses a command that is not a list of strings (what JavaScript can pass) by saying how to write it', async () => {
+    for (const argv of ['ls -l', [1], ['ls', null], undefined]) {
+      await expect(vm.exec(argv as never)).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: "exec takes the command as a list of strings (or Buffers): ['ls', '-l'], or ['sh', '-c', 'a | b'] for a shell line",
+      });
+    }
+    const s = vm.execStream('ls' as never);
+    await expect(s.result).rejects.toMatchObject({ code: 'EINVAL' });
+    expect((await vm.exec(['true'])).exitCode).toBe(0);
   });
 
   it('kills a command at its timeout', async () => {

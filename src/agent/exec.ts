@@ -102,7 +102,8 @@ function checkOptions(opts: ExecOptions): void {
 }
 
 function describe(argv: (string | Buffer)[]): string {
-  const text = argv.join(' ');
+  // Not a list (JavaScript can pass one string): encodeExec refuses it, in words that need this.
+  const text = Array.isArray(argv) ? argv.join(' ') : String(argv);
   return `"${text.length > 80 ? `${text.slice(0, 77)}...` : text}"`;
 }
 

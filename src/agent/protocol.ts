@@ -130,6 +130,9 @@ export interface ExecRequest {
 }
 
 export function encodeExec(req: ExecRequest): Buffer {
+  if (!Array.isArray(req.argv) || req.argv.some((a) => typeof a !== 'string' && !Buffer.isBuffer(a))) {
+    throw new ApplianceError('EINVAL', "exec takes the command as a list of strings (or Buffers): ['ls', '-l'], or ['sh', '-c', 'a | b'] for a shell line");
+  }
   if (req.argv.length === 0) throw new ApplianceError('EINVAL', 'exec needs a command: argv is empty');
   const env = Object.entries(req.env ?? {}).map(([k, v]) => {
     if (!k || k.includes('=')) throw new ApplianceError('EINVAL', `bad environment variable name "${k}"`);

@@ -4,7 +4,7 @@
  * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
  */
 import { ApplianceError, DiskRefusedError } from '../errors.js';
-import { boot, detectDiskFormat, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
+import { boot, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
 import { OsTree, type FileTree } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
@@ -78,12 +78,13 @@ export class Inspection {
 
   /** @internal */
   static async open(disks: (string | DiskSpec)[], opts: InspectOptions = {}): Promise<Inspection> {
-    if (disks.length === 0) throw new ApplianceError('EINVAL', 'inspect needs at least one disk image');
+    const specs = diskSpecs(disks);
+    if (specs.length === 0) throw new ApplianceError('EINVAL', 'inspect needs at least one disk image');
     // Always read-only; a path alone is qcow2 or raw as its header says (any other format
     // must be named). The header is read once: it also names what `auto` attaches.
     const images = await Promise.all(
-      disks.map(async (d) => {
-        const spec: DiskSpec = { ...(typeof d === 'string' ? { path: d } : d), readonly: true };
+      specs.map(async (d) => {
+        const spec: DiskSpec = { ...d, readonly: true };
         const named =
           spec.format === undefined || spec.format === 'auto' || spec.format === 'raw' ? await detectDiskFormat(spec.path).catch(() => undefined) : undefined;
         // A path, or { path } alone: qcow2 or raw, as its header says.

@@ -12,8 +12,7 @@ import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
-
-import type { DiskFormat } from '../disk-formats.js';
+import { DISK_FORMATS, type DiskFormat } from '../disk-formats.js';
 
 export type { DiskFormat } from '../disk-formats.js';
 
@@ -31,6 +30,31 @@ export interface DiskSpec {
   readonly?: boolean;
   /** Allow an image that makes qemu open other host files (backing file, data file, extents). */
   allowBackingFile?: boolean;
+}
+
+/**
+ * The caller's disks as specs: a path alone is `{ path }`. What JavaScript can pass that
+ * the types forbid (one path instead of a list, a number for a path, a filesystem type for
+ * a format) is refused by name, not left to fail deeper in words of ours.
+ */
+export function diskSpecs(disks: unknown): DiskSpec[] {
+  const usage = 'give a list of disk images, each a path or { path, format?, readonly?, allowBackingFile? }';
+  if (!Array.isArray(disks)) throw new ApplianceError('EINVAL', `disks: ${usage} (got ${typeof disks === 'string' ? 'one path' : typeof disks})`);
+  return disks.map((d: unknown, i) => {
+    const spec = typeof d === 'string' ? { path: d } : (d as Partial<DiskSpec> | null);
+    if (typeof spec?.path !== 'string' || spec.path === '') throw new ApplianceError('EINVAL', `disks[${i}]: ${usage}`);
+    const { format, readonly, allowBackingFile } = spec;
+    if (format !== undefined && format !== 'auto' && !(DISK_FORMATS as readonly unknown[]).includes(format)) {
+      throw new ApplianceError(
+        'EINVAL',
+        `disks[${i}] (${spec.path}): format "${String(format)}" is not an image format: use one of ${DISK_FORMATS.join(', ')}, auto`,
+      );
+    }
+    for (const [name, value] of Object.entries({ readonly, allowBackingFile })) {
+      if (value !== undefined && typeof value !== 'boolean') throw new ApplianceError('EINVAL', `disks[${i}] (${spec.path}): ${name} must be true or false`);
+    }
+    return spec as DiskSpec;
+  });
 }
 
 /** A disk checked and open: qemu gets `fd` (a duplicate), never the path. */

@@ -15,6 +15,7 @@ import {
   abortError,
   closeDisks,
   launch,
+  diskSpecs,
   openDisks,
   type Accel,
   type Attempt,
@@ -26,8 +27,8 @@ import {
 import { GuestDeath } from './guest-death.js';
 
 export interface BootOptions {
-  /** User disks, attached read-only by default, in the guest as `Vm.disks[i].guestPath`. */
-  disks?: DiskSpec[];
+  /** User disks (a path alone is `{ path }`), attached read-only by default, in the guest as `Vm.disks[i].guestPath`. */
+  disks?: (string | DiskSpec)[];
   memoryMb?: number;
   cpus?: number;
   accel?: 'auto' | Accel;
@@ -116,7 +117,8 @@ export class Vm {
     const signal = bootSignal(opts);
     if (signal?.aborted) throw abortError(signal.reason);
     // The disks first: a missing or refused image is said at once, not after a build.
-    const opened = await openDisks(opts.disks ?? []);
+    const specs = diskSpecs(opts.disks ?? []);
+    const opened = await openDisks(specs);
     const appliance = isAppliance(opts.appliance)
       ? opts.appliance
       : await buildAppliance({ cacheDir: opts.cacheDir, log: opts.log, ...opts.appliance }).catch(async (err: unknown) => {
@@ -131,9 +133,9 @@ export class Vm {
       await closeDisks(opened);
       throw abortError(signal.reason);
     }
-    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), opened, signal });
+    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), disks: specs, opened, signal });
     const agent = launched.ready;
-    const disks = (opts.disks ?? []).map((d, i) => ({
+    const disks = specs.map((d, i) => ({
       path: d.path,
       serial: diskSerial(i),
       guestPath: diskGuestPath(i),
@@ -146,7 +148,7 @@ export class Vm {
       appliance,
       disks,
       timings,
-      (opts.disks ?? []).some((d) => d.readonly === false),
+      specs.some((d) => d.readonly === false),
     );
     // The guest dying (or qemu) must not leave callers waiting: its requests fail with EGUESTDIED.
     death.watch(launched, () => vm.closing !== undefined);
@@ -236,7 +238,6 @@ function launchOptions(appliance: Appliance, opts: BootOptions, modules: string[
     kernelSha256: appliance.manifest.kernel.sha256,
     initrd: appliance.initrd,
     root: appliance.root,
-    disks: opts.disks,
     memoryMb: opts.memoryMb,
     cpus: opts.cpus,
     accel: opts.accel,
