@@ -78,7 +78,7 @@ export interface DiskWords {
 }
 
 /** The library's words: DiskSpec's fields. */
-export const LIBRARY_DISK_WORDS: DiskWords = {
+const LIBRARY_DISK_WORDS: DiskWords = {
   format: (_disk, format) => `format: '${format}'`,
   backing: () => 'allowBackingFile: true',
 };
