@@ -231,7 +231,10 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
     expect(ours.cats.get(`disk0:2 ${hex('/data/link-shadow')}`)).toEqual(Buffer.from(IMAGE_SHADOW));
     expect((ours.cats.get(`disk0:3 ${hex('/escape')}`) as Error).message).toMatch(/ENOENT|No such file/);
     expect((ours.cats.get(`disk0:3 ${hex('/abs-shadow')}`) as Error).message).toMatch(/ENOENT|No such file/);
-    expect((ours.cats.get(`disk0:2 ${hex('/data/fifo')}`) as Error).message).toMatch(/EINVAL|not a regular file|Invalid argument/);
+    expect(ours.cats.get(`disk0:2 ${hex('/data/fifo')}`)).toMatchObject({
+      code: 'EINVAL',
+      message: '/data/fifo: EINVAL: a FIFO, not a regular file: it has no content to read',
+    });
   });
 
   it('stat, lstat, readdir, readlink, checksum and createReadStream agree with the walk and with the oracle', async () => {

@@ -23,7 +23,7 @@ import {
 } from '../guest/contract.js';
 import type { Vm } from '../vm/index.js';
 import type { Name, Range } from './probe/types.js';
-import { complete, num, parseFields, text, WalkDecoder, type FileStat, type WalkEvent } from './records.js';
+import { complete, num, parseFields, text, WalkDecoder, type FileStat, type FileType, type WalkEvent } from './records.js';
 
 export interface BlockDevice {
   /** Kernel name: vdb, vdb1, dm-0, md127. */
@@ -229,7 +229,7 @@ export class Helper {
       if (r.exitCode === 0) return;
       // The helper exits with CAT_ERRNO_BASE + the errno when the file cannot be read: said
       // as every file error is (musl's strerror has no words for some, e.g. EUCLEAN).
-      if (r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE) throw fileError(r.exitCode - CAT_ERRNO_BASE, path);
+      if (r.exitCode !== null && r.exitCode > CAT_ERRNO_BASE) throw await this.unreadable(root, path, r.exitCode - CAT_ERRNO_BASE);
       let said = (await stderr)
         .toString('utf8')
         .trim()
@@ -239,6 +239,20 @@ export class Helper {
       throw new ApplianceError('EINSPECT', `${String(path)}: ${said || `status ${r.exitCode}`}`);
     });
     return { stream: s.stdout, done };
+  }
+
+  /**
+   * Why a file could not be read. What is not a regular file fails its open in ways that
+   * name something else (a FIFO or socket EINVAL or ENXIO, a device node EACCES on the
+   * nodev mount): such a one is named by its type, found by a stat on that error only.
+   */
+  private async unreadable(root: string, path: Name, errno: number): Promise<ImageFileError> {
+    const { EINVAL, EACCES, ENXIO } = osConstants.errno;
+    if (errno !== EINVAL && errno !== EACCES && errno !== ENXIO) return fileError(errno, path);
+    const type = (await this.stat(root, path, { follow: true }).catch(() => undefined))?.type;
+    const what = type && NOT_REGULAR[type];
+    if (!what) return fileError(errno, path);
+    return new ImageFileError('EINVAL', `${String(path)}: EINVAL: a ${what}, not a regular file: it has no content to read`, EINVAL, path);
   }
 
   /**
@@ -329,6 +343,9 @@ function fitsRecord(path: Name): void {
 }
 
 /** A file's errno in the guest as our error, naming the path. */
+/** The types of file that have no content to read, as an error names them. */
+const NOT_REGULAR: Partial<Record<FileType, string>> = { fifo: 'FIFO', socket: 'socket', chardev: 'character device', blockdev: 'block device' };
+
 export function fileError(errno: number, path: Name): ImageFileError {
   const code = errnoCode(errno);
   return new ImageFileError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${describeErrno(errno)}`, errno, path);

@@ -177,6 +177,8 @@ beforeAll(() => {
     ['ln /dup/a /dup', 'symlink /loop /loop', 'sif /big size 0x10000000000', 'sif /bad checksum 0x1234'],
     ['-O', 'metadata_csum'],
   );
+  // Files with no content to read: a FIFO and device nodes made by debugfs, a socket by its mode.
+  img.special = ext4('special', { '/sock': '' }, ['mknod fifo p', 'mknod cdev c 1 3', 'mknod bdev b 7 0', 'sif /sock mode 0140644']);
   img.deep = deepTree();
   // A clone whose /f points at a block past the end: the kernel refuses its inode (EUCLEAN).
   const blockMap = ['-O', '^extent,^metadata_csum,^64bit'];
@@ -274,6 +276,20 @@ describe('a corrupt filesystem', () => {
     expect(big.status).toBe(1);
     expect(big.stdout.length).toBe(MiB);
     expect(expectLines(big.stderr)).toEqual(['appliance: /big: longer than --max-bytes 1M: the rest was not printed']);
+  });
+
+  it('cat: a FIFO, a socket or a device node is named by its type, not by the errno its open happened to get (EACCES, ENXIO), exit 1', async () => {
+    for (const [path, what] of [
+      ['/fifo', 'a FIFO'],
+      ['/sock', 'a socket'],
+      ['/cdev', 'a character device'],
+      ['/bdev', 'a block device'],
+    ]) {
+      const r = await appliance(['cat', img.special!, path!]);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(expectLines(r.stderr)).toEqual([`appliance: ${img.special}: ${path}: EINVAL: ${what}, not a regular file: it has no content to read`]);
+    }
   });
 
   it('a reader that is gone before the first line (… | true): ls -R, inspect, diff and copy-out --json stop with 141 as SIGPIPE would', async () => {
