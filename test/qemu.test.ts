@@ -2,7 +2,7 @@
 // oracle), the host TSC rule, the accelerator verdict, and the PVH vmlinux extraction
 // (readelf and the lz4 tool as oracles).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import type { DiskRefusedError } from '../src/errors.js';
 import { DISK_SLOTS } from '../src/guest/contract.js';
 import { planAccel, TCG } from '../src/launcher/accel.js';
 import { BASE_CMDLINE, DISK_FD, kernelCmdline, qemuArgv, TCG_TB_SIZE_MB } from '../src/launcher/argv.js';
-import { closeDisks, detectDiskFormat, diskSpecs, openDisk, type DiskFormat, type DiskSpec } from '../src/launcher/disks.js';
+import { closeDisks, detectDiskFormat, diskSpecs, openDisk, openDisks, type DiskFormat, type DiskSpec } from '../src/launcher/disks.js';
 import { findQemu } from '../src/launcher/binary.js';
 import { machineCandidates, machineProfile } from '../src/launcher/machine.js';
 import { snapshotKey } from '../src/launcher/snapshot.js';
@@ -271,6 +271,27 @@ describe('disk formats', () => {
       [[{ path: 'a.img', allowBackingFile: 1 }], 'disks[0] (a.img): allowBackingFile must be true or false'],
     ];
     for (const [disks, message] of refused) expect(() => diskSpecs(disks)).toThrow(expect.objectContaining({ code: 'EINVAL', message }));
+  });
+
+  it('refuses one image given twice when either is read-write (by one path, or a symlink), and takes it twice read-only', async () => {
+    const image = img('twice.raw', '-f', 'raw');
+    const link = join(tmp, 'twice-link');
+    symlinkSync(image, link);
+    for (const [a, b] of [
+      [
+        { path: image, readonly: false },
+        { path: image, readonly: false },
+      ],
+      [{ path: image }, { path: link, readonly: false }],
+      [{ path: link, readonly: false }, { path: image }],
+    ]) {
+      const err = await openDisks([a!, b!]).catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        code: 'EDISKOPEN',
+        message: `disk ${b!.path} is the image of disk0 (${a!.path}) again, and read-write: the guest would write it through two devices at once; give it once, or read-only both times`,
+      });
+    }
+    await closeDisks(await openDisks([{ path: image }, { path: link }]));
   });
 
   it('detects formats only of what can be a disk: a folder or a FIFO is refused, not read', async () => {

@@ -152,10 +152,32 @@ export async function openDisks(specs: DiskSpec[]): Promise<OpenDisk[]> {
   const opened: OpenDisk[] = [];
   try {
     for (const spec of specs) opened.push(await openDisk(spec));
+    await refuseWritingTwice(specs, opened);
     return opened;
   } catch (err) {
     await closeDisks(opened);
     throw err;
+  }
+}
+
+/**
+ * One image given twice (by one path or two), read-write at least once: the guest would
+ * write it through two devices that know nothing of each other, and qemu does not stop it
+ * within one VM. Read-only twice is fine (a clone's comparison with itself).
+ */
+async function refuseWritingTwice(specs: DiskSpec[], disks: OpenDisk[]): Promise<void> {
+  const seen = new Map<string, number>();
+  for (const [i, d] of disks.entries()) {
+    const st = await d.handle.stat();
+    const id = st.isBlockDevice() ? `device ${st.rdev}` : `${st.dev}:${st.ino}`;
+    const first = seen.get(id);
+    if (first !== undefined && !(d.readonly && disks[first]!.readonly)) {
+      throw new ApplianceError(
+        'EDISKOPEN',
+        `disk ${specs[i]!.path} is the image of disk${first} (${specs[first]!.path}) again, and read-write: the guest would write it through two devices at once; give it once, or read-only both times`,
+      );
+    }
+    seen.set(id, i);
   }
 }
 
