@@ -128,11 +128,11 @@ export class Inspection {
     // md…): each round assembles what the last one found, until nothing new appears.
     let fresh = this.probes;
     for (let layer = 0; layer < VOLUME_LAYERS_MAX && fresh.some(isMember); layer++) {
-      const found = await assembleVolumes(this.vm, fresh.filter(isMember), keys, this.report.md.length);
       const on = (name: string) => {
         const d = this.devices.find((x) => x.name === name);
         return d && this.where(d)?.id;
       };
+      const found = await assembleVolumes(this.vm, fresh.filter(isMember), keys, this.report.md.length, (name) => on(name) ?? name);
       this.report = {
         lvm: [...this.report.lvm, ...found.lvm],
         md: [...this.report.md, ...found.md],
@@ -239,6 +239,7 @@ export class Inspection {
       this.entries.map((e) => e.info),
       this.diskList,
       String(selector),
+      this.report.luks.filter((l) => !l.open),
     );
     const e = this.entries.find((x) => x.info.id === info.id)!;
     // Mounted now, so that a filesystem that cannot be says so here rather than at its first read.

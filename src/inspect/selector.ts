@@ -22,8 +22,14 @@ function candidates(infos: FilesystemInfo[], selector: string): FilesystemInfo[]
   return infos.filter((i) => !i.subvolume && (String(i.label) === s || i.uuid?.toLowerCase() === s.toLowerCase()));
 }
 
-/** The one filesystem `selector` names; a clear error listing the choices otherwise. */
-export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], selector: string): FilesystemInfo {
+/**
+ * The one filesystem `selector` names; a clear error listing the choices otherwise, and the
+ * LUKS containers left locked (`locked`), where the filesystem looked for may be.
+ */
+export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], selector: string, locked: { uuid: string; on?: string }[] = []): FilesystemInfo {
+  const lockedNote = locked.length
+    ? `; locked: ${locked.map((l) => `the LUKS container ${l.uuid}${l.on ? ` on ${l.on}` : ''}`).join(', ')} (give ${locked.length > 1 ? 'their keys' : 'its key'})`
+    : '';
   const usable = infos.filter((i) => !i.error || i.type !== 'swap');
   const found = selector ? candidates(usable, selector) : usable.filter((i) => !i.subvolume && i.type !== 'swap');
   const choices = () => usable.map((i) => `${i.id} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ');
@@ -32,11 +38,14 @@ export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], select
     const names = disks.map((d) => `disk${d.index} (${d.path})`);
     throw new ApplianceError(
       'ENOFS',
-      `no filesystem we know on ${names.join(', ')}: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`,
+      `no filesystem we know on ${names.join(', ')}${lockedNote || `: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`}`,
     );
   }
   if (found.length === 0) {
-    throw new ApplianceError('ENOFS', selector ? `no filesystem "${selector}": the filesystems are ${choices()}` : `no filesystem on the disks: ${choices()}`);
+    throw new ApplianceError(
+      'ENOFS',
+      (selector ? `no filesystem "${selector}": the filesystems are ${choices()}` : `no filesystem on the disks: ${choices()}`) + lockedNote,
+    );
   }
   throw new ApplianceError(
     'ENOFS',

@@ -31,13 +31,20 @@ const LVM_CONFIG = [
  */
 const LVM_ENV = { LVM_SYSTEM_DIR: '' };
 
-/** Keys for LUKS containers: by the container's UUID, or "*" for any. */
-/** Keys by container UUID; '*' for any container: several are tried in turn. */
+/** Keys for LUKS containers: by the container's UUID, or "*" for any; several are tried in turn. */
 export type LuksKeys = Record<string, string | Buffer | readonly (string | Buffer)[]>;
 
 /** The volumes whose members `probes` found; md arrays are numbered down from md127, after the `mdBefore` of earlier layers. */
-export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = {}, mdBefore = 0): Promise<VolumeReport> {
+export async function assembleVolumes(
+  vm: Vm,
+  probes: Probe[],
+  keys: LuksKeys = {},
+  mdBefore = 0,
+  idOf: (device: string) => string = (d) => d,
+): Promise<VolumeReport> {
   const report: VolumeReport = { lvm: [], md: [], luks: [], errors: [] };
+  // What the errors say: the ids the caller knows (disk0:2), not the guest's device names.
+  const ids = (devices: string[]) => devices.map(idOf).join(', ');
   const members = probes.flatMap((p) => {
     const m = memberOf(p);
     return m ? [{ device: p.device.name, ...m }] : [];
@@ -49,7 +56,7 @@ export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = 
   for (const m of members) twins.set(identity(m), [...(twins.get(identity(m)) ?? []), m.device]);
   const duplicated = (m: (typeof members)[number]) => (twins.get(identity(m))?.length ?? 0) > 1;
   for (const [k, devs] of twins) {
-    if (devs.length > 1) report.errors.push(`${k} is on ${devs.join(' and ')} (cloned images?): not assembled; inspect the disks one at a time`);
+    if (devs.length > 1) report.errors.push(`${k} is on ${devs.map(idOf).join(' and ')} (cloned images?): not assembled; inspect the disks one at a time`);
   }
   const pvs = members.filter((m) => m.kind === 'lvm-pv' && !duplicated(m));
   if (pvs.length)
@@ -57,15 +64,16 @@ export async function assembleVolumes(vm: Vm, probes: Probe[], keys: LuksKeys = 
       vm,
       report,
       pvs.map((m) => m.device),
+      ids,
     );
   const mds = members.filter((m) => m.kind === 'md-member' && !duplicated(m));
-  if (mds.length) await assembleMd(vm, report, mds, mdBefore);
+  if (mds.length) await assembleMd(vm, report, mds, mdBefore, ids);
   for (const l of members.filter((m) => m.kind === 'luks' && !duplicated(m)))
-    await openLuks(vm, report, l.device, l.uuid, keys[l.uuid.toLowerCase()] ?? keys[l.uuid] ?? keys['*']);
+    await openLuks(vm, report, l.device, l.uuid, keys[l.uuid.toLowerCase()] ?? keys[l.uuid] ?? keys['*'], idOf(l.device));
   return report;
 }
 
-async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Promise<void> {
+async function activateLvm(vm: Vm, report: VolumeReport, devices: string[], ids: (devices: string[]) => string): Promise<void> {
   const only = `devices { filter = [ ${devices.map((d) => `"a|^/dev/${d}$|"`).join(', ')}, "r|.*|" ] }`;
   const config = `${LVM_CONFIG} ${only}`;
   const vgs = await vm.exec(['lvm', 'vgs', '--readonly', '--noheadings', '-o', 'vg_name', '--config', config], { env: LVM_ENV });
@@ -75,7 +83,7 @@ async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Pro
     .map((s) => s.trim())
     .filter(Boolean);
   if (names.length === 0) {
-    report.errors.push(`LVM: no volume group on ${devices.join(', ')}${vgs.exitCode ? `: ${vgs.stderr.toString('utf8').trim().split('\n').at(-1)}` : ''}`);
+    report.errors.push(`LVM: no volume group on ${ids(devices)}${vgs.exitCode ? `: ${vgs.stderr.toString('utf8').trim().split('\n').at(-1)}` : ''}`);
     return;
   }
   // Every VG read-only: device-mapper then refuses writes as the disks underneath do.
@@ -101,7 +109,13 @@ async function activateLvm(vm: Vm, report: VolumeReport, devices: string[]): Pro
  * would also take the members left out as clones, and skips arrays of another host
  * unless told to ignore homehosts. Read-only, so not even a resync starts.
  */
-async function assembleMd(vm: Vm, report: VolumeReport, members: { device: string; uuid: string; detail?: string }[], before: number): Promise<void> {
+async function assembleMd(
+  vm: Vm,
+  report: VolumeReport,
+  members: { device: string; uuid: string; detail?: string }[],
+  before: number,
+  ids: (devices: string[]) => string,
+): Promise<void> {
   // Numbered down from md127 in the order of their first member by device name (vda1
   // before vda2 before vdb1), as libguestfs's appliance assembles them (mdadm -As).
   const byName = [...members].sort((a, b) => a.device.localeCompare(b.device, 'en', { numeric: true }));
@@ -113,17 +127,17 @@ async function assembleMd(vm: Vm, report: VolumeReport, members: { device: strin
     if (r.exitCode === 0) report.md.push({ device, uuid, ...(devices[0]!.detail ? { level: devices[0]!.detail } : {}) });
     else
       report.errors.push(
-        `md ${uuid} on ${devices.map((m) => m.device).join(', ')}: ${r.stderr.toString('utf8').trim().split('\n').at(-1) || `mdadm status ${r.exitCode}`}`,
+        `md ${uuid} on ${ids(devices.map((m) => m.device))}: ${r.stderr.toString('utf8').trim().split('\n').at(-1) || `mdadm status ${r.exitCode}`}`,
       );
   }
 }
 
-async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: string, given: LuksKeys[string] | undefined): Promise<void> {
+async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: string, given: LuksKeys[string] | undefined, id: string): Promise<void> {
   const name = `luks-${uuid}`;
   const keys = given === undefined ? [] : typeof given === 'string' || Buffer.isBuffer(given) ? [given] : given;
   if (keys.length === 0) {
     report.luks.push({ device, uuid, open: false });
-    report.errors.push(`LUKS ${uuid} on ${device}: no key given (keys: { "${uuid}": … })`);
+    report.errors.push(`LUKS ${uuid} on ${id}: locked, no key given for it`);
     return;
   }
   let r!: Awaited<ReturnType<Vm['exec']>>;
@@ -134,7 +148,7 @@ async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: stri
   report.luks.push({ device, uuid, open: r.exitCode === 0 });
   if (r.exitCode === 0) return;
   const said = r.stderr.toString('utf8').trim().split('\n').at(-1) || `cryptsetup status ${r.exitCode}`;
-  report.errors.push(`LUKS ${uuid} on ${device}: ${/reload ioctl .*No such file or directory/.test(said) ? await missingCipher(vm, device) : said}`);
+  report.errors.push(`LUKS ${uuid} on ${id}: ${/reload ioctl .*No such file or directory/.test(said) ? await missingCipher(vm, device) : said}`);
 }
 
 /**
