@@ -164,7 +164,7 @@ export class Mounter {
     if (failed.length) {
       throw new ApplianceError(
         'EMOUNT',
-        `cannot unmount /dev/${device} to mount its clone: ${failed.map((r) => `${r.dir}: ${errnoCode(r.errno)}`).join(', ')}`,
+        `cannot unmount ${on.map((x) => x.info.id).join(', ')} to mount its clone: ${failed.map((r) => `${on.find((x) => mountDir(x.slot) === r.dir)?.info.id ?? r.dir}: ${errnoCode(r.errno)}`).join(', ')}`,
       );
     }
     await this.helper.btrfsForget();
