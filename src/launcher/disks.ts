@@ -67,6 +67,8 @@ export interface OpenDisk {
   protocol: 'file' | 'host_device';
   /** The caller allowed a backing file: qemu may open it (by the name the image holds). */
   allowBackingFile: boolean;
+  /** Which file it is, whatever path named it: a block device by its number, a file by device and inode. */
+  identity: string;
   /** Our descriptor of the image, open as `readonly` says (its handle's). */
   fd: number;
   handle: FileHandle;
@@ -135,6 +137,7 @@ export async function openDisk(spec: DiskSpec): Promise<OpenDisk> {
       readonly,
       protocol: st.isBlockDevice() ? 'host_device' : 'file',
       allowBackingFile: spec.allowBackingFile ?? false,
+      identity: st.isBlockDevice() ? `device ${st.rdev}` : `${st.dev}:${st.ino}`,
       fd: fh.fd,
       handle: fh,
       // Through /proc/self/fd: the file that was checked, whatever the path names by now.
@@ -152,7 +155,7 @@ export async function openDisks(specs: DiskSpec[]): Promise<OpenDisk[]> {
   const opened: OpenDisk[] = [];
   try {
     for (const spec of specs) opened.push(await openDisk(spec));
-    await refuseWritingTwice(specs, opened);
+    refuseWritingTwice(specs, opened);
     return opened;
   } catch (err) {
     await closeDisks(opened);
@@ -165,19 +168,17 @@ export async function openDisks(specs: DiskSpec[]): Promise<OpenDisk[]> {
  * write it through two devices that know nothing of each other, and qemu does not stop it
  * within one VM. Read-only twice is fine (a clone's comparison with itself).
  */
-async function refuseWritingTwice(specs: DiskSpec[], disks: OpenDisk[]): Promise<void> {
+function refuseWritingTwice(specs: DiskSpec[], disks: OpenDisk[]): void {
   const seen = new Map<string, number>();
   for (const [i, d] of disks.entries()) {
-    const st = await d.handle.stat();
-    const id = st.isBlockDevice() ? `device ${st.rdev}` : `${st.dev}:${st.ino}`;
-    const first = seen.get(id);
+    const first = seen.get(d.identity);
     if (first !== undefined && !(d.readonly && disks[first]!.readonly)) {
       throw new ApplianceError(
         'EDISKOPEN',
         `disk ${specs[i]!.path} is the image of disk${first} (${specs[first]!.path}) again, and read-write: the guest would write it through two devices at once; give it once, or read-only both times`,
       );
     }
-    seen.set(id, i);
+    seen.set(d.identity, i);
   }
 }
 
