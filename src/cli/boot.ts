@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { constants as osConstants } from 'node:os';
 import { ApplianceError, DiskRefusedError, type DiskWords } from '../errors.js';
 import type { BootOptions, DiskSpec, Vm } from '../vm/index.js';
-import { ACCEL_OPTION, action, CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, stdoutGone, usageError } from './common.js';
+import { DISK_FORMAT_CHOICES, isDiskFormat } from '../disk-formats.js';
+import { ACCEL_OPTION, action, CACHE_DIR_OPTION, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 
 interface BootCliOptions {

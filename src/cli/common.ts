@@ -1,6 +1,5 @@
 import type { Command, CommanderError } from 'commander';
 import { ApplianceError } from '../errors.js';
-import { DISK_FORMATS, type DiskFormat } from '../disk-formats.js';
 import { EXIT, exitStatus } from './exit-status.js';
 
 export interface ActionOptions<A extends unknown[]> {
@@ -105,10 +104,6 @@ export function watchStdout(): void {
 export function progressEnabled(): boolean {
   return Boolean(process.stderr.isTTY);
 }
-
-/** What --format and format= take: a format the library knows, or auto (the header's). */
-export const DISK_FORMAT_CHOICES: readonly string[] = [...DISK_FORMATS, 'auto'];
-export const isDiskFormat = (v: string): v is DiskFormat | 'auto' => DISK_FORMAT_CHOICES.includes(v);
 
 /** --cache-dir, as every command that uses the cache takes it. */
 export const CACHE_DIR_OPTION = ['--cache-dir <dir>', 'cache folder (default: $APPLIANCE_CACHE_DIR, $XDG_CACHE_HOME/appliance or ~/.cache/appliance)'] as const;

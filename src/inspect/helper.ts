@@ -342,10 +342,10 @@ function fitsRecord(path: Name): void {
   if (Buffer.byteLength(path) >= RECORD_PATH_MAX) throw fileError(osConstants.errno.ENAMETOOLONG, path);
 }
 
-/** A file's errno in the guest as our error, naming the path. */
 /** The types of file that have no content to read, as an error names them. */
 const NOT_REGULAR: Partial<Record<FileType, string>> = { fifo: 'FIFO', socket: 'socket', chardev: 'character device', blockdev: 'block device' };
 
+/** A file's errno in the guest as our error, naming the path. */
 export function fileError(errno: number, path: Name): ImageFileError {
   const code = errnoCode(errno);
   return new ImageFileError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${describeErrno(errno)}`, errno, path);

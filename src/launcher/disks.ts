@@ -12,7 +12,7 @@ import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
-import { DISK_FORMATS, type DiskFormat } from '../disk-formats.js';
+import { DISK_FORMAT_CHOICES, isDiskFormat, type DiskFormat } from '../disk-formats.js';
 
 export type { DiskFormat } from '../disk-formats.js';
 
@@ -44,10 +44,10 @@ export function diskSpecs(disks: unknown): DiskSpec[] {
     const spec = typeof d === 'string' ? { path: d } : (d as Partial<DiskSpec> | null);
     if (typeof spec?.path !== 'string' || spec.path === '') throw new ApplianceError('EINVAL', `disks[${i}]: ${usage}`);
     const { format, readonly, allowBackingFile } = spec;
-    if (format !== undefined && format !== 'auto' && !(DISK_FORMATS as readonly unknown[]).includes(format)) {
+    if (format !== undefined && !isDiskFormat(format)) {
       throw new ApplianceError(
         'EINVAL',
-        `disks[${i}] (${spec.path}): format "${String(format)}" is not an image format: use one of ${DISK_FORMATS.join(', ')}, auto`,
+        `disks[${i}] (${spec.path}): format "${String(format)}" is not an image format: use one of ${DISK_FORMAT_CHOICES.join(', ')}`,
       );
     }
     for (const [name, value] of Object.entries({ readonly, allowBackingFile })) {

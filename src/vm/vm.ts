@@ -133,7 +133,7 @@ export class Vm {
       await closeDisks(opened);
       throw abortError(signal.reason);
     }
-    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), disks: specs, opened, signal });
+    const launched = await launch({ ...launchOptions(appliance, opts, modules.held), opened, signal });
     const agent = launched.ready;
     const disks = specs.map((d, i) => ({
       path: d.path,

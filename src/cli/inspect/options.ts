@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
 import { ApplianceError, DiskRefusedError, ImageFileError, type DiskWords } from '../../errors.js';
-import { CACHE_DIR_OPTION, DISK_FORMAT_CHOICES, isDiskFormat, usageError } from '../common.js';
+import { DISK_FORMAT_CHOICES, isDiskFormat } from '../../disk-formats.js';
+import { CACHE_DIR_OPTION, usageError } from '../common.js';
 
 export interface CommonOptions {
   format?: string;
