@@ -26,8 +26,9 @@ export type ErrorCode =
   // the guest channel and commands in the guest
   | 'EAGENTGONE' | 'ECLOSED' | 'EPROTO' | 'ETIMEDOUT' | 'EABORTED' | 'EINPUT' | 'ETOOBIG'
   // inspecting disk images: a helper that failed, a filesystem or path that is not there, one that will not mount,
-  // a package database in an image that cannot be read (truncated, corrupt or hostile)
-  | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS' | 'EPACKAGEDB'
+  // a package database in an image that cannot be read (truncated, corrupt or hostile), a clone's volumes
+  // not assembled beside its twin's
+  | 'EINSPECT' | 'ENOFS' | 'EMOUNT' | 'ENOOS' | 'EPACKAGEDB' | 'ECLONE'
   // a file read from a disk image that is not what its format says: a Windows registry hive
   | 'EHIVE'
   // a guest errno by name (ENOENT, EISDIR…), or EGUEST for one this host has no name for

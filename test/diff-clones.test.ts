@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diff, inspect } from '../src/inspect/index.js';
+import { boot } from '../src/vm/index.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const CLI = resolve('dist/src/bin.cjs');
@@ -192,5 +193,107 @@ describe('diff of an image and its clone', () => {
     const r = cli('ls', '-R', before, '/boot/efi');
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual(['/boot/efi', '/boot/efi/EFI', '/boot/efi/EFI/debian', '/boot/efi/EFI/debian/grub.cfg']);
+  });
+});
+
+// The same on an OS whose root is an LVM logical volume, as most RHEL, Fedora and server
+// installs are: a clone shares its PV and VG UUIDs, which one kernel cannot activate twice.
+describe('diff of an OS on LVM and its clone', () => {
+  const BOOT_UUID = '3b1c2d4e-5f60-4718-8a9b-0c1d2e3f4a5b';
+  let lvmA: string;
+  let lvmB: string;
+
+  /** A shell script run in an appliance with `disks` attached (the first read-write). */
+  async function inGuest(disks: string[], script: string): Promise<void> {
+    const vm = await boot({ cacheDir: SHARED_CACHE, disks: disks.map((path, i) => ({ path, format: 'raw' as const, readonly: i > 0 })) });
+    try {
+      const r = await vm.exec(['sh', '-c', `set -eu\n${script}`], { env: { LVM_SYSTEM_DIR: '' } });
+      if (r.exitCode !== 0) throw new Error(`in the guest: status ${r.exitCode}: ${r.stderr.toString()}`);
+    } finally {
+      await vm.close();
+    }
+  }
+  const LVM = `lvm_() { c=$1; shift; lvm "$c" -q --config 'devices { obtain_device_list_from_udev = 0 } activation { udev_sync = 0 udev_rules = 0 verify_udev_operations = 1 }' "$@"; }
+disk() { echo "/dev/$(basename "$(readlink -f /dev/disk/by-id/virtio-disk$1)")"; }
+`;
+
+  beforeAll(async () => {
+    const root = join(work, 'lvm-root');
+    tree(root, {
+      '/etc/fstab': `/dev/mapper/vgclone-root / ext4 defaults 0 1\nUUID=${BOOT_UUID} /boot ext4 defaults 0 2\n`,
+      '/etc/os-release': 'NAME="Fedora Linux"\nVERSION_ID=40\nID=fedora\n',
+      '/etc/hostname': 'lvm-clone\n',
+      '/etc/motd': 'hello from the original\n',
+      '/etc/old.conf': 'removed in the clone\n',
+    });
+    mkdirSync(join(root, 'bin'));
+    copyFileSync('/bin/ls', join(root, 'bin/ls'));
+    mkdirSync(join(root, 'boot'));
+    const boot_ = join(work, 'lvm-boot');
+    tree(boot_, { '/grub.cfg': 'set root=hd0,msdos1\n' });
+    const [rootFs, bootFs] = [join(work, 'lvm-root.img'), join(work, 'lvm-boot.img')];
+    sh('mkfs.ext4', ['-q', '-d', root, rootFs, '24M']);
+    sh('mkfs.ext4', ['-q', '-U', BOOT_UUID, '-d', boot_, bootFs, '8M']);
+    lvmA = join(work, 'lvm-a.raw');
+    lvmB = join(work, 'lvm-b.raw');
+    sh('truncate', ['-s', '48M', lvmA]);
+    const layout = spawnSync('sfdisk', ['-q', lvmA], { input: 'label: dos\nstart=2048, size=16384, type=83\nstart=18432, type=8e\n' });
+    if (layout.status !== 0) throw new Error(`sfdisk: ${layout.stderr}`);
+    sh('dd', [`if=${bootFs}`, `of=${lvmA}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
+    // The PV, the VG and the root LV made by lvm in an appliance (this host has no device-mapper), the root copied onto it.
+    await inGuest(
+      [lvmA, rootFs],
+      `${LVM}lvm_ pvcreate "$(disk 0)2"\nlvm_ vgcreate vgclone "$(disk 0)2"\nlvm_ lvcreate -Zn -L 24M -n root vgclone\n` +
+        `cat "$(disk 1)" > /dev/mapper/vgclone-root\nsync\nlvm_ vgchange -an vgclone\n`,
+    );
+    copyFileSync(lvmA, lvmB);
+    // The clone changed through its own LVM: a file rewritten at the same size, one removed, one added, /boot's grub.cfg.
+    await inGuest(
+      [lvmB],
+      `${LVM}lvm_ vgchange -ay vgclone\nmount /dev/mapper/vgclone-root /mnt\nprintf 'hello from the clone!!!\\n' > /mnt/etc/motd\n` +
+        `rm /mnt/etc/old.conf\necho added > /mnt/etc/new.conf\numount /mnt\nmount "$(disk 0)1" /mnt\n` +
+        `printf 'set root=lvm/vgclone-root\\n' > /mnt/grub.cfg\numount /mnt\nlvm_ vgchange -an vgclone\n`,
+    );
+  }, 180_000);
+
+  it('the command finds exactly the changes, on the LV root and /boot, in either order and with --json', () => {
+    const sums = [sha(lvmA), sha(lvmB)];
+    const lines = (r: ReturnType<typeof cli>) => {
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      return r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => `${l[0]} ${l.slice(l.lastIndexOf(' /') + 1)}`);
+    };
+    expect(lines(cli('diff', lvmA, lvmB))).toEqual(['= /boot/grub.cfg (size, content)', '= /etc/motd (content)', '+ /etc/new.conf', '- /etc/old.conf']);
+    expect(lines(cli('diff', lvmB, lvmA))).toEqual(['= /boot/grub.cfg (size, content)', '= /etc/motd (content)', '- /etc/new.conf', '+ /etc/old.conf']);
+    const json = JSON.parse(cli('diff', '--json', lvmA, lvmB).stdout) as { change: string; path: string }[];
+    expect(json.map((c) => `${c.change} ${c.path}`)).toEqual(['changed /boot/grub.cfg', 'changed /etc/motd', 'added /etc/new.conf', 'removed /etc/old.conf']);
+    expect([sha(lvmA), sha(lvmB)]).toEqual(sums);
+  });
+
+  it("the library: an LV root is its disk's tree; clones in one inspection say so (ECLONE) rather than read another filesystem", async () => {
+    {
+      await using a = await inspect([lvmA], { cacheDir: SHARED_CACHE });
+      await using b = await inspect([lvmB], { cacheDir: SHARED_CACHE });
+      expect((await a.os())[0]).toMatchObject({ root: 'vgclone/root', mountpoints: { '/': 'vgclone/root', '/boot': 'disk0:1' } });
+      const changes = await diff(await a.tree(), await b.tree());
+      expect(changes.map((c) => `${c.change} ${String(c.path)}`)).toEqual([
+        'changed /boot/grub.cfg',
+        'changed /etc/motd',
+        'added /etc/new.conf',
+        'removed /etc/old.conf',
+      ]);
+      const [at] = [await a.locate('/etc/hostname')];
+      expect(at.fs.info.id).toBe('vgclone/root');
+    }
+    await using both = await inspect([lvmA, lvmB], { cacheDir: SHARED_CACHE });
+    expect(both.volumes().errors.join('\n')).toMatch(/is on disk0:2 and disk1:2 \(cloned images\?\): not assembled; inspect each image on its own/);
+    for (const disk of [0, 1]) {
+      await expect(both.tree(disk)).rejects.toMatchObject({ code: 'ECLONE', message: expect.stringContaining(`disk${disk} (${disk ? lvmB : lvmA})`) });
+      // Its only filesystem left (/boot) is not taken for the OS's tree.
+      await expect(both.locate('/etc/hostname', '', disk)).rejects.toMatchObject({ code: 'ECLONE' });
+    }
   });
 });

@@ -27,7 +27,8 @@ export interface DiffOptions {
   /**
    * Which files' contents are hashed (sha256, in the guest). 'changed' (default): files of
    * equal size whose inode is not the same unchanged one (inode number, mtime and ctime all
-   * equal: a clone's untouched file); 'all': every file, on both sides.
+   * equal: a clone's untouched file, told only where the trees' `stableInodes` say inode
+   * numbers are on disk); 'all': every file, on both sides.
    */
   checksum?: 'changed' | 'all';
   /**
@@ -73,7 +74,11 @@ export async function diff(a: FileTree, b: FileTree, opts: DiffOptions = {}): Pr
   let after = await tree(b, 'b', path, all, opts.signal);
   const unread: DiffError[] = [];
   if (!all) {
-    const unsure = [...after.entries.values()].filter((s) => mayDiffer(before.entries.get(keyOf(s)), s));
+    const stable = (t: FileTree, s: FileStat) => t.stableInodes?.(s.path) ?? false;
+    const unsure = [...after.entries.values()].filter((s) => {
+      const old = before.entries.get(keyOf(s));
+      return mayDiffer(old, s, old !== undefined && stable(a, old) && stable(b, s));
+    });
     if (unsure.length > ONE_BY_ONE) {
       before = await tree(a, 'a', path, true, opts.signal);
       after = await tree(b, 'b', path, true, opts.signal);
@@ -133,7 +138,10 @@ async function hashOf(fs: FileTree, s: FileStat, side: 'a' | 'b', unread: DiffEr
   }
 }
 
-/** Whether two regular files of one path may differ in content though their sizes agree: not the same inode untouched. */
-function mayDiffer(a: FileStat | undefined, b: FileStat): boolean {
-  return a?.type === 'file' && b.type === 'file' && a.size === b.size && (a.ino !== b.ino || a.mtime !== b.mtime || a.ctime !== b.ctime);
+/**
+ * Whether two regular files of one path may differ in content though their sizes agree:
+ * not the same inode untouched, which only inode numbers kept on disk (`stable`) can tell.
+ */
+function mayDiffer(a: FileStat | undefined, b: FileStat, stable: boolean): boolean {
+  return a?.type === 'file' && b.type === 'file' && a.size === b.size && (!stable || a.ino !== b.ino || a.mtime !== b.mtime || a.ctime !== b.ctime);
 }

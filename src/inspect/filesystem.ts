@@ -11,6 +11,7 @@ import { copyOut, type CopyOutOptions, type CopyOutResult } from './copy-out.js'
 import { fileError, type Helper } from './helper.js';
 import type { FilesystemInfo } from './info.js';
 import type { Lease } from './mounter.js';
+import { stableInodes } from './mounts.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
 
@@ -146,6 +147,11 @@ export class MountedFilesystem {
     } finally {
       lease.release();
     }
+  }
+
+  /** Whether its inode numbers are on disk, the same in every mount (mounts.ts stableInodes). */
+  stableInodes(): boolean {
+    return stableInodes(this.info.type);
   }
 
   /** The sha256 of a regular file's content (hex). */

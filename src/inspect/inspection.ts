@@ -20,7 +20,7 @@ import type { FilesystemInfo } from './info.js';
 import { Mounter, type FsEntry, type Lease } from './mounter.js';
 import { mdUuid } from './os/mdadm.js';
 import { resolveFilesystem } from './selector.js';
-import { assembleVolumes, btrfsSubvolumes, type LuksKeys, type VolumeReport } from './volumes.js';
+import { assembleVolumes, duplicatedMembers, btrfsSubvolumes, type LuksKeys, type VolumeReport } from './volumes.js';
 
 export type { FilesystemInfo } from './info.js';
 
@@ -53,6 +53,8 @@ export class Inspection {
   private probes: Probe[] = [];
   private entries: FsEntry[] = [];
   private report: VolumeReport = { lvm: [], md: [], luks: [], errors: [] };
+  /** Volume members found on two disks (cloned images): left unassembled (volumes.ts). */
+  private clones: string[] = [];
   private diskList: Disk[] = [];
   private osList?: Promise<OperatingSystem[]>;
   /** Package lists read with the OS files, by filesystem id and path (undefined: not there). */
@@ -132,7 +134,9 @@ export class Inspection {
         const d = this.devices.find((x) => x.name === name);
         return d && this.where(d)?.id;
       };
-      const found = await assembleVolumes(this.vm, fresh.filter(isMember), keys, this.report.md.length, (name) => on(name) ?? name);
+      const members = fresh.filter(isMember);
+      this.clones.push(...duplicatedMembers(members));
+      const found = await assembleVolumes(this.vm, members, keys, this.report.md.length, (name) => on(name) ?? name);
       this.report = {
         lvm: [...this.report.lvm, ...found.lvm],
         md: [...this.report.md, ...found.md],
@@ -256,10 +260,14 @@ export class Inspection {
    */
   async locate(path: Name, selector = '', disk = 0): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string }> {
     if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path, mountpoint: '/' };
-    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && (e.info.disk === undefined || e.info.disk === disk));
-    if (mine.length === 1) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
-    const os = (await this.osOn(disk)) ?? (await this.os())[0];
-    if (!os) return { fs: await this.mount(''), path, mountpoint: '/' }; // names the choices
+    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
+    // The only filesystem, unless volumes that may hold more were left unassembled (a clone's).
+    if (mine.length === 1 && !this.clonedOn(disk)) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
+    const os = await this.osOn(disk);
+    if (!os) {
+      this.assertAssembled(disk);
+      return { fs: await this.mount(''), path, mountpoint: '/' }; // names the choices
+    }
     const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
@@ -273,16 +281,62 @@ export class Inspection {
    * looked for on that disk first: see matchEntry), or its only filesystem when it has one.
    */
   async tree(disk = 0): Promise<FileTree> {
-    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && e.info.disk === disk);
+    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
     const os = await this.osOn(disk);
-    if (!os) return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
+    if (!os) {
+      this.assertAssembled(disk);
+      return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
+    }
     const mounts = await Promise.all(Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({ mountpoint, fs: await this.mount(id) })));
     return new OsTree(mounts);
   }
 
-  /** The OS whose root is on disk `disk`, if one is. */
+  /** The OS whose root is on disk `disk` (an LV's or an array's root too, through what it is built on), if one is. */
   private async osOn(disk: number): Promise<OperatingSystem | undefined> {
-    return (await this.os()).find((o) => this.entries.find((e) => e.info.id === o.root)?.info.disk === disk);
+    return (await this.os()).find((o) => {
+      const root = this.entries.find((e) => e.info.id === o.root);
+      return root !== undefined && this.onDisk(root, disk);
+    });
+  }
+
+  /**
+   * The user disks a device lies on: its own, its partition's, or, for a volume (an LV, an
+   * md array, a LUKS container), the disks of the devices it is built on, all the way down.
+   */
+  private disksUnder(name: string, seen = new Set<string>()): Set<number> {
+    const out = new Set<number>();
+    const d = this.devices.find((x) => x.name === name);
+    if (!d || seen.has(name)) return out;
+    seen.add(name);
+    const own = d.serial?.match(/^disk(\d+)$/)?.[1];
+    if (own !== undefined) out.add(Number(own));
+    for (const below of d.partition ? [d.partition.parent] : d.slaves) for (const i of this.disksUnder(below, seen)) out.add(i);
+    return out;
+  }
+
+  /** Whether `e` lies on disk `disk` (a filesystem whose devices the kernel did not say counts as on every disk). */
+  private onDisk(e: FsEntry, disk: number): boolean {
+    const under = this.disksUnder(e.device);
+    return under.size === 0 || under.has(disk);
+  }
+
+  private clonedOn(disk: number): boolean {
+    return this.clones.some((dev) => this.disksUnder(dev).has(disk));
+  }
+
+  /**
+   * With no OS found on disk `disk`: fails when volumes on it were left unassembled because
+   * another disk holds the same members (a clone), as its OS may be in them: a clone's
+   * tree is never silently another filesystem's.
+   */
+  private assertAssembled(disk: number): void {
+    if (!this.clonedOn(disk)) return;
+    const image = this.images[disk]?.path;
+    throw new ApplianceError(
+      'ECLONE',
+      `disk${disk}${image ? ` (${image})` : ''} holds volume members (LVM, md or LUKS) that another disk holds too (cloned images): ` +
+        'they were not assembled, so its files cannot be read beside its twin; inspect each image on its own (one inspect() each, as `appliance diff` does)',
+    );
   }
 
   /** The operating systems found: each root filesystem's OS, with its packages when asked. */
@@ -417,7 +471,9 @@ export class Inspection {
    * UUIDs and labels, and each root's fstab means its own disk's filesystems.
    */
   private matchEntry(entry: FstabEntry, rootId: string): string | undefined {
-    const id = this.matchSpec(entry.spec, this.entries.find((e) => e.info.id === rootId)?.info.disk ?? 0);
+    const root = this.entries.find((e) => e.info.id === rootId);
+    const under = root ? [...this.disksUnder(root.device)] : [];
+    const id = this.matchSpec(entry.spec, under.length ? Math.min(...under) : 0);
     const subvol = entry.options
       .find((o) => o.startsWith('subvol='))
       ?.slice('subvol='.length)
@@ -431,19 +487,24 @@ export class Inspection {
    * root's disk `home` first, where names repeat), LV path, or /dev/sdXN in the disks' order.
    */
   private matchSpec(spec: string, home: number): string | undefined {
-    const infos = this.entries.map((x) => x.info).filter((i) => !i.subvolume);
+    const whole = this.entries.filter((x) => !x.info.subvolume);
+    const infos = whole.map((x) => x.info);
     const [key, value] = spec.includes('=') ? (spec.split(/=(.*)/s) as [string, string]) : ['', spec];
     const unquote = (s: string) => s.replace(/^"(.*)"$/, '$1');
     const parts = this.diskList.flatMap((d) => d.partitions.map((p) => ({ d, p })));
-    const homeFirst = <T>(list: T[], disk: (x: T) => number | undefined) => list.find((x) => disk(x) === home) ?? list[0];
+    const homeFirst = <T>(list: T[], atHome: (x: T) => boolean) => list.find(atHome) ?? list[0];
     const byPart = (pred: (p: (typeof parts)[number]['p']) => boolean) => {
       const hit = homeFirst(
         parts.filter(({ p }) => pred(p)),
-        (x) => x.d.index,
+        (x) => x.d.index === home,
       );
       return hit ? `disk${hit.d.index}:${hit.p.number}` : undefined;
     };
-    const byInfo = (pred: (i: FilesystemInfo) => boolean) => homeFirst(infos.filter(pred), (i) => i.disk)?.id;
+    const byInfo = (pred: (i: FilesystemInfo) => boolean) =>
+      homeFirst(
+        whole.filter((x) => pred(x.info)),
+        (x) => this.disksUnder(x.device).has(home),
+      )?.info.id;
     switch (key.toUpperCase()) {
       case 'UUID':
         return byInfo((i) => i.uuid?.toLowerCase() === unquote(value).toLowerCase());

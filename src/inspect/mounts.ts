@@ -5,6 +5,14 @@
  */
 import { FUSE_TYPE_PREFIX } from '../guest/contract.js';
 
+/**
+ * Types whose inode numbers are on disk (an inode, a block, an MFT record is not among them:
+ * vfat and exFAT are numbered as the kernel meets their files, a FUSE mount by its nodes), so
+ * that a file of a clone with its original's number and times is the original's, untouched.
+ */
+const STABLE_INODES: ReadonlySet<string> = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'f2fs', 'iso9660', 'squashfs', 'udf']);
+export const stableInodes = (type: string): boolean => STABLE_INODES.has(type);
+
 /** The guest folder filesystem `n` is mounted on. */
 export const mountDir = (n: number): string => `/run/appliance/fs/${n}`;
 

@@ -12,6 +12,8 @@ import type { FileStat, WalkError } from './records.js';
 export interface FileTree {
   walk(path?: Name, opts?: WalkOptions): AsyncGenerator<FileStat>;
   checksum(path: Name): Promise<string>;
+  /** Whether `path`'s inode number is the filesystem's own (see mounts.ts stableInodes); without it, no. */
+  stableInodes?(path: Name): boolean;
 }
 
 export interface Mount {
@@ -87,5 +89,9 @@ export class OsTree implements FileTree {
   checksum(path: Name): Promise<string> {
     const h = this.holder(path);
     return h.fs.checksum(typeof path === 'string' ? h.inner.toString('utf8') : h.inner);
+  }
+
+  stableInodes(path: Name): boolean {
+    return this.holder(path).fs.stableInodes();
   }
 }

@@ -34,6 +34,32 @@ const LVM_ENV = { LVM_SYSTEM_DIR: '' };
 /** Keys for LUKS containers: by the container's UUID, or "*" for any; several are tried in turn. */
 export type LuksKeys = Record<string, string | Buffer | readonly (string | Buffer)[]>;
 
+type Member = { device: string } & NonNullable<ReturnType<typeof memberOf>>;
+
+const membersOf = (probes: Probe[]): Member[] =>
+  probes.flatMap((p) => {
+    const m = memberOf(p);
+    return m ? [{ device: p.device.name, ...m }] : [];
+  });
+
+/**
+ * A member's own identity: the PV UUID and the LUKS UUID are each one device's, but every
+ * member of an md array shares the array's UUID: its member UUID (1.x) tells them apart.
+ */
+const identity = (m: Member) => `${m.kind} ${m.uuid}${m.kind === 'md-member' && m.subUuid ? ` member ${m.subUuid}` : ''}`;
+
+/** The devices of each member identity found. */
+function twinsOf(members: Member[]): Map<string, string[]> {
+  const twins = new Map<string, string[]>();
+  for (const m of members) twins.set(identity(m), [...(twins.get(identity(m)) ?? []), m.device]);
+  return twins;
+}
+
+/** The devices of members found twice or more (cloned images), which assembleVolumes leaves alone. */
+export function duplicatedMembers(probes: Probe[]): string[] {
+  return [...twinsOf(membersOf(probes)).values()].filter((devs) => devs.length > 1).flat();
+}
+
 /** The volumes whose members `probes` found; md arrays are numbered down from md127, after the `mdBefore` of earlier layers. */
 export async function assembleVolumes(
   vm: Vm,
@@ -45,18 +71,17 @@ export async function assembleVolumes(
   const report: VolumeReport = { lvm: [], md: [], luks: [], errors: [] };
   // What the errors say: the ids the caller knows (disk0:2), not the guest's device names.
   const ids = (devices: string[]) => devices.map(idOf).join(', ');
-  const members = probes.flatMap((p) => {
-    const m = memberOf(p);
-    return m ? [{ device: p.device.name, ...m }] : [];
-  });
-  // A member's own identity: the PV UUID and the LUKS UUID are each one device's, but every
-  // member of an md array shares the array's UUID: its member UUID (1.x) tells them apart.
-  const identity = (m: (typeof members)[number]) => `${m.kind} ${m.uuid}${m.kind === 'md-member' && m.subUuid ? ` member ${m.subUuid}` : ''}`;
-  const twins = new Map<string, string[]>();
-  for (const m of members) twins.set(identity(m), [...(twins.get(identity(m)) ?? []), m.device]);
-  const duplicated = (m: (typeof members)[number]) => (twins.get(identity(m))?.length ?? 0) > 1;
+  const members = membersOf(probes);
+  const twins = twinsOf(members);
+  const duplicated = (m: Member) => (twins.get(identity(m))?.length ?? 0) > 1;
   for (const [k, devs] of twins) {
-    if (devs.length > 1) report.errors.push(`${k} is on ${devs.map(idOf).join(' and ')} (cloned images?): not assembled; inspect the disks one at a time`);
+    if (devs.length > 1)
+      report.errors.push(
+        `${k} is on ${devs
+          .map(idOf)
+          .sort((x, y) => x.localeCompare(y, 'en', { numeric: true }))
+          .join(' and ')} (cloned images?): not assembled; inspect each image on its own`,
+      );
   }
   const pvs = members.filter((m) => m.kind === 'lvm-pv' && !duplicated(m));
   if (pvs.length)

@@ -1,6 +1,6 @@
 /** `appliance diff`: what differs between two disk images or filesystems. */
 import type { Command } from 'commander';
-import type { DiffError } from '../../inspect/index.js';
+import type { DiffError, Inspection } from '../../inspect/index.js';
 import { describeErrno } from '../../errno.js';
 import { action, bounded } from '../common.js';
 import { json, printable, TYPE_CHAR } from './format.js';
@@ -17,11 +17,16 @@ export function register(program: Command): void {
     .action(
       action(async (a: string, b: string, o: CommonOptions & { times?: boolean; checksumAll?: boolean }) => {
         const [sa, sb] = [splitDiskFs(a), splitDiskFs(b)];
-        await using img = await open([sa.disk, sb.disk], o);
+        // An appliance for each image, as virt-diff has a handle for each: a clone shares its
+        // original's UUIDs, labels and LVM, md and LUKS identities, which one kernel cannot
+        // hold twice (its volumes would not be assembled beside its twin's).
+        const opened = await Promise.allSettled([open([sa.disk], o), open([sb.disk], o)]);
+        await using ia = await settled(opened[0], opened[1]);
+        await using ib = await settled(opened[1]); // ia is closed by its `using`
         const { diff } = await import('../../inspect/index.js');
-        // A named filesystem on each side, or each disk's whole tree as its OS mounts it.
-        const side = async (fs: string, disk: number) => (fs ? (await img.locate('/', fs, disk)).fs : img.tree(disk));
-        const [ta, tb] = [await side(sa.fs, 0), await side(sb.fs, 1)];
+        // A named filesystem on each side, or each image's whole tree as its OS mounts it.
+        const side = async (img: Inspection, fs: string) => (fs ? (await img.locate('/', fs)).fs : img.tree());
+        const [ta, tb] = await Promise.all([side(ia, sa.fs), side(ib, sb.fs)]);
         // What could not be read on either side: compared as far as it was read, each said after, exit 1.
         const unread: string[] = [];
         const onError = (e: DiffError) =>
@@ -50,4 +55,11 @@ export function register(program: Command): void {
         return said();
       }),
     );
+}
+
+/** One of two opens: its inspection, or its error once the `other` inspection (if it opened) is closed. */
+async function settled(mine: PromiseSettledResult<Inspection>, other?: PromiseSettledResult<Inspection>): Promise<Inspection> {
+  if (mine.status === 'fulfilled') return mine.value;
+  if (other?.status === 'fulfilled') await other.value.close();
+  throw mine.reason;
 }
