@@ -72,3 +72,31 @@ describe('progress', () => {
     expect([piped.status, piped.stdout, piped.stderr]).toEqual([0, '', '']);
   });
 });
+
+// Reads cut short on the same image: the rest of the inspection goes on at once, and each
+// error names the user's call and path, never the helper's command line.
+describe('reads cut short', () => {
+  it('readFile over maxBytes rejects (ETOOBIG) without holding the other calls; a signal and close() name the path or the inspection', async () => {
+    const img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const fs = await img.mount();
+    const t0 = performance.now();
+    const [tooBig, stat] = await Promise.all([fs.readFile('/data/big', { maxBytes: 1000 }).catch((e: Error) => e), fs.stat('/data/small/f1')]);
+    expect(tooBig).toMatchObject({ code: 'ETOOBIG' });
+    expect(stat.size).toBe(3001);
+    // Before, the stream left unread held the channel until the kill's 5 s grace ran out.
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const aborted = new AbortController();
+    const reading = fs.readFile('/data/big', { signal: aborted.signal }).catch((e: Error) => e);
+    setTimeout(() => aborted.abort(), 20);
+    expect(await reading).toMatchObject({ code: 'EABORTED', message: expect.stringMatching(/^reading \/data\/big was aborted/) });
+    const walked = (async () => {
+      for await (const e of fs.walk('/', { signal: AbortSignal.abort() })) void e;
+    })().catch((e: Error) => e);
+    expect(await walked).toMatchObject({ code: 'EABORTED', message: 'walking / was aborted before it started' });
+    const cut = fs.readFile('/data/big').catch((e: Error) => e);
+    setTimeout(() => void img.close(), 30);
+    const closed = await cut;
+    expect(closed).toMatchObject({ code: 'ECLOSED', message: expect.stringContaining(`the inspection of ${image} is closed`) });
+    for (const e of [tooBig, closed] as Error[]) expect(e.message).not.toMatch(/libexec|\/run\/appliance/);
+  });
+});

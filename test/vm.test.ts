@@ -118,6 +118,25 @@ describe('one booted appliance', () => {
     expect((await vm.exec(['true'])).exitCode).toBe(0);
   });
 
+  it('execStream: a stdout destroyed before its end is a closed pipe (SIGPIPE); a result never awaited does not end the process', async () => {
+    const s = vm.execStream(['sh', '-c', 'while :; do echo yyyyyyyyyyyyyyyy; done']);
+    s.stderr.resume();
+    await new Promise((r) => s.stdout.once('data', r));
+    s.stdout.destroy();
+    await expect(s.result).resolves.toMatchObject({ exitCode: null, signal: 'SIGPIPE' });
+    // A script that closes its VM with a stream still running and never awaits its result.
+    const script = join(tmp, 'unawaited.mjs');
+    const lib = resolve('dist/src/appliance.js');
+    writeFileSync(
+      script,
+      `import { boot } from '${lib}';\nconst vm = await boot({ cacheDir: ${JSON.stringify(cacheDir)} });\n` +
+        `const s = vm.execStream(['sleep', '30']);\ns.stdout.resume();\ns.stderr.resume();\nawait vm.close();\n` +
+        `await new Promise((r) => setTimeout(r, 300));\nconsole.log('still here');\n`,
+    );
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: 120_000 });
+    expect(out).toBe('still here\n');
+  });
+
   it('kills a command at its timeout', async () => {
     await expect(vm.exec(['sleep', '30'], { timeoutMs: 500 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     expect((await vm.exec(['true'])).exitCode).toBe(0);

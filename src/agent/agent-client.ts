@@ -19,6 +19,8 @@ export type { Hello } from './protocol.js';
 export interface ReadFileStreamOptions {
   /** Destroy the stream with EABORTED when this aborts; the agent stops reading the file. */
   signal?: AbortSignal;
+  /** How errors name the read (default: "reading guest file PATH"). */
+  label?: string;
 }
 
 export interface ReadFileOptions extends ReadFileStreamOptions {
@@ -89,16 +91,26 @@ export class AgentClient {
   execStream(argv: (string | Buffer)[], opts: ExecOptions = {}): ExecStream {
     const stdout = this.channel.readable();
     const stderr = this.channel.readable();
+    let ended = false;
     const run = new Exec(this.channel, argv, opts, {
       // No limit: the reader's pace bounds what is held.
       out: (c) => (this.channel.push(stdout, c), true),
       err: (c) => (this.channel.push(stderr, c), true),
       end: () => {
+        ended = true;
         stdout.push(null);
         stderr.push(null);
       },
       collected: () => ({ stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }),
     });
+    // A reader that destroys stdout before its end is a closed pipe: the command gets SIGPIPE,
+    // as a child of Node's would on its next write, instead of running on unread.
+    stdout.once('close', () => {
+      if (!ended) run.kill('SIGPIPE');
+    });
+    // The streams are what a caller reads; a result it never awaits (the command cut short
+    // by close()) must not end its process as an unhandled rejection. Awaited, it rejects.
+    run.result.catch(() => {});
     return { stdout, stderr, result: run.result, kill: (sig) => run.kill(sig), resize: (rows, cols) => run.resize(rows, cols) };
   }
 
@@ -158,11 +170,11 @@ export class AgentClient {
       return stream.destroy(err as Error);
     }
     const { signal } = opts;
-    if (signal?.aborted)
-      return stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted before it started`, { cause: signal.reason }));
+    const what = opts.label ?? `reading guest file ${guestPath}`;
+    if (signal?.aborted) return stream.destroy(new AgentError('EABORTED', `${what} was aborted before it started`, { cause: signal.reason }));
     const id = this.channel.newId();
     let running = true;
-    const onAbort = () => stream.destroy(new AgentError('EABORTED', `reading guest file ${guestPath} was aborted`, { cause: signal?.reason }));
+    const onAbort = () => stream.destroy(new AgentError('EABORTED', `${what} was aborted`, { cause: signal?.reason }));
     const end = () => {
       running = false;
       this.channel.unregister(id);
@@ -186,7 +198,7 @@ export class AgentClient {
       },
       onGone: () => {
         end();
-        stream.destroy(this.channel.goneError(`reading guest file ${guestPath} failed`));
+        stream.destroy(this.channel.goneError(`${what} failed`));
       },
     });
     this.channel.send(encodeFrame(FrameType.READ_FILE, id, payload)).catch((err: unknown) => {

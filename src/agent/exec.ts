@@ -37,6 +37,8 @@ export interface ExecOptions {
   signal?: AbortSignal;
   /** Run on a pseudo-terminal (all output comes on stdout), optionally of this size. */
   pty?: boolean | { rows: number; cols: number };
+  /** How errors name the command (default: its argv, quoted): a caller's own words for what it runs. */
+  label?: string;
   /**
    * exec() only: the most bytes of stdout, and of stderr, it keeps (default 64 MiB each;
    * Infinity for no limit). Past it the command is killed and exec() rejects with ETOOBIG,
@@ -130,7 +132,7 @@ export class Exec {
     private readonly sink: Sink,
   ) {
     this.id = channel.newId();
-    this.what = describe(argv);
+    this.what = opts.label ?? describe(argv);
     this.result = new Promise<ExecResult>((resolve, reject) => (this.settle = { resolve, reject }));
     const pty = opts.pty === true ? { rows: 0, cols: 0 } : opts.pty || undefined;
     let payload: Buffer;

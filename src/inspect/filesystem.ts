@@ -75,6 +75,8 @@ export class MountedFilesystem {
      * unmounted while its twin is read (mounter.ts), never during a read of its own.
      */
     private readonly access: () => Promise<Lease>,
+    /** Why nothing can be read any more (the inspection was closed), if so: a call it cut short fails with that. */
+    private readonly ended: () => Error | undefined = () => undefined,
   ) {}
 
   /** Runs `fn` with the filesystem mounted (at the folder it gets) and held. */
@@ -82,6 +84,8 @@ export class MountedFilesystem {
     const lease = await this.access();
     try {
       return await fn(lease.dir);
+    } catch (err) {
+      throw this.ended() ?? err;
     } finally {
       lease.release();
     }
@@ -144,6 +148,8 @@ export class MountedFilesystem {
           opts.onError?.(e.error);
         }
       }
+    } catch (err) {
+      throw this.ended() ?? err;
     } finally {
       lease.release();
     }
@@ -191,6 +197,9 @@ export class MountedFilesystem {
       for await (const chunk of stream) {
         size += (chunk as Buffer).length;
         if (size > max) {
+          // What the guest still sends is dropped, not left queued: a paused stream would hold
+          // the channel (every other call of this inspection) until the kill's grace ran out.
+          stream.destroy();
           controller.abort();
           await done.catch(() => {});
           throw new ApplianceError('ETOOBIG', `${String(path)} is larger than ${max} bytes (maxBytes): read it with createReadStream`);

@@ -75,7 +75,7 @@ export class Helper {
   constructor(private readonly vm: Vm) {}
 
   private async run(command: (typeof INSPECT_COMMAND)[keyof typeof INSPECT_COMMAND], args: (string | Buffer)[], what: string): Promise<Buffer> {
-    const r = await this.vm.exec([INSPECT_PATH, command, ...args]);
+    const r = await this.vm.exec([INSPECT_PATH, command, ...args], { label: what });
     if (r.exitCode !== 0) throw helperError(what, r);
     return r.stdout;
   }
@@ -179,7 +179,11 @@ export class Helper {
     const flags = (Object.keys(on) as (keyof typeof on)[]).map((k) => (on[k] ? WALK_FLAG[k] : '')).join('');
     const depth = String(Number.isFinite(opts.depth) ? opts.depth : WALK_DEPTH_ALL);
     fitsRecord(path);
-    const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.walk, root, path, flags, depth], { signal: opts.signal, maxBuffer: 1 << 20 });
+    const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.walk, root, path, flags, depth], {
+      signal: opts.signal,
+      maxBuffer: 1 << 20,
+      label: `walking ${String(path)}`,
+    });
     const stderr = tail(s.stderr);
     const decoder = new WalkDecoder(opts.content);
     let whole = false;
@@ -223,7 +227,7 @@ export class Helper {
   /** A regular file's content, streamed. */
   cat(root: string, path: Name, signal?: AbortSignal): { stream: Readable; done: Promise<void> } {
     fitsRecord(path);
-    const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.cat, root, path], { signal });
+    const s = this.vm.execStream([INSPECT_PATH, INSPECT_COMMAND.cat, root, path], { signal, label: `reading ${String(path)}` });
     const stderr = tail(s.stderr);
     const done = s.result.then(async (r) => {
       if (r.exitCode === 0) return;
@@ -264,7 +268,8 @@ export class Helper {
    */
   readWhole(root: string, path: Name, signal?: AbortSignal): Readable {
     const bytes = Buffer.from(path);
-    if (isUtf8(bytes) && root.length + bytes.length < GUEST_PATH_MAX) return this.vm.readFileStream(`${root}${bytes.toString('utf8')}`, { signal });
+    if (isUtf8(bytes) && root.length + bytes.length < GUEST_PATH_MAX)
+      return this.vm.readFileStream(`${root}${bytes.toString('utf8')}`, { signal, label: `reading ${String(path)}` });
     const out = new PassThrough();
     this.catInto(root, path, out, signal).then(
       () => out.end(),

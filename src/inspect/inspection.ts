@@ -248,7 +248,12 @@ export class Inspection {
     const e = this.entries.find((x) => x.info.id === info.id)!;
     // Mounted now, so that a filesystem that cannot be says so here rather than at its first read.
     (await this.mounter.lease(e)).release();
-    return new MountedFilesystem(this.helper, e.info, () => this.lease(e));
+    return new MountedFilesystem(
+      this.helper,
+      e.info,
+      () => this.lease(e),
+      () => (this.closed ? this.closedError() : undefined),
+    );
   }
 
   /**
@@ -543,11 +548,14 @@ export class Inspection {
 
   /** A call after close() says so in our words (not as the guest command it could not start). */
   private assertOpen(): void {
-    if (this.closed)
-      throw new ApplianceError(
-        'ECLOSED',
-        `the inspection of ${this.images.map((i) => i.path).join(', ')} is closed: read its files before close() (or before its await using block ends)`,
-      );
+    if (this.closed) throw this.closedError();
+  }
+
+  private closedError(): ApplianceError {
+    return new ApplianceError(
+      'ECLOSED',
+      `the inspection of ${this.images.map((i) => i.path).join(', ')} is closed: read its files before close() (or before its await using block ends)`,
+    );
   }
 
   /** A filesystem's mount, held for one operation, refused once the inspection is closed. */

@@ -181,7 +181,9 @@ export class Vm {
   }
   execStream(argv: (string | Buffer)[], opts?: ExecOptions): ExecStream {
     const s = this.agent.execStream(argv, opts);
-    return { ...s, result: this.death.guard(s.result) };
+    const result = this.death.guard(s.result);
+    result.catch(() => {}); // see AgentClient.execStream: awaited, it still rejects
+    return { ...s, result };
   }
   writeFile(guestPath: string, data: Input, mode?: number): Promise<void> {
     return this.death.guard(this.agent.writeFile(guestPath, data, mode));
