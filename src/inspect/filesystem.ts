@@ -6,9 +6,9 @@
  */
 import { constants as osConstants } from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, ImageFileError } from '../errors.js';
 import { copyOut, type CopyOutOptions, type CopyOutResult } from './copy-out.js';
-import { fileError, type Helper } from './helper.js';
+import { fileError, NOT_REGULAR, type Helper } from './helper.js';
 import type { FilesystemInfo } from './info.js';
 import type { Lease } from './mounter.js';
 import { stableInodes } from './mounts.js';
@@ -56,6 +56,21 @@ function baseName(path: Name): Name {
   return path.subarray(path.lastIndexOf(0x2f) + 1);
 }
 
+/**
+ * A path from the filesystem's root, as every result names it: one slash between
+ * components, none at the end, a leading one added ("etc/" is "/etc"). Text stays text.
+ */
+export function rootedPath(path: Name): Name {
+  if (typeof path !== 'string' && !Buffer.isBuffer(path))
+    throw new ApplianceError('EINVAL', `a path in an image is a string or a Buffer, not ${path === null ? 'null' : typeof path}`);
+  const b = Buffer.from(path);
+  const out: number[] = [0x2f];
+  for (const c of b) if (c !== 0x2f || out[out.length - 1] !== 0x2f) out.push(c);
+  if (out.length > 1 && out[out.length - 1] === 0x2f) out.pop();
+  if (out.length === b.length && Buffer.from(out).equals(b)) return path;
+  return typeof path === 'string' ? Buffer.from(out).toString('utf8') : Buffer.from(out);
+}
+
 /** Joins a directory path and a name, as bytes when either is. */
 export function joinName(dir: Name, name: Name): Name {
   const sep = (typeof dir === 'string' ? dir : dir.toString('latin1')).endsWith('/') ? '' : '/';
@@ -92,47 +107,58 @@ export class MountedFilesystem {
   }
 
   /** Metadata of `path`, following it if it is a symlink (inside the filesystem). */
-  stat(path: Name): Promise<FileStat> {
+  async stat(path: Name): Promise<FileStat> {
+    path = rootedPath(path);
     return this.use((dir) => this.helper.stat(dir, path, { follow: true }));
   }
 
   /** Metadata of `path` itself. */
-  lstat(path: Name): Promise<FileStat> {
+  async lstat(path: Name): Promise<FileStat> {
+    path = rootedPath(path);
     return this.use((dir) => this.helper.stat(dir, path));
   }
 
   async readlink(path: Name): Promise<Name> {
     const st = await this.lstat(path);
-    if (st.type !== 'symlink') throw new ApplianceError('EINVAL', `${String(path)} is not a symbolic link`);
+    if (st.type !== 'symlink') throw new ImageFileError('EINVAL', `${String(path)}: EINVAL: not a symbolic link`, osConstants.errno.EINVAL, path);
     return st.target!;
   }
 
   /**
    * The names in a directory (not . and ..), in byte order, as Node's fs.readdir gives them
-   * (a Buffer where a name is not UTF-8); with `{ withFileTypes: true }`, each entry's
-   * FileStat instead (its type, mode, owner…, and its whole path).
+   * (a Buffer where a name is not UTF-8), an entry whose inode cannot be read (corrupt)
+   * included, as readdir(3) lists it; with `{ withFileTypes: true }`, each entry's FileStat
+   * instead (its type, mode, owner…, and its whole path), which such an entry fails.
    */
   readdir(path: Name): Promise<Name[]>;
   readdir(path: Name, opts: { withFileTypes: true }): Promise<FileStat[]>;
   async readdir(path: Name, opts: { withFileTypes?: boolean } = {}): Promise<Name[] | FileStat[]> {
-    const entries = await this.use(async (dir) => {
+    path = rootedPath(path);
+    const { entries, unreadable } = await this.use(async (dir) => {
       // Read to the end (see Helper.stat), then judged.
       const found: FileStat[] = [];
-      let error: WalkError | undefined;
+      const errors: WalkError[] = [];
       for await (const e of this.helper.walk(dir, path, { depth: 1, follow: true })) {
-        if (e.kind === 'error') error ??= e.error;
+        if (e.kind === 'error') errors.push(e.error);
         else if (e.kind === 'entry') found.push(e.stat);
       }
-      if (error) throw fileError(error.errno, error.path);
       const [self, ...out] = found;
-      if (self && self.type !== 'dir') throw new ApplianceError('ENOTDIR', `${String(path)} is not a directory`);
-      return out;
+      // Nothing of the folder itself: its own error.
+      if (!self) throw fileError(errors[0]?.errno ?? osConstants.errno.EIO, errors[0]?.path ?? path);
+      if (self.type !== 'dir') throw fileError(osConstants.errno.ENOTDIR, path);
+      return { entries: out, unreadable: errors };
     });
-    return opts.withFileTypes ? entries : entries.map((e) => baseName(e.path));
+    if (opts.withFileTypes) {
+      if (unreadable.length) throw fileError(unreadable[0]!.errno, unreadable[0]!.path);
+      return entries;
+    }
+    const names = [...entries.map((e) => baseName(e.path)), ...unreadable.map((e) => baseName(e.path))];
+    return names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   }
 
   /** `path` and everything below it, depth first, names in byte order, never leaving the filesystem. */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
+    path = rootedPath(path);
     const depth = opts.depth ?? Infinity;
     const lease = await this.access();
     const count = walkCounter(opts.onProgress);
@@ -161,10 +187,13 @@ export class MountedFilesystem {
   }
 
   /** The sha256 of a regular file's content (hex). */
-  checksum(path: Name): Promise<string> {
+  async checksum(path: Name): Promise<string> {
+    path = rootedPath(path);
     return this.use(async (dir) => {
       const st = await this.helper.stat(dir, path, { follow: true, hash: true });
-      if (st.type !== 'file') throw new ApplianceError(st.type === 'dir' ? 'EISDIR' : 'EINVAL', `${String(path)} is not a regular file`);
+      if (st.type === 'dir') throw fileError(osConstants.errno.EISDIR, path);
+      if (st.type !== 'file')
+        throw new ImageFileError('EINVAL', `${String(path)}: EINVAL: a ${NOT_REGULAR[st.type] ?? st.type}, not a regular file`, osConstants.errno.EINVAL, path);
       if (!st.sha256) throw fileError(osConstants.errno.EIO, path);
       return st.sha256;
     });
@@ -173,6 +202,11 @@ export class MountedFilesystem {
   /** A regular file's content as a stream (errors: ENOENT, EISDIR… as the stream's error). */
   createReadStream(path: Name, opts: { signal?: AbortSignal } = {}): Readable {
     const out = new PassThrough();
+    try {
+      path = rootedPath(path);
+    } catch (err) {
+      return out.destroy(err as Error);
+    }
     // A reader that stops early ends the cat in the guest (and so frees the filesystem).
     const controller = new AbortController();
     const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
@@ -186,7 +220,8 @@ export class MountedFilesystem {
   }
 
   /** A regular file's content, at most `maxBytes` (default 256 MiB). */
-  readFile(path: Name, opts: ReadFileOptions = {}): Promise<Buffer> {
+  async readFile(path: Name, opts: ReadFileOptions = {}): Promise<Buffer> {
+    path = rootedPath(path);
     return this.use(async (dir) => {
       const max = opts.maxBytes ?? DEFAULT_MAX_BYTES;
       const controller = new AbortController();
@@ -216,7 +251,8 @@ export class MountedFilesystem {
    * virt-copy-out does: modes, times, symlinks, hard links and holes kept; owners too when
    * we run as root.
    */
-  copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+  async copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+    path = rootedPath(path);
     return this.use((dir) => {
       const events = this.helper.walk(dir, path, { depth: Infinity, content: true, deferBig: true, signal: opts.signal });
       return copyOut(events, path, hostDir, opts, (file) => this.helper.readWhole(dir, file, opts.signal));

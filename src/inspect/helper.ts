@@ -348,7 +348,7 @@ function fitsRecord(path: Name): void {
 }
 
 /** The types of file that have no content to read, as an error names them. */
-const NOT_REGULAR: Partial<Record<FileType, string>> = { fifo: 'FIFO', socket: 'socket', chardev: 'character device', blockdev: 'block device' };
+export const NOT_REGULAR: Partial<Record<FileType, string>> = { fifo: 'FIFO', socket: 'socket', chardev: 'character device', blockdev: 'block device' };
 
 /** A file's errno in the guest as our error, naming the path. */
 export function fileError(errno: number, path: Name): ImageFileError {

@@ -4,7 +4,7 @@
  * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
  * read from the filesystem that holds it, never outside that filesystem.
  */
-import { walkCounter, type MountedFilesystem, type WalkOptions } from './filesystem.js';
+import { rootedPath, walkCounter, type MountedFilesystem, type WalkOptions } from './filesystem.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
 
@@ -39,7 +39,7 @@ export class OsTree implements FileTree {
 
   /** The filesystem that holds an OS path, and the path within it. */
   private holder(path: Name): { at: Buffer; fs: MountedFilesystem; inner: Buffer } {
-    const p = bytes(path);
+    const p = bytes(rootedPath(path));
     const m = this.mounts.find((x) => within(p, x.at));
     if (!m) throw new Error(`no filesystem holds ${String(path)}: the OS has no "/"`);
     const inner = m.at.length === 1 ? p : p.subarray(m.at.length);
@@ -59,6 +59,7 @@ export class OsTree implements FileTree {
    * point first. Errors below `path` go to onError with their OS path.
    */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
+    path = rootedPath(path);
     const start = this.holder(path);
     const depth = opts.depth ?? Infinity;
     const p = bytes(path);

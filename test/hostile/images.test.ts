@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inspect } from '../../src/inspect/index.js';
 import { run, type Ran } from '../helpers/proc.js';
 import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
@@ -266,6 +267,28 @@ describe('a corrupt filesystem', () => {
         expect.stringMatching(/^appliance: .*after\.img: \/f: EUCLEAN: structure needs cleaning \(the filesystem is corrupt\)$/),
       ]);
     }
+  });
+
+  it('the library: readdir lists an entry whose inode the kernel refuses (withFileTypes names it, EUCLEAN); a path in any spelling is rooted; wrong kinds are ImageFileErrors', async () => {
+    await using image = await inspect([img.after!], { cacheDir: SHARED_CACHE });
+    const fs = await image.mount();
+    // readdir(3) lists /f; only its stat fails, as Node's fs.readdir would list it.
+    expect(await fs.readdir('/')).toEqual(['f', 'lost+found']);
+    await expect(fs.readdir('/', { withFileTypes: true })).rejects.toMatchObject({ code: 'EUCLEAN', path: '/f' });
+    const walked = async (path: string) => {
+      const out: string[] = [];
+      for await (const e of fs.walk(path, { depth: 1 })) out.push(String(e.path));
+      return out;
+    };
+    for (const spelling of ['lost+found', '/lost+found/', '//lost+found//']) expect(await walked(spelling)).toEqual(['/lost+found']);
+    await expect(fs.readdir('/lost+found/..')).resolves.toEqual(['f', 'lost+found']);
+    for (const [call, code] of [
+      [() => fs.readdir('/f'), 'EUCLEAN'],
+      [() => fs.checksum('/lost+found'), 'EISDIR'],
+      [() => fs.readlink('/lost+found'), 'EINVAL'],
+    ] as const)
+      await expect(call()).rejects.toMatchObject({ code, path: expect.stringMatching(/^\/(f|lost\+found)$/), errno: expect.any(Number) });
+    await expect(fs.stat(42 as never)).rejects.toMatchObject({ code: 'EINVAL', message: 'a path in an image is a string or a Buffer, not number' });
   });
 
   it('cat: a symlink loop and a folder in the one form, exit 1; --max-bytes bounds a file of 1 TiB, exit 1', async () => {
