@@ -203,7 +203,7 @@ describe('appliance build (CLI)', () => {
     const cacheDir = join(dir, 'cli-errors');
     const bin = run(['build', '--binaries', 'no-such-program-xyz', '--cache-dir', cacheDir]);
     expect(bin.status).toBe(1);
-    expect(bin.stderr).toMatch(/^appliance: program "no-such-program-xyz" for --binaries is not found/);
+    expect(bin.stderr).toMatch(/^appliance: program "no-such-program-xyz" of binaries \(--binaries\) is not found/);
     const pkg = run(['build', '--packages', 'no-such-package-xyz', '--cache-dir', cacheDir]);
     expect(pkg.stderr).toMatch(/package "no-such-package-xyz" is not installed/);
     const open = join(dir, 'world-writable');

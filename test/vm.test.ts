@@ -137,6 +137,30 @@ describe('one booted appliance', () => {
     expect(out).toBe('still here\n');
   });
 
+  it('refuses wrong options from JavaScript with EINVAL naming each, before anything is built or opened', async () => {
+    const empty = join(tmp, 'never-built');
+    for (const [opts, message] of [
+      [{ machine: 'zzz' }, `machine "zzz": give one of 'auto', 'microvm', 'q35', 'pc'`],
+      [{ accel: 'hvf' }, `accel "hvf": give one of 'auto', 'kvm', 'tcg'`],
+      [{ timeoutMs: -5 }, 'timeoutMs -5: give a number from 1 to 2147483647'],
+      [{ timeoutMs: 0 }, 'timeoutMs 0: give a number from 1 to 2147483647'],
+      [{ bootTimeoutMs: -1 }, 'bootTimeoutMs -1: give a number from 1 to 3600000'],
+      [{ memoryMb: '512' }, 'memoryMb "512": give a whole number from 128 to 1048576'],
+      [{ signal: 'x' }, "signal: give an AbortSignal (an AbortController's .signal)"],
+    ] as const)
+      await expect(boot({ cacheDir: empty, ...(opts as object) })).rejects.toMatchObject({ code: 'EINVAL', message });
+    expect(() => readdirSync(empty)).toThrow(/ENOENT/);
+    for (const mode of [-1, 0o10000, 1.5, '644'])
+      await expect(vm.writeFile('/tmp/m', 'z', mode as number)).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringMatching(/^mode .*: give permission bits from 0 to 0o7777/),
+      });
+    await expect(vm.writeFile('/tmp/n', 42 as never)).rejects.toMatchObject({
+      code: 'EINVAL',
+      message: expect.stringContaining('give a string, a Buffer or a readable stream'),
+    });
+  });
+
   it('kills a command at its timeout', async () => {
     await expect(vm.exec(['sleep', '30'], { timeoutMs: 500 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     expect((await vm.exec(['true'])).exitCode).toBe(0);

@@ -116,6 +116,17 @@ export class AgentClient {
 
   /** Writes a guest file (created or truncated) with `mode`, streaming the data. */
   async writeFile(guestPath: string, data: Input, mode = 0o644): Promise<void> {
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777)
+      throw new ApplianceError(
+        'EINVAL',
+        `mode ${typeof mode === 'number' ? (Number.isInteger(mode) && mode > 0 ? `0o${mode.toString(8)}` : mode) : JSON.stringify(mode)}: give permission bits from 0 to 0o7777, e.g. 0o644`,
+      );
+    const stream = data as { [Symbol.asyncIterator]?: unknown };
+    if (typeof data !== 'string' && !(data instanceof Uint8Array) && typeof stream?.[Symbol.asyncIterator] !== 'function')
+      throw new ApplianceError(
+        'EINVAL',
+        `the data for guest file ${guestPath} is a ${data === null ? 'null' : typeof data}: give a string, a Buffer or a readable stream`,
+      );
     const id = this.channel.newId();
     let settled = false;
     const done = new Promise<void>((resolve, reject) => {

@@ -84,10 +84,15 @@ export async function makeInitrd(opts: { output: string; kernel?: string; module
 
 async function regularFileSize(path: string): Promise<number> {
   const st = await stat(path).catch((err: NodeJS.ErrnoException) => {
-    throw new ApplianceError('ENOINIT', `init binary ${path} cannot be read (${err.code}): pass the static init with --init PATH`, {
-      cause: err,
-    });
+    throw new ApplianceError(
+      'ENOINIT',
+      `init binary ${path} cannot be read (${err.code}): pass the static init (the init option; --init PATH on the command line)`,
+      {
+        cause: err,
+      },
+    );
   });
-  if (!st.isFile()) throw new ApplianceError('ENOINIT', `init binary ${path} is not a regular file: pass the static init with --init PATH`);
+  if (!st.isFile())
+    throw new ApplianceError('ENOINIT', `init binary ${path} is not a regular file: pass the static init (the init option; --init PATH on the command line)`);
   return st.size;
 }

@@ -71,7 +71,7 @@ export async function assembleRoot(req: RootRequest, ctx: AssembleContext): Prom
     else {
       throw new ApplianceError(
         'ENOBINARY',
-        `program "${name}" for --binaries is not found in $PATH or ${searchPath.slice(-6).join(':')}: install it, or give its full path`,
+        `program "${name}" of binaries (--binaries) is not found in $PATH or ${searchPath.slice(-6).join(':')}: install it, or give its full path`,
       );
     }
   }
@@ -221,7 +221,7 @@ function addInclude(files: FileList, given: string, guest: string): string[] {
     st = statSync(host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ApplianceError('ENOINCLUDE', `--include ${given}: ${code === 'ENOENT' ? 'no such file or folder' : code}: fix the path`);
+    throw new ApplianceError('ENOINCLUDE', `include ${given} (includes, --include): ${code === 'ENOENT' ? 'no such file or folder' : code}: fix the path`);
   }
   files.addHostAt(host, guest, st);
   const dirs: string[] = [];

@@ -52,7 +52,10 @@ function lines(path: string): string[] {
 export function readDpkgDatabase(adminDir = DPKG_ADMIN_DIR): DpkgDatabase {
   const statusPath = join(adminDir, 'status');
   if (!existsSync(statusPath)) {
-    throw new ApplianceError('ENODPKG', `no dpkg database at ${statusPath}: --packages needs a Debian-based host; use --binaries and --include instead`);
+    throw new ApplianceError(
+      'ENODPKG',
+      `no dpkg database at ${statusPath}: packages (--packages) need a Debian-based host; use binaries and includes (--binaries, --include) instead`,
+    );
   }
   const byName = new Map<string, InstalledPackage[]>();
   const providers = new Map<string, InstalledPackage[]>();
@@ -133,7 +136,7 @@ export function dependencyClosure(db: DpkgDatabase, names: string[]): Closure {
     if (!pkg) {
       throw new ApplianceError(
         'ENOPACKAGE',
-        `package "${name}" is not installed on this host (dpkg database ${db.adminDir}): install it with apt-get, or remove it from --packages`,
+        `package "${name}" is not installed on this host (dpkg database ${db.adminDir}): install it with apt-get, or remove it from packages (--packages)`,
       );
     }
     visit(pkg);

@@ -3,7 +3,7 @@
  * added, removed, and changed, with which attributes. Content is compared by sha256,
  * computed in the guest.
  */
-import { ImageFileError } from '../errors.js';
+import { ApplianceError, ImageFileError } from '../errors.js';
 import type { FileTree } from './os-tree.js';
 import type { FileStat, WalkError } from './records.js';
 
@@ -67,6 +67,14 @@ function differences(a: FileStat, b: FileStat, times: boolean): Attribute[] {
 
 /** Everything added, removed or changed from `a` to `b`, sorted by path (byte order), as virt-diff prints it. */
 export async function diff(a: FileTree, b: FileTree, opts: DiffOptions = {}): Promise<DiffEntry[]> {
+  for (const [name, t] of [
+    ['a', a],
+    ['b', b],
+  ] as const)
+    if (typeof (t as Partial<FileTree> | undefined)?.walk !== 'function')
+      throw new ApplianceError('EINVAL', `diff's ${name} is not a tree of files: give a MountedFilesystem (mount(), locate()) or an Inspection's tree()`);
+  if (opts.checksum !== undefined && opts.checksum !== 'changed' && opts.checksum !== 'all')
+    throw new ApplianceError('EINVAL', `checksum ${JSON.stringify(opts.checksum)}: give 'changed' or 'all'`);
   const path = opts.path ?? '/';
   const all = opts.checksum === 'all';
   // Each walk's errors are kept with it: a tree walked again replaces them.

@@ -39,6 +39,12 @@ export interface WalkProgress {
   path: Name;
 }
 
+/** A count an option takes (a depth, a number of bytes): whole and not negative, or Infinity. */
+function countOption(name: string, value: unknown): void {
+  if (value !== Infinity && !(typeof value === 'number' && Number.isInteger(value) && value >= 0))
+    throw new ApplianceError('EINVAL', `${name} ${typeof value === 'number' ? value : JSON.stringify(value)}: give a whole number from 0, or Infinity`);
+}
+
 /** Counts a walk's entries and errors for its onProgress. */
 export function walkCounter(onProgress: WalkOptions['onProgress']): { entry(path: Name): void; error(path: Name): void } {
   const n = { entries: 0, errors: 0 };
@@ -160,6 +166,7 @@ export class MountedFilesystem {
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
     path = rootedPath(path);
     const depth = opts.depth ?? Infinity;
+    countOption('depth', depth);
     const lease = await this.access();
     const count = walkCounter(opts.onProgress);
     try {
@@ -222,8 +229,9 @@ export class MountedFilesystem {
   /** A regular file's content, at most `maxBytes` (default 256 MiB). */
   async readFile(path: Name, opts: ReadFileOptions = {}): Promise<Buffer> {
     path = rootedPath(path);
+    const max = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+    countOption('maxBytes', max);
     return this.use(async (dir) => {
-      const max = opts.maxBytes ?? DEFAULT_MAX_BYTES;
       const controller = new AbortController();
       const signal = opts.signal ? AbortSignal.any([opts.signal, controller.signal]) : controller.signal;
       const { stream, done } = this.helper.cat(dir, path, signal);

@@ -43,7 +43,10 @@ export async function readSetupHeader(fh: FileHandle): Promise<SetupHeader | str
  */
 export async function readKernelVersion(bzImagePath: string): Promise<string> {
   const notBzImage = (why: string) =>
-    new ApplianceError('EKERNELFORMAT', `${bzImagePath} is not an x86 bzImage kernel (${why}): pass a vmlinuz file with --kernel or APPLIANCE_KERNEL`);
+    new ApplianceError(
+      'EKERNELFORMAT',
+      `${bzImagePath} is not an x86 bzImage kernel (${why}): pass a vmlinuz file (the kernel option, --kernel or APPLIANCE_KERNEL)`,
+    );
   const fh = await openKernel(bzImagePath);
   try {
     const header = await readSetupHeader(fh);
@@ -77,12 +80,14 @@ function kernelOpenError(path: string, err: unknown): ApplianceError {
     return new ApplianceError(
       'EKERNELPERM',
       `kernel ${path} is not readable by you (some distributions, like Ubuntu, ship /boot/vmlinuz-* mode 0600): ` +
-        `run "sudo chmod 0644 ${path}", or pass a readable copy with --kernel PATH or APPLIANCE_KERNEL`,
+        `run "sudo chmod 0644 ${path}", or pass a readable copy (the kernel option, --kernel PATH or APPLIANCE_KERNEL)`,
       { cause: err },
     );
   }
   if (code === 'ENOENT') {
-    return new ApplianceError('ENOKERNEL', `kernel ${path} does not exist: pass an existing vmlinuz with --kernel PATH or APPLIANCE_KERNEL`, { cause: err });
+    return new ApplianceError('ENOKERNEL', `kernel ${path} does not exist: pass an existing vmlinuz (the kernel option, --kernel PATH or APPLIANCE_KERNEL)`, {
+      cause: err,
+    });
   }
   return new ApplianceError('EKERNEL', `cannot read kernel ${path}: ${(err as Error).message}`, { cause: err });
 }

@@ -22,7 +22,7 @@ export interface FindKernelOptions {
 
 const INSTALL_HINT =
   'install one (Debian: apt-get install linux-image-amd64; Ubuntu: apt-get install linux-image-generic; ' +
-  'Fedora: dnf install kernel-core), or pass --kernel PATH or APPLIANCE_KERNEL';
+  'Fedora: dnf install kernel-core), or pass one (the kernel option, --kernel PATH or APPLIANCE_KERNEL)';
 
 /**
  * The kernel to boot: --kernel, else APPLIANCE_KERNEL, else the newest /boot/vmlinuz-*
@@ -66,7 +66,7 @@ export async function findKernel(opts: FindKernelOptions = {}): Promise<KernelIn
       'EKERNELPERM',
       `no readable kernel: ${unreadable.join(', ')} ${unreadable.length > 1 ? 'are' : 'is'} not readable by you ` +
         `(some distributions, like Ubuntu, ship /boot/vmlinuz-* mode 0600): run "sudo chmod 0644 ${unreadable.join(' ')}", ` +
-        `or pass a readable copy with --kernel PATH or APPLIANCE_KERNEL`,
+        `or pass a readable copy (the kernel option, --kernel PATH or APPLIANCE_KERNEL)`,
     );
   }
   const first = withoutModules[0];
@@ -110,7 +110,7 @@ function noModules(path: string, version: string, modulesDir: string): Appliance
     'ENOMODULES',
     `kernel ${path} is release ${version} but ${join(modulesDir, 'modules.dep')} does not exist: install that ` +
       `kernel's modules (Debian: the linux-image-${version} package; Ubuntu: linux-modules-${version}) ` +
-      `or run "depmod ${version}", or pass another kernel with --kernel PATH or APPLIANCE_KERNEL`,
+      `or run "depmod ${version}", or pass another kernel (the kernel option, --kernel PATH or APPLIANCE_KERNEL)`,
   );
 }
 

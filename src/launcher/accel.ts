@@ -82,7 +82,7 @@ export async function planAccel(requested: 'auto' | Accel, opts: PlanAccelOption
     if (!kvmUsable(device)) {
       throw new ApplianceError(
         'ENOKVM',
-        `cannot open ${device} read-write: add yourself to its group (usually kvm) or use --accel tcg (slower) or --accel auto`,
+        `cannot open ${device} read-write: add yourself to its group (usually kvm) or use accel 'tcg' (slower) or 'auto' (--accel on the command line)`,
       );
     }
     return { candidates: KVM, reason: 'KVM requested' };

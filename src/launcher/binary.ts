@@ -5,7 +5,8 @@ import { ApplianceError } from '../errors.js';
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
 const INSTALL_HINT =
-  'install it (Debian/Ubuntu: apt-get install qemu-system-x86; Fedora: dnf install qemu-system-x86-core) ' + 'or pass its path with --qemu PATH';
+  'install it (Debian/Ubuntu: apt-get install qemu-system-x86; Fedora: dnf install qemu-system-x86-core) ' +
+  'or pass its path (the qemu option; --qemu PATH on the command line)';
 
 /** The qemu binary to run: `explicit` (--qemu) when given, else qemu-system-x86_64 from $PATH and the sbin folders. */
 export function findQemu(explicit?: string, envPath = process.env.PATH): string {

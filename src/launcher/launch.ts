@@ -254,17 +254,25 @@ async function prepare<T>(opts: LaunchOptions<T>, log: (message: string) => void
   };
 }
 
+/** An option's number, if given, within [min, max] (and whole unless `integer` is false): EINVAL naming it otherwise. */
+export function checkNumber(name: string, value: unknown, min: number, max: number, integer = true): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    throw new ApplianceError(
+      'EINVAL',
+      `${name} ${typeof value === 'number' ? value : JSON.stringify(value)}: give ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`,
+    );
+  }
+}
+
+/** The bounds of memory, CPUs and a boot's deadline: what qemu and a boot can take. */
+export const BOOT_LIMITS = { memoryMb: [128, 1 << 20], cpus: [1, 255], deadlineMs: [1, 3_600_000] } as const;
+
 /** Memory, CPUs and the deadline as qemu and a boot can take them: whole, positive, in range. */
 function checkSizes<T>(opts: LaunchOptions<T>): void {
-  const check = (name: string, value: number | undefined, min: number, max: number, integer = true) => {
-    if (value === undefined) return;
-    if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
-      throw new ApplianceError('EINVAL', `${name} ${value}: give ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
-    }
-  };
-  check('memoryMb', opts.memoryMb, 128, 1 << 20);
-  check('cpus', opts.cpus, 1, 255);
-  check('bootDeadlineMs', opts.bootDeadlineMs, 1, 3_600_000, false);
+  checkNumber('memoryMb', opts.memoryMb, ...BOOT_LIMITS.memoryMb);
+  checkNumber('cpus', opts.cpus, ...BOOT_LIMITS.cpus);
+  checkNumber('bootDeadlineMs', opts.bootDeadlineMs, ...BOOT_LIMITS.deadlineMs, false);
 }
 
 function qemuConfig<T>(opts: LaunchOptions<T>, p: Prepared, accel: AccelChoice, machine: MachineName): QemuConfig {

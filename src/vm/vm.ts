@@ -11,8 +11,11 @@ import {
   type ReadFileStreamOptions,
 } from '../agent/agent-client.js';
 import { AGENT_PATH, diskGuestPath, diskSerial, param, ROOT_SERIAL } from '../guest/contract.js';
+import { ApplianceError } from '../errors.js';
 import {
   abortError,
+  BOOT_LIMITS,
+  checkNumber,
   closeDisks,
   launch,
   diskSpecs,
@@ -114,6 +117,7 @@ export class Vm {
   /** @internal */
   static async start(opts: BootOptions = {}): Promise<Vm> {
     const t0 = performance.now();
+    checkBootOptions(opts);
     const signal = bootSignal(opts);
     if (signal?.aborted) throw abortError(signal.reason);
     // The disks first: a missing or refused image is said at once, not after a build.
@@ -273,6 +277,31 @@ function timingsOf(launched: Launched<AgentClient>, buildMs: number, readyMs: nu
 }
 
 /** The caller's signal and timeoutMs as one signal (undefined when neither is given). */
+/**
+ * boot()'s options as JavaScript may pass them, checked before anything is opened or built:
+ * each wrong one is EINVAL naming it and what it takes (TypeScript's types say as much).
+ */
+function checkBootOptions(opts: BootOptions): void {
+  if (typeof opts !== 'object' || opts === null) throw new ApplianceError('EINVAL', "boot() takes an object of options, e.g. { disks: ['disk.img'] }");
+  const oneOf = (name: string, value: unknown, choices: readonly string[]) => {
+    if (value !== undefined && !choices.includes(value as string))
+      throw new ApplianceError('EINVAL', `${name} ${JSON.stringify(value)}: give one of ${choices.map((c) => `'${c}'`).join(', ')}`);
+  };
+  oneOf('accel', opts.accel, ACCEL_CHOICES);
+  oneOf('machine', opts.machine, MACHINE_CHOICES);
+  checkNumber('memoryMb', opts.memoryMb, ...BOOT_LIMITS.memoryMb);
+  checkNumber('cpus', opts.cpus, ...BOOT_LIMITS.cpus);
+  checkNumber('bootTimeoutMs', opts.bootTimeoutMs, ...BOOT_LIMITS.deadlineMs, false);
+  // setTimeout's longest delay: AbortSignal.timeout throws a RangeError past it.
+  checkNumber('timeoutMs', opts.timeoutMs, 1, 2 ** 31 - 1, false);
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
+    throw new ApplianceError('EINVAL', "signal: give an AbortSignal (an AbortController's .signal)");
+}
+
+/** The accelerators and machines boot() takes (BootOptions' accel and machine). */
+const ACCEL_CHOICES: readonly ('auto' | Accel)[] = ['auto', 'kvm', 'tcg'];
+const MACHINE_CHOICES: readonly ('auto' | MachineName)[] = ['auto', 'microvm', 'q35', 'pc'];
+
 function bootSignal(opts: BootOptions): AbortSignal | undefined {
   const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter(
     (x): x is AbortSignal => x !== undefined,

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspect } from '../../src/inspect/index.js';
+import { diff, inspect } from '../../src/inspect/index.js';
 import { run, type Ran } from '../helpers/proc.js';
 import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
@@ -289,6 +289,15 @@ describe('a corrupt filesystem', () => {
     ] as const)
       await expect(call()).rejects.toMatchObject({ code, path: expect.stringMatching(/^\/(f|lost\+found)$/), errno: expect.any(Number) });
     await expect(fs.stat(42 as never)).rejects.toMatchObject({ code: 'EINVAL', message: 'a path in an image is a string or a Buffer, not number' });
+    for (const n of [-1, NaN, '3']) {
+      await expect(fs.readFile('/lost+found', { maxBytes: n as number })).rejects.toMatchObject({
+        code: 'EINVAL',
+        message: expect.stringMatching(/^maxBytes .*: give a whole number from 0, or Infinity$/),
+      });
+      await expect(fs.walk('/', { depth: n as number }).next()).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/^depth /) });
+    }
+    await expect(diff(fs, fs, { checksum: 'bogus' as never })).rejects.toMatchObject({ code: 'EINVAL', message: `checksum "bogus": give 'changed' or 'all'` });
+    await expect(diff({} as never, fs)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/^diff's a is not a tree of files/) });
   });
 
   it('cat: a symlink loop and a folder in the one form, exit 1; --max-bytes bounds a file of 1 TiB, exit 1', async () => {
