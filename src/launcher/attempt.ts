@@ -212,7 +212,7 @@ function diskNamed(stderr: string): number | undefined {
   const node = /-blockdev \{[^\n]*"node-name":"disk(\d+)"[^\n]*\}: /.exec(stderr) ?? /-device [^\n]*drive=disk(\d+)\b[^\n]*: /.exec(stderr);
   if (node) return Number(node[1]);
   // A lock qemu cannot take when a restored guest's disks are activated: named by its fd set (disk i is set i + 1, argv.ts).
-  const set = /Failed to get "\w+" lock[^]*?image \[\/dev\/fdset\/(\d+)\]/.exec(stderr);
+  const set = /Failed to get (?:shared )?"\w+" lock[^]*?image \[\/dev\/fdset\/(\d+)\]/.exec(stderr);
   return set ? Number(set[1]) - 1 : undefined;
 }
 

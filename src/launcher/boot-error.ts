@@ -37,16 +37,15 @@ export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt
   if (last.diskFault !== undefined) {
     const stderr = last.proc.stderrTail();
     const said = /-blockdev \{[^\n]*\}: (.*)$/m.exec(stderr)?.[1] ?? last.detail;
-    // A lock: another qemu has the image open, and read-write needs it alone.
-    const fix = /Failed to get "\w+" lock/.test(stderr)
-      ? 'another VM has this image open (a read-write disk must be its only user): attach it read-only, or close the other one'
-      : 'check the image (qemu-img check) and its format';
-    return new BootError(
-      'EDISKOPEN',
-      `qemu cannot open disk ${disks[last.diskFault]}: ${/Failed to get "\w+" lock/.test(stderr) ? 'its lock is held' : said}: ${fix}`,
-      tail,
-      attempts,
-    );
+    // A lock: another qemu has the image open, and read-write needs it alone; a reader
+    // ("shared": that nobody writes while it reads) finds another VM writing it.
+    const lock = /Failed to get (shared )?"\w+" lock/.exec(stderr);
+    const fix = !lock
+      ? 'check the image (qemu-img check) and its format'
+      : lock[1]
+        ? 'another VM has this image open read-write (what it writes would be read half-done): close that one first'
+        : 'another VM has this image open (a read-write disk must be its only user): attach it read-only, or close the other one';
+    return new BootError('EDISKOPEN', `qemu cannot open disk ${disks[last.diskFault]}: ${lock ? 'its lock is held' : said}: ${fix}`, tail, attempts);
   }
   const how = (a: Attempt) => (a.mode === 'save' ? ' saving a snapshot' : a.mode === 'restore' ? ' restoring a snapshot' : '');
   const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${a.outcome}`).join(', ');
