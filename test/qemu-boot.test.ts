@@ -188,6 +188,35 @@ it('a --qemu wrapper that runs qemu as its child (no exec): a boot given up on, 
   expect(qemusOfThisTest()).toEqual([]);
 });
 
+// accel 'kvm' asked for where KVM cannot run the guest: qemu aborting on an MSR (as with
+// -cpu host on a nested KVM), then hanging: the error says how each attempt ended and
+// what to use instead, not only that the boot timed out.
+it("a KVM that aborts, then hangs: the error says each attempt's end and to use accel 'auto' or 'tcg'", async () => {
+  const realQemu = execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+  const qemu = join(tmp, 'qemu-bad-kvm');
+  const silent = join(tmp, 'bad-kvm-qemu');
+  symlinkSync(execFileSync('sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim(), silent);
+  writeFileSync(
+    qemu,
+    `#!/bin/sh\ncase " $* " in\n  *" -cpu host "*) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69" >&2; kill -ABRT $$;;\n` +
+      `  *" -accel kvm "*) exec ${silent} 600;;\nesac\nexec ${realQemu} "$@"\n`,
+    { mode: 0o755 },
+  );
+  const kvmDevice = join(tmp, 'kvm-bad');
+  writeFileSync(kvmDevice, '');
+  const err = await launch(options({ accel: 'kvm', qemu, kvmDevice, snapshot: false, bootDeadlineMs: 1500, cacheDir: join(tmp, 'bad-kvm-cache') })).catch(
+    (e: Error) => e,
+  );
+  expect(err).toMatchObject({ code: 'EBOOTTIMEOUT' });
+  expect((err as BootError).reason).toMatch(
+    /^the appliance did not become ready within 1500 ms of qemu's time \(tried kvm \(-cpu host\)\/\w+: exited \(signal SIGABRT: qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\)/,
+  );
+  expect((err as BootError).reason).toMatch(
+    /kvm\/\w+: timeout\): KVM did not run the guest here \(nested KVM can hang one\): use accel 'auto' or 'tcg' \(--accel on the command line\), or allow more time \(bootTimeoutMs\)$/,
+  );
+  expect(execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })).not.toContain(silent);
+});
+
 it('qemu dies within 2 s when the Node process that launched it is SIGKILLed', async () => {
   const script = join(tmp, 'owner.ts');
   writeFileSync(

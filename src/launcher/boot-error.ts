@@ -48,12 +48,19 @@ export function bootFailure(qemu: string, last: AttemptResult, attempts: Attempt
     return new BootError('EDISKOPEN', `qemu cannot open disk ${disks[last.diskFault]}: ${lock ? 'its lock is held' : said}: ${fix}`, tail, attempts);
   }
   const how = (a: Attempt) => (a.mode === 'save' ? ' saving a snapshot' : a.mode === 'restore' ? ' restoring a snapshot' : '');
-  const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${a.outcome}`).join(', ');
+  // An attempt that qemu ended itself says how (its exit and first words: an aborting KVM, a
+  // missing firmware), so that a later timeout is not all the caller is told.
+  const outcome = (a: Attempt) =>
+    a.outcome === 'exited' && a.detail ? `exited (${a.detail.length > 120 ? `${a.detail.slice(0, 117)}...` : a.detail})` : a.outcome;
+  const tried = attempts.map((a) => `${describeAccel(a.accel)}/${a.machine}${how(a)}: ${outcome(a)}`).join(', ');
   if (last.outcome === 'timeout') {
     return new BootError(
       'EBOOTTIMEOUT',
-      `the appliance did not become ready within ${deadlineMs} ms of qemu's time (tried ${tried}): check the kernel and the initrd, ` +
-        `or allow more time (bootTimeoutMs)`,
+      `the appliance did not become ready within ${deadlineMs} ms of qemu's time (tried ${tried}): ` +
+        (attempts.every((a) => a.accel.accel === 'kvm')
+          ? `KVM did not run the guest here (nested KVM can hang one): use accel 'auto' or 'tcg' (--accel on the command line)`
+          : 'check the kernel and the initrd') +
+        ', or allow more time (bootTimeoutMs)',
       tail,
       attempts,
     );
