@@ -74,6 +74,9 @@ beforeAll(() => {
     '/etc/same-size': 'AAAAAAAAAA\n',
     ...docs,
   });
+  // A name that is not UTF-8 (Latin-1 "café") and one with a backslash: the command line names them with \xNN.
+  writeFileSync(Buffer.from(`${join(root, 'etc')}/caf\xe9`, 'latin1'), 'latin-1\n');
+  writeFileSync(join(root, 'etc', 'back\\slash'), 'backslash\n');
   // A program of the host's: the ELF that tells libguestfs's rules (and ours) this is a root.
   mkdirSync(join(root, 'bin'));
   copyFileSync('/bin/ls', join(root, 'bin/ls'));
@@ -187,6 +190,29 @@ describe('diff of an image and its clone', () => {
     const err = await root.readFile('/etc/motd').catch((e: Error) => e);
     expect(err).toMatchObject({ code: 'ECLOSED' });
     expect((err as Error).message).not.toMatch(/libexec|\/run\/appliance/);
+  });
+
+  it('ls and copy-out read the OS as it is mounted: every filesystem below the path in its place, tree order, mount points as folders', () => {
+    const all = cli('ls', '-R', before, '/');
+    expect(all.status).toBe(0);
+    const lines = all.stdout.trim().split('\n');
+    // The ESP and /srv in their places, each folder followed by what it holds (as virt-ls -R lists it).
+    const at = (p: string) => lines.indexOf(p);
+    for (const p of ['/boot/efi/EFI/debian/grub.cfg', '/srv/data/kept.txt', '/etc/motd']) expect(lines).toContain(p);
+    expect(at('/boot') < at('/boot/efi') && at('/boot/efi') < at('/boot/efi/EFI') && at('/boot/efi/EFI/debian/grub.cfg') < at('/etc')).toBe(true);
+    expect(at('/srv') + 1).toBe(at('/srv/data'));
+    expect(cli('ls', before, '/').stdout.trim().split('\n')).toEqual(['bin', 'boot', 'etc', 'lost+found', 'srv', 'usr']);
+    // A mount point copied as the folder it is, not spread into the host folder.
+    const dest = join(work, 'copy-mounts');
+    mkdirSync(dest);
+    expect(cli('copy-out', before, '/boot/efi', '/srv', dest).status).toBe(0);
+    expect(readFileSync(join(dest, 'efi/EFI/debian/grub.cfg'), 'utf8')).toBe('set root=hd0,gpt2\n');
+    expect(readFileSync(join(dest, 'srv/data/kept.txt'), 'utf8')).toBe('kept\n');
+    // Paths spelled otherwise reach the same file; a file named as a folder is refused as the kernel refuses it.
+    for (const p of ['//etc/motd', '/boot/efi/../../etc/motd', '/srv/./../etc//motd']) expect(cli('cat', before, p).stdout).toBe('hello from the original\n');
+    expect(cli('cat', before, '/etc/caf\\xe9', '/etc/back\\x5cslash').stdout).toBe('latin-1\nbackslash\n');
+    const notDir = cli('cat', before, '/etc/motd/');
+    expect([notDir.status, notDir.stderr]).toEqual([1, `appliance: ${before}: /etc/motd/: ENOTDIR: not a folder\n`]);
   });
 
   it('ls -R of a path on another filesystem prints it as the OS has it', () => {

@@ -64,15 +64,17 @@ function baseName(path: Name): Name {
 
 /**
  * A path from the filesystem's root, as every result names it: one slash between
- * components, none at the end, a leading one added ("etc/" is "/etc"). Text stays text.
+ * components, a leading one added ("etc//x" is "/etc/x"), none at the end unless `keep`:
+ * a file named with one is refused as the kernel refuses it (ENOTDIR), a symlink followed.
+ * Text stays text.
  */
-export function rootedPath(path: Name): Name {
+export function rootedPath(path: Name, trailing: 'keep' | 'drop' = 'drop'): Name {
   if (typeof path !== 'string' && !Buffer.isBuffer(path))
     throw new ApplianceError('EINVAL', `a path in an image is a string or a Buffer, not ${path === null ? 'null' : typeof path}`);
   const b = Buffer.from(path);
   const out: number[] = [0x2f];
   for (const c of b) if (c !== 0x2f || out[out.length - 1] !== 0x2f) out.push(c);
-  if (out.length > 1 && out[out.length - 1] === 0x2f) out.pop();
+  if (out.length > 1 && out[out.length - 1] === 0x2f && trailing === 'drop') out.pop();
   if (out.length === b.length && Buffer.from(out).equals(b)) return path;
   return typeof path === 'string' ? Buffer.from(out).toString('utf8') : Buffer.from(out);
 }
@@ -114,13 +116,13 @@ export class MountedFilesystem {
 
   /** Metadata of `path`, following it if it is a symlink (inside the filesystem). */
   async stat(path: Name): Promise<FileStat> {
-    path = rootedPath(path);
+    path = rootedPath(path, 'keep');
     return this.use((dir) => this.helper.stat(dir, path, { follow: true }));
   }
 
   /** Metadata of `path` itself. */
   async lstat(path: Name): Promise<FileStat> {
-    path = rootedPath(path);
+    path = rootedPath(path, 'keep');
     return this.use((dir) => this.helper.stat(dir, path));
   }
 
@@ -195,7 +197,7 @@ export class MountedFilesystem {
 
   /** The sha256 of a regular file's content (hex). */
   async checksum(path: Name): Promise<string> {
-    path = rootedPath(path);
+    path = rootedPath(path, 'keep');
     return this.use(async (dir) => {
       const st = await this.helper.stat(dir, path, { follow: true, hash: true });
       if (st.type === 'dir') throw fileError(osConstants.errno.EISDIR, path);
@@ -210,7 +212,7 @@ export class MountedFilesystem {
   createReadStream(path: Name, opts: { signal?: AbortSignal } = {}): Readable {
     const out = new PassThrough();
     try {
-      path = rootedPath(path);
+      path = rootedPath(path, 'keep');
     } catch (err) {
       return out.destroy(err as Error);
     }
@@ -228,7 +230,7 @@ export class MountedFilesystem {
 
   /** A regular file's content, at most `maxBytes` (default 256 MiB). */
   async readFile(path: Name, opts: ReadFileOptions = {}): Promise<Buffer> {
-    path = rootedPath(path);
+    path = rootedPath(path, 'keep');
     const max = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     countOption('maxBytes', max);
     return this.use(async (dir) => {

@@ -3,6 +3,7 @@
  * hold — disks, partitions, volumes, filesystems, operating systems — found on demand and
  * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
  */
+import { posix } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
 import { boot, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
@@ -266,14 +267,19 @@ export class Inspection {
   async locate(path: Name, selector = '', disk = 0): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string }> {
     if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path, mountpoint: '/' };
     const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
-    // The only filesystem, unless volumes that may hold more were left unassembled (a clone's).
-    if (mine.length === 1 && !this.clonedOn(disk)) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
+    // The only filesystem, unless volumes that may hold more were left unassembled (a
+    // clone's), or it is a btrfs, whose OS may be in a subvolume (@): then the OS is asked.
+    if (mine.length === 1 && mine[0]!.info.type !== 'btrfs' && !this.clonedOn(disk)) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
     const os = await this.osOn(disk);
     if (!os) {
       this.assertAssembled(disk);
       return { fs: await this.mount(''), path, mountpoint: '/' }; // names the choices
     }
-    const text = Buffer.from(path).toString('latin1');
+    // The OS's path as its kernel would resolve it between mount points: "//boot" is /boot,
+    // "/boot/../etc" is /etc (lexically: a symlink on the way is not followed here).
+    const given = Buffer.from(path).toString('latin1');
+    const text = posix.normalize(`/${given}`);
+    path = typeof path === 'string' ? Buffer.from(text, 'latin1').toString('utf8') : Buffer.from(text, 'latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
       .sort((a, b) => b.length - a.length)[0]!;

@@ -23,6 +23,16 @@ export interface Mount {
 }
 
 const bytes = (n: Name) => Buffer.from(n);
+
+/** Paths in tree order: component by component, names in byte order ("/a" < "/a/b" < "/a-b"). */
+function treeOrder(a: Buffer, b: Buffer): number {
+  const [x, y] = [a.toString('latin1').split('/'), b.toString('latin1').split('/')];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const c = Buffer.compare(Buffer.from(x[i]!, 'latin1'), Buffer.from(y[i]!, 'latin1'));
+    if (c) return c;
+  }
+  return x.length - y.length;
+}
 /** Whether `path` is `mountpoint` or below it ("/" holds everything). */
 function within(path: Buffer, mountpoint: Buffer): boolean {
   if (mountpoint.length === 1) return true;
@@ -54,37 +64,50 @@ export class OsTree implements FileTree {
   }
 
   /**
-   * `path` and everything below it: each filesystem's part, a mount point's own folder
-   * given by the filesystem mounted there (as the OS sees it), folders that hold a mount
-   * point first. Errors below `path` go to onError with their OS path.
+   * `path` and everything below it, in tree order (names in byte order in each folder), as
+   * one filesystem's walk would be: each mount point given by the filesystem mounted there
+   * (its own folder too, as the OS sees it) where its folder is in its parent's walk, and
+   * what the mount hides left out. Errors below `path` go to onError with their OS path.
    */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
     path = rootedPath(path);
     const start = this.holder(path);
     const depth = opts.depth ?? Infinity;
     const p = bytes(path);
-    // Mount points below the start (deeper ones hidden in their parents' walks), shallowest first.
-    const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p)).reverse();
+    // Mount points below the start (p itself, if one, is the start).
+    const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p));
     const levels = (x: Buffer) => x.toString('latin1').split('/').filter(Boolean).length;
     const count = walkCounter(opts.onProgress);
     const onError = (e: WalkError) => {
       count.error(e.path);
       opts.onError?.(e);
     };
-    for (const part of [{ at: start.at, fs: start.fs, from: start.inner }, ...below.map((m) => ({ at: m.at, fs: m.fs, from: Buffer.from('/') }))]) {
-      const left = depth - (levels(OsTree.outer(part.at, part.from) as Buffer) - levels(p));
-      if (left < 0) continue;
-      const hidden = this.mounts.filter((m) => m.at.length > part.at.length && within(m.at, part.at));
-      const partOpts = { ...opts, depth: left, onProgress: undefined, onError: (e: WalkError) => onError({ ...e, path: OsTree.outer(part.at, e.path) }) };
-      for await (const s of part.fs.walk(part.from, partOpts)) {
-        const outer = OsTree.outer(part.at, s.path);
+    const mounts = this.mounts;
+    async function* part(at: Buffer, fs: MountedFilesystem, from: Buffer): AsyncGenerator<FileStat> {
+      const left = depth - (levels(OsTree.outer(at, from) as Buffer) - levels(p));
+      if (left < 0) return;
+      // The mounts this part holds directly (none between them and it), in tree order.
+      const inside = (m: { at: Buffer }, outer: Buffer) => m.at.length > outer.length && within(m.at, outer);
+      const children = below
+        .filter((m) => inside(m, at) && !below.some((o) => o !== m && inside(o, at) && inside(m, o.at)))
+        .sort((a, b) => treeOrder(a.at, b.at));
+      const hidden = mounts.filter((m) => inside(m, at));
+      const partOpts = { ...opts, depth: left, onProgress: undefined, onError: (e: WalkError) => onError({ ...e, path: OsTree.outer(at, e.path) }) };
+      for await (const s of fs.walk(from, partOpts)) {
+        const outer = OsTree.outer(at, s.path);
         const ob = bytes(outer);
         // A mount point's folder in the parent, and all below it, is the child's to give.
         if (hidden.some((m) => within(ob, m.at))) continue;
+        while (children.length && treeOrder(children[0]!.at, ob) < 0) {
+          const c = children.shift()!;
+          yield* part(c.at, c.fs, Buffer.from('/'));
+        }
         count.entry(outer);
         yield { ...s, path: outer };
       }
+      for (const c of children) yield* part(c.at, c.fs, Buffer.from('/'));
     }
+    yield* part(start.at, start.fs, start.inner);
   }
 
   checksum(path: Name): Promise<string> {

@@ -1,11 +1,14 @@
 /** `appliance copy-out`: files and folders of a disk image into a host folder. */
 import type { Command } from 'commander';
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ApplianceError } from '../../errors.js';
 import { action, bounded, usageError } from '../common.js';
 import type { MountedFilesystem } from '../../inspect/filesystem.js';
 import type { Name } from '../../inspect/probe/types.js';
 import { bar, progressLine } from '../progress.js';
 import { json } from './format.js';
-import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
+import { asGiven, common, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 /** A copy that ends sooner shows no progress. */
 const PROGRESS_AFTER_MS = 300;
@@ -23,6 +26,24 @@ async function bytesBelow(fs: MountedFilesystem, path: Name): Promise<number> {
 }
 
 const show = (p: Name) => (typeof p === 'string' ? p : p.toString('utf8'));
+const isRoot = (p: Name) => /^\/*$/.test(Buffer.from(p).toString('latin1'));
+
+/** HOSTDIR/NAME made anew (NAME: the path's last component) for a mount point's contents. */
+async function folderFor(hostDir: string, path: string): Promise<string> {
+  const dir = join(hostDir, basename(path.replace(/\/+$/, '')));
+  try {
+    await mkdir(dir);
+    return dir;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // No host folder there: copyOut says so in its words.
+    if (code === 'ENOENT' || code === 'ENOTDIR') return hostDir;
+    throw new ApplianceError(
+      code === 'EEXIST' ? 'EEXIST' : 'EINVAL',
+      `${dir} ${code === 'EEXIST' ? 'exists already' : `cannot be made (${code})`}: copy-out makes every entry anew`,
+    );
+  }
+}
 
 export function register(program: Command): void {
   common(program.command('copy-out'))
@@ -38,10 +59,13 @@ export function register(program: Command): void {
         await using img = await open([disk], o);
         const results = [];
         for (const path of args.slice(0, -1)) {
-          const at = await img.locate(path, fs);
+          const at = await img.locate(pathArg(path), fs);
+          // A mount point (/boot) is its filesystem's "/": copied as the folder it is in the OS
+          // (HOSTDIR/boot), as virt-copy-out does, not spread into HOSTDIR.
+          const into = isRoot(at.path) && !isRoot(path) ? await folderFor(hostDir, path) : hostDir;
           const progress = progressLine(PROGRESS_AFTER_MS);
           const total = progress ? await bytesBelow(at.fs, at.path) : 0;
-          const copied = at.fs.copyOut(at.path, hostDir, {
+          const copied = at.fs.copyOut(at.path, into, {
             onProgress: progress && ((p) => progress.update(() => `${bar(p.bytes, total)}, ${p.files} files  ${show(p.path)}`)),
           });
           results.push(await copied.catch((err: unknown) => Promise.reject(asGiven(err, path, at, disk))).finally(() => progress?.done()));

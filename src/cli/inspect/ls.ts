@@ -4,7 +4,7 @@ import type { FileStat } from '../../inspect/index.js';
 import { describeErrno } from '../../errno.js';
 import { action, bounded, usageError } from '../common.js';
 import { json, longLine, printable } from './format.js';
-import { asGiven, common, open, splitDiskFs, type CommonOptions } from './options.js';
+import { asGiven, common, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
   common(program.command('ls'))
@@ -20,12 +20,16 @@ export function register(program: Command): void {
         if (o.checksum !== undefined && o.checksum !== 'sha256') throw usageError(`--checksum "${o.checksum}": only sha256`);
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
-        const at = await img.locate(path, fs);
+        const at = await img.locate(pathArg(path), fs);
+        // Without :FS, the OS's tree: the filesystems its fstab mounts below the path are
+        // listed in their places, a mount point as its filesystem's root, as virt-ls lists them.
+        const tree = fs ? at.fs : await img.tree();
+        const from = fs ? at.path : pathArg(path);
         const entries: FileStat[] = [];
         const errors: string[] = [];
         let first = true;
         try {
-          for await (const s of at.fs.walk(at.path, {
+          for await (const s of tree.walk(from, {
             depth: o.recursive ? Infinity : 1,
             checksum: o.checksum !== undefined,
             onError: (e) => errors.push(`${String(e.path)}: ${describeErrno(e.errno)}`),
@@ -39,9 +43,7 @@ export function register(program: Command): void {
             if (o.json) entries.push(s);
             else {
               // -R: the whole path as the OS has it (/boot/efi/EFI/…, not the ESP's /EFI/…).
-              const name = o.recursive
-                ? printable(osPath(at.mountpoint, s.path))
-                : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
+              const name = o.recursive ? printable(s.path) : printable(Buffer.from(s.path).subarray(Buffer.from(s.path).lastIndexOf(0x2f) + 1));
               process.stdout.write(o.long || o.checksum ? longLine(s, name, o.checksum !== undefined) : Buffer.concat([name, Buffer.from('\n')]));
             }
           }
@@ -53,11 +55,4 @@ export function register(program: Command): void {
         return errors.length ? 1 : 0;
       }),
     );
-}
-
-/** A path of a filesystem mounted at `mountpoint`, as the OS has it. */
-function osPath(mountpoint: string, path: FileStat['path']): Buffer {
-  const inner = Buffer.from(path);
-  if (mountpoint === '/') return inner;
-  return inner.length === 1 ? Buffer.from(mountpoint) : Buffer.concat([Buffer.from(mountpoint), inner]);
 }

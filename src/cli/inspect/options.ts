@@ -3,6 +3,7 @@
  * DISK[:FS] names, and errors about paths found through an OS's mount points.
  */
 import type { Command } from 'commander';
+import { isUtf8 } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
@@ -17,6 +18,24 @@ export interface CommonOptions {
   cacheDir?: string;
   json?: boolean;
   verbose?: boolean;
+}
+
+/**
+ * A path in an image as the command line gives it: \xNN is the byte NN, as `ls` prints a
+ * name's control characters and backslashes; so a name that is not UTF-8, which the
+ * command line cannot carry as it is (Node reads arguments as UTF-8), is written with \xNN.
+ */
+export function pathArg(text: string): Name {
+  if (!text.includes('\\x')) return text;
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const m of text.matchAll(/\\x([0-9a-fA-F]{2})/g)) {
+    parts.push(Buffer.from(text.slice(at, m.index), 'utf8'), Buffer.from([parseInt(m[1]!, 16)]));
+    at = m.index! + m[0].length;
+  }
+  parts.push(Buffer.from(text.slice(at), 'utf8'));
+  const bytes = Buffer.concat(parts);
+  return isUtf8(bytes) ? bytes.toString('utf8') : bytes;
 }
 
 /** DISK[:FS]: the longest prefix before a colon that is an existing file is the image. */
