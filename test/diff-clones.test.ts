@@ -208,6 +208,13 @@ describe('diff of an image and its clone', () => {
     expect(cli('copy-out', before, '/boot/efi', '/srv', dest).status).toBe(0);
     expect(readFileSync(join(dest, 'efi/EFI/debian/grub.cfg'), 'utf8')).toBe('set root=hd0,gpt2\n');
     expect(readFileSync(join(dest, 'srv/data/kept.txt'), 'utf8')).toBe('kept\n');
+    // The whole OS: each mounted filesystem in its mount point's folder.
+    const whole = join(work, 'copy-whole');
+    mkdirSync(whole);
+    expect(cli('copy-out', before, '/', whole).status).toBe(0);
+    expect(readFileSync(join(whole, 'boot/efi/EFI/debian/grub.cfg'), 'utf8')).toBe('set root=hd0,gpt2\n');
+    expect(readFileSync(join(whole, 'srv/data/kept.txt'), 'utf8')).toBe('kept\n');
+    expect(readFileSync(join(whole, 'etc/motd'), 'utf8')).toBe('hello from the original\n');
     // Paths spelled otherwise reach the same file; a file named as a folder is refused as the kernel refuses it.
     for (const p of ['//etc/motd', '/boot/efi/../../etc/motd', '/srv/./../etc//motd']) expect(cli('cat', before, p).stdout).toBe('hello from the original\n');
     expect(cli('cat', before, '/etc/caf\\xe9', '/etc/back\\x5cslash').stdout).toBe('latin-1\nbackslash\n');

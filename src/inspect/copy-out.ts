@@ -26,6 +26,11 @@ import type { FileStat, WalkEvent } from './records.js';
 
 export interface CopyOutOptions {
   signal?: AbortSignal;
+  /**
+   * Folders (paths in the filesystem) made but not filled: where an OS mounts another
+   * filesystem, whose files are the mount's (OsTree.copyOut copies them there after).
+   */
+  hide?: readonly Name[];
   /** After each entry made and each piece of data written: the totals so far, and the image path being copied. */
   onProgress?: (progress: CopyOutProgress) => void;
 }
@@ -113,7 +118,7 @@ export async function copyOut(
   opts: CopyOutOptions = {},
   fetch?: (path: Name) => Readable,
 ): Promise<CopyOutResult> {
-  const run = await CopyRun.begin(asBytes(source), hostDir, fetch, opts.onProgress);
+  const run = await CopyRun.begin(asBytes(source), hostDir, fetch, opts.onProgress, new Set((opts.hide ?? []).map((h) => key(asBytes(h)))));
   return run.consume(events);
 }
 
@@ -138,12 +143,19 @@ class CopyRun {
     private readonly c: Copy,
     private readonly fetch: ((path: Name) => Readable) | undefined,
     private readonly onProgress: ((progress: CopyOutProgress) => void) | undefined,
+    private readonly hide: ReadonlySet<string>,
   ) {
     this.base = parts.length ? 1 : 0;
   }
 
   /** Checks the destination; the copy is HOSTDIR/basename(source), or HOSTDIR itself for "/". */
-  static async begin(src: Buffer, hostDir: string, fetch?: (path: Name) => Readable, onProgress?: (progress: CopyOutProgress) => void): Promise<CopyRun> {
+  static async begin(
+    src: Buffer,
+    hostDir: string,
+    fetch: ((path: Name) => Readable) | undefined,
+    onProgress: ((progress: CopyOutProgress) => void) | undefined,
+    hide: ReadonlySet<string>,
+  ): Promise<CopyRun> {
     const parts = splitBytes(src);
     const from = parts.length
       ? Buffer.concat([Buffer.from('/'), ...parts.slice(0, -1).flatMap((p, i) => (i ? [Buffer.from('/'), p] : [p]))])
@@ -165,7 +177,7 @@ class CopyRun {
       bytes: 0,
       skipped: [],
     };
-    return new CopyRun(src, parts, from, { folders: [], byInode: new Map(), leftOut: new Set(), result, root }, fetch, onProgress);
+    return new CopyRun(src, parts, from, { folders: [], byInode: new Map(), leftOut: new Set(), result, root }, fetch, onProgress, hide);
   }
 
   async consume(events: AsyncIterable<WalkEvent>): Promise<CopyOutResult> {
@@ -270,7 +282,8 @@ class CopyRun {
     }
     const made = await place(stat, dest, parent?.folder ?? -1, name, c);
     parent?.names.set(key(name), made.frame ?? null);
-    if (made.frame) this.chain.push(made.frame);
+    // A folder to leave empty: what the walk sends below it is passed over, as in a folder left out.
+    if (made.frame) this.chain.push(stat.type === 'dir' && this.hide.has(key(asBytes(stat.path))) ? { name, folder: -1, names: new Map() } : made.frame);
     this.file = made.file;
   }
 

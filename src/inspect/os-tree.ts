@@ -4,6 +4,10 @@
  * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
  * read from the filesystem that holds it, never outside that filesystem.
  */
+import { mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ApplianceError } from '../errors.js';
+import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 import { rootedPath, walkCounter, type MountedFilesystem, type WalkOptions } from './filesystem.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
@@ -23,6 +27,28 @@ export interface Mount {
 }
 
 const bytes = (n: Name) => Buffer.from(n);
+
+/** The totals of two copies. */
+function sum(a: CopyOutProgress, b: CopyOutProgress): Omit<CopyOutProgress, 'path'> {
+  return { files: a.files + b.files, dirs: a.dirs + b.dirs, symlinks: a.symlinks + b.symlinks, hardlinks: a.hardlinks + b.hardlinks, bytes: a.bytes + b.bytes };
+}
+
+/** HOSTDIR/NAME made anew (NAME: the path's last component) for a mount point's contents. */
+async function folderIn(hostDir: string, path: Buffer): Promise<string> {
+  const dir = join(hostDir, basename(path.toString('latin1')));
+  try {
+    await mkdir(dir);
+    return dir;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // No host folder there: copyOut says so in its words.
+    if (code === 'ENOENT' || code === 'ENOTDIR') return hostDir;
+    throw new ApplianceError(
+      code === 'EEXIST' ? 'EEXIST' : 'EINVAL',
+      `${dir} ${code === 'EEXIST' ? 'exists already' : `cannot be made (${code})`}: copy-out makes every entry anew`,
+    );
+  }
+}
 
 /** Paths in tree order: component by component, names in byte order ("/a" < "/a/b" < "/a-b"). */
 function treeOrder(a: Buffer, b: Buffer): number {
@@ -108,6 +134,40 @@ export class OsTree implements FileTree {
       for (const c of children) yield* part(c.at, c.fs, Buffer.from('/'));
     }
     yield* part(start.at, start.fs, start.inner);
+  }
+
+  /**
+   * Copies `path` as the OS has it into the host folder `hostDir` (MountedFilesystem.copyOut's
+   * rules): each filesystem mounted below it copied into its mount point's folder, which its
+   * parent's copy leaves empty (what the mount hides is not copied), shallowest first; a
+   * mount point itself (/boot) becomes HOSTDIR/boot, as virt-copy-out makes it.
+   */
+  async copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+    path = rootedPath(path);
+    const start = this.holder(path);
+    const p = bytes(path);
+    const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p)).reverse();
+    // The mounts a part holds, as paths in its own filesystem: left empty by its copy.
+    const hidden = (at: Buffer) =>
+      below.filter((m) => m.at.length > at.length && within(m.at, at)).map((m) => (at.length === 1 ? m.at : m.at.subarray(at.length)));
+    const into = start.inner.length === 1 && p.length > 1 ? await folderIn(hostDir, p) : hostDir;
+    // The host folder that stands for `path`, which mount points below are placed relative to.
+    const top = start.inner.length === 1 ? into : join(hostDir, basename(p.toString('latin1')));
+    const total: CopyOutResult = { path: top, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: [] };
+    const progress = (base: CopyOutResult) => (opts.onProgress ? (x: CopyOutProgress) => opts.onProgress!({ ...x, ...sum(base, x) }) : undefined);
+    // What a part could not copy, said with its OS path (its lines start with its own).
+    const add = (r: CopyOutResult, at: Buffer) => {
+      Object.assign(total, sum(total, r));
+      total.skipped.push(...r.skipped.map((line) => (at.length > 1 && line.startsWith('/') ? `${at.toString('utf8')}${line}` : line)));
+    };
+    add(await start.fs.copyOut(start.inner, into, { ...opts, hide: hidden(start.at), onProgress: progress({ ...total }) }), start.at);
+    for (const m of below) {
+      const dest = join(top, m.at.subarray(p.length === 1 ? 0 : p.length).toString('latin1'));
+      // Its folder, unless its parent has none there (a mount point the image lacks).
+      await mkdir(dest, { recursive: true });
+      add(await m.fs.copyOut('/', dest, { ...opts, hide: hidden(m.at), onProgress: progress({ ...total }) }), m.at);
+    }
+    return total;
   }
 
   checksum(path: Name): Promise<string> {
