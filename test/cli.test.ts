@@ -45,3 +45,22 @@ describe('usage errors', () => {
     }
   });
 });
+
+describe('problem lines', () => {
+  it('are at most 300 characters, a long path cut in its middle so that the image and the reason stay', async () => {
+    const { bounded } = await import('../src/cli/common.js');
+    const path = `/boot/${'a'.repeat(250)}/${'b'.repeat(250)}`;
+    const line = bounded(`appliance: os.img: ${path}: ENOENT: no such file or folder (/${'a'.repeat(250)}/${'b'.repeat(250)} on disk0:2)`);
+    expect(line.length).toBeLessThanOrEqual(300);
+    expect(line).toMatch(/^appliance: os\.img: \/boot\/a+…b+: ENOENT: no such file or folder \(\/a+…b+ on disk0:2\)$/);
+    expect(bounded('appliance: short: EIO: input/output error')).toBe('appliance: short: EIO: input/output error');
+    // Nothing long to cut: the line's own middle goes.
+    expect(bounded(Array.from({ length: 100 }, (_, i) => `w${i}`).join(' ')).length).toBeLessThanOrEqual(300);
+  });
+  it('from the command line: a missing path 600 bytes long', () => {
+    const r = cli('cat', '/nonexistent.img', `/${'x'.repeat(600)}`);
+    expect(r.status).toBe(125);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stderr.trimEnd().length).toBeLessThanOrEqual(300);
+  });
+});

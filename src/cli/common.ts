@@ -27,8 +27,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
       } else if (err instanceof ApplianceError) {
         // --verbose: the whole message (a mount's kernel log, say); else its first line, bounded.
         const verbose = args.some((a) => typeof a === 'object' && a !== null && (a as { verbose?: unknown }).verbose === true);
-        const line = opts.describe?.(err, ...args) ?? (verbose ? err.message : bounded(err.summary));
-        process.stderr.write(`appliance: ${line}\n`);
+        const line = opts.describe?.(err, ...args) ?? (verbose ? err.message : err.summary);
+        process.stderr.write(`${verbose ? `appliance: ${line}` : bounded(`appliance: ${line}`)}\n`);
         process.exitCode = exitStatus(err, opts.failure ?? EXIT.failure);
       } else {
         process.stderr.write(`appliance: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
@@ -40,8 +40,26 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
 
 /** Longest problem line printed; what comes from a guest (a kernel's log, a path 4 KB deep) can be any length. --verbose says it all. */
 const LINE_MAX = 300;
-/** A problem's line, at most LINE_MAX characters: its start (the image, the path's top) and its end (the reason) kept. */
-export const bounded = (line: string): string => (line.length > LINE_MAX ? `${line.slice(0, 120)} … ${line.slice(line.length - (LINE_MAX - 123))}` : line);
+/**
+ * A problem's line, at most LINE_MAX characters: its long words (paths, which an image makes
+ * any length) cut in their middle, longest first, so that the image and the reason around
+ * them stay whole; the line's own middle only when that is not enough.
+ */
+export function bounded(line: string): string {
+  const words = line.split(' ');
+  const length = () => words.reduce((n, w) => n + w.length, words.length - 1);
+  while (length() > LINE_MAX) {
+    const i = words.reduce((best, w, j) => (w.length > words[best]!.length ? j : best), 0);
+    const w = words[i]!;
+    const keep = Math.max(WORD_KEPT, w.length - (length() - LINE_MAX) - 1);
+    if (keep >= w.length - 1) break;
+    words[i] = `${w.slice(0, Math.ceil(keep / 2))}…${w.slice(w.length - Math.floor(keep / 2))}`;
+  }
+  const out = words.join(' ');
+  return out.length > LINE_MAX ? `${out.slice(0, 120)} … ${out.slice(out.length - (LINE_MAX - 123))}` : out;
+}
+/** The least of a long word that bounded() keeps: its two ends. */
+const WORD_KEPT = 24;
 
 /** A mistake in the command line: one line on stderr and exit status 2. */
 export function usageError(message: string): ApplianceError {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { parseSize } from '../../units.js';
-import { action, stdoutGone, usageError } from '../common.js';
+import { action, bounded, stdoutGone, usageError } from '../common.js';
 import { asGiven, common, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
@@ -25,7 +25,7 @@ export function register(program: Command): void {
             throw asGiven(err, path, at, disk);
           });
           if (cut) {
-            process.stderr.write(`appliance: ${path}: longer than --max-bytes ${o.maxBytes}: the rest was not printed\n`);
+            process.stderr.write(`${bounded(`appliance: ${disk}: ${path}: longer than --max-bytes ${o.maxBytes}: the rest was not printed`)}\n`);
             status = 1;
           }
         }
