@@ -229,6 +229,23 @@ describe('diff of an image and its clone', () => {
   });
 });
 
+// Two images built apart from the same inputs but one file's bytes (reproducible builds:
+// one UUID, the same inode numbers and times): not clones, so every same-size file is hashed.
+describe('diff of two reproducible builds', () => {
+  it('finds a file whose bytes differ under the same inode number, size and times', () => {
+    const trees = ['build-a', 'build-b'].map((t) => join(work, t));
+    trees.forEach((t, i) => tree(t, { '/app.conf': `debug=${i}\n`, '/same.txt': 'same\n' }));
+    const [a, b] = trees.map((t) => `${t}.img`) as [string, string];
+    for (const [t, img] of [
+      [trees[0]!, a],
+      [trees[1]!, b],
+    ])
+      expect(spawnSync(process.execPath, [CLI, 'mkext2', t, img, '--size', '8M'], { encoding: 'utf8' }).status).toBe(0);
+    const r = cli('diff', a, b);
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, '= - 0644          8 /app.conf (content)\n', '']);
+  });
+});
+
 // The same on an OS whose root is an LVM logical volume, as most RHEL, Fedora and server
 // installs are: a clone shares its PV and VG UUIDs, which one kernel cannot activate twice.
 describe('diff of an OS on LVM and its clone', () => {

@@ -4,6 +4,7 @@
  * computed in the guest.
  */
 import { ApplianceError, ImageFileError } from '../errors.js';
+import { sameLineage } from './filesystem.js';
 import type { FileTree } from './os-tree.js';
 import type { FileStat, WalkError } from './records.js';
 
@@ -27,8 +28,8 @@ export interface DiffOptions {
   /**
    * Which files' contents are hashed (sha256, in the guest). 'changed' (default): files of
    * equal size whose inode is not the same unchanged one (inode number, mtime and ctime all
-   * equal: a clone's untouched file, told only where the trees' `stableInodes` say inode
-   * numbers are on disk); 'all': every file, on both sides.
+   * equal: a clone's untouched file, told only between clones that went apart, as the
+   * trees' `lineage` says: filesystem.ts sameLineage); 'all': every file, on both sides.
    */
   checksum?: 'changed' | 'all';
   /**
@@ -82,10 +83,10 @@ export async function diff(a: FileTree, b: FileTree, opts: DiffOptions = {}): Pr
   let after = await tree(b, 'b', path, all, opts.signal);
   const unread: DiffError[] = [];
   if (!all) {
-    const stable = (t: FileTree, s: FileStat) => t.stableInodes?.(s.path) ?? false;
     const unsure = [...after.entries.values()].filter((s) => {
       const old = before.entries.get(keyOf(s));
-      return mayDiffer(old, s, old !== undefined && stable(a, old) && stable(b, s));
+      const [x, y] = [old && a.lineage?.(old.path), b.lineage?.(s.path)];
+      return mayDiffer(old, s, x !== undefined && y !== undefined && sameLineage(x, y));
     });
     if (unsure.length > ONE_BY_ONE) {
       before = await tree(a, 'a', path, true, opts.signal);
@@ -148,8 +149,8 @@ async function hashOf(fs: FileTree, s: FileStat, side: 'a' | 'b', unread: DiffEr
 
 /**
  * Whether two regular files of one path may differ in content though their sizes agree:
- * not the same inode untouched, which only inode numbers kept on disk (`stable`) can tell.
+ * not the same inode untouched, which only clones gone apart (`clones`: sameLineage) can tell.
  */
-function mayDiffer(a: FileStat | undefined, b: FileStat, stable: boolean): boolean {
-  return a?.type === 'file' && b.type === 'file' && a.size === b.size && (!stable || a.ino !== b.ino || a.mtime !== b.mtime || a.ctime !== b.ctime);
+function mayDiffer(a: FileStat | undefined, b: FileStat, clones: boolean): boolean {
+  return a?.type === 'file' && b.type === 'file' && a.size === b.size && (!clones || a.ino !== b.ino || a.mtime !== b.mtime || a.ctime !== b.ctime);
 }

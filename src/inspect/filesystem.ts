@@ -86,6 +86,32 @@ export function joinName(dir: Name, name: Name): Name {
   return Buffer.concat([Buffer.from(dir), Buffer.from(sep), Buffer.from(name)]);
 }
 
+/** See MountedFilesystem.lineage. */
+export interface Lineage {
+  type: string;
+  uuid?: string;
+  writtenAt?: number;
+}
+
+/**
+ * Whether a file of `a` and one of `b` with one inode number, size, mtime and ctime are the
+ * same file untouched: only on clones of one filesystem (one UUID, inode numbers on disk)
+ * that have gone apart since (one was written after: its superblock's write time differs).
+ * Two images built apart from the same inputs (reproducible builds: one UUID, one time) are
+ * not clones: their files' bytes may differ under the same metadata, so they are hashed.
+ */
+export function sameLineage(a: Lineage, b: Lineage): boolean {
+  return (
+    stableInodes(a.type) &&
+    a.type === b.type &&
+    a.uuid !== undefined &&
+    a.uuid === b.uuid &&
+    a.writtenAt !== undefined &&
+    b.writtenAt !== undefined &&
+    a.writtenAt !== b.writtenAt
+  );
+}
+
 /** One filesystem of an inspected image, read-only: from Inspection.mount() or locate(). */
 export class MountedFilesystem {
   /** @internal Made by an Inspection. */
@@ -100,6 +126,8 @@ export class MountedFilesystem {
     private readonly access: () => Promise<Lease>,
     /** Why nothing can be read any more (the inspection was closed), if so: a call it cut short fails with that. */
     private readonly ended: () => Error | undefined = () => undefined,
+    /** When its superblock was last written (ext), as the probe read it. */
+    private readonly writtenAt?: number,
   ) {}
 
   /** Runs `fn` with the filesystem mounted (at the folder it gets) and held. */
@@ -190,9 +218,17 @@ export class MountedFilesystem {
     }
   }
 
-  /** Whether its inode numbers are on disk, the same in every mount (mounts.ts stableInodes). */
-  stableInodes(): boolean {
-    return stableInodes(this.info.type);
+  /**
+   * What tells whether a file here and one of another filesystem with the same inode number,
+   * size and times are one file untouched (diff): the type (inode numbers on disk:
+   * mounts.ts stableInodes), the UUID, when the superblock was last written.
+   */
+  lineage(): Lineage {
+    return {
+      type: this.info.type,
+      ...(this.info.uuid ? { uuid: this.info.uuid } : {}),
+      ...(this.writtenAt !== undefined ? { writtenAt: this.writtenAt } : {}),
+    };
   }
 
   /** The sha256 of a regular file's content (hex). */

@@ -169,7 +169,15 @@ export class Inspection {
       ...where.at,
     };
     if (!mountOptions(fs.type)) info.error = unmountableReason(fs.type);
-    return [{ info, device: p.device.name, slot: this.slots++, ...(fs.type === 'btrfs' && fs.uuid ? { fsid: fs.uuid } : {}) }];
+    return [
+      {
+        info,
+        device: p.device.name,
+        slot: this.slots++,
+        ...(fs.type === 'btrfs' && fs.uuid ? { fsid: fs.uuid } : {}),
+        ...(fs.writtenAt !== undefined ? { writtenAt: fs.writtenAt } : {}),
+      },
+    ];
   }
 
   /** A device's id and place: a disk, a partition, a logical volume, an md array, a LUKS container. */
@@ -254,6 +262,7 @@ export class Inspection {
       e.info,
       () => this.lease(e),
       () => (this.closed ? this.closedError() : undefined),
+      e.writtenAt,
     );
   }
 

@@ -27,6 +27,8 @@ export interface FsEntry {
   mounted?: Promise<string>;
   /** btrfs: the filesystem id (fsid) shared by its devices, and by an image's clones. */
   fsid?: string;
+  /** When its superblock was last written, where the probe says (ext): see MountedFilesystem.lineage. */
+  writtenAt?: number;
 }
 
 /** A mounted filesystem's folder, held until released (a clone's twin waits until then). */

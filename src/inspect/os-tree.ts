@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
-import { rootedPath, walkCounter, type MountedFilesystem, type WalkOptions } from './filesystem.js';
+import { rootedPath, walkCounter, type Lineage, type MountedFilesystem, type WalkOptions } from './filesystem.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
 
@@ -16,8 +16,8 @@ import type { FileStat, WalkError } from './records.js';
 export interface FileTree {
   walk(path?: Name, opts?: WalkOptions): AsyncGenerator<FileStat>;
   checksum(path: Name): Promise<string>;
-  /** Whether `path`'s inode number is the filesystem's own (see mounts.ts stableInodes); without it, no. */
-  stableInodes?(path: Name): boolean;
+  /** What tells whether `path` and a file of another tree are one file untouched (MountedFilesystem.lineage); without it, never. */
+  lineage?(path: Name): Lineage;
 }
 
 export interface Mount {
@@ -175,7 +175,7 @@ export class OsTree implements FileTree {
     return h.fs.checksum(typeof path === 'string' ? h.inner.toString('utf8') : h.inner);
   }
 
-  stableInodes(path: Name): boolean {
-    return this.holder(path).fs.stableInodes();
+  lineage(path: Name): Lineage {
+    return this.holder(path).fs.lineage();
   }
 }

@@ -47,6 +47,7 @@ export function probeExt(dev: DeviceBytes): Filesystem | undefined {
     ...(id ? { uuid: id } : {}),
     ...(size !== undefined ? { size } : {}),
     ...(blockSize !== undefined ? { blockSize } : {}),
+    writtenAt: u32le(sb, SB.wtime),
     // needs_recovery: the journal holds transactions not yet written home
     ...(type === 'jbd' ? {} : { dirty: (incompat & FEATURE_INCOMPAT_RECOVER) !== 0 }),
   };

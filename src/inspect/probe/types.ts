@@ -80,6 +80,8 @@ export interface Filesystem extends Incomplete {
   size?: number;
   /** The filesystem's allocation unit (ext/xfs block, btrfs sector, FAT/exFAT/NTFS cluster, squashfs block, swap page), when the superblock says. */
   blockSize?: number;
+  /** When the superblock was last written (ext's s_wtime, Unix seconds), where it says. */
+  writtenAt?: number;
   /** A journal or log to replay (ext3/4 needs_recovery, btrfs log tree, NTFS's dirty flag); undefined when the superblock cannot tell (xfs): we never replay it. */
   dirty?: boolean;
   /** btrfs: this device's UUID (blkid's UUID_SUB). */
