@@ -47,6 +47,7 @@ export {
   type FileStat,
   type FileType,
   type WalkError,
+  type Lineage,
   type WalkOptions,
   type ReadFileOptions as ImageReadFileOptions,
   type WalkProgress,

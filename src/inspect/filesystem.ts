@@ -91,6 +91,8 @@ export interface Lineage {
   type: string;
   uuid?: string;
   writtenAt?: number;
+  /** The image file (device and inode) and the filesystem's id in it: the same bytes wherever it is read. */
+  source?: string;
 }
 
 /**
@@ -101,6 +103,8 @@ export interface Lineage {
  * not clones: their files' bytes may differ under the same metadata, so they are hashed.
  */
 export function sameLineage(a: Lineage, b: Lineage): boolean {
+  // One filesystem of one image file (read twice: `diff x.img x.img`): every file is its own twin.
+  if (a.source !== undefined && a.source === b.source) return true;
   return (
     stableInodes(a.type) &&
     a.type === b.type &&
@@ -126,8 +130,8 @@ export class MountedFilesystem {
     private readonly access: () => Promise<Lease>,
     /** Why nothing can be read any more (the inspection was closed), if so: a call it cut short fails with that. */
     private readonly ended: () => Error | undefined = () => undefined,
-    /** When its superblock was last written (ext), as the probe read it. */
-    private readonly writtenAt?: number,
+    /** Where its bytes come from, and when its superblock was last written (ext): see lineage(). */
+    private readonly origin: Omit<Lineage, 'type' | 'uuid'> = {},
   ) {}
 
   /** Runs `fn` with the filesystem mounted (at the folder it gets) and held. */
@@ -224,11 +228,7 @@ export class MountedFilesystem {
    * mounts.ts stableInodes), the UUID, when the superblock was last written.
    */
   lineage(): Lineage {
-    return {
-      type: this.info.type,
-      ...(this.info.uuid ? { uuid: this.info.uuid } : {}),
-      ...(this.writtenAt !== undefined ? { writtenAt: this.writtenAt } : {}),
-    };
+    return { type: this.info.type, ...(this.info.uuid ? { uuid: this.info.uuid } : {}), ...this.origin };
   }
 
   /** The sha256 of a regular file's content (hex). */

@@ -1,6 +1,6 @@
 // inspect: what disk images hold — partitions, volumes, filesystems, operating systems — and their files, read-only, through an appliance VM.
 export { inspect, Inspection, type FilesystemInfo, type InspectOptions } from './inspection.js';
-export { MountedFilesystem, type ReadFileOptions, type WalkOptions, type WalkProgress } from './filesystem.js';
+export { MountedFilesystem, type Lineage, type ReadFileOptions, type WalkOptions, type WalkProgress } from './filesystem.js';
 export type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 export type { Disk, Partition } from './devices.js';
 export type { OperatingSystem } from './os.js';

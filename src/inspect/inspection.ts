@@ -3,6 +3,7 @@
  * hold — disks, partitions, volumes, filesystems, operating systems — found on demand and
  * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
  */
+import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
 import { boot, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
@@ -70,7 +71,7 @@ export class Inspection {
   private constructor(
     readonly vm: Vm,
     private readonly helper: Helper,
-    private readonly images: { path: string; format: string }[],
+    private readonly images: { path: string; format: string; identity?: string }[],
   ) {
     this.mounter = new Mounter(
       helper,
@@ -109,7 +110,12 @@ export class Inspection {
       const img = new Inspection(
         vm,
         new Helper(vm),
-        images.map((i) => ({ path: i.spec.path, format: i.format })),
+        await Promise.all(
+          images.map(async (i) => {
+            const st = await stat(i.spec.path).catch(() => undefined);
+            return { path: i.spec.path, format: i.format, ...(st ? { identity: `${st.dev}:${st.ino}` } : {}) };
+          }),
+        ),
       );
       await img.scan(keys);
       return img;
@@ -262,7 +268,7 @@ export class Inspection {
       e.info,
       () => this.lease(e),
       () => (this.closed ? this.closedError() : undefined),
-      e.writtenAt,
+      { ...(e.writtenAt !== undefined ? { writtenAt: e.writtenAt } : {}), ...this.sourceOf(e) },
     );
   }
 
@@ -338,6 +344,13 @@ export class Inspection {
   private onDisk(e: FsEntry, disk: number): boolean {
     const under = this.disksUnder(e.device);
     return under.size === 0 || under.has(disk);
+  }
+
+  /** Where `e`'s bytes come from (see MountedFilesystem.lineage): its images' identities and its id, when it lies on them whole. */
+  private sourceOf(e: FsEntry): { source?: string } {
+    const disks = [...this.disksUnder(e.device)].sort((x, y) => x - y);
+    const ids = disks.map((d) => this.images[d]?.identity);
+    return disks.length && ids.every(Boolean) ? { source: `${ids.join('+')}|${e.info.id.replace(/^disk\d+/, '')}` } : {};
   }
 
   private clonedOn(disk: number): boolean {
