@@ -4,7 +4,7 @@
  * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
  * read from the filesystem that holds it, never outside that filesystem.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
@@ -119,19 +119,21 @@ export class OsTree implements FileTree {
         .sort((a, b) => treeOrder(a.at, b.at));
       const hidden = mounts.filter((m) => inside(m, at));
       const partOpts = { ...opts, depth: left, onProgress: undefined, onError: (e: WalkError) => onError({ ...e, path: OsTree.outer(at, e.path) }) };
+      // A mount whose folder the parent has not (a noauto line for a folder the image lacks, a
+      // symlink) is not there, as mount(8) would fail on it: it is left out.
+      const present = new Set<string>();
+      const mounted = (c: { at: Buffer; fs: MountedFilesystem }) => (present.has(c.at.toString('latin1')) ? part(c.at, c.fs, Buffer.from('/')) : []);
       for await (const s of fs.walk(from, partOpts)) {
         const outer = OsTree.outer(at, s.path);
         const ob = bytes(outer);
+        if (s.type === 'dir' && children.some((c) => c.at.equals(ob))) present.add(ob.toString('latin1'));
         // A mount point's folder in the parent, and all below it, is the child's to give.
         if (hidden.some((m) => within(ob, m.at))) continue;
-        while (children.length && treeOrder(children[0]!.at, ob) < 0) {
-          const c = children.shift()!;
-          yield* part(c.at, c.fs, Buffer.from('/'));
-        }
+        while (children.length && treeOrder(children[0]!.at, ob) < 0) yield* mounted(children.shift()!);
         count.entry(outer);
         yield { ...s, path: outer };
       }
-      for (const c of children) yield* part(c.at, c.fs, Buffer.from('/'));
+      for (const c of children) yield* mounted(c);
     }
     yield* part(start.at, start.fs, start.inner);
   }
@@ -163,8 +165,8 @@ export class OsTree implements FileTree {
     add(await start.fs.copyOut(start.inner, into, { ...opts, hide: hidden(start.at), onProgress: progress({ ...total }) }), start.at);
     for (const m of below) {
       const dest = join(top, m.at.subarray(p.length === 1 ? 0 : p.length).toString('latin1'));
-      // Its folder, unless its parent has none there (a mount point the image lacks).
-      await mkdir(dest, { recursive: true });
+      // Not there when its parent has no folder for it (mount(8) would fail too, see walk).
+      if (!(await stat(dest).catch(() => undefined))?.isDirectory()) continue;
       add(await m.fs.copyOut('/', dest, { ...opts, hide: hidden(m.at), onProgress: progress({ ...total }) }), m.at);
     }
     return total;
