@@ -161,7 +161,7 @@ describe('an unreadable kernel, as an unprivileged user', () => {
       join(root, 'vmlinuz'),
     ]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^appliance: kernel .*vmlinuz is not readable by you .*chmod 0644 .*--kernel PATH or APPLIANCE_KERNEL\n$/);
+    expect(r.stderr).toMatch(/^appliance: kernel .*vmlinuz is not readable by you .*chmod 0644 .*--kernel PATH or APPLIANCE_KERNEL\)\n$/);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
   });
 
