@@ -8,7 +8,7 @@
 // (the clone's files as guestfish would leave them: new inodes, new times).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,6 +222,26 @@ describe('diff of an image and its clone', () => {
     expect(cli('cat', before, '/etc/caf\\xe9', '/etc/back\\x5cslash').stdout).toBe('latin-1\nbackslash\n');
     const notDir = cli('cat', before, '/etc/motd/');
     expect([notDir.status, notDir.stderr]).toEqual([1, `appliance: ${before}: /etc/motd/: ENOTDIR: not a folder\n`]);
+  });
+
+  it('copy-out never follows a symlink the image put where a mount point is (/boot -> a host folder, fstab mounting /boot/efi)', () => {
+    // The victim: a host folder that an absolute symlink in the image names, with the empty folder a mount would fill.
+    const victim = join(work, 'victim');
+    mkdirSync(join(victim, 'efi'), { recursive: true });
+    const rootH = join(work, 'root-h.img');
+    copyFileSync(join(work, 'root-a.img'), rootH);
+    for (const cmd of ['rmdir /boot/efi', 'rmdir /boot', `symlink /boot ${victim}`]) sh('debugfs', ['-w', '-R', cmd, rootH]);
+    const hostile = join(work, 'hostile.raw');
+    assemble(hostile, join(work, 'esp-a.img'), rootH, join(work, 'srv-a.img'));
+    const dest = join(work, 'copy-hostile');
+    mkdirSync(dest);
+    const r = cli('copy-out', hostile, '/', dest);
+    expect(r.status).toBe(0);
+    expect(readdirSync(join(victim, 'efi'))).toEqual([]);
+    expect(readlinkSync(join(dest, 'boot'))).toBe(victim);
+    expect(readFileSync(join(dest, 'srv/data/kept.txt'), 'utf8')).toBe('kept\n');
+    // Nor does ls: no /boot/efi below a symlink.
+    expect(cli('ls', '-R', hostile, '/').stdout).not.toMatch(/^\/boot\/efi/m);
   });
 
   it('ls -R of a path on another filesystem prints it as the OS has it', () => {

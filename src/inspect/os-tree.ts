@@ -4,7 +4,7 @@
  * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
  * read from the filesystem that holds it, never outside that filesystem.
  */
-import { mkdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
@@ -35,7 +35,7 @@ function sum(a: CopyOutProgress, b: CopyOutProgress): Omit<CopyOutProgress, 'pat
 
 /** HOSTDIR/NAME made anew (NAME: the path's last component) for a mount point's contents. */
 async function folderIn(hostDir: string, path: Buffer): Promise<string> {
-  const dir = join(hostDir, basename(path.toString('latin1')));
+  const dir = join(hostDir, basename(path.toString('utf8')));
   try {
     await mkdir(dir);
     return dir;
@@ -154,7 +154,7 @@ export class OsTree implements FileTree {
       below.filter((m) => m.at.length > at.length && within(m.at, at)).map((m) => (at.length === 1 ? m.at : m.at.subarray(at.length)));
     const into = start.inner.length === 1 && p.length > 1 ? await folderIn(hostDir, p) : hostDir;
     // The host folder that stands for `path`, which mount points below are placed relative to.
-    const top = start.inner.length === 1 ? into : join(hostDir, basename(p.toString('latin1')));
+    const top = start.inner.length === 1 ? into : join(hostDir, basename(p.toString('utf8')));
     const total: CopyOutResult = { path: top, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: [] };
     const progress = (base: CopyOutResult) => (opts.onProgress ? (x: CopyOutProgress) => opts.onProgress!({ ...x, ...sum(base, x) }) : undefined);
     // What a part could not copy, said with its OS path (its lines start with its own).
@@ -163,10 +163,13 @@ export class OsTree implements FileTree {
       total.skipped.push(...r.skipped.map((line) => (at.length > 1 && line.startsWith('/') ? `${at.toString('utf8')}${line}` : line)));
     };
     add(await start.fs.copyOut(start.inner, into, { ...opts, hide: hidden(start.at), onProgress: progress({ ...total }) }), start.at);
+    const realTop = await realpath(top).catch(() => top);
     for (const m of below) {
-      const dest = join(top, m.at.subarray(p.length === 1 ? 0 : p.length).toString('latin1'));
-      // Not there when its parent has no folder for it (mount(8) would fail too, see walk).
-      if (!(await stat(dest).catch(() => undefined))?.isDirectory()) continue;
+      const rel = m.at.subarray(p.length === 1 ? 0 : p.length).toString('utf8');
+      const dest = join(top, rel);
+      // Not there when its parent has no folder for it (mount(8) would fail too, see walk),
+      // nor through a symlink the image put on the way (it could lead out of the copy).
+      if ((await realpath(dest).catch(() => undefined)) !== join(realTop, rel) || !(await lstat(dest)).isDirectory()) continue;
       add(await m.fs.copyOut('/', dest, { ...opts, hide: hidden(m.at), onProgress: progress({ ...total }) }), m.at);
     }
     return total;
