@@ -3,6 +3,7 @@ import { constants as osConstants } from 'node:os';
 import { ApplianceError, DiskRefusedError, type DiskWords } from '../errors.js';
 import type { BootOptions, DiskSpec, Vm } from '../vm/index.js';
 import { DISK_FORMAT_CHOICES, isDiskFormat } from '../disk-formats.js';
+import { ACCEL_CHOICES, MACHINE_CHOICES } from '../vm/choices.js';
 import { ACCEL_OPTION, action, CACHE_DIR_OPTION, stdoutGone, usageError } from './common.js';
 import { EXIT } from './exit-status.js';
 
@@ -124,8 +125,8 @@ function bootOptions(opts: BootCliOptions, verbose: (line: string) => void): Boo
     disks: opts.disk.map(parseDisk),
     memoryMb: positiveInteger('--memory', opts.memory),
     cpus: positiveInteger('--cpus', opts.cpus),
-    accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
-    machine: oneOf('--machine', opts.machine, ['auto', 'microvm', 'q35', 'pc'] as const),
+    accel: oneOf('--accel', opts.accel, ACCEL_CHOICES),
+    machine: oneOf('--machine', opts.machine, MACHINE_CHOICES),
     bootTimeoutMs: secondsToMs(positiveNumber('--boot-timeout', opts.bootTimeout)),
     qemu: opts.qemu,
     cacheDir: opts.cacheDir,

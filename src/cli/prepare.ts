@@ -1,5 +1,6 @@
 /** `appliance prepare`: what a test suite runs once before its workers (the library's prepare()). */
 import type { Command } from 'commander';
+import { ACCEL_CHOICES } from '../vm/choices.js';
 import { oneOf } from './boot.js';
 import { ACCEL_OPTION, action, CACHE_DIR_OPTION } from './common.js';
 
@@ -15,7 +16,7 @@ export function register(program: Command): void {
       action(async (opts: { accel: string; cacheDir?: string; json?: boolean; verbose?: boolean }) => {
         const { prepare } = await import('../vm/index.js');
         const t = await prepare({
-          accel: oneOf('--accel', opts.accel, ['auto', 'kvm', 'tcg'] as const),
+          accel: oneOf('--accel', opts.accel, ACCEL_CHOICES),
           cacheDir: opts.cacheDir,
           log: opts.verbose ? (m) => process.stderr.write(`appliance: ${m}\n`) : undefined,
         });

@@ -82,6 +82,11 @@ export class OsTree implements FileTree {
     return { ...m, inner: inner.length ? inner : Buffer.from('/') };
   }
 
+  /** The mount points below `p` (held at `at`), deepest first; `p` itself, if one, is the one holding it. */
+  private mountsBelow(p: Buffer, at: Buffer): OsTree['mounts'] {
+    return this.mounts.filter((m) => m.at.length > at.length && within(m.at, p.length === 1 ? at : p) && !m.at.equals(p));
+  }
+
   /** An OS path as given: text stays text where it is UTF-8. */
   private static outer(at: Buffer, inner: Name): Name {
     if (at.length === 1) return inner;
@@ -101,7 +106,7 @@ export class OsTree implements FileTree {
     const depth = opts.depth ?? Infinity;
     const p = bytes(path);
     // Mount points below the start (p itself, if one, is the start).
-    const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p));
+    const below = this.mountsBelow(p, start.at);
     const levels = (x: Buffer) => x.toString('latin1').split('/').filter(Boolean).length;
     const count = walkCounter(opts.onProgress);
     const onError = (e: WalkError) => {
@@ -148,7 +153,7 @@ export class OsTree implements FileTree {
     path = rootedPath(path);
     const start = this.holder(path);
     const p = bytes(path);
-    const below = this.mounts.filter((m) => m.at.length > start.at.length && within(m.at, p.length === 1 ? start.at : p) && !m.at.equals(p)).reverse();
+    const below = this.mountsBelow(p, start.at).reverse();
     // The mounts a part holds, as paths in its own filesystem: left empty by its copy.
     const hidden = (at: Buffer) =>
       below.filter((m) => m.at.length > at.length && within(m.at, at)).map((m) => (at.length === 1 ? m.at : m.at.subarray(at.length)));

@@ -27,6 +27,7 @@ import {
   type LaunchOptions,
   type MachineName,
 } from '../launcher/index.js';
+import { ACCEL_CHOICES, MACHINE_CHOICES } from './choices.js';
 import { GuestDeath } from './guest-death.js';
 
 export interface BootOptions {
@@ -297,10 +298,6 @@ function checkBootOptions(opts: BootOptions): void {
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
     throw new ApplianceError('EINVAL', "signal: give an AbortSignal (an AbortController's .signal)");
 }
-
-/** The accelerators and machines boot() takes (BootOptions' accel and machine). */
-const ACCEL_CHOICES: readonly ('auto' | Accel)[] = ['auto', 'kvm', 'tcg'];
-const MACHINE_CHOICES: readonly ('auto' | MachineName)[] = ['auto', 'microvm', 'q35', 'pc'];
 
 function bootSignal(opts: BootOptions): AbortSignal | undefined {
   const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter(
