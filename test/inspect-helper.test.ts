@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestPrograms } from '../src/guest/compile.js';
-import { CAT_ERRNO_BASE, FILE_TYPE, INSPECT_COMMAND, WALK_DEPTH_ALL, WALK_FLAG } from '../src/guest/contract.js';
+import { CAT_ERRNO_BASE, FILE_TYPE, INSPECT_COMMAND, READ_TYPES, WALK_DEPTH_ALL, WALK_FLAG } from '../src/guest/contract.js';
 import { WalkDecoder, WalkEncoder, type FileType, type RawEntry, type WalkEvent } from '../src/inspect/records.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'appliance-inspect-helper-'));
@@ -222,6 +222,21 @@ describe('the inspect helper on the host', () => {
     expect(read(34)).toEqual({ errno: 2, length: 0 });
     expect(read(46)).toEqual({ errno: 0, length: 0 });
     expect(out.length).toBe(58);
+  });
+
+  it('read-files with limit READ_TYPES: what each path is, its last step not followed (a symlink and its target), resolved in the root', () => {
+    const paths = ['/links', '/links/inside', '/links/abs-escape', '/links/abs-inside/', '/nowhere', '/links/dotdot-escape/x'];
+    const r = run(INSPECT_COMMAND.readFiles, READ_TYPES, root, String(paths.length), ...paths);
+    expect(r.status, r.stderr).toBe(0);
+    const got: (string | number)[] = [];
+    for (let at = 0; at < r.stdout.length;) {
+      const errno = r.stdout.readUInt32LE(at);
+      const length = Number(r.stdout.readBigUInt64LE(at + 4));
+      got.push(errno || r.stdout.subarray(at + 12, at + 12 + length).toString());
+      at += 12 + length;
+    }
+    // A trailing slash follows the link (to the file: ENOTDIR); through the escaping link, the root's /etc has no passwd.
+    expect(got).toEqual(['d', 'f', 'l/etc/passwd', 20, 2, 2]);
   });
 
   it('read: byte ranges of a file as a device, clipped at its end', () => {

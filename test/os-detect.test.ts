@@ -486,6 +486,33 @@ describe('the passes over all filesystems (inspect.ml)', () => {
     expect(found[0]).toMatchObject({ root: 'disk0:1', distro: 'fedora', version: { major: 40, minor: 0 }, arch: 'x86_64', hostname: 'split.example' });
   });
 
+  it('a merged /usr on a filesystem of its own: the root (/bin -> usr/bin, os-release -> ../usr/lib/os-release, nothing readable there) is found, as libguestfs finds it', () => {
+    const root = {
+      '/bin': { link: 'usr/bin' },
+      '/lib': { link: 'usr/lib' },
+      '/etc/os-release': { link: '../usr/lib/os-release' },
+      '/etc/fstab': 'LABEL=L1 / ext4 defaults 0 1\nLABEL=L2 /usr ext4 defaults 0 2\n',
+      '/etc/hostname': 'msroot\n',
+    };
+    const usr = { '/lib/os-release': osRelease({ ID: 'fedora', VERSION_ID: '39', PRETTY_NAME: '"Fedora Linux 39"' }), '/bin/bash': elfHeader(183) };
+    const found = detectSystems(
+      [
+        { info: { id: 'disk0:1', type: 'ext4' }, files: treeFiles(root) },
+        { info: { id: 'disk0:2', type: 'ext4' }, files: treeFiles(usr) },
+      ],
+      matcher({ 'LABEL=L1': 'disk0:1', 'LABEL=L2': 'disk0:2' }),
+    );
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ root: 'disk0:1', distro: 'fedora', version: { major: 39, minor: 0 }, arch: 'aarch64', hostname: 'msroot' });
+    expect(found[0]!.mountpoints).toEqual({ '/': 'disk0:1', '/usr': 'disk0:2' });
+    // A /bin that is a folder with none of the programs arch is read from (busybox), as is_dir says: a root, no arch.
+    const busybox = detectOne({ '/bin/busybox': X86_64, '/etc/hosts': '127.0.0.1 localhost\n', '/etc/alpine-release': '3.18.4\n' });
+    expect(busybox).toMatchObject({ distro: 'alpinelinux', version: { major: 3, minor: 18 } });
+    expect(busybox!.arch).toBeUndefined();
+    // A symlink to anywhere else, with nothing behind it, is not a /bin (libguestfs: exactly "usr/bin").
+    expect(detectOne({ '/bin': { link: 'opt/bin' }, '/etc/hosts': 'x\n' })).toBeUndefined();
+  });
+
   it('a btrfs subvolume whose root says what its filesystem’s root says is a snapshot, and dropped; one that differs stays', () => {
     const tree = linux({ '/etc/os-release': osRelease({ ID: 'opensuse-tumbleweed', VERSION_ID: '"20240101"', PRETTY_NAME: '"openSUSE Tumbleweed"' }) });
     const older = linux({ '/etc/os-release': osRelease({ ID: 'opensuse-tumbleweed', VERSION_ID: '"20231201"', PRETTY_NAME: '"openSUSE Tumbleweed"' }) });

@@ -178,7 +178,9 @@ export const FIELD_AT = {
  * - Text replies (devices, mount, umount, statfs, btrfs-forget) are lines of `key=value`
  *   fields separated by tabs, bytes outside printable ASCII and `%`, `=` escaped as %XX.
  * - read: for each range, u32 length and the bytes. read-files: for each path, i32 errno,
- *   u64 length, the bytes.
+ *   u64 length, the bytes; in a group whose LIMIT is READ_TYPES, what is there instead
+ *   (lstat: a symlink itself): its FILE_TYPE letter, then a symlink's target (libguestfs's
+ *   is_dir and is_symlink tests, which the files cannot answer).
  * - walk: records (little endian). An entry: u8 RECORD.entry, u8 type (FILE_TYPE), u32
  *   mode, u32 uid, u32 gid, u32 nlink, u64 size, u64 blocks (512 B), u64 ino, u32 rdev
  *   major, u32 rdev minor, i64+u32 atime, i64+u32 mtime, i64+u32 ctime, u32+bytes path
@@ -214,6 +216,8 @@ export const INSPECT_COMMAND = {
 export const WALK_FLAG = { hash: 'h', follow: 'f', oneFs: 'x', content: 'c', deferBig: 'b' } as const;
 /** walk's DEPTH that means "everything below". */
 export const WALK_DEPTH_ALL = 100000;
+/** read-files' LIMIT for a group of paths whose types are wanted, not their contents. */
+export const READ_TYPES = 't';
 export const RECORD = { entry: 'E', error: 'X' } as const;
 export const FILE_TYPE = { file: 'f', dir: 'd', symlink: 'l', chardev: 'c', blockdev: 'b', fifo: 'p', socket: 's' } as const;
 /**

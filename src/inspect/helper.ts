@@ -18,6 +18,7 @@ import {
   INSPECT_COMMAND,
   INSPECT_FIELD as F,
   INSPECT_PATH,
+  READ_TYPES,
   WALK_DEPTH_ALL,
   WALK_FLAG,
 } from '../guest/contract.js';
@@ -285,14 +286,15 @@ export class Helper {
   }
 
   /**
-   * Small files of one or more mounted filesystems in one call, each up to its group's `limit` bytes:
-   * per root, each path's content, or undefined where it cannot be read.
+   * Small files of one or more mounted filesystems in one call, each up to its group's `limit` bytes
+   * (limit 'types': what each path is, not followed if a symlink: its FILE_TYPE letter, then a
+   * symlink's target): per root, each path's bytes, or undefined where it is not there.
    */
-  async readFiles(reads: { root: string; paths: string[]; limit: number }[]): Promise<(Buffer | undefined)[][]> {
+  async readFiles(reads: { root: string; paths: string[]; limit: number | 'types' }[]): Promise<(Buffer | undefined)[][]> {
     if (reads.length === 0) return [];
     const out = await this.runGroups(
       INSPECT_COMMAND.readFiles,
-      reads.map((r) => [String(r.limit), r.root, String(r.paths.length), ...r.paths]),
+      reads.map((r) => [r.limit === 'types' ? READ_TYPES : String(r.limit), r.root, String(r.paths.length), ...r.paths]),
       'reading files',
     );
     return complete(out, (c) =>
@@ -300,7 +302,8 @@ export class Helper {
         r.paths.map(() => {
           const errno = c.u32();
           const length = c.u64();
-          if (length > r.limit) throw new ApplianceError('EPROTO', `the inspect helper sent ${length} bytes of a file limited to ${r.limit}`);
+          const limit = r.limit === 'types' ? 1 + GUEST_PATH_MAX : r.limit;
+          if (length > limit) throw new ApplianceError('EPROTO', `the inspect helper sent ${length} bytes of a file limited to ${limit}`);
           return errno ? undefined : Buffer.from(c.bytes(length));
         }),
       ),

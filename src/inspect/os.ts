@@ -13,6 +13,7 @@ import { keyValues, shellUnquote } from './os/release-files.js';
 import { filesystemRole, ROLE_READS } from './os/roles.js';
 import { assembleRoots, resolveFstab, type FstabMatch, type FstabMount, type Placed } from './os/systems.js';
 import type { Package } from './packages.js';
+import { typeRead } from './records.js';
 
 export type { FstabEntry } from './os/fstab.js';
 export type { FstabMount } from './os/systems.js';
@@ -79,12 +80,15 @@ const FILE_LIMIT = 64 * 1024;
  * architecture is read from, and of the markers only whether they are there (limit 0),
  * OSTree's among them (isOstreeSysroot).
  */
-const OS_READS: { paths: string[]; limit: number }[] = [
+const OS_READS: { paths: string[]; limit: number | 'types' }[] = [
   { paths: ROLE_READS.text, limit: FILE_LIMIT },
   { paths: ROLE_READS.headers, limit: ELF_HEADER_BYTES },
   { paths: [...ROLE_READS.markers, OSTREE_MARKER], limit: 0 },
+  { paths: ROLE_READS.types, limit: 'types' },
 ];
-const OS_FILES = OS_READS.flatMap((r) => r.paths);
+const OS_FILES = OS_READS.flatMap((r) => (r.limit === 'types' ? [] : r.paths));
+/** Where the types' results start in osReads' flattened results (after every file's). */
+const TYPES_AT = OS_FILES.length;
 
 /** The reads (Helper.readFiles) of OS detection in the filesystem mounted at `root`; give their results, flattened, to detectSystems. */
 export const osReads = (root: string) => OS_READS.map((r) => ({ root, ...r }));
@@ -114,7 +118,8 @@ export function detectSystems(candidates: OsCandidate[], match: FstabMatch): Ope
   const placed = candidates.flatMap((c): Placed[] => {
     const at = new Map(OS_FILES.map((p, i) => [p, c.files[i]]));
     const file = (p: string) => at.get(p);
-    const role = filesystemRole({ file, header: file });
+    const types = new Map(ROLE_READS.types.map((p, i) => [p, typeRead(c.files[TYPES_AT + i])]));
+    const role = filesystemRole({ file, header: file, type: (p) => types.get(p) });
     return role ? [{ info: c.info, role, file, deployment: c.deployment, ...resolveFstab(c.info.id, role.data, file, match) }] : [];
   });
   return assembleRoots(placed).map(operatingSystem);

@@ -127,6 +127,13 @@ export class Cursor {
 
 export type FileType = keyof typeof FILE_TYPE;
 const TYPES = new Map(Object.entries(FILE_TYPE).map(([type, letter]) => [letter.charCodeAt(0), type as FileType]));
+
+/** What read-files says of a path read as a type (its FILE_TYPE letter, then a symlink's target). */
+export function typeRead(bytes: Buffer | undefined): { type: FileType; target?: string } | undefined {
+  const type = bytes?.length ? TYPES.get(bytes[0]!) : undefined;
+  if (!type) return undefined;
+  return type === 'symlink' ? { type, target: bytes!.subarray(1).toString('utf8') } : { type };
+}
 const ENTRY = RECORD.entry.charCodeAt(0);
 const ERROR = RECORD.error.charCodeAt(0);
 

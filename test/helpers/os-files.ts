@@ -3,16 +3,30 @@
  * guest's read-files would read it for osReads (each file up to its group's limit), or a
  * folder of the host read the same way. And ELF headers of any machine.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectSystems, osReads, type OperatingSystem } from '../../src/inspect/os.js';
 import type { FstabEntry } from '../../src/inspect/os/fstab.js';
 
-export type Tree = Record<string, string | Buffer>;
+/** Paths and their contents; `{ link }` a symlink; a folder is there when a path below it is. */
+export type Tree = Record<string, string | Buffer | { link: string }>;
 
-/** What osReads reads of a tree, in its order. */
+/** What read-files says of a path read as a type: its FILE_TYPE letter, a symlink's target. */
+function typeOf(tree: Tree, p: string): Buffer | undefined {
+  const v = tree[p];
+  if (v !== undefined) return typeof v === 'object' && !Buffer.isBuffer(v) ? Buffer.from(`l${v.link}`) : Buffer.from('f');
+  return Object.keys(tree).some((k) => k.startsWith(`${p}/`)) ? Buffer.from('d') : undefined;
+}
+
+/** What osReads reads of a tree, in its order (a symlink's target file is not followed). */
 export function treeFiles(tree: Tree): (Buffer | undefined)[] {
-  return osReads('/').flatMap((g) => g.paths.map((p) => (tree[p] === undefined ? undefined : Buffer.from(tree[p]!).subarray(0, g.limit))));
+  return osReads('/').flatMap((g) =>
+    g.paths.map((p) => {
+      if (g.limit === 'types') return typeOf(tree, p);
+      const v = tree[p];
+      return v === undefined || (typeof v === 'object' && !Buffer.isBuffer(v)) ? undefined : Buffer.from(v).subarray(0, g.limit);
+    }),
+  );
 }
 
 /** What osReads reads of a host folder (symlinks followed, as the guest's reads follow them inside the root). */
@@ -20,6 +34,10 @@ export function dirFiles(dir: string): (Buffer | undefined)[] {
   return osReads('/').flatMap((g) =>
     g.paths.map((p) => {
       try {
+        if (g.limit === 'types') {
+          const s = lstatSync(join(dir, p));
+          return Buffer.from(s.isDirectory() ? 'd' : s.isSymbolicLink() ? `l${readlinkSync(join(dir, p))}` : 'f');
+        }
         return statSync(join(dir, p)).isFile() ? readFileSync(join(dir, p)).subarray(0, g.limit) : undefined;
       } catch {
         return undefined;

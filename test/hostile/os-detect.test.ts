@@ -30,7 +30,7 @@ function mutate(b: Buffer, r: () => number): Buffer {
   return out;
 }
 
-const SEEDS: Tree = {
+const SEEDS: Record<string, string | Buffer> = {
   '/etc/os-release': 'NAME="Fedora Linux"\nID=fedora\nVERSION_ID=39\nPRETTY_NAME="Fedora Linux 39"\nBUILD_ID="x"\n',
   '/etc/lsb-release': 'DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=10.10\nDISTRIB_DESCRIPTION="Ubuntu 10.10"\n',
   '/etc/redhat-release': 'Red Hat Enterprise Linux AS release 4 (Nahant Update 9)\n',

@@ -4,11 +4,13 @@
  * CoreOS root, a Linux or CoreOS /usr, or nothing; and for a root or /usr what its files
  * say (inspect_fs_unix.ml).
  *
- * libguestfs tests directories (is_dir /etc, /bin, /usr/local…); the files read in one
- * call cannot tell a directory, so each such test stands on files inside it: /etc by the
- * files the rule asks for there, /bin by one of the programs the architecture is read
- * from, a /usr by its os-release or programs and the absence of anything under /etc.
+ * libguestfs tests directories (is_dir /etc, /bin, /usr/local…): /bin is read as what it
+ * is (a folder, or the symlink to usr/bin of a merged /usr whose /usr is a filesystem of
+ * its own), or stands on one of the programs the architecture is read from, found through
+ * any symlink; /etc stands on the files the rule asks for there; a /usr on its os-release
+ * or programs and the absence of anything under /etc.
  */
+import type { FileType } from '../records.js';
 import { MDADM_CONF } from './mdadm.js';
 import { ARCH_PROGRAMS, archOf } from './arch.js';
 import { packageFormatOf, packageManagementOf, type Distro, type OsType, type PackageFormat, type PackageManagement } from './distros.js';
@@ -44,6 +46,9 @@ export interface FilesystemRole {
   data: InspectionData;
 }
 
+/** What the rules test of these paths is what they are (read as types: lstat, a symlink's target). */
+export const ROLE_TYPES = { bin: '/bin' };
+
 /** Existence tests of the rules (read with limit 0). */
 export const ROLE_MARKERS = {
   grub: ['/grub/menu.lst', '/grub/grub.conf', '/grub2/grub.cfg'],
@@ -74,20 +79,28 @@ export const ROLE_READS = {
   text: [...RELEASE_FILES, ...LINUX_HOSTNAME_FILES, SYSCONFIG_NETWORK, RC_CONF, MINIX_HOSTNAME, ...Object.values(ROLE_FILES), ...MDADM_CONF],
   headers: ARCH_PROGRAMS,
   markers: [...Object.values(ROLE_MARKERS).flat(), CIRROS_LOGO],
+  types: Object.values(ROLE_TYPES),
 };
 /** What a /usr has none of: files under /etc. */
 const ETC_FILES = [...ROLE_READS.text, ...ROLE_READS.markers].filter((p) => p.startsWith('/etc/'));
 
-/** The files a filesystem's role is told from: `file` (whole, or for markers only present), `header` (the programs' ELF headers). */
+/**
+ * The files a filesystem's role is told from: `file` (whole, or for markers only present),
+ * `header` (the programs' ELF headers), `type` (what a path of ROLE_TYPES is: a folder, or
+ * a symlink and its target).
+ */
 export interface RoleFiles {
   file: FileOf;
   header: (path: string) => Buffer | undefined;
+  type: (path: string) => { type: FileType; target?: string } | undefined;
 }
 
 /** The role of one filesystem, or undefined when it holds no OS's root or /usr. */
 export function filesystemRole(f: RoleFiles): FilesystemRole | undefined {
   const has = (p: string) => f.file(p) !== undefined;
-  const bin = ARCH_PROGRAMS.some((p) => f.header(p) !== undefined);
+  // libguestfs: is_dir /bin, or /bin -> usr/bin (merged /usr); ours also any program there.
+  const binType = f.type(ROLE_TYPES.bin);
+  const bin = binType?.type === 'dir' || (binType?.type === 'symlink' && binType.target === 'usr/bin') || ARCH_PROGRAMS.some((p) => f.header(p) !== undefined);
   const fstab = has(ROLE_FILES.fstab);
   const m = ROLE_MARKERS;
   let found: FilesystemRole | undefined;

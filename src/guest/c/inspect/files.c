@@ -60,14 +60,33 @@ static void read_file(int rootfd, const char *path, size_t limit) {
   }
 }
 
-/* Small files of several filesystems in one call: groups of ROOT, a count, the paths. */
+/* What is at `path`, its last step not followed (lstat): its type letter, then a symlink's target. */
+static void read_type(int rootfd, const char *path) {
+  char what[1 + APPL_GUEST_PATH_MAX];
+  size_t have = 0;
+  struct stat st;
+  int fd = open_in_root(rootfd, path, O_PATH | O_NOFOLLOW), err = fd < 0 ? errno : 0;
+  if (!err && fstat(fd, &st) < 0) err = errno;
+  if (!err) {
+    what[have++] = file_type(st.st_mode);
+    ssize_t n = S_ISLNK(st.st_mode) ? readlinkat(fd, "", what + 1, APPL_GUEST_PATH_MAX) : 0;
+    if (n > 0) have += (size_t)n;
+  }
+  if (fd >= 0) close(fd);
+  put32((uint32_t)err);
+  put64(have);
+  put(what, have);
+}
+
+/* Small files of several filesystems in one call: groups of LIMIT, ROOT, a count, the paths. */
 int cmd_read_files(int argc, char **argv) {
   for (int i = 0; i + 2 < argc;) {
+    int types = strcmp(argv[i], APPL_READ_TYPES) == 0;
     size_t limit = strtoull(argv[i], NULL, 10);
     int rootfd = open_root(argv[i + 1]);
     long n = strtol(argv[i + 2], NULL, 10);
     if (n < 0 || n > argc - i - 3) fatal("read-files: %s has %ld paths, fewer are given", argv[i + 1], n);
-    for (long j = 0; j < n; j++) read_file(rootfd, argv[i + 3 + j], limit);
+    for (long j = 0; j < n; j++) types ? read_type(rootfd, argv[i + 3 + j]) : read_file(rootfd, argv[i + 3 + j], limit);
     close(rootfd);
     i += 3 + (int)n;
   }

@@ -15,7 +15,8 @@
  *   statfs DIR…                      a line each
  *   walk ROOT PATH FLAGS DEPTH       records of PATH and below
  *   cat ROOT PATH                    a regular file's content
- *   read-files [LIMIT ROOT N PATH…]… for each path: i32 errno, u64 length, the bytes (at most LIMIT)
+ *   read-files [LIMIT ROOT N PATH…]… for each path: i32 errno, u64 length, the bytes (at most LIMIT;
+ *                                    LIMIT APPL_READ_TYPES: its type letter, a symlink's target)
  *   btrfs-forget                     forget the btrfs devices that are not mounted
  *   serve                            the agent's: commands in this process (main.c)
  *
@@ -52,6 +53,7 @@ void end_line(void);
 int open_in_root(int rootfd, const char *path, int flags);
 int open_root(const char *root);
 int open_regular(int rootfd, const char *path, int *err);
+char file_type(mode_t m);
 
 /* The commands: argc and argv are the command's own arguments. Each returns its exit status. */
 int cmd_devices(int argc, char **argv);

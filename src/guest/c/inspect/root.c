@@ -61,6 +61,17 @@ int open_in_root(int rootfd, const char *path, int flags) {
   return fd < 0 ? (errno = err == EXDEV ? ENAMETOOLONG : err, -1) : fd;
 }
 
+/* A mode's APPL_TYPE_ letter. */
+char file_type(mode_t m) {
+  return S_ISREG(m)    ? APPL_TYPE_FILE
+         : S_ISDIR(m)  ? APPL_TYPE_DIR
+         : S_ISLNK(m)  ? APPL_TYPE_SYMLINK
+         : S_ISCHR(m)  ? APPL_TYPE_CHARDEV
+         : S_ISBLK(m)  ? APPL_TYPE_BLOCKDEV
+         : S_ISFIFO(m) ? APPL_TYPE_FIFO
+                       : APPL_TYPE_SOCKET;
+}
+
 /* The folder a filesystem is mounted on (given by the host, not by the image). */
 int open_root(const char *root) {
   int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -23,16 +23,6 @@ static int same_fs(struct walk *w, int dirfd, const char *name, const struct sta
   return w->mnt_id && mount_id(dirfd, name) == w->mnt_id;
 }
 
-static char type_of(mode_t m) {
-  return S_ISREG(m)    ? APPL_TYPE_FILE
-         : S_ISDIR(m)  ? APPL_TYPE_DIR
-         : S_ISLNK(m)  ? APPL_TYPE_SYMLINK
-         : S_ISCHR(m)  ? APPL_TYPE_CHARDEV
-         : S_ISBLK(m)  ? APPL_TYPE_BLOCKDEV
-         : S_ISFIFO(m) ? APPL_TYPE_FIFO
-                       : APPL_TYPE_SOCKET;
-}
-
 static void put_error(int err, const char *path) {
   put8(APPL_RECORD_ERROR);
   put32((uint32_t)err);
@@ -52,7 +42,7 @@ static int put_entry(struct walk *w, int dirfd, const char *name, struct stat *s
   int hash_err = w->hash && S_ISREG(st->st_mode) ? hash_file(dirfd, name, digest) : -1;
   int hashed = hash_err == 0;
   put8(APPL_RECORD_ENTRY);
-  put8((unsigned)type_of(st->st_mode));
+  put8((unsigned)file_type(st->st_mode));
   put32(st->st_mode);
   put32(st->st_uid);
   put32(st->st_gid);
