@@ -102,3 +102,28 @@ export class DiskRefusedError extends ApplianceError {
     return this.text(words);
   }
 }
+
+/** How a caller names a filesystem: the library's ids (disk0:2, vg0/root), or a command line's (disk.img:2). */
+export interface FilesystemWords {
+  /** A filesystem's id (disk0, disk0:2, vg0/root, btrfsvol:disk0:2/@home), or a whole disk's (disk0). */
+  fs(id: string): string;
+  /** The name the caller gave. */
+  selector(text: string): string;
+}
+
+const LIBRARY_FILESYSTEM_WORDS: FilesystemWords = { fs: (id) => id, selector: (text) => text };
+
+/**
+ * No filesystem, or more than one, answers to the name given (ENOFS). The message names
+ * the filesystems by the library's ids; `inWords` as a command line names them
+ * (`disk.img:2`), so that each interface lists choices its user can type.
+ */
+export class FilesystemNameError extends ApplianceError {
+  constructor(private readonly text: (words: FilesystemWords) => string) {
+    super('ENOFS', text(LIBRARY_FILESYSTEM_WORDS));
+  }
+
+  inWords(words: FilesystemWords): string {
+    return this.text(words);
+  }
+}

@@ -222,6 +222,14 @@ describe('diff of an image and its clone', () => {
     expect(cli('cat', before, '/etc/caf\\xe9', '/etc/back\\x5cslash').stdout).toBe('latin-1\nbackslash\n');
     const notDir = cli('cat', before, '/etc/motd/');
     expect([notDir.status, notDir.stderr]).toEqual([1, `appliance: ${before}: /etc/motd/: ENOTDIR: not a folder\n`]);
+    // A filesystem the image does not hold: the choices as this command line names them (IMAGE:N), not the library's disk0:N.
+    for (const r of [cli('cat', `${before}:9`, '/etc/motd'), cli('ls', `${before}:nolabel`, '/'), cli('diff', `${before}:9`, after)]) {
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(`^appliance: no filesystem "${before}:(9|nolabel)": the filesystems are ${before}:1 \\(vfat[^)]*\\), ${before}:2 \\(ext4`),
+      );
+      expect(r.stderr).not.toMatch(/disk0/);
+    }
   });
 
   it('copy-out never follows a symlink the image put where a mount point is (/boot -> a host folder, fstab mounting /boot/efi)', () => {

@@ -4,7 +4,7 @@
  * disk named as diskN:), an LV name, btrfsvol:PATH, a label or a UUID; nothing at all
  * names the only filesystem there is.
  */
-import { ApplianceError } from '../errors.js';
+import { FilesystemNameError, type FilesystemWords } from '../errors.js';
 import type { Disk } from './devices.js';
 import type { FilesystemInfo } from './info.js';
 
@@ -27,28 +27,28 @@ function candidates(infos: FilesystemInfo[], selector: string): FilesystemInfo[]
  * LUKS containers left locked (`locked`), where the filesystem looked for may be.
  */
 export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], selector: string, locked: { uuid: string; on?: string }[] = []): FilesystemInfo {
-  const lockedNote = locked.length
-    ? `; locked: ${locked.map((l) => `the LUKS container ${l.uuid}${l.on ? ` on ${l.on}` : ''}`).join(', ')} (give ${locked.length > 1 ? 'their keys' : 'its key'})`
-    : '';
+  const lockedNote = (w: FilesystemWords) =>
+    locked.length
+      ? `; locked: ${locked.map((l) => `the LUKS container ${l.uuid}${l.on ? ` on ${w.fs(l.on)}` : ''}`).join(', ')} (give ${locked.length > 1 ? 'their keys' : 'its key'})`
+      : '';
   const usable = infos.filter((i) => !i.error || i.type !== 'swap');
   const found = selector ? candidates(usable, selector) : usable.filter((i) => !i.subvolume && i.type !== 'swap');
-  const choices = () => usable.map((i) => `${i.id} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ');
+  const choices = (w: FilesystemWords) => usable.map((i) => `${w.fs(i.id)} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ');
   if (found.length === 1) return found[0]!;
   if (found.length === 0 && !usable.length) {
-    const names = disks.map((d) => `disk${d.index} (${d.path})`);
-    throw new ApplianceError(
-      'ENOFS',
-      `no filesystem we know on ${names.join(', ')}${lockedNote || `: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`}`,
-    );
+    throw new FilesystemNameError((w) => {
+      // A disk's own name where the caller's words have one (the image's path), else both.
+      const names = disks.map((d) => (w.fs(`disk${d.index}`) === d.path ? d.path : `${w.fs(`disk${d.index}`)} (${d.path})`));
+      return `no filesystem we know on ${names.join(', ')}${lockedNote(w) || `: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`}`;
+    });
   }
   if (found.length === 0) {
-    throw new ApplianceError(
-      'ENOFS',
-      (selector ? `no filesystem "${selector}": the filesystems are ${choices()}` : `no filesystem on the disks: ${choices()}`) + lockedNote,
+    throw new FilesystemNameError(
+      (w) =>
+        (selector ? `no filesystem "${w.selector(selector)}": the filesystems are ${choices(w)}` : `no filesystem on the disks: ${choices(w)}`) + lockedNote(w),
     );
   }
-  throw new ApplianceError(
-    'ENOFS',
-    `${selector ? `"${selector}" names` : 'there are'} ${found.length} filesystems: name one of ${found.map((i) => i.id).join(', ')}`,
+  throw new FilesystemNameError(
+    (w) => `${selector ? `"${w.selector(selector)}" names` : 'there are'} ${found.length} filesystems: name one of ${found.map((i) => w.fs(i.id)).join(', ')}`,
   );
 }

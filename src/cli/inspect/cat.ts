@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { parseSize } from '../../units.js';
 import { action, bounded, stdoutGone, usageError } from '../common.js';
-import { asGiven, common, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
+import { asGiven, common, onImage, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
   common(program.command('cat'))
@@ -19,7 +19,7 @@ export function register(program: Command): void {
         await using img = await open([disk], o);
         let status = 0;
         for (const path of paths) {
-          const at = await img.locate(pathArg(path), fs);
+          const at = await onImage(disk, () => img.locate(pathArg(path), fs));
           // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
           const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
             throw asGiven(err, path, at, disk);

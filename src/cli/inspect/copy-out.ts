@@ -6,7 +6,7 @@ import type { FileTree, OsTree } from '../../inspect/os-tree.js';
 import type { Name } from '../../inspect/probe/types.js';
 import { bar, progressLine } from '../progress.js';
 import { json } from './format.js';
-import { asGiven, common, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
+import { asGiven, common, onImage, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 /** A copy that ends sooner shows no progress. */
 const PROGRESS_AFTER_MS = 300;
@@ -39,9 +39,9 @@ export function register(program: Command): void {
         const results = [];
         // Without :FS, the OS's tree: the filesystems mounted below a path copied into their
         // mount points' folders, a mount point (/boot) as HOSTDIR/boot, as virt-copy-out does.
-        const tree = fs ? undefined : ((await img.tree()) as OsTree | MountedFilesystem);
+        const tree = fs ? undefined : ((await onImage(disk, () => img.tree())) as OsTree | MountedFilesystem);
         for (const path of args.slice(0, -1)) {
-          const at = await img.locate(pathArg(path), fs);
+          const at = await onImage(disk, () => img.locate(pathArg(path), fs));
           const [source, from] = tree ? [tree, pathArg(path)] : [at.fs, at.path];
           const progress = progressLine(PROGRESS_AFTER_MS);
           const total = progress ? await bytesBelow(source, from) : 0;

@@ -4,7 +4,7 @@ import type { DiffError, Inspection } from '../../inspect/index.js';
 import { describeErrno } from '../../errno.js';
 import { action, bounded } from '../common.js';
 import { json, printable, TYPE_CHAR } from './format.js';
-import { common, open, splitDiskFs, type CommonOptions } from './options.js';
+import { common, onImage, open, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
   common(program.command('diff'))
@@ -25,8 +25,8 @@ export function register(program: Command): void {
         await using ib = await settled(opened[1]); // ia is closed by its `using`
         const { diff } = await import('../../inspect/index.js');
         // A named filesystem on each side, or each image's whole tree as its OS mounts it.
-        const side = async (img: Inspection, fs: string) => (fs ? (await img.locate('/', fs)).fs : img.tree());
-        const [ta, tb] = await Promise.all([side(ia, sa.fs), side(ib, sb.fs)]);
+        const side = (img: Inspection, s: { disk: string; fs: string }) => onImage(s.disk, async () => (s.fs ? (await img.locate('/', s.fs)).fs : img.tree()));
+        const [ta, tb] = await Promise.all([side(ia, sa), side(ib, sb)]);
         // What could not be read on either side: compared as far as it was read, each said after, exit 1.
         const unread: string[] = [];
         const onError = (e: DiffError) =>

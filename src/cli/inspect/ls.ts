@@ -4,7 +4,7 @@ import type { FileStat } from '../../inspect/index.js';
 import { describeErrno } from '../../errno.js';
 import { action, bounded, usageError } from '../common.js';
 import { json, longLine, printable } from './format.js';
-import { asGiven, common, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
+import { asGiven, common, onImage, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
   common(program.command('ls'))
@@ -20,10 +20,10 @@ export function register(program: Command): void {
         if (o.checksum !== undefined && o.checksum !== 'sha256') throw usageError(`--checksum "${o.checksum}": only sha256`);
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
-        const at = await img.locate(pathArg(path), fs);
+        const at = await onImage(disk, () => img.locate(pathArg(path), fs));
         // Without :FS, the OS's tree: the filesystems its fstab mounts below the path are
         // listed in their places, a mount point as its filesystem's root, as virt-ls lists them.
-        const tree = fs ? at.fs : await img.tree();
+        const tree = fs ? at.fs : await onImage(disk, () => img.tree());
         const from = fs ? at.path : pathArg(path);
         const entries: FileStat[] = [];
         const errors: string[] = [];

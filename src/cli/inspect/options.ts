@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
-import { ApplianceError, DiskRefusedError, ImageFileError, type DiskWords } from '../../errors.js';
+import { ApplianceError, DiskRefusedError, FilesystemNameError, ImageFileError, type DiskWords, type FilesystemWords } from '../../errors.js';
 import { DISK_FORMAT_CHOICES, isDiskFormat } from '../../disk-formats.js';
 import { CACHE_DIR_OPTION, usageError } from '../common.js';
 
@@ -45,6 +45,20 @@ export function splitDiskFs(spec: string): { disk: string; fs: string } {
     if (existsSync(spec.slice(0, i))) return { disk: spec.slice(0, i), fs: spec.slice(i + 1) };
   }
   return { disk: spec, fs: '' }; // the open says what is wrong with it
+}
+
+/**
+ * `work` on the image `disk` (an inspection of it alone: its disk0): a filesystem it does not
+ * hold, or several, is said with the names this command line takes (`disk.img:2`, not disk0:2).
+ */
+export async function onImage<T>(disk: string, work: () => Promise<T>): Promise<T> {
+  const name = (id: string) => (id === 'disk0' ? disk : `${disk}:${id.replace(/^disk0:/, '')}`);
+  const words: FilesystemWords = { fs: name, selector: name };
+  try {
+    return await work();
+  } catch (err) {
+    throw err instanceof FilesystemNameError ? new ApplianceError(err.code, err.inWords(words), { cause: err }) : err;
+  }
 }
 
 function diskSpec(path: string, o: CommonOptions): DiskSpec | string {
