@@ -75,6 +75,8 @@ export interface QemuConfig {
   placeholderDisks?: boolean;
   /** Devices for this many user disks (contract.ts diskSlots): the disks first, empty stand-ins after. */
   diskSlots?: number;
+  /** Start with the CPU stopped (-S): the monitor lets it run once the block graph is checked (block-graph.ts). */
+  paused?: boolean;
 }
 
 /** What the command line says of a user disk; its image reaches qemu as an inherited descriptor. */
@@ -131,6 +133,7 @@ export function qemuArgv(c: QemuConfig): string[] {
     const d = c.disks[i];
     argv.push(...(c.placeholderDisks || !d ? placeholder(i) : drive(d, i)), ...blk(diskSerial(i), diskSerial(i)));
   }
+  if (c.paused) argv.push('-S');
   if (c.monitorSocket) argv.push('-chardev', `socket,id=qmp,path=${optionValue(c.monitorSocket)}`, '-mon', 'chardev=qmp,mode=control');
   return argv;
 }

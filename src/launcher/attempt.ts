@@ -71,7 +71,8 @@ export interface AttemptResult {
 /** One qemu boot in `mode`, until it is ready or given up. */
 export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: AttemptContext<T>): Promise<AttemptResult> {
   const monitorSocket = `${a.channelSocket}.qmp`;
-  const argv = qemuArgv(mode.configure(base, monitorSocket));
+  const config = mode.configure(base, monitorSocket);
+  const argv = qemuArgv(config);
   const what = mode.kind === 'restore' ? 'restoring a snapshot' : mode.kind === 'save' ? 'booting to save a snapshot' : `booting (${a.kernelKind})`;
   a.log(`boot ${a.number}: ${describeAccel(a.accel)} on ${a.machine}, ${what}: ${qemu} ${argv.join(' ')}`);
 
@@ -93,6 +94,7 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
     stateSocket: `${a.channelSocket}.state`,
     timing: a.timing,
     disks: base.disks.length,
+    config,
     end,
     resumed: () => (state.resumedAt = elapsed()),
     saveFailed: (why, whatFailed) => {
@@ -149,6 +151,8 @@ function failed(
       return result(unsaved ? 'unsaved' : 'exited', { detail: ev.detail });
     case 'aborted':
       throw abortError(ev.reason);
+    case 'refused':
+      throw ev.err;
     case 'exited':
       return result('exited', { status: ev.status, detail: exitDetail(ev.status, proc) });
     default:

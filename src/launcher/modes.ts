@@ -14,6 +14,8 @@ import { diskSlots, goLine, initLine } from '../guest/contract.js';
 import type { QemuConfig } from './argv.js';
 import type { ExitStatus, QemuProcess } from './process.js';
 import type { Socket } from 'node:net';
+import { DiskRefusedError } from '../errors.js';
+import { checkBlockGraph } from './block-graph.js';
 import { Qmp } from './qmp.js';
 import { restoreState, saveState } from './snapshot.js';
 
@@ -25,7 +27,8 @@ export type RunEvent =
   | { kind: 'saved' }
   | { kind: 'failed'; detail: string }
   | { kind: 'timeout' | 'no-sign-of-life' }
-  | { kind: 'aborted'; reason: unknown };
+  | { kind: 'aborted'; reason: unknown }
+  | { kind: 'refused'; err: unknown };
 
 /** What a mode's steps may see and do during their run. */
 export interface Run {
@@ -37,6 +40,8 @@ export interface Run {
   readonly timing: boolean;
   /** The user disks of this boot (the go line tells the guest how many slots hold one). */
   readonly disks: number;
+  /** The run's qemu configuration (the mode's, from the launch's). */
+  readonly config: QemuConfig;
   /** Ends the run now. */
   end(event: RunEvent): void;
   /** The restored guest runs again. */
@@ -70,12 +75,36 @@ function atSnapshotPoint(line: string, at: (refusal?: string) => void): void {
   else if (line.includes(NO_SNAPSHOT_LINE)) at(line.slice(line.indexOf(NO_SNAPSHOT_LINE) + NO_SNAPSHOT_LINE.length));
 }
 
-export const plain: Mode = { kind: 'plain', monitor: false, configure: (c) => c };
+/**
+ * A booted run starts with its CPU stopped, and runs once qemu's block graph holds only
+ * what the command line made (block-graph.ts): no guest reads a file an image's header
+ * named after it was checked.
+ */
+const checkedStart = {
+  monitor: true,
+  configure: (c: QemuConfig, monitor: string): QemuConfig => ({ ...c, monitorSocket: monitor, paused: true }),
+  started: (run: Run) => {
+    void (async () => {
+      const qmp = await Qmp.connect(await run.monitor);
+      await checkBlockGraph(qmp, run.config);
+      await qmp.execute('cont');
+    })().catch((err: unknown) => run.end(refusedOrFailed(err, run)));
+  },
+};
+
+/** A disk refused is the caller's error (no other boot would fare better); anything else a failed run. */
+function refusedOrFailed(err: unknown, run: Run): RunEvent {
+  if (err instanceof DiskRefusedError) return { kind: 'refused', err };
+  // qemu's own words (a lock it could not take names the image) after ours.
+  const said = run.proc.stderrTail().trim().split('\n').slice(-2).join(' / ');
+  return { kind: 'failed', detail: `${(err as Error).message}${said ? `: ${said}` : ''}` };
+}
+
+export const plain: Mode = { kind: 'plain', ...checkedStart };
 
 export const cold: Mode = {
   kind: 'cold',
-  monitor: false,
-  configure: (c) => c,
+  ...checkedStart,
   onConsole: (line, run) => atSnapshotPoint(line, () => run.proc.writeConsole(goLine(run.timing, run.disks))),
 };
 
@@ -119,14 +148,11 @@ export function restore(snapshot: Snapshot): Mode {
     started: (run) => {
       void (async () => {
         const qmp = await Qmp.connect(await run.monitor);
+        await checkBlockGraph(qmp, run.config);
         await restoreState(qmp, 3);
         run.resumed();
         run.proc.writeConsole(goLine(run.timing, run.disks));
-      })().catch((err: unknown) => {
-        // qemu's own words (a lock it could not take names the image) after ours.
-        const said = run.proc.stderrTail().trim().split('\n').slice(-2).join(' / ');
-        run.end({ kind: 'failed', detail: `${(err as Error).message}${said ? `: ${said}` : ''}` });
-      });
+      })().catch((err: unknown) => run.end(refusedOrFailed(err, run)));
     },
   };
 }

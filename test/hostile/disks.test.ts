@@ -234,6 +234,60 @@ describe('a path swapped after the check', () => {
   }, 120_000);
 });
 
+describe('a header changed after the check', () => {
+  // qemu reads an image's header again itself. Between our check and its read, another
+  // program writing the image (or a FUSE or NBD server answering each read differently)
+  // can make it name a host file: a qcow2's external data file, a vmdk's extents. A wrapper
+  // plays that program: it rewrites the header just before qemu starts (not for --version).
+  const real = () => execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim();
+  const flipping = (name: string, patch: string) => {
+    const qemu = join(tmp, name);
+    writeFileSync(qemu, `#!/bin/sh\ncase "$1" in --version|-version) ;; *) ${patch} ;; esac\nexec ${real()} "$@"\n`);
+    chmodSync(qemu, 0o755);
+    return qemu;
+  };
+  const poke = (image: string, at: number, bytes: string) => `printf '${bytes}' | dd of=${image} bs=1 seek=${at} conv=notrunc 2>/dev/null`;
+
+  it('qemu opening the file the new header names is caught before the guest runs: refused, naming it; restored or booted', async () => {
+    // A qcow2 with a raw external data file holding the secret, its two feature bits cleared: what the check reads is a plain qcow2.
+    const dataFile = join(tmp, 'data-file-secret');
+    const qcow2 = img('data-file.qcow2', '-f', 'qcow2', '-o', `data_file=${dataFile},data_file_raw=on`);
+    writeFileSync(dataFile, Buffer.concat([Buffer.from(SECRET), Buffer.alloc(1024 * 1024 - SECRET.length)]));
+    const header = readFileSync(qcow2);
+    header[79] &= ~0x04; // incompatible feature: external data file
+    header[95] &= ~0x02; // autoclear feature: the data file is raw
+    const clean = join(tmp, 'data-file-clean.qcow2');
+    writeFileSync(clean, header);
+    // A sparse vmdk whose embedded descriptor names the secret as a flat extent: used only when its capacity is 0.
+    const vmdkClean = join(tmp, 'extent-clean.vmdk');
+    writeFileSync(vmdkClean, kdmv(2048n, flatDescriptor(secret)));
+    const cases = [
+      { clean, format: 'qcow2' as const, flip: (p: string) => `${poke(p, 79, '\\004')}; ${poke(p, 95, '\\002')}`, file: dataFile },
+      { clean: vmdkClean, format: 'vmdk' as const, flip: (p: string) => poke(p, 12, '\\000\\000\\000\\000'), file: secret },
+    ];
+    for (const c of cases) {
+      for (const snapshot of [true, false]) {
+        const image = join(tmp, `flipped-${snapshot}.${c.format}`);
+        writeFileSync(image, readFileSync(c.clean));
+        const qemu = flipping(`qemu-flip-${c.format}-${snapshot}`, c.flip(image));
+        const err = await boot({ cacheDir: SHARED_CACHE, qemu, snapshot, disks: [{ path: image, format: c.format }] }).then(
+          async (vm) => {
+            const seen = (await vm.exec(['head', '-c', '9', '/dev/disk/by-id/virtio-disk0'])).stdout.toString();
+            await vm.close();
+            return new Error(`booted, and the guest read ${JSON.stringify(seen)}`);
+          },
+          (e: unknown) => e,
+        );
+        expect(err, `${c.format}, snapshot ${snapshot}`).toMatchObject({
+          code: 'EDISKBACKING',
+          message: expect.stringContaining(`named "${c.file}" (file) when qemu read its header`),
+        });
+        expect(readFileSync(image).equals(readFileSync(c.clean)), 'the wrapper did rewrite it').toBe(false);
+      }
+    }
+  }, 240_000);
+});
+
 describe('the command lines', () => {
   // In the images' folder, with relative names, as a user types them (a line is cut at 300 characters).
   const cli = (args: string[]) =>
