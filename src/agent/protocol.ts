@@ -4,6 +4,7 @@
  * (c/agent/) would never send, in type, flags, size or value, is an EPROTO ApplianceError.
  */
 import { ApplianceError } from '../errors.js';
+import { escapeControls } from '../printable.js';
 import { FIELD_AT, FrameType, HEADER_SIZE, HELLO_PID1, MAX_PAYLOAD, PAYLOAD, PROTOCOL_VERSION } from '../guest/contract.js';
 
 const { HEADER, HELLO, EXEC, EXIT, RESIZE } = FIELD_AT;
@@ -207,10 +208,7 @@ export function decodeAck(p: Buffer, id?: number): number {
 /** The guest's errno and message; the message's control characters escaped, so it prints as one line and nothing else. */
 export function decodeError(p: Buffer, id?: number): { errno: number; message: string } {
   checkSize(FrameType.ERROR, p, id);
-  const message = p
-    .subarray(PAYLOAD.ERROR_MIN)
-    .toString('utf8')
-    .replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const message = escapeControls(p.subarray(PAYLOAD.ERROR_MIN).toString('utf8'));
   return { errno: p.readInt32LE(0), message };
 }
 

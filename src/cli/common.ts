@@ -1,5 +1,6 @@
 import type { Command, CommanderError } from 'commander';
 import { ApplianceError } from '../errors.js';
+import { escapeControls } from '../printable.js';
 import { EXIT, exitStatus } from './exit-status.js';
 
 export interface ActionOptions<A extends unknown[]> {
@@ -28,7 +29,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
         // --verbose: the whole message (a mount's kernel log, say); else its first line, bounded.
         const verbose = args.some((a) => typeof a === 'object' && a !== null && (a as { verbose?: unknown }).verbose === true);
         const line = opts.describe?.(err, ...args) ?? (verbose ? err.message : err.summary);
-        process.stderr.write(`${verbose ? `appliance: ${line}` : bounded(`appliance: ${line}`)}\n`);
+        // What an image or a guest wrote may be in it (a label, a header's file name): control characters escaped, line by line.
+        process.stderr.write(`${verbose ? `appliance: ${line.split('\n').map(escapeControls).join('\n')}` : bounded(`appliance: ${line}`)}\n`);
         process.exitCode = exitStatus(err, opts.failure ?? EXIT.failure);
       } else {
         process.stderr.write(`appliance: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
@@ -46,7 +48,8 @@ const LINE_MAX = 300;
  * them stay whole; the line's own middle only when that is not enough.
  */
 export function bounded(line: string): string {
-  const words = line.split(' ');
+  // A path or a label of the image in it may hold control characters: escaped, so it stays one line and prints as text.
+  const words = escapeControls(line).split(' ');
   const length = () => words.reduce((n, w) => n + w.length, words.length - 1);
   while (length() > LINE_MAX) {
     const i = words.reduce((best, w, j) => (w.length > words[best]!.length ? j : best), 0);

@@ -12,6 +12,7 @@ import { constants, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
+import { escapeControls } from '../printable.js';
 import { DISK_FORMAT_CHOICES, isDiskFormat, type DiskFormat } from '../disk-formats.js';
 
 export type { DiskFormat } from '../disk-formats.js';
@@ -259,12 +260,12 @@ async function vmdkReference(fh: FileHandle, h: Buffer): Promise<string | undefi
   if (offset === 0) return undefined;
   const descriptor = await readAt(fh, offset, Math.min(Number(h.readBigUInt64LE(36)) * 512, 65536));
   const parent = /parentFileNameHint\s*=\s*"([^"]*)"/.exec(descriptor.toString('latin1'));
-  return parent ? `a parent image (${parent[1]})` : undefined;
+  return parent ? `a parent image (${escapeControls(parent[1]!)})` : undefined;
 }
 
-/** A file name stored in an image header, for an error message (bounded, NULs trimmed). */
+/** A file name stored in an image header, for an error message (bounded, NULs trimmed, control characters escaped). */
 async function nameAt(fh: FileHandle, offset: number, size: number): Promise<string> {
-  return (await readAt(fh, offset, Math.min(size, 1023))).toString('utf8').replace(/\0+$/, '');
+  return escapeControls((await readAt(fh, offset, Math.min(size, 1023))).toString('utf8').replace(/\0+$/, ''));
 }
 
 /** An image opened, and refused unless it is a regular file or a block device. */

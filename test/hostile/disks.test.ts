@@ -361,4 +361,35 @@ describe('the command lines', () => {
     });
     expect(ran).toMatchObject({ status: 0, stdout: 'lost+found\nmarker\n' });
   }, 120_000);
+
+  it("print what an image wrote (a header's file name, a label, PRETTY_NAME, a hostname) as text: control characters escaped, never sent to the terminal", () => {
+    const ESC = '\x1b';
+    // A backing file name that would clear the line, set the title and draw a message of its own, then cut ours short.
+    const drawn = `${ESC}[2K\r${ESC}]0;PWNED\x07${ESC}[32mall fine${ESC}[0m\nappliance: ok`;
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-u', '-b', `/tmp/x${drawn}`, '-F', 'raw', 'cli-drawn.qcow2', '1M'], { cwd: tmp });
+    const refused = cli(['ls', 'cli-drawn.qcow2', '/']);
+    expect(refused.status).toBe(125);
+    expect(refused.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+    expect(refused.stderr.trimEnd().split('\n')).toHaveLength(1);
+    // (The long name is cut in its middle, as any long word of a problem line.)
+    expect(refused.stderr).toMatch(/a backing file \(\/tmp\/x\\x1b\[2K.*\\x1b\[0m\\x0aappliance: ok\), which qemu would open too/);
+    // A filesystem whose label, os-release and hostname carry escapes: inspect's lines and the choices of a name it lacks.
+    const tree = join(tmp, 'drawn-tree');
+    mkdirSync(join(tree, 'etc'), { recursive: true });
+    mkdirSync(join(tree, 'bin'));
+    writeFileSync(join(tree, 'etc/fstab'), 'LABEL=x / ext4 defaults 0 1\n');
+    writeFileSync(join(tree, 'etc/os-release'), `ID=debian\nVERSION_ID=12\nPRETTY_NAME="Debian${ESC}[2J${ESC}]0;PWN\x07"\n`);
+    writeFileSync(join(tree, 'etc/hostname'), `host${ESC}[31mred\n`);
+    writeFileSync(join(tree, 'bin/sh'), readFileSync('/bin/sh'));
+    execFileSync('mkfs.ext4', ['-q', '-L', `${ESC}[1;31mEV`, '-d', tree, join(tmp, 'drawn.img'), '8M']);
+    const shown = cli(['inspect', 'drawn.img']);
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(shown.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+    expect(shown.stdout).toContain('label "\\x1b[1;31mEV"');
+    expect(shown.stdout).toContain('Debian\\x1b[2J\\x1b]0;PWN\\x07');
+    expect(shown.stdout).toContain('hostname host\\x1b[31mred');
+    const missing = cli(['ls', 'drawn.img:nolabel', '/']);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe('appliance: no filesystem "drawn.img:nolabel": the filesystems are drawn.img (ext4 "\\x1b[1;31mEV")\n');
+  }, 120_000);
 });

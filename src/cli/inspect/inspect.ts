@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { Inspection } from '../../inspect/index.js';
 import { packageVersion } from '../../inspect/packages.js';
 import { formatSize } from '../../units.js';
+import { escapeControls } from '../../printable.js';
 import { action } from '../common.js';
 import { json } from './format.js';
 import { common, open, type CommonOptions } from './options.js';
@@ -77,5 +78,6 @@ function inspectText(
     if (os.packagesError) lines.push(`  packages: ${os.packagesError}`);
     for (const w of os.warnings ?? []) lines.push(`  warning: ${w}`);
   }
-  return `${lines.join('\n')}\n`;
+  // Labels, names and release files are the image's words: each line's control characters escaped.
+  return `${lines.map(escapeControls).join('\n')}\n`;
 }
