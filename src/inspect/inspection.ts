@@ -517,7 +517,8 @@ export class Inspection {
 
   /**
    * The filesystem an fstab device names: by UUID, label, PARTUUID or PARTLABEL (on the
-   * root's disk `home` first, where names repeat), LV path, or /dev/sdXN in the disks' order.
+   * root's disk `home` first, where names repeat), LV path, udev's by-id names (a
+   * device-mapper UUID or name; a partition of an image alone), or /dev/sdXN in the disks' order.
    */
   private matchSpec(spec: string, home: number): string | undefined {
     const whole = this.entries.filter((x) => !x.info.subvolume);
@@ -555,6 +556,20 @@ export class Inspection {
     }
     const byId = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
     if (byId) return this.matchSpec(`${byId[1]!.toUpperCase()}=${byId[2]}`, home);
+    // udev's names of a device-mapper device, an LV's as Ubuntu's installer writes them:
+    // dm-uuid-LVM-<VG UUID><LV UUID> (the UUID the kernel has for it), dm-name-<VG>-<LV>.
+    const dm = /^\/dev\/disk\/by-id\/dm-(uuid|name)-(.+)$/.exec(spec);
+    if (dm) {
+      const device = this.devices.find((d) => (dm[1] === 'uuid' ? d.dm?.uuid === dm[2] : d.dm?.name === dm[2]));
+      return device && whole.find((x) => x.device === device.name)?.info.id;
+    }
+    // A partition by its disk's id (ata-…-part6, virtio-…-part2): which disk that was is
+    // unknown here, so only an image alone is taken for it, as libguestfs does.
+    const partOfId = /^\/dev\/disk\/by-id\/.*-part(\d+)$/.exec(spec);
+    if (partOfId) {
+      const id = `disk0:${Number(partOfId[1])}`;
+      return this.diskList.length === 1 && infos.some((i) => i.id === id) ? id : undefined;
+    }
     const lv = /^\/dev\/(?:mapper\/)?([^/]+?)(?:[/-])([^/]+)$/.exec(spec);
     const lvId = lv && infos.find((i) => i.lv && (i.lv === `${lv[1]}/${lv[2]}` || lvDmName(i.lv) === `${lv[1]}-${lv[2]}`))?.id;
     if (lvId) return lvId;
