@@ -339,6 +339,8 @@ describe('hostname (check_hostname_linux) and arch (check_architecture)', () => 
     expect(detectOne(linux({ '/etc/sysconfig/network': 'NETWORKING=yes\nHOSTNAME=rhel.example\n' }))!.hostname).toBe('rhel.example');
     expect(detectOne(linux({ '/etc/sysconfig/network': 'HOSTNAME="rhel.example"\n' }))!.hostname).toBe('"rhel.example"');
     expect(detectOne(linux({ '/etc/sysconfig/network': 'HOSTNAME=a\nHOSTNAME=b\n' }))!.hostname).toBeUndefined();
+    // A CRLF file (written on Windows): the line's \r stays in the value, as augeas and virt-inspector keep it (&#13;).
+    expect(detectOne(linux({ '/etc/sysconfig/network': 'NETWORKING=yes\r\nHOSTNAME=rhel5b\r\n' }))!.hostname).toBe('rhel5b\r');
   });
 
   it('arch from the first of /bin/bash, /bin/ls, /bin/echo, /bin/rm, /bin/sh that is an ELF program: no /bin/sh (mmdebstrap --variant=extract) still has /bin/ls', () => {

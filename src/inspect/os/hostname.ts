@@ -27,7 +27,7 @@ export function hostnameFromFile(bytes: Buffer | undefined): string | undefined 
 export function sysconfigHostname(bytes: Buffer | undefined): string | undefined {
   const values: string[] = [];
   for (const line of bytes?.toString('utf8').split('\n') ?? []) {
-    const m = /^[ \t]*(?:export[ \t]+)?HOSTNAME=(.*)$/.exec(line);
+    const m = /^[ \t]*(?:export[ \t]+)?HOSTNAME=(.*)$/s.exec(line); // s: a CRLF line keeps its \r, as augeas keeps it
     if (m) values.push(shellWord(m[1]!));
   }
   return values.length === 1 && values[0] !== '' ? values[0] : undefined;
