@@ -114,13 +114,17 @@ export interface FilesystemWords {
 const LIBRARY_FILESYSTEM_WORDS: FilesystemWords = { fs: (id) => id, selector: (text) => text };
 
 /**
- * No filesystem, or more than one, answers to the name given (ENOFS). The message names
- * the filesystems by the library's ids; `inWords` as a command line names them
- * (`disk.img:2`), so that each interface lists choices its user can type.
+ * An error about filesystems of an inspection: none, or more than one, answers to the name
+ * given (ENOFS); one cannot be mounted (EMOUNT). The message names them by the library's
+ * ids; `inWords` as a command line names them (`disk.img:2`), so that each interface
+ * says them as its user types them.
  */
-export class FilesystemNameError extends ApplianceError {
-  constructor(private readonly text: (words: FilesystemWords) => string) {
-    super('ENOFS', text(LIBRARY_FILESYSTEM_WORDS));
+export class FilesystemError extends ApplianceError {
+  constructor(
+    code: 'ENOFS' | 'EMOUNT',
+    private readonly text: (words: FilesystemWords) => string,
+  ) {
+    super(code, text(LIBRARY_FILESYSTEM_WORDS));
   }
 
   inWords(words: FilesystemWords): string {

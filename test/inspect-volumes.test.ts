@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mountLog } from '../src/inspect/mounter.js';
 import { inspect, type FileStat, type FilesystemInfo, type Inspection, type OperatingSystem, type VolumeReport } from '../src/inspect/index.js';
 import { compareWalk, gfsName, guestfs, hex, osFields, Timings, type GuestfsResult } from './helpers/guestfs.js';
 import { LUKS_KEY, sha256File, TestImages, type CloneImages, type CorruptImage, type LuksImage, type MbrImage, type SecondOsImages } from './helpers/images.js';
@@ -297,6 +298,27 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
       ['disk0:1', false],
       ['disk0:2', true],
     ]);
+  });
+
+  it('a mount that failed says the line that tells the fault, not one its driver prints on every mount; the command line names the image', () => {
+    // XFS's log of a corrupt inode btree (a fresh mkfs.xfs with bytes overwritten in its first MiB).
+    const xfs = [
+      'XFS (vdb): Mounting V5 filesystem in no-recovery mode. Filesystem will be inconsistent.',
+      'XFS (vdb): Metadata CRC error detected at xfs_inobt_read_verify+0x12/0xb0 [xfs], xfs_inobt block 0x18',
+      'XFS (vdb): Failed to read root inode 0x80, error 117',
+    ];
+    expect(mountLog([' vdb: vdb1', ...xfs].join('\n'))).toEqual({ lines: ['vdb: vdb1', ...xfs], said: xfs[1] });
+    expect(mountLog('EXT4-fs (vdb1): VFS: Found ext4 filesystem with invalid first ino: 1').said).toMatch(/invalid first ino/);
+    expect(mountLog('').said).toBeUndefined();
+    const r = spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'ls', `${corrupt.path}:1`, '/'], {
+      encoding: 'utf8',
+      env: { ...process.env, APPLIANCE_CACHE_DIR: SHARED_CACHE },
+      timeout: 120_000,
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`^appliance: cannot mount ${corrupt.path.replace(/[.]/g, '\\.')}:1 \\(ext4, read-only\\): EINVAL: .*invalid first ino`),
+    );
   });
 });
 

@@ -7,7 +7,7 @@
  * read through a clone holds a lease on it, so it reads the disk it names and is never
  * unmounted under its reader.
  */
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, FilesystemError } from '../errors.js';
 import { describeErrno, errnoCode } from '../errno.js';
 import { filesystemOf, type Probe } from './devices.js';
 import type { Filesystem as ProbedFs } from './probe/types.js';
@@ -173,19 +173,32 @@ export class Mounter {
   }
 }
 
+/** Words of a kernel line that tells a fault. */
+const FAULT = /error|corrupt|fail|invalid|bad |can't|cannot|unable|mismatch|wrong|not (?:a|found|supported)|unsupported|unknown/i;
+
+/**
+ * What a mount that failed left in the kernel's log: its lines, and the one to say. Of the
+ * driver's lines (a partition scan's may come first), the first that tells a fault, not
+ * one it prints on every mount ("XFS (vdb): Mounting V5 filesystem in no-recovery mode…").
+ */
+export function mountLog(kernel: string | undefined): { lines: string[]; said?: string } {
+  const lines = (kernel ?? '')
+    .split(/\n|\\x0a| \/ /)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const driver = lines.filter((l) => /^[\w-]+ \([\w.-]+\): |^[A-Z][\w-]*-fs\b/.test(l));
+  return { lines, said: driver.find((l) => FAULT.test(l)) ?? driver[0] ?? lines[0] };
+}
+
 function settle(e: FsEntry, mountType: string, r: MountResult, p: Deferred<string>): void {
   if (r.errno) {
-    // One line, the reason first and the driver's first words after it; its whole log on
-    // the lines below (the CLI prints them under --verbose).
-    const log = (r.kernel ?? '')
-      .split(/\n|\\x0a| \/ /)
-      .map((l) => l.trim())
-      .filter(Boolean);
-    // The line about the mount itself (the kernel's log may hold a partition scan's lines first).
-    const said = log.find((l) => /^[\w-]+ \([\w.-]+\): |^[A-Z][\w-]*-fs\b/.test(l)) ?? log[0];
+    // One line, the reason first and the driver's words after it; its whole log on the
+    // lines below (the CLI prints them under --verbose).
+    const { lines, said } = mountLog(r.kernel);
     const first = said ? `: ${mountDriver(mountType)} says "${said.length > 120 ? `${said.slice(0, 118)} …` : said}"` : '';
-    const rest = log.length > 1 || (said?.length ?? 0) > 120 ? `\n${log.join('\n')}` : '';
-    p.reject(new ApplianceError('EMOUNT', `cannot mount ${e.info.id} (${e.info.type}, read-only): ${describeErrno(r.errno)}${first}${rest}`));
+    const rest = lines.length > 1 || (said?.length ?? 0) > 120 ? `\n${lines.join('\n')}` : '';
+    const errno = r.errno;
+    p.reject(new FilesystemError('EMOUNT', (w) => `cannot mount ${w.fs(e.info.id)} (${e.info.type}, read-only): ${describeErrno(errno)}${first}${rest}`));
     return;
   }
   if (r.statfs) Object.assign(e.info, { used: r.statfs.size - r.statfs.free, available: r.statfs.available });

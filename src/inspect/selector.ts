@@ -4,7 +4,7 @@
  * disk named as diskN:), an LV name, btrfsvol:PATH, a label or a UUID; nothing at all
  * names the only filesystem there is.
  */
-import { FilesystemNameError, type FilesystemWords } from '../errors.js';
+import { FilesystemError, type FilesystemWords } from '../errors.js';
 import type { Disk } from './devices.js';
 import type { FilesystemInfo } from './info.js';
 
@@ -36,19 +36,21 @@ export function resolveFilesystem(infos: FilesystemInfo[], disks: Disk[], select
   const choices = (w: FilesystemWords) => usable.map((i) => `${w.fs(i.id)} (${i.type}${i.label ? ` "${String(i.label)}"` : ''})`).join(', ');
   if (found.length === 1) return found[0]!;
   if (found.length === 0 && !usable.length) {
-    throw new FilesystemNameError((w) => {
+    throw new FilesystemError('ENOFS', (w) => {
       // A disk's own name where the caller's words have one (the image's path), else both.
       const names = disks.map((d) => (w.fs(`disk${d.index}`) === d.path ? d.path : `${w.fs(`disk${d.index}`)} (${d.path})`));
       return `no filesystem we know on ${names.join(', ')}${lockedNote(w) || `: \`appliance inspect\` shows what ${names.length > 1 ? 'they hold' : 'it holds'}`}`;
     });
   }
   if (found.length === 0) {
-    throw new FilesystemNameError(
+    throw new FilesystemError(
+      'ENOFS',
       (w) =>
         (selector ? `no filesystem "${w.selector(selector)}": the filesystems are ${choices(w)}` : `no filesystem on the disks: ${choices(w)}`) + lockedNote(w),
     );
   }
-  throw new FilesystemNameError(
+  throw new FilesystemError(
+    'ENOFS',
     (w) => `${selector ? `"${w.selector(selector)}" names` : 'there are'} ${found.length} filesystems: name one of ${found.map((i) => w.fs(i.id)).join(', ')}`,
   );
 }

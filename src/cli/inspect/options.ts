@@ -7,7 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
-import { ApplianceError, DiskRefusedError, FilesystemNameError, ImageFileError, type DiskWords, type FilesystemWords } from '../../errors.js';
+import { ApplianceError, DiskRefusedError, FilesystemError, ImageFileError, type DiskWords } from '../../errors.js';
 import { DISK_FORMAT_CHOICES, isDiskFormat } from '../../disk-formats.js';
 import { CACHE_DIR_OPTION, usageError } from '../common.js';
 
@@ -47,17 +47,19 @@ export function splitDiskFs(spec: string): { disk: string; fs: string } {
   return { disk: spec, fs: '' }; // the open says what is wrong with it
 }
 
-/**
- * `work` on the image `disk` (an inspection of it alone: its disk0): a filesystem it does not
- * hold, or several, is said with the names this command line takes (`disk.img:2`, not disk0:2).
- */
-export async function onImage<T>(disk: string, work: () => Promise<T>): Promise<T> {
+/** A FilesystemError of an inspection of the image `disk` alone (its disk0) in this command line's names (`disk.img:2`, not disk0:2). */
+function inImageWords(err: unknown, disk: string): unknown {
+  if (!(err instanceof FilesystemError)) return err;
   const name = (id: string) => (id === 'disk0' ? disk : `${disk}:${id.replace(/^disk0:/, '')}`);
-  const words: FilesystemWords = { fs: name, selector: name };
+  return new ApplianceError(err.code, err.inWords({ fs: name, selector: name }), { cause: err });
+}
+
+/** `work` on the image `disk`: a filesystem it does not hold, or several, or one that cannot be mounted, said in this command line's names. */
+export async function onImage<T>(disk: string, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    throw err instanceof FilesystemNameError ? new ApplianceError(err.code, err.inWords(words), { cause: err }) : err;
+    throw inImageWords(err, disk);
   }
 }
 
@@ -117,6 +119,7 @@ export function common(cmd: Command): Command {
  * names the path as the user gave it, and where it was looked for.
  */
 export function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }, disk?: string): unknown {
+  if (err instanceof FilesystemError) return disk ? inImageWords(err, disk) : err;
   const inner = String(at.path);
   if (!(err instanceof ApplianceError) || !err.message.startsWith(`${inner}: `)) return err;
   // A file of the image that cannot be read names the image too.
