@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
-import { boot, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
+import { boot, checkNumber, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
 import { OsTree, type FileTree } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
@@ -22,7 +22,7 @@ import type { FilesystemInfo } from './info.js';
 import { Mounter, type FsEntry, type Lease } from './mounter.js';
 import { mdUuid } from './os/mdadm.js';
 import { resolveFilesystem } from './selector.js';
-import { assembleVolumes, duplicatedMembers, btrfsSubvolumes, type LuksKeys, type VolumeReport } from './volumes.js';
+import { assembleVolumes, duplicatedMembers, btrfsSubvolumes, type LuksKeys, type LuksOptions, type VolumeReport } from './volumes.js';
 
 export type { FilesystemInfo } from './info.js';
 
@@ -48,6 +48,12 @@ export interface InspectOptions extends Pick<
 > {
   /** Keys of LUKS containers: by the container's UUID, or "*" for any (a list: each tried in turn). */
   keys?: LuksKeys;
+  /**
+   * How long one key may take to open a container (default LUKS_KEY_TIMEOUT_MS, 5 minutes):
+   * the key's derivation is what the header asks for, and a hostile one asks for hours.
+   * Past it the container stays locked and `volumes().errors` says why.
+   */
+  keyTimeoutMs?: number;
 }
 
 export class Inspection {
@@ -84,6 +90,7 @@ export class Inspection {
   static async open(disks: (string | DiskSpec)[], opts: InspectOptions = {}): Promise<Inspection> {
     const specs = diskSpecs(disks);
     if (specs.length === 0) throw new ApplianceError('EINVAL', 'inspect needs at least one disk image');
+    checkNumber('keyTimeoutMs', opts.keyTimeoutMs, 1, 2 ** 31 - 1, false);
     // Always read-only; a path alone is qcow2 or raw as its header says (any other format
     // must be named). The header is read once: it also names what `auto` attaches.
     const images = await Promise.all(
@@ -104,7 +111,7 @@ export class Inspection {
         return { spec, format: spec.format === 'auto' ? (named ?? 'raw') : (spec.format ?? 'raw') };
       }),
     );
-    const { keys, ...bootOpts } = opts;
+    const { keys, keyTimeoutMs, ...bootOpts } = opts;
     const vm = await boot({ ...bootOpts, disks: images.map((i) => i.spec) });
     try {
       const img = new Inspection(
@@ -117,7 +124,7 @@ export class Inspection {
           }),
         ),
       );
-      await img.scan(keys);
+      await img.scan({ keys, timeoutMs: keyTimeoutMs });
       return img;
     } catch (err) {
       await vm.close();
@@ -126,7 +133,7 @@ export class Inspection {
   }
 
   /** Finds the disks' partitions, assembles volumes, and lists every filesystem. */
-  private async scan(keys: LuksKeys | undefined): Promise<void> {
+  private async scan(luks: LuksOptions): Promise<void> {
     // Everything in one round; then the disks' tables, as we read them, say which of the
     // kernel's partitions are real (a hostile table makes it list hundreds).
     const all = await this.helper.devices();
@@ -143,7 +150,7 @@ export class Inspection {
       };
       const members = fresh.filter(isMember);
       this.clones.push(...duplicatedMembers(members));
-      const found = await assembleVolumes(this.vm, members, keys, this.report.md.length, (name) => on(name) ?? name);
+      const found = await assembleVolumes(this.vm, members, luks, this.report.md.length, (name) => on(name) ?? name);
       this.report = {
         lvm: [...this.report.lvm, ...found.lvm],
         md: [...this.report.md, ...found.md],

@@ -64,7 +64,7 @@ export function duplicatedMembers(probes: Probe[]): string[] {
 export async function assembleVolumes(
   vm: Vm,
   probes: Probe[],
-  keys: LuksKeys = {},
+  luks: LuksOptions = {},
   mdBefore = 0,
   idOf: (device: string) => string = (d) => d,
 ): Promise<VolumeReport> {
@@ -94,7 +94,7 @@ export async function assembleVolumes(
   const mds = members.filter((m) => m.kind === 'md-member' && !duplicated(m));
   if (mds.length) await assembleMd(vm, report, mds, mdBefore, ids);
   for (const l of members.filter((m) => m.kind === 'luks' && !duplicated(m)))
-    await openLuks(vm, report, l.device, l.uuid, keys[l.uuid.toLowerCase()] ?? keys[l.uuid] ?? keys['*'], idOf(l.device));
+    await openLuks(vm, report, { device: l.device, uuid: l.uuid, id: idOf(l.device) }, luks);
   return report;
 }
 
@@ -157,8 +157,23 @@ async function assembleMd(
   }
 }
 
-async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: string, given: LuksKeys[string] | undefined, id: string): Promise<void> {
+/** The keys of LUKS containers, and how long one may take to open one. */
+export interface LuksOptions {
+  keys?: LuksKeys;
+  timeoutMs?: number;
+}
+
+/**
+ * A key's derivation takes what the header asks for: a few seconds as cryptsetup makes
+ * them (a minute under TCG, which is slower), hours as a hostile header may ask. Past this
+ * a key is given up on (the container stays locked), so an image cannot hang an inspection.
+ */
+export const LUKS_KEY_TIMEOUT_MS = 300_000;
+
+async function openLuks(vm: Vm, report: VolumeReport, c: { device: string; uuid: string; id: string }, luks: LuksOptions): Promise<void> {
+  const { device, uuid, id } = c;
   const name = `luks-${uuid}`;
+  const given = luks.keys?.[uuid.toLowerCase()] ?? luks.keys?.[uuid] ?? luks.keys?.['*'];
   const keys = given === undefined ? [] : typeof given === 'string' || Buffer.isBuffer(given) ? [given] : given;
   if (keys.length === 0) {
     report.luks.push({ device, uuid, open: false });
@@ -166,8 +181,18 @@ async function openLuks(vm: Vm, report: VolumeReport, device: string, uuid: stri
     return;
   }
   let r!: Awaited<ReturnType<Vm['exec']>>;
+  const timeoutMs = luks.timeoutMs ?? LUKS_KEY_TIMEOUT_MS;
   for (const key of keys) {
-    r = await vm.exec(['cryptsetup', 'open', '--readonly', '--type', 'luks', '--key-file', '-', `/dev/${device}`, name], { input: key });
+    try {
+      r = await vm.exec(['cryptsetup', 'open', '--readonly', '--type', 'luks', '--key-file', '-', `/dev/${device}`, name], { input: key, timeoutMs });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ETIMEDOUT') throw err;
+      report.luks.push({ device, uuid, open: false });
+      report.errors.push(
+        `LUKS ${uuid} on ${id}: a key was still being tried after ${timeoutMs / 1000} s (its header asks for a key derivation that long): left locked`,
+      );
+      return;
+    }
     if (r.exitCode === 0) break;
   }
   report.luks.push({ device, uuid, open: r.exitCode === 0 });

@@ -223,6 +223,28 @@ describe('partition tables that lie', () => {
   });
 });
 
+describe('a LUKS header that asks for hours', () => {
+  it('a key derivation of 4 billion PBKDF2 iterations (LUKS1 has no header checksum) is given up on: the container left locked and said, in bounded time', async () => {
+    const luks = join(work, 'luks1-slow.img');
+    sh('truncate', ['-s', '32M', luks]);
+    sh('cryptsetup', ['luksFormat', '-q', '--type', 'luks1', '--pbkdf-force-iterations', '1000', '--key-file', '-', luks], 'secretkey');
+    const uuid = sh('cryptsetup', ['luksUUID', luks]).trim();
+    const fd = openSync(luks, 'r+');
+    const iterations = Buffer.alloc(4);
+    iterations.writeUInt32BE(0xfffffff0);
+    writeSync(fd, iterations, 0, 4, 212); // key slot 0's iteration count
+    closeSync(fd);
+    const started = performance.now();
+    await using inspection = await inspect([luks], { cacheDir: SHARED_CACHE, keys: { '*': 'secretkey' }, keyTimeoutMs: 3000 });
+    expect(inspection.volumes().luks).toEqual([expect.objectContaining({ uuid, open: false })]);
+    expect(inspection.volumes().errors).toEqual([
+      `LUKS ${uuid} on disk0: a key was still being tried after 3 s (its header asks for a key derivation that long): left locked`,
+    ]);
+    expect(performance.now() - started).toBeLessThan(60_000);
+    await expect(inspect([luks], { keyTimeoutMs: 0 })).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/^keyTimeoutMs 0: /) });
+  }, 120_000);
+});
+
 describe('a corrupt filesystem', () => {
   it('ls -R: what can be read listed, each unreadable folder one line in the one form, exit 1', async () => {
     const r = await appliance(['ls', '-R', img.broken!, '/']);
