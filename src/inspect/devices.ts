@@ -7,6 +7,7 @@
 import { diskSerial } from '../guest/contract.js';
 import type { BlockDevice, Helper } from './helper.js';
 import { probeDevice, PROBE_RANGES } from './probe/index.js';
+import { EXTENDED_TYPES } from './probe/mbr.js';
 import type { Filesystem as ProbedFs, Member, Name, PartitionTable, Probed, Range } from './probe/types.js';
 
 export interface Partition {
@@ -88,11 +89,13 @@ export function disksOf(devices: BlockDevice[], probes: Probe[], images: { path:
           start: d.partition!.start,
           // The table's size where it has the partition: the kernel gives an MBR extended
           // partition 1 KiB (the EBR it may read), not the space its logical ones share.
-          size: entry && entry.start === d.partition!.start ? entry.size : d.size,
+          // Never past the disk's end, where the kernel cuts it too.
+          size: entry && entry.start === d.partition!.start ? Math.min(entry.size, device.size - entry.start) : d.size,
           ...(entry ? { type: entry.type, uuid: entry.uuid, name: entry.name, bootable: entry.bootable } : {}),
         };
       })
       .sort((a, b) => a.number - b.number);
+    const note = [table?.note, ...(table ? tableFaults(table, device.size) : [])].filter(Boolean).join('; ');
     return {
       index,
       path,
@@ -100,10 +103,28 @@ export function disksOf(devices: BlockDevice[], probes: Probe[], images: { path:
       device: device.name,
       size: device.size,
       sectorSize: device.sectorSize ?? 512,
-      ...(table ? { partitionTable: { type: table.type, ...(table.id ? { id: table.id } : {}), ...(table.note ? { note: table.note } : {}) } } : {}),
+      ...(table ? { partitionTable: { type: table.type, ...(table.id ? { id: table.id } : {}), ...(note ? { note } : {}) } } : {}),
       partitions,
     };
   });
+}
+
+/**
+ * What a table says that cannot be so on a disk of `size` bytes: a partition past its end
+ * (the kernel leaves it out, or cuts it at the end), partitions over one another (an
+ * extended partition holds its logical ones: not counted; the rest cut at the disk's end).
+ */
+function tableFaults(table: PartitionTable, size: number): string[] {
+  const faults: string[] = [];
+  const data = table.partitions.filter((e) => e.start < size && !(table.type === 'dos' && EXTENDED_TYPES.has(parseInt(e.type, 16))));
+  for (const e of table.partitions) {
+    if (e.start >= size) faults.push(`partition ${e.number} starts past the disk's end (at ${e.start} bytes of ${size}): left out`);
+    else if (e.start + e.size > size) faults.push(`partition ${e.number} ends past the disk's end (${e.start + e.size} bytes of ${size}): cut there`);
+  }
+  for (const [i, a] of data.entries())
+    for (const b of data.slice(i + 1))
+      if (a.start < b.start + b.size && b.start < a.start + a.size) faults.push(`partitions ${a.number} and ${b.number} overlap`);
+  return faults;
 }
 
 export const filesystemOf = (p: Probe): ProbedFs | undefined => p.found.find((f): f is ProbedFs => f.kind === 'filesystem');

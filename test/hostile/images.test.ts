@@ -245,6 +245,35 @@ describe('a LUKS header that asks for hours', () => {
   }, 120_000);
 });
 
+describe('partitions the disk cannot hold', () => {
+  it('one past the end is left out, one that runs past it is cut there, two over one another said: each in the note', async () => {
+    const disk = join(work, 'mbr-outside.img');
+    const mbr = Buffer.alloc(512);
+    const part = (i: number, start: number, sectors: number) => {
+      mbr[446 + i * 16 + 4] = 0x83;
+      mbr.writeUInt32LE(start, 446 + i * 16 + 8);
+      mbr.writeUInt32LE(sectors, 446 + i * 16 + 12);
+    };
+    part(0, 2048, 0xffffffff); // 2 TiB from 1 MiB on
+    part(1, 8192, 20480); // inside the first
+    part(3, 0xfffffff0, 100); // 2 TiB in
+    mbr.writeUInt16LE(0xaa55, 510);
+    writeFileSync(disk, mbr);
+    sh('truncate', ['-s', '64M', disk]);
+    const r = await appliance(['inspect', '--json', disk]);
+    expect(r.status, r.stderr).toBe(0);
+    const [d] = (JSON.parse(r.stdout) as { disks: { size: number; partitionTable: { note: string }; partitions: { number: number; size: number }[] }[] }).disks;
+    expect(d!.partitions.map((p) => [p.number, p.size])).toEqual([
+      [1, 63 * MiB],
+      [2, 10 * MiB],
+    ]);
+    expect(d!.partitionTable.note).toBe(
+      `partition 1 ends past the disk's end (${2048 * 512 + 0xffffffff * 512} bytes of ${64 * MiB}): cut there; ` +
+        `partition 4 starts past the disk's end (at ${0xfffffff0 * 512} bytes of ${64 * MiB}): left out; partitions 1 and 2 overlap`,
+    );
+  });
+});
+
 describe('a corrupt filesystem', () => {
   it('ls -R: what can be read listed, each unreadable folder one line in the one form, exit 1', async () => {
     const r = await appliance(['ls', '-R', img.broken!, '/']);
