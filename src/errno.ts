@@ -46,7 +46,7 @@ const MEANINGS: Record<string, string> = {
   EUCLEAN: 'structure needs cleaning (the filesystem is corrupt)',
   EBADMSG: 'bad message (the filesystem is corrupt: a checksum does not match)',
   EIO: 'input/output error (the image could not be read there: truncated or damaged)',
-  ELOOP: 'too many levels of symbolic links (a symlink loop)',
+  ELOOP: 'too many levels of symbolic links (a symlink loop, or a folder linked into itself: a corrupt filesystem)',
   ENAMETOOLONG: 'file name too long',
   ENODATA: 'no data available (the filesystem is corrupt)',
   ESTALE: 'stale file handle (the filesystem is corrupt)',
