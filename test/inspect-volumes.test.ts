@@ -282,6 +282,12 @@ describe('MBR with logical partitions, LVM, md raid1, LUKS2 and a corrupt ext4, 
       `volumes: LUKS ${luks.uuid} on disk0: locked, no key given for it`,
       'volumes: a locked LUKS container opens with --key UUID=KEY (or --key KEY, tried on each)',
     ]);
+    // With its key: said opened, and no line of what is locked.
+    const opened = spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'inspect', '--cache-dir', SHARED_CACHE, '--key', LUKS_KEY, luks.path], {
+      encoding: 'utf8',
+    });
+    expect(opened.status, opened.stderr).toBe(0);
+    expect(opened.stdout.split('\n').filter((l) => /^(volumes|luks) /.test(l))).toEqual([`luks ${luks.uuid} on disk0: opened`]);
   });
 
   it('a corrupt ext4 is a clear error of its own (EMOUNT, with the kernel’s words) while the filesystem beside it reads', async () => {

@@ -53,6 +53,7 @@ function inspectText(
   }
   for (const g of r.volumes.lvm) lines.push(`lvm ${g.vg}: ${g.lvs.join(', ') || 'no logical volumes'}`);
   for (const m of r.volumes.md) lines.push(`md ${m.device}: ${m.level ?? ''} ${m.uuid}`);
+  for (const l of r.volumes.luks.filter((x) => x.open)) lines.push(`luks ${l.uuid}${l.on ? ` on ${l.on}` : ''}: opened`);
   for (const e of r.volumes.errors) lines.push(`volumes: ${e}`);
   if (r.volumes.luks.some((l) => !l.open)) lines.push('volumes: a locked LUKS container opens with --key UUID=KEY (or --key KEY, tried on each)');
   lines.push('filesystems:');
