@@ -184,6 +184,15 @@ describe('disk formats', () => {
     }
   });
 
+  it("takes a fixed VHD named vpc (its footer only at its end, where qemu's vpc driver reads it); as raw without a name", async () => {
+    const fixed = img('fixed.vhd', '-f', 'vpc', '-o', 'subformat=fixed');
+    expect(await detectDiskFormat(fixed)).toBe('raw'); // qemu cannot probe it either
+    expect(await resolveDisk({ path: fixed, format: 'vpc' })).toMatchObject({ format: 'vpc' });
+    expect(await resolveDisk({ path: fixed })).toMatchObject({ format: 'raw' });
+    // A raw image is still not a VHD for being named one.
+    await expect(resolveDisk({ path: img('plain.raw', '-f', 'raw'), format: 'vpc' })).rejects.toMatchObject({ code: 'EDISKFORMAT' });
+  });
+
   it('refuses a qcow2 or qed image with a backing file unless allowed, naming both files', async () => {
     const base = img('base.qcow2', '-f', 'qcow2');
     const overlay = img('overlay.qcow2', '-f', 'qcow2', '-b', base, '-F', 'qcow2');

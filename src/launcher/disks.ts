@@ -101,6 +101,16 @@ function formatOf(h: Buffer): DiskFormat {
 }
 
 /**
+ * A fixed VHD: its footer only at its end (a dynamic one has a copy at 0, which formatOf
+ * reads). qemu's vpc driver reads it there when told the format, as it cannot probe it;
+ * so do we, when the caller names vpc.
+ */
+async function fixedVhd(fh: FileHandle, st: Stats): Promise<boolean> {
+  if (!st.isFile() || st.size < HEADER) return false;
+  return (await readAt(fh, st.size - HEADER, 8)).toString('latin1') === 'conectix';
+}
+
+/**
  * Opens a user disk and checks it through that descriptor: a regular file or a block
  * device, readable (and writable unless read-only), of the format asked (see DiskSpec),
  * naming no other host file unless allowed. Close it with closeDisks once qemu has it.
@@ -110,7 +120,8 @@ export async function openDisk(spec: DiskSpec): Promise<OpenDisk> {
   const { fh, st } = await openImage(spec.path, readonly);
   try {
     const head = await readAt(fh, 0, HEADER);
-    const format = chooseFormat(spec, formatOf(head));
+    const detected = formatOf(head);
+    const format = chooseFormat(spec, detected === 'raw' && spec.format === 'vpc' && (await fixedVhd(fh, st)) ? 'vpc' : detected);
     const cipher = encryption(format, head);
     if (cipher) {
       throw new ApplianceError(
