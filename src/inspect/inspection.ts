@@ -417,9 +417,17 @@ export class Inspection {
       const read = await this.withLease(e, (dir) => this.helper.readFiles(osReads(dir))).catch(() => undefined);
       if (read) found.push({ e, files: read.flat() });
     }
-    // In filesystem order, as virt-inspector lists the roots (clones were read last).
-    const order = (e: FsEntry) => this.entries.indexOf(e);
-    found.sort((a, b) => order(a.e) - order(b.e));
+    // In the order libguestfs lists filesystems (listfs.ml), as virt-inspector lists the roots
+    // (clones were read last): whole disks, device-mapper devices that are not LVs (LUKS),
+    // partitions, md arrays, LVs; a btrfs's subvolumes right after it; each kind in our order.
+    const parent = (e: FsEntry) => (e.info.subvolume ? (this.entries.find((x) => x.device === e.device && !x.info.subvolume) ?? e) : e);
+    const kind = ({ info: i }: FsEntry) =>
+      i.lv ? 4 : i.id.startsWith('md:') ? 3 : i.id.startsWith('luks:') ? 1 : i.partition !== undefined ? 2 : i.disk === undefined ? 1 : 0;
+    const rank = (e: FsEntry) => [kind(parent(e)), this.entries.indexOf(parent(e)), e.info.subvolume ? 1 : 0, this.entries.indexOf(e)];
+    found.sort((a, b) => {
+      const [ra, rb] = [rank(a.e), rank(b.e)];
+      return ra.map((x, i) => x - rb[i]!).find((d) => d !== 0) ?? 0;
+    });
     const systems = detectSystems(
       found.map(({ e, files: f }) => ({ info: e.info, files: f })),
       (entry, rootId) => this.matchEntry(entry, rootId),
