@@ -531,6 +531,24 @@ export class Inspection {
   }
 
   /**
+   * The filesystem udev's by-id name (under /dev/disk/by-id/) names: a device-mapper device
+   * by its UUID or name, an LV's as Ubuntu's installer writes them (dm-uuid-LVM-<VG UUID><LV
+   * UUID>, the UUID the kernel has for it; dm-name-<VG>-<LV>); a partition by its disk's id
+   * (ata-…-part6, virtio-…-part2), which names a disk we cannot tell: taken for an image
+   * alone only, as libguestfs does.
+   */
+  private matchById(name: string): string | undefined {
+    const dm = /^dm-(uuid|name)-(.+)$/.exec(name);
+    if (dm) {
+      const device = this.devices.find((d) => (dm[1] === 'uuid' ? d.dm?.uuid === dm[2] : d.dm?.name === dm[2]));
+      return device && this.entries.find((x) => x.device === device.name && !x.info.subvolume)?.info.id;
+    }
+    const part = /-part(\d+)$/.exec(name);
+    const id = part && `disk0:${Number(part[1])}`;
+    return id && this.diskList.length === 1 && this.entries.some((x) => x.info.id === id) ? id : undefined;
+  }
+
+  /**
    * The filesystem an fstab device names: by UUID, label, PARTUUID or PARTLABEL (on the
    * root's disk `home` first, where names repeat), LV path, udev's by-id names (a
    * device-mapper UUID or name; a partition of an image alone), or /dev/sdXN in the disks' order.
@@ -571,20 +589,7 @@ export class Inspection {
     }
     const byId = /^\/dev\/disk\/by-(uuid|label|partuuid)\/(.+)$/.exec(spec);
     if (byId) return this.matchSpec(`${byId[1]!.toUpperCase()}=${byId[2]}`, home);
-    // udev's names of a device-mapper device, an LV's as Ubuntu's installer writes them:
-    // dm-uuid-LVM-<VG UUID><LV UUID> (the UUID the kernel has for it), dm-name-<VG>-<LV>.
-    const dm = /^\/dev\/disk\/by-id\/dm-(uuid|name)-(.+)$/.exec(spec);
-    if (dm) {
-      const device = this.devices.find((d) => (dm[1] === 'uuid' ? d.dm?.uuid === dm[2] : d.dm?.name === dm[2]));
-      return device && whole.find((x) => x.device === device.name)?.info.id;
-    }
-    // A partition by its disk's id (ata-…-part6, virtio-…-part2): which disk that was is
-    // unknown here, so only an image alone is taken for it, as libguestfs does.
-    const partOfId = /^\/dev\/disk\/by-id\/.*-part(\d+)$/.exec(spec);
-    if (partOfId) {
-      const id = `disk0:${Number(partOfId[1])}`;
-      return this.diskList.length === 1 && infos.some((i) => i.id === id) ? id : undefined;
-    }
+    if (spec.startsWith('/dev/disk/by-id/')) return this.matchById(spec.slice('/dev/disk/by-id/'.length));
     const lv = /^\/dev\/(?:mapper\/)?([^/]+?)(?:[/-])([^/]+)$/.exec(spec);
     const lvId = lv && infos.find((i) => i.lv && (i.lv === `${lv[1]}/${lv[2]}` || lvDmName(i.lv) === `${lv[1]}-${lv[2]}`))?.id;
     if (lvId) return lvId;
