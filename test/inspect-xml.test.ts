@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Helper } from '../src/inspect/helper.js';
-import { detectSystems, type OperatingSystem } from '../src/inspect/os.js';
+import { detectSystems, type FstabEntry, type OperatingSystem } from '../src/inspect/os.js';
 import { toInspectorXml, type XmlFilesystem } from '../src/inspect/os/xml.js';
 import { packagesOf, readPacmanPackages } from '../src/inspect/packages.js';
 import { virt } from './helpers/guestfs.js';
-import { detectOne, dirFiles, elfHeader, X86_64 } from './helpers/os-files.js';
+import { detectOne, dirFiles, elfHeader, treeFiles, X86_64 } from './helpers/os-files.js';
 
 const RNG = join(import.meta.dirname, 'fixtures', 'virt-inspector.rng');
 
@@ -371,5 +371,21 @@ describe('the schema, for every kind of OS', () => {
     const rocky = linux({ '/etc/os-release': 'ID=rocky\nVERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3"\n' });
     expect(rocky.distro).toBe('rocky');
     expect(xmllint(toInspectorXml([rocky], filesystems)).stderr).toMatch(/fails to validate/);
+  });
+
+  it("a btrfs subvolume named in fstab as subvol=/@/home (openSUSE's spelling) is named as libguestfs names it: btrfsvol:/dev/sda1//@/home", () => {
+    const fstab = 'UUID=r / btrfs subvol=/@ 0 0\nUUID=r /home btrfs subvol=/@/home 0 0\nUUID=r /srv btrfs subvol=@/srv 0 0\n';
+    const tree = { '/etc/fstab': fstab, '/bin/ls': X86_64, '/etc/os-release': 'ID=opensuse-leap\nVERSION_ID="15.5"\n' };
+    // Each line's subvolume, as Inspection.matchEntry finds it (leading slashes are not part of its name).
+    const subvolume = (e: FstabEntry) =>
+      `btrfsvol:disk0:1/${e.options
+        .find((o) => o.startsWith('subvol='))!
+        .slice(7)
+        .replace(/^\/+/, '')}`;
+    const [os] = detectSystems([{ info: { id: 'btrfsvol:disk0:1/@', type: 'btrfs', subvolume: '@' }, files: treeFiles(tree) }], subvolume);
+    const xml = toInspectorXml([os!], [{ id: 'disk0:1', type: 'btrfs', uuid: 'r' }]);
+    expect(xml).toContain('<mountpoint dev="btrfsvol:/dev/sda1//@">/</mountpoint>');
+    expect(xml).toContain('<mountpoint dev="btrfsvol:/dev/sda1//@/home">/home</mountpoint>');
+    expect(xml).toContain('<mountpoint dev="btrfsvol:/dev/sda1/@/srv">/srv</mountpoint>');
   });
 });

@@ -593,7 +593,7 @@ describe('osinfo ids (lib/inspect-osinfo.c)', () => {
 
 describe("libguestfs's device names for our ids (device-names.ts)", () => {
   it('disks by letter (aa after z), partitions, LVs, md arrays, LUKS, btrfs subvolumes of each; fstab names canonicalised as guestfs_canonical_device_name does', () => {
-    expect(['disk0', 'disk25', 'disk26', 'disk701', 'disk1:3', 'vg/root', 'md:md127', 'luks:1234-5678'].map(libguestfsDevice)).toEqual([
+    expect(['disk0', 'disk25', 'disk26', 'disk701', 'disk1:3', 'vg/root', 'md:md127', 'luks:1234-5678'].map((id) => libguestfsDevice(id))).toEqual([
       '/dev/sda',
       '/dev/sdz',
       '/dev/sdaa',
@@ -603,7 +603,7 @@ describe("libguestfs's device names for our ids (device-names.ts)", () => {
       '/dev/md127',
       '/dev/mapper/luks-1234-5678',
     ]);
-    expect(['btrfsvol:disk0:2/@/.snapshots/1/snapshot', 'btrfsvol:vg/lv/@home', 'btrfsvol:luks:ab/@'].map(libguestfsDevice)).toEqual([
+    expect(['btrfsvol:disk0:2/@/.snapshots/1/snapshot', 'btrfsvol:vg/lv/@home', 'btrfsvol:luks:ab/@'].map((id) => libguestfsDevice(id))).toEqual([
       'btrfsvol:/dev/sda2/@/.snapshots/1/snapshot',
       'btrfsvol:/dev/vg/lv/@home',
       'btrfsvol:/dev/mapper/luks-ab/@',

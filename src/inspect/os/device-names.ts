@@ -19,11 +19,12 @@ function driveLetters(index: number): string {
 /**
  * libguestfs's name of the filesystem with this id (info.ts: disk0, disk0:2, VG/LV, md:NAME,
  * luks:UUID, btrfsvol:ID/PATH — the ID of a subvolume's filesystem has at most the one "/"
- * of an LV, so the PATH is what follows).
+ * of an LV, so the PATH is what follows). A subvolume's PATH as an fstab line spells it
+ * (`subvol`, "/@/home") replaces ours: libguestfs names it so (btrfsvol:/dev/sda1//@/home).
  */
-export function libguestfsDevice(id: string): string {
+export function libguestfsDevice(id: string, subvol?: string): string {
   let m: RegExpExecArray | null;
-  if ((m = /^btrfsvol:(disk\d+(?::\d+)?|(?:md|luks):[^/]+|[^/]+\/[^/]+)\/(.*)$/s.exec(id))) return `btrfsvol:${libguestfsDevice(m[1]!)}/${m[2]}`;
+  if ((m = /^btrfsvol:(disk\d+(?::\d+)?|(?:md|luks):[^/]+|[^/]+\/[^/]+)\/(.*)$/s.exec(id))) return `btrfsvol:${libguestfsDevice(m[1]!)}/${subvol ?? m[2]}`;
   if ((m = /^disk(\d+)(?::(\d+))?$/.exec(id))) return `/dev/sd${driveLetters(Number(m[1]))}${m[2] ?? ''}`;
   if (id.startsWith('md:')) return `/dev/${id.slice(3)}`;
   if (id.startsWith('luks:')) return `/dev/mapper/luks-${id.slice(5)}`;

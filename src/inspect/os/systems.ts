@@ -17,6 +17,8 @@ export interface FstabMount {
   mountpoint: string;
   id?: string;
   device?: string;
+  /** A btrfs subvolume's subvol= as the line writes it ("/@/home"), where that is not its id's spelling: virt-inspector's names keep it. */
+  subvol?: string;
 }
 
 /** A filesystem whose role is known, with what locates it and its fstab. */
@@ -61,7 +63,9 @@ export function resolveFstab(id: string, data: InspectionData, file: FileOf, mat
     const tried = array ? `MDUUID=${array}` : name;
     const root = e.spec === '/dev/root' || (data.fstab === 'bsd-fstab' && e.mountpoint === '/');
     const found = root ? id : DEVICE_SPEC.test(tried) ? match({ ...e, spec: tried }, id) : undefined;
-    if (found) fstab.push({ mountpoint: e.mountpoint, id: found });
+    const subvol = e.options.find((o) => o.startsWith('subvol='))?.slice('subvol='.length);
+    const written = found?.startsWith('btrfsvol:') && subvol !== undefined && !found.endsWith(`/${subvol}`) ? { subvol } : {};
+    if (found) fstab.push({ mountpoint: e.mountpoint, id: found, ...written });
     else if (named.startsWith('/dev/')) fstab.push({ mountpoint: e.mountpoint, device: named });
     if (!found && e.mountpoint.startsWith('/') && (DEVICE_SPEC.test(named) || /^\/\/|:/.test(e.spec))) unmatched.push(`${e.spec} ${e.mountpoint}`);
   }

@@ -72,9 +72,13 @@ export function toInspectorXml(oses: readonly OperatingSystem[], filesystems: re
   return out.join('');
 }
 
-/** Where a filesystem id or an unresolved fstab device goes: libguestfs's name (what it sorts by) and the name it prints. */
-function device(m: { id?: string; device?: string }): { raw: string; shown: string } {
-  const raw = m.id !== undefined ? libguestfsDevice(m.id) : m.device!;
+/**
+ * Where a filesystem id or an unresolved fstab device goes: libguestfs's name (what it sorts
+ * by) and the name it prints. A subvolume its fstab line spells otherwise ("subvol=/@/home")
+ * is named as spelled there, as libguestfs names it: btrfsvol:/dev/sda1//@/home.
+ */
+function device(m: { id?: string; device?: string; subvol?: string }): { raw: string; shown: string } {
+  const raw = m.id !== undefined ? libguestfsDevice(m.id, m.subvol) : m.device!;
   return { raw, shown: canonicalDeviceName(raw) };
 }
 
