@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diff, inspect } from '../src/inspect/index.js';
-import { boot } from '../src/vm/index.js';
+import { inGuest } from './helpers/in-guest.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const CLI = resolve('dist/src/bin.cjs');
@@ -283,20 +283,6 @@ describe('diff of an OS on LVM and its clone', () => {
   let lvmA: string;
   let lvmB: string;
 
-  /** A shell script run in an appliance with `disks` attached (the first read-write). */
-  async function inGuest(disks: string[], script: string): Promise<void> {
-    const vm = await boot({ cacheDir: SHARED_CACHE, disks: disks.map((path, i) => ({ path, format: 'raw' as const, readonly: i > 0 })) });
-    try {
-      const r = await vm.exec(['sh', '-c', `set -eu\n${script}`], { env: { LVM_SYSTEM_DIR: '' } });
-      if (r.exitCode !== 0) throw new Error(`in the guest: status ${r.exitCode}: ${r.stderr.toString()}`);
-    } finally {
-      await vm.close();
-    }
-  }
-  const LVM = `lvm_() { c=$1; shift; lvm "$c" -q --config 'devices { obtain_device_list_from_udev = 0 } activation { udev_sync = 0 udev_rules = 0 verify_udev_operations = 1 }' "$@"; }
-disk() { echo "/dev/$(basename "$(readlink -f /dev/disk/by-id/virtio-disk$1)")"; }
-`;
-
   beforeAll(async () => {
     const root = join(work, 'lvm-root');
     tree(root, {
@@ -322,17 +308,18 @@ disk() { echo "/dev/$(basename "$(readlink -f /dev/disk/by-id/virtio-disk$1)")";
     sh('dd', [`if=${bootFs}`, `of=${lvmA}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
     // The PV, the VG and the root LV made by lvm in an appliance (this host has no device-mapper), the root copied onto it.
     await inGuest(
-      [lvmA, rootFs],
-      `${LVM}lvm_ pvcreate "$(disk 0)2"\nlvm_ vgcreate vgclone "$(disk 0)2"\nlvm_ lvcreate -Zn -L 24M -n root vgclone\n` +
+      `lvm_ pvcreate "$(disk 0)2"\nlvm_ vgcreate vgclone "$(disk 0)2"\nlvm_ lvcreate -Zn -L 24M -n root vgclone\n` +
         `cat "$(disk 1)" > /dev/mapper/vgclone-root\nsync\nlvm_ vgchange -an vgclone\n`,
+      [lvmA],
+      [rootFs],
     );
     copyFileSync(lvmA, lvmB);
     // The clone changed through its own LVM: a file rewritten at the same size, one removed, one added, /boot's grub.cfg.
     await inGuest(
-      [lvmB],
-      `${LVM}lvm_ vgchange -ay vgclone\nmount /dev/mapper/vgclone-root /mnt\nprintf 'hello from the clone!!!\\n' > /mnt/etc/motd\n` +
+      `lvm_ vgchange -ay vgclone\nmount /dev/mapper/vgclone-root /mnt\nprintf 'hello from the clone!!!\\n' > /mnt/etc/motd\n` +
         `rm /mnt/etc/old.conf\necho added > /mnt/etc/new.conf\numount /mnt\nmount "$(disk 0)1" /mnt\n` +
         `printf 'set root=lvm/vgclone-root\\n' > /mnt/grub.cfg\numount /mnt\nlvm_ vgchange -an vgclone\n`,
+      [lvmB],
     );
   }, 180_000);
 

@@ -10,11 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspect } from '../src/inspect/index.js';
-import { boot } from '../src/vm/index.js';
+import { inGuest } from './helpers/in-guest.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
-const LVM = `LVM_SYSTEM_DIR= lvm`;
-const LVM_CONF = `--config 'devices { obtain_device_list_from_udev = 0 } activation { udev_sync = 0 udev_rules = 0 }'`;
 let work: string;
 let image: string;
 
@@ -24,35 +22,28 @@ beforeAll(async () => {
   writeFileSync(image, Buffer.alloc(0));
   truncateSync(image, 96 << 20);
   execFileSync('sfdisk', ['-q', image], { input: 'label: gpt\nsize=60M, type=E6D6D379-F507-44C2-A23C-238F2A3DF928\ntype=linux\n' });
-  const part = (n: number) => `/dev/$(basename "$(readlink -f /dev/disk/by-id/virtio-disk0)")${n}`;
-  const script = [
-    'set -eu',
-    `${LVM} pvcreate -q ${LVM_CONF} ${part(1)}`,
-    `${LVM} vgcreate -q ${LVM_CONF} vg0 ${part(1)}`,
-    `${LVM} lvcreate -q ${LVM_CONF} -Zn -L 24M -n root vg0`,
-    `${LVM} lvcreate -q ${LVM_CONF} -Zn -L 16M -n var vg0`,
-    `${LVM} vgmknodes -q ${LVM_CONF} vg0`,
-    'uuid() { ' + `${LVM} lvs -q ${LVM_CONF} --noheadings -o vg_uuid,lv_uuid "vg0/$1" | tr -d " -"; }`,
-    'for d in /dev/mapper/vg0-root /dev/mapper/vg0-var ' + part(2) + '; do mkfs.ext4 -q "$d"; done',
-    'mkdir -p /tmp/r && mount /dev/mapper/vg0-root /tmp/r && mkdir -p /tmp/r/etc /tmp/r/bin /tmp/r/var /tmp/r/data',
-    'cp /bin/ls /tmp/r/bin/ls',
-    'printf \'NAME="Ubuntu"\\nID=ubuntu\\nVERSION_ID="22.04"\\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\\n\' > /tmp/r/etc/os-release',
-    'printf "/dev/disk/by-id/dm-uuid-LVM-%s / ext4 defaults 0 1\\n" "$(uuid root)" > /tmp/r/etc/fstab',
-    'echo "/dev/disk/by-id/dm-name-vg0-var /var ext4 defaults 0 2" >> /tmp/r/etc/fstab',
-    'echo "/dev/disk/by-id/ata-QEMU_HARDDISK_QM00001-part2 /data ext4 defaults 0 2" >> /tmp/r/etc/fstab',
-    'mount /dev/mapper/vg0-var /tmp/r/var && mkdir -p /tmp/r/var/lib/dpkg',
-    'printf "Package: bash\\nStatus: install ok installed\\nVersion: 5.1-6ubuntu1\\nArchitecture: amd64\\n\\n" > /tmp/r/var/lib/dpkg/status',
-    'umount /tmp/r/var /tmp/r',
-    `${LVM} vgchange -q ${LVM_CONF} -an vg0`,
-    'sync',
-  ].join('\n');
-  const vm = await boot({ cacheDir: SHARED_CACHE, disks: [{ path: image, format: 'raw', readonly: false }] });
-  try {
-    const r = await vm.exec(['sh', '-c', script]);
-    if (r.exitCode !== 0) throw new Error(`making the image: ${r.stderr.toString()}${r.stdout.toString()}`);
-  } finally {
-    await vm.close();
-  }
+  await inGuest(
+    [
+      'lvm_ pvcreate "$(disk 0)1"',
+      'lvm_ vgcreate vg0 "$(disk 0)1"',
+      'lvm_ lvcreate -Zn -L 24M -n root vg0',
+      'lvm_ lvcreate -Zn -L 16M -n var vg0',
+      'uuid() { lvm_ lvs --noheadings -o vg_uuid,lv_uuid "vg0/$1" | tr -d " -"; }',
+      'for d in /dev/mapper/vg0-root /dev/mapper/vg0-var "$(disk 0)2"; do mkfs.ext4 -q "$d"; done',
+      'mkdir -p /tmp/r && mount /dev/mapper/vg0-root /tmp/r && mkdir -p /tmp/r/etc /tmp/r/bin /tmp/r/var /tmp/r/data',
+      'cp /bin/ls /tmp/r/bin/ls',
+      'printf \'NAME="Ubuntu"\\nID=ubuntu\\nVERSION_ID="22.04"\\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\\n\' > /tmp/r/etc/os-release',
+      'printf "/dev/disk/by-id/dm-uuid-LVM-%s / ext4 defaults 0 1\\n" "$(uuid root)" > /tmp/r/etc/fstab',
+      'echo "/dev/disk/by-id/dm-name-vg0-var /var ext4 defaults 0 2" >> /tmp/r/etc/fstab',
+      'echo "/dev/disk/by-id/ata-QEMU_HARDDISK_QM00001-part2 /data ext4 defaults 0 2" >> /tmp/r/etc/fstab',
+      'mount /dev/mapper/vg0-var /tmp/r/var && mkdir -p /tmp/r/var/lib/dpkg',
+      'printf "Package: bash\\nStatus: install ok installed\\nVersion: 5.1-6ubuntu1\\nArchitecture: amd64\\n\\n" > /tmp/r/var/lib/dpkg/status',
+      'umount /tmp/r/var /tmp/r',
+      'lvm_ vgchange -an vg0',
+      'sync',
+    ].join('\n'),
+    [image],
+  );
 }, 240_000);
 
 afterAll(() => {

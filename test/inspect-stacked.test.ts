@@ -7,17 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspect } from '../src/inspect/index.js';
-import { boot } from '../src/vm/index.js';
+import { inGuest } from './helpers/in-guest.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const KEY = 'stacked-secret';
 let work: string;
 let disks: string[];
 
-const LVM = `LVM_SYSTEM_DIR= lvm`;
-const LVM_CONF = `--config 'devices { obtain_device_list_from_udev = 0 } activation { udev_sync = 0 udev_rules = 0 }'`;
 const LUKS = `cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-file -`;
-const dev = (i: number) => `/dev/$(basename "$(readlink -f /dev/disk/by-id/virtio-disk${i})")`;
 /** An ext4 on `device` holding /marker with `text`. */
 const ext4 = (device: string, text: string) =>
   [`mkfs.ext4 -q ${device}`, 'mkdir -p /tmp/x', `mount ${device} /tmp/x`, `echo '${text}' > /tmp/x/marker`, 'umount /tmp/x'].join('\n');
@@ -30,45 +27,38 @@ beforeAll(async () => {
     truncateSync(d, 64 << 20);
   }
   const script = [
-    'set -eu',
     // LVM on LUKS
-    `printf ${KEY} | ${LUKS} ${dev(0)}`,
-    `printf ${KEY} | cryptsetup open --key-file - ${dev(0)} outer`,
-    `${LVM} pvcreate -q ${LVM_CONF} /dev/mapper/outer`,
-    `${LVM} vgcreate -q ${LVM_CONF} vgluks /dev/mapper/outer`,
-    `${LVM} lvcreate -q ${LVM_CONF} -Zn -L 16M -n root vgluks`,
-    `${LVM} vgmknodes -q ${LVM_CONF} vgluks`,
+    `printf ${KEY} | ${LUKS} "$(disk 0)"`,
+    `printf ${KEY} | cryptsetup open --key-file - "$(disk 0)" outer`,
+    `lvm_ pvcreate /dev/mapper/outer`,
+    `lvm_ vgcreate vgluks /dev/mapper/outer`,
+    `lvm_ lvcreate -Zn -L 16M -n root vgluks`,
+    `lvm_ vgmknodes vgluks`,
     ext4('/dev/mapper/vgluks-root', 'lvm on luks'),
-    `${LVM} vgchange -q ${LVM_CONF} -an vgluks`,
+    `lvm_ vgchange -an vgluks`,
     'cryptsetup close outer',
     // LUKS on LVM
-    `${LVM} pvcreate -q ${LVM_CONF} ${dev(1)}`,
-    `${LVM} vgcreate -q ${LVM_CONF} vgplain ${dev(1)}`,
-    `${LVM} lvcreate -q ${LVM_CONF} -Zn -L 24M -n sealed vgplain`,
-    `${LVM} vgmknodes -q ${LVM_CONF} vgplain`,
+    `lvm_ pvcreate "$(disk 1)"`,
+    `lvm_ vgcreate vgplain "$(disk 1)"`,
+    `lvm_ lvcreate -Zn -L 24M -n sealed vgplain`,
+    `lvm_ vgmknodes vgplain`,
     `printf ${KEY} | ${LUKS} /dev/mapper/vgplain-sealed`,
     `printf ${KEY} | cryptsetup open --key-file - /dev/mapper/vgplain-sealed inner`,
     ext4('/dev/mapper/inner', 'luks on lvm'),
     'cryptsetup close inner',
-    `${LVM} vgchange -q ${LVM_CONF} -an vgplain`,
+    `lvm_ vgchange -an vgplain`,
     // LVM on an md raid1 of two disks
-    `mdadm --create /dev/md0 --run --quiet --level=1 --raid-devices=2 --metadata=1.2 ${dev(2)} ${dev(3)}`,
-    `${LVM} pvcreate -q ${LVM_CONF} /dev/md0`,
-    `${LVM} vgcreate -q ${LVM_CONF} vgmd /dev/md0`,
-    `${LVM} lvcreate -q ${LVM_CONF} -Zn -L 16M -n data vgmd`,
-    `${LVM} vgmknodes -q ${LVM_CONF} vgmd`,
+    `mdadm --create /dev/md0 --run --quiet --level=1 --raid-devices=2 --metadata=1.2 "$(disk 2)" "$(disk 3)"`,
+    `lvm_ pvcreate /dev/md0`,
+    `lvm_ vgcreate vgmd /dev/md0`,
+    `lvm_ lvcreate -Zn -L 16M -n data vgmd`,
+    `lvm_ vgmknodes vgmd`,
     ext4('/dev/mapper/vgmd-data', 'lvm on md'),
-    `${LVM} vgchange -q ${LVM_CONF} -an vgmd`,
+    `lvm_ vgchange -an vgmd`,
     'mdadm --stop /dev/md0',
     'sync',
   ].join('\n');
-  const vm = await boot({ cacheDir: SHARED_CACHE, disks: disks.map((path) => ({ path, format: 'raw' as const, readonly: false })) });
-  try {
-    const r = await vm.exec(['sh', '-c', script]);
-    if (r.exitCode !== 0) throw new Error(`making the stacked volumes: ${r.stderr.toString()}${r.stdout.toString()}`);
-  } finally {
-    await vm.close();
-  }
+  await inGuest(script, disks);
 }, 240_000);
 
 afterAll(() => {
