@@ -85,6 +85,8 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
   const elapsed = () => Math.round(performance.now() - started);
   const state: { aliveAt?: number; resumedAt?: number; saveError?: string; diskFault?: number } = {};
   let end: (ev: RunEvent) => void = () => {};
+  let running: () => void = () => {};
+  const runs = new Promise<void>((resolve) => (running = resolve));
   const ended = new Promise<RunEvent>((resolve) => (end = resolve));
 
   const proc = spawn(qemu, argv, mode, a, () => run);
@@ -96,7 +98,11 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
     disks: base.disks.length,
     config,
     end,
-    resumed: () => (state.resumedAt = elapsed()),
+    resumed: () => {
+      state.resumedAt = elapsed();
+      running();
+    },
+    running: () => running(),
     saveFailed: (why, whatFailed) => {
       state.saveError = why;
       a.log(`boot ${a.number}: ${whatFailed} (${why})`);
@@ -108,7 +114,9 @@ export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: 
   void proc.firstOutput.then(() => (state.aliveAt = elapsed()));
 
   const result = (outcome: AttemptOutcome, more: Partial<AttemptResult> = {}): AttemptResult => ({ outcome, proc, argv, ...state, ...more });
-  const ready = a.ready({ channel: channel.connection, signal: abort.signal, accel: a.accel, machine: a.machine });
+  const ready = (mode.holds ? runs : Promise.resolve()).then(() =>
+    a.ready({ channel: channel.connection, signal: abort.signal, accel: a.accel, machine: a.machine }),
+  );
   let up = false;
   try {
     const ev = await race(proc, ready, ended, a);

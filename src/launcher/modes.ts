@@ -44,8 +44,10 @@ export interface Run {
   readonly config: QemuConfig;
   /** Ends the run now. */
   end(event: RunEvent): void;
-  /** The restored guest runs again. */
+  /** The restored guest runs again (it runs: see `running`). */
   resumed(): void;
+  /** A guest held stopped (`Mode.holds`) runs now: the caller's `ready` is waited for from here on. */
+  running(): void;
   /** The snapshot could not be saved: the run ends ('failed', with saveError). */
   saveFailed(why: string, what: string): void;
 }
@@ -64,6 +66,12 @@ export interface Mode {
   started?(run: Run): void;
   /** A guest whose agent does not answer means this run failed (restore: a bad snapshot), not a bug. */
   readyFailureIsOutcome?: boolean;
+  /**
+   * qemu starts with the guest stopped, and the mode lets it run (`Run.running`): until then
+   * the caller's `ready` is not asked (qemu dials the guest channel before the monitor, so a
+   * `ready` that takes the channel alone would end the run before its monitor is there).
+   */
+  holds?: boolean;
 }
 
 const SNAPSHOT_LINE = initLine('snapshot');
@@ -82,12 +90,14 @@ function atSnapshotPoint(line: string, at: (refusal?: string) => void): void {
  */
 const checkedStart = {
   monitor: true,
+  holds: true,
   configure: (c: QemuConfig, monitor: string): QemuConfig => ({ ...c, monitorSocket: monitor, paused: true }),
   started: (run: Run) => {
     void (async () => {
       const qmp = await Qmp.connect(await run.monitor);
       await checkBlockGraph(qmp, run.config);
       await qmp.execute('cont');
+      run.running();
     })().catch((err: unknown) => run.end(refusedOrFailed(err, run)));
   },
 };
@@ -136,6 +146,7 @@ export function restore(snapshot: Snapshot): Mode {
   return {
     kind: 'restore',
     monitor: true,
+    holds: true,
     readyFailureIsOutcome: true,
     configure: (c, monitor) => ({
       ...c,
