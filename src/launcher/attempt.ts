@@ -69,6 +69,7 @@ export interface AttemptResult {
 }
 
 /** One qemu boot in `mode`, until it is ready or given up. */
+// long because one run reads best as its steps in order: sockets, spawn, the race, the teardown
 export async function attempt<T>(qemu: string, base: QemuConfig, mode: Mode, a: AttemptContext<T>): Promise<AttemptResult> {
   const monitorSocket = `${a.channelSocket}.qmp`;
   const config = mode.configure(base, monitorSocket);
