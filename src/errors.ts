@@ -111,7 +111,8 @@ export interface FilesystemWords {
   selector(text: string): string;
 }
 
-const LIBRARY_FILESYSTEM_WORDS: FilesystemWords = { fs: (id) => id, selector: (text) => text };
+/** The library's words: ids as they are. */
+export const LIBRARY_FILESYSTEM_WORDS: FilesystemWords = { fs: (id) => id, selector: (text) => text };
 
 /**
  * An error about filesystems of an inspection: none, or more than one, answers to the name

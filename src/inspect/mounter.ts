@@ -7,7 +7,7 @@
  * read through a clone holds a lease on it, so it reads the disk it names and is never
  * unmounted under its reader.
  */
-import { ApplianceError, FilesystemError } from '../errors.js';
+import { ApplianceError, FilesystemError, LIBRARY_FILESYSTEM_WORDS, type FilesystemWords } from '../errors.js';
 import { describeErrno, errnoCode } from '../errno.js';
 import { filesystemOf, type Probe } from './devices.js';
 import type { Filesystem as ProbedFs } from './probe/types.js';
@@ -94,12 +94,8 @@ export class Mounter {
     const pending = new Map(todo.map((e) => [e, deferred<string>()]));
     for (const [e, p] of pending) {
       e.mounted = p.promise;
-      p.promise.catch((err: unknown) => {
-        // One line in the info; the driver's whole log beside it (the CLI prints it under --verbose).
-        const [first, ...log] = (err as Error).message.split('\n');
-        e.info.error ??= first;
-        if (log.length) e.info.mountLog ??= log;
-      });
+      // A mount's refusal is in the info already (settle); any other failure (the helper's) in one line.
+      p.promise.catch((err: unknown) => (e.info.error ??= (err as Error).message.split('\n')[0]));
     }
     const plain = todo.filter((e) => !e.fsid);
     const mounts = plain.map((e) => ({ device: `/dev/${e.device}`, dir: mountDir(e.slot), ...this.how(e, []) }));
@@ -198,7 +194,11 @@ function settle(e: FsEntry, mountType: string, r: MountResult, p: Deferred<strin
     const first = said ? `: ${mountDriver(mountType)} says "${said.length > 120 ? `${said.slice(0, 118)} …` : said}"` : '';
     const rest = lines.length > 1 || (said?.length ?? 0) > 120 ? `\n${lines.join('\n')}` : '';
     const errno = r.errno;
-    p.reject(new FilesystemError('EMOUNT', (w) => `cannot mount ${w.fs(e.info.id)} (${e.info.type}, read-only): ${describeErrno(errno)}${first}${rest}`));
+    const headline = (w: FilesystemWords) => `cannot mount ${w.fs(e.info.id)} (${e.info.type}, read-only): ${describeErrno(errno)}${first}`;
+    // One line in the info; the driver's whole log beside it (the CLI prints it under --verbose).
+    e.info.error ??= headline(LIBRARY_FILESYSTEM_WORDS);
+    if (rest) e.info.mountLog ??= lines;
+    p.reject(new FilesystemError('EMOUNT', (w) => `${headline(w)}${rest}`));
     return;
   }
   if (r.statfs) Object.assign(e.info, { used: r.statfs.size - r.statfs.free, available: r.statfs.available });

@@ -18,7 +18,7 @@ const FILE_DRIVERS: ReadonlySet<string> = new Set(['file', 'host_device', 'host_
 const INNER_DRIVERS: ReadonlySet<string> = new Set(['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vhdx', 'vpc', 'parallels', 'null-co']);
 
 /** The files qemu may have open for this configuration; undefined when a disk's header is trusted (allowBackingFile: its chain is the caller's). */
-export function expectedFiles(c: QemuConfig): Set<string> | undefined {
+function expectedFiles(c: QemuConfig): Set<string> | undefined {
   if (c.disks.some((d) => d.allowBackingFile) && !c.placeholderDisks) return undefined;
   return new Set([c.root, ...(c.placeholderDisks ? [] : c.disks.map((_, i) => `/dev/fdset/${i + 1}`))]);
 }
