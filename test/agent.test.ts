@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildGuestPrograms } from '../src/guest/compile.js';
 import { AgentClient, AgentError, type ExecOptions } from '../src/agent/agent-client.js';
+import { OUTPUT_WINDOW, PROTOCOL_VERSION } from '../src/guest/contract.js';
 import { alive } from './helpers/proc.js';
 import { within } from './hostile/fake-agent.js';
 
@@ -71,7 +72,7 @@ async function exited(proc: ChildProcess, ms: number): Promise<number | null> {
 describe('guest agent over a unix socket', () => {
   it('says hello with its version and times', async () => {
     const { client } = await startAgent();
-    expect(client.hello.version).toBe(1);
+    expect(client.hello.version).toBe(PROTOCOL_VERSION);
     expect(client.hello.pid1).toBe(false);
     expect(client.hello.bootMs).toBeGreaterThan(0);
   });
@@ -315,6 +316,39 @@ describe('guest agent over a unix socket', () => {
     for await (const c of run.stdout) chunks.push(c as Buffer);
     expect((await run.result).exitCode).toBe(0);
     expect(sha(Buffer.concat(chunks))).toBe(sha(data));
+  });
+
+  it('a stream whose reader is behind holds up its own command only: other commands, reads and streams go on', async () => {
+    const { client } = await startAgent();
+    const data = randomBytes(8 * OUTPUT_WINDOW);
+    writeFileSync(join(tmp, 'held'), data);
+    // Nobody reads these yet: each stops once the host's room for it is full.
+    const held = client.execStream(['cat', join(tmp, 'held')]);
+    const heldFile = client.readFileStream(join(tmp, 'held'));
+    const heldErr = client.execStream(['sh', '-c', `cat ${join(tmp, 'held')} >&2`]);
+    heldErr.stdout.resume();
+    await sleep(300);
+    // Meanwhile every other call answers (the whole channel used to wait for those readers).
+    const other = await within(5000, client.exec(['sh', '-c', 'echo other; echo err >&2']), 'a command beside held streams');
+    expect(other.stdout.toString()).toBe('other\n');
+    expect(sha(await within(5000, client.readFile(join(tmp, 'held')), 'a read beside held streams'))).toBe(sha(data));
+    const streamed = client.execStream(['head', '-c', String(3 * OUTPUT_WINDOW), join(tmp, 'held')]);
+    streamed.stderr.resume();
+    const chunks: Buffer[] = [];
+    for await (const c of streamed.stdout) chunks.push(c as Buffer);
+    expect(sha(Buffer.concat(chunks))).toBe(sha(data.subarray(0, 3 * OUTPUT_WINDOW)));
+    // The held ones, read now, are whole.
+    const all = async (r: Readable) => {
+      const got: Buffer[] = [];
+      for await (const c of r) got.push(c as Buffer);
+      return Buffer.concat(got);
+    };
+    held.stderr.resume();
+    expect(sha(await all(held.stdout))).toBe(sha(data));
+    expect(sha(await all(heldFile))).toBe(sha(data));
+    expect(sha(await all(heldErr.stderr))).toBe(sha(data));
+    expect((await held.result).exitCode).toBe(0);
+    expect((await heldErr.result).exitCode).toBe(0);
   });
 
   it('runs a command on a pseudo-terminal of the given size', async () => {

@@ -137,6 +137,24 @@ describe('one booted appliance', () => {
     expect(out).toBe('still here\n');
   });
 
+  it('execStream: an output nobody reads yet holds up its command only; other commands and reads answer meanwhile', async () => {
+    await vm.writeFile('/tmp/beside', 'beside');
+    const held = vm.execStream(['sh', '-c', 'head -c 16000000 /dev/urandom >/tmp/held; sha256sum </tmp/held >&2; cat /tmp/held']);
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = performance.now();
+    expect((await vm.exec(['echo', 'beside'])).stdout.toString()).toBe('beside\n');
+    expect((await vm.readFile('/tmp/beside')).toString()).toBe('beside');
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    const chunks: Buffer[] = [];
+    const err: Buffer[] = [];
+    held.stderr.on('data', (c: Buffer) => err.push(c));
+    for await (const c of held.stdout) chunks.push(c as Buffer);
+    expect((await held.result).exitCode).toBe(0);
+    const got = Buffer.concat(chunks);
+    expect(got.length).toBe(16_000_000);
+    expect(`${sha(got)}  -\n`).toBe(Buffer.concat(err).toString());
+  });
+
   it('refuses wrong options from JavaScript with EINVAL naming each, before anything is built or opened', async () => {
     const empty = join(tmp, 'never-built');
     for (const [opts, message] of [

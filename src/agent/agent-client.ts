@@ -84,9 +84,10 @@ export class AgentClient {
   }
 
   /**
-   * Runs a command with its output streamed as it comes. Read both streams: while one
-   * is full the whole channel pauses, so the guest stops too (no output is lost). Bad
-   * arguments reject `result` and end both streams.
+   * Runs a command with its output streamed as it comes. A stream whose reader is behind
+   * holds up the command (it blocks on its full pipe, as a child of Node's does): read
+   * both, or it never ends; other calls go on meanwhile. Bad arguments reject `result`
+   * and end both streams.
    */
   execStream(argv: (string | Buffer)[], opts: ExecOptions = {}): ExecStream {
     const stdout = this.channel.readable();
@@ -103,6 +104,8 @@ export class AgentClient {
       },
       collected: () => ({ stdout: Buffer.alloc(0), stderr: Buffer.alloc(0) }),
     });
+    this.channel.bind(stdout, run.id, FrameType.STDOUT);
+    this.channel.bind(stderr, run.id, FrameType.STDERR);
     // A reader that destroys stdout before its end is a closed pipe: the command gets SIGPIPE,
     // as a child of Node's would on its next write, instead of running on unread.
     stdout.once('close', () => {
@@ -184,6 +187,7 @@ export class AgentClient {
     const what = opts.label ?? `reading guest file ${guestPath}`;
     if (signal?.aborted) return stream.destroy(new AgentError('EABORTED', `${what} was aborted before it started`, { cause: signal.reason }));
     const id = this.channel.newId();
+    this.channel.bind(stream, id, FrameType.DATA);
     let running = true;
     const onAbort = () => stream.destroy(new AgentError('EABORTED', `${what} was aborted`, { cause: signal?.reason }));
     const end = () => {

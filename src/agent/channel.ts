@@ -1,8 +1,10 @@
 /**
  * The host end of the guest channel: one socket, frames told apart by request id. It
  * greets the agent, hands each frame to the request it belongs to, keeps backpressure
- * (the socket pauses while a reader is behind, so the guest stops too and nothing is
- * lost), and tells every pending request when the channel closes. The guest is not
+ * per stream (the agent sends a stream's output only while the host has room for it,
+ * OUTPUT_WINDOW, given back as its reader takes it: a reader that is behind holds up its
+ * own command, and every other request goes on), and tells every pending request when
+ * the channel closes. The guest is not
  * trusted: a frame our agent would never send closes the channel, and every request
  * then fails with EPROTO and one line saying what came; nothing throws out of the
  * socket's handlers.
@@ -12,8 +14,19 @@ import { Readable } from 'node:stream';
 import { ApplianceError } from '../errors.js';
 import { errnoCode } from '../errno.js';
 import { AgentError } from './results.js';
-import { FrameType } from '../guest/contract.js';
-import { checkAgentFrame, decodeError, decodeHello, FrameDecoder, frameName, protocolError, type Frame, type Hello } from './protocol.js';
+import { FrameType, OUTPUT_WINDOW } from '../guest/contract.js';
+import {
+  checkAgentFrame,
+  decodeError,
+  decodeHello,
+  encodeCredit,
+  encodeFrame,
+  FrameDecoder,
+  frameName,
+  protocolError,
+  type Frame,
+  type Hello,
+} from './protocol.js';
 
 /** What a request does with its frames, and with the channel closing under it. */
 export interface Pending {
@@ -42,8 +55,9 @@ export class Channel {
   /** Every id has been used once: any id may have a late frame. */
   private wrapped = false;
   private drained: Promise<void> | undefined;
-  /** Streams whose reader is behind: the socket stays paused while there are any. */
-  private readonly fullStreams = new Set<Readable>();
+  /** The output streams a reader takes (execStream's, a file's), by their request and stream. */
+  private readonly flows = new Map<Readable, Flow>();
+  private readonly streamed = new Set<string>();
   private readonly decoder = new FrameDecoder();
   private greeted: (() => void) | undefined;
 
@@ -84,11 +98,16 @@ export class Channel {
     if (this.greeted) return this.greet(f);
     if (f.type === FrameType.HELLO) throw protocolError('a second HELLO');
     const pending = this.requests.get(f.id);
-    if (pending) return pending.onFrame(f);
-    const issued = f.id !== 0 && (this.wrapped || f.id < this.nextId);
-    if (!issued) throw protocolError(`${frameName(f.type)} frame for request ${f.id}, which the host never made`);
-    // A late frame of a request the host has given up (cancelled, or killed and no longer
-    // waited for): the agent had sent it before it knew. Dropped.
+    if (pending) {
+      pending.onFrame(f);
+    } else {
+      const issued = f.id !== 0 && (this.wrapped || f.id < this.nextId);
+      if (!issued) throw protocolError(`${frameName(f.type)} frame for request ${f.id}, which the host never made`);
+      // A late frame of a request the host has given up (cancelled, or killed and no longer
+      // waited for): the agent had sent it before it knew. Dropped.
+    }
+    // Output no reader holds (collected, or dropped) is taken as it comes: its room goes back at once.
+    if (OUTPUT_TYPES.has(f.type) && f.payload.length && !this.streamed.has(flowKey(f.id, f.type))) this.credit(f.id, f.type, f.payload.length);
   }
 
   private greet(f: Frame): void {
@@ -175,23 +194,46 @@ export class Channel {
     return new AgentError(errnoCode(errno), `in the guest: ${message}`, { errno });
   }
 
-  /** A stream for data from the guest: while its reader is behind, the whole channel waits. */
+  /** A stream for output from the guest; `bind` it to its request before any comes. */
   readable(): Readable {
-    const stream: Readable = new Readable({ read: () => this.unblock(stream) });
-    stream.once('close', () => this.unblock(stream));
+    const stream: Readable = new Readable({ read: () => this.giveBack(stream) });
+    stream.once('close', () => {
+      this.giveBack(stream);
+      const flow = this.flows.get(stream);
+      if (flow) this.streamed.delete(flowKey(flow.id, flow.type));
+      this.flows.delete(stream);
+    });
     return stream;
   }
 
-  push(stream: Readable, chunk: Buffer): void {
+  /** `stream` takes output `type` (STDOUT, STDERR, DATA) of request `id`: its room goes back only as its reader takes it. */
+  bind(stream: Readable, id: number, type: number): void {
     if (stream.destroyed) return;
-    if (!stream.push(chunk)) {
-      this.fullStreams.add(stream);
-      this.socket.pause();
-    }
+    this.flows.set(stream, { id, type, held: 0 });
+    this.streamed.add(flowKey(id, type));
   }
 
-  private unblock(stream: Readable): void {
-    if (this.fullStreams.delete(stream) && this.fullStreams.size === 0) this.socket.resume();
+  /** Hands output to its stream; the agent never sends more than the room it was given (else EPROTO). */
+  push(stream: Readable, chunk: Buffer): void {
+    const flow = this.flows.get(stream);
+    if (flow) {
+      flow.held += chunk.length;
+      if (flow.held > OUTPUT_WINDOW)
+        throw protocolError(`${frameName(flow.type)} for request ${flow.id}: ${flow.held} bytes unread, more than the ${OUTPUT_WINDOW} the host made room for`);
+    }
+    if (stream.destroyed || stream.push(chunk)) this.giveBack(stream);
+  }
+
+  /** The reader has taken what its stream held (or is gone): the agent may send that much again. */
+  private giveBack(stream: Readable): void {
+    const flow = this.flows.get(stream);
+    if (!flow?.held) return;
+    this.credit(flow.id, flow.type, flow.held);
+    flow.held = 0;
+  }
+
+  private credit(id: number, type: number, bytes: number): void {
+    this.sendNow(encodeFrame(FrameType.CREDIT, id, encodeCredit(type, bytes)));
   }
 
   /** Closes the channel; the agent then powers the guest off. Pending requests fail with EAGENTGONE. */
@@ -200,3 +242,13 @@ export class Channel {
     this.socket.destroy();
   }
 }
+
+/** A streamed output: its request and stream, and the bytes it holds that the host has not given back. */
+interface Flow {
+  id: number;
+  type: number;
+  held: number;
+}
+
+const OUTPUT_TYPES: ReadonlySet<number> = new Set([FrameType.STDOUT, FrameType.STDERR, FrameType.DATA]);
+const flowKey = (id: number, type: number) => `${id}:${type}`;

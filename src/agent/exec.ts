@@ -111,7 +111,7 @@ function describe(argv: (string | Buffer)[]): string {
 
 export class Exec {
   readonly result: Promise<ExecResult>;
-  private readonly id: number;
+  readonly id: number;
   private readonly what: string;
   private finished = false;
   private failure: AgentError | undefined;

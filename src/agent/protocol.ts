@@ -230,6 +230,14 @@ export function encodeResize(rows: number, cols: number): Buffer {
   return b;
 }
 
+/** CREDIT: the host's reader has taken `bytes` of a request's output stream (STDOUT, STDERR or DATA). */
+export function encodeCredit(stream: number, bytes: number): Buffer {
+  const b = Buffer.alloc(PAYLOAD.CREDIT);
+  b.writeUInt32LE(stream, FIELD_AT.CREDIT.stream);
+  b.writeUInt32LE(bytes, FIELD_AT.CREDIT.bytes);
+  return b;
+}
+
 export function encodeWriteFile(path: string, mode: number): Buffer {
   return Buffer.concat([encodeU32(mode & 0o7777), cString(path, 'guest path')]);
 }

@@ -37,6 +37,7 @@ import {
   PROTOCOL_VERSION,
   ROOT_SERIAL,
   STDIN_WINDOW,
+  OUTPUT_WINDOW,
   TMPFS_MOUNTS,
 } from './contract.js';
 
@@ -79,6 +80,7 @@ export function contractHeader(): string {
     `#define APPL_HEADER_SIZE ${HEADER_SIZE}`,
     `#define APPL_MAX_PAYLOAD ${MAX_PAYLOAD}`,
     `#define APPL_STDIN_WINDOW ${STDIN_WINDOW}`,
+    `#define APPL_OUTPUT_WINDOW ${OUTPUT_WINDOW}`,
     `#define APPL_HELLO_PID1 ${HELLO_PID1}u`,
     ...Object.entries(PAYLOAD).map(([k, v]) => `#define APPL_PAYLOAD_${k} ${v}`),
     ...Object.entries(FIELD_AT).flatMap(([message, fields]) => defines(`APPL_AT_${message}_`, fields, String)),

@@ -121,11 +121,17 @@ export const diskSlots = (disks: number): number => Math.max(disks, DISK_SLOTS);
  * a 12-byte little-endian header (u32 payload length, u8 type, u8 flags, u16 reserved,
  * u32 request id) and a payload of at most MAX_PAYLOAD bytes.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const HEADER_SIZE = 12;
 export const MAX_PAYLOAD = 65536;
 /** Unacknowledged stdin bytes the host may have in flight per command. */
 export const STDIN_WINDOW = 256 * 1024;
+/**
+ * Output bytes (STDOUT, STDERR, a READ_FILE's DATA) the agent may send per stream of a
+ * request before the host gives them back with CREDIT: a reader that is behind holds up
+ * its own stream only, never the channel (a walk read slowly while another call runs).
+ */
+export const OUTPUT_WINDOW = 1024 * 1024;
 
 export const FrameType = {
   HELLO: 1,
@@ -144,6 +150,7 @@ export const FrameType = {
   SIGNAL: 14,
   RESIZE: 15,
   CANCEL: 16,
+  CREDIT: 17,
 } as const;
 
 export const FrameFlag = {
@@ -161,7 +168,7 @@ export const HELLO_PID1 = 1;
  * Payload sizes: the fixed-size messages whole, the others' fixed heads (ERROR_MIN: the
  * errno before the message; WRITE_FILE_HEAD: the mode before the path).
  */
-export const PAYLOAD = { HELLO: 20, EXIT: 12, STDIN_ACK: 4, SIGNAL: 4, RESIZE: 4, ERROR_MIN: 4, EXEC_HEAD: 12, WRITE_FILE_HEAD: 4 } as const;
+export const PAYLOAD = { HELLO: 20, EXIT: 12, STDIN_ACK: 4, SIGNAL: 4, RESIZE: 4, CREDIT: 8, ERROR_MIN: 4, EXEC_HEAD: 12, WRITE_FILE_HEAD: 4 } as const;
 /** Where each field of a fixed layout sits, in bytes from the payload's start (c/protocol.h documents every message). */
 export const FIELD_AT = {
   /** The frame header's (HEADER_SIZE bytes). */
@@ -170,6 +177,7 @@ export const FIELD_AT = {
   EXEC: { argc: 0, envc: 4, rows: 8, cols: 10 },
   EXIT: { code: 0, signal: 4, durationMs: 8 },
   RESIZE: { rows: 0, cols: 2 },
+  CREDIT: { stream: 0, bytes: 4 },
 } as const;
 
 /**

@@ -184,6 +184,11 @@ export class Vm {
   exec(argv: (string | Buffer)[], opts?: ExecOptions): Promise<ExecResult> {
     return this.death.guard(this.agent.exec(argv, opts));
   }
+  /**
+   * Runs a command with its output as streams. A stream whose reader is behind holds up
+   * that command (it blocks on its full pipe, as a child of Node's does) and nothing else:
+   * read both, or it never ends.
+   */
   execStream(argv: (string | Buffer)[], opts?: ExecOptions): ExecStream {
     const s = this.agent.execStream(argv, opts);
     const result = this.death.guard(s.result);

@@ -12,8 +12,10 @@ export interface FakeAgent {
   client: Promise<AgentClient>;
   /** The agent's end of the channel. */
   socket: Socket;
-  /** The next frame the host sent. */
+  /** The next frame the host sent, CREDIT frames aside. */
   request(): Promise<Frame>;
+  /** The CREDIT frames the host sent: the room it gave back, as it read. */
+  credits: Frame[];
   /** Resolves when the host has closed its end. */
   hostClosed: Promise<void>;
 }
@@ -59,9 +61,14 @@ export async function fakeAgent(dir: string, greeting: Buffer = helloFrame()): P
   socket.on('error', () => {});
   const decoder = new FrameDecoder();
   const frames: Frame[] = [];
+  const credits: Frame[] = [];
   const waiters: ((f: Frame) => void)[] = [];
   socket.on('data', (chunk: Buffer) => {
     for (const f of decoder.push(chunk)) {
+      if (f.type === FrameType.CREDIT) {
+        credits.push(f);
+        continue;
+      }
       const w = waiters.shift();
       if (w) w(f);
       else frames.push(f);
@@ -72,6 +79,7 @@ export async function fakeAgent(dir: string, greeting: Buffer = helloFrame()): P
     client,
     socket,
     hostClosed,
+    credits,
     request: () => {
       const f = frames.shift();
       return f ? Promise.resolve(f) : new Promise((resolve) => waiters.push(resolve));

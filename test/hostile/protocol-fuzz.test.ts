@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentError, type AgentClient } from '../../src/agent/agent-client.js';
-import { FrameType, HEADER_SIZE, MAX_PAYLOAD } from '../../src/guest/contract.js';
+import { FIELD_AT, FrameType, HEADER_SIZE, MAX_PAYLOAD, OUTPUT_WINDOW } from '../../src/guest/contract.js';
 import { encodeFrame, FrameDecoder, type Frame } from '../../src/agent/protocol.js';
 import { fakeAgent, helloFrame, outcome, rawFrame, u32s, within, type FakeAgent } from './fake-agent.js';
 import { rng } from '../helpers/random-tree.js';
@@ -102,6 +102,19 @@ describe('malformed frames from the agent end the channel with EPROTO', () => {
     await expectBroken(await answer(() => rawFrame({ type: FrameType.STDOUT, id: 0, payload: Buffer.from('x') })), /request 0/);
   });
 
+  it('output beyond the room the host gave its stream (a reader that is behind is not flooded)', async () => {
+    const frames = OUTPUT_WINDOW / MAX_PAYLOAD + 1;
+    const unread = await answer(
+      (req) => Buffer.concat(Array.from({ length: frames }, () => rawFrame({ type: FrameType.STDOUT, id: req.id, payload: Buffer.alloc(MAX_PAYLOAD, 7) }))),
+      (c) => {
+        const s = c.execStream(['cmd']);
+        s.stderr.resume();
+        return s.result; // stdout never read
+      },
+    );
+    await expectBroken(unread, new RegExp(`STDOUT for request \\d+: ${frames * MAX_PAYLOAD} bytes unread, more than the ${OUTPUT_WINDOW}`));
+  });
+
   it('a second HELLO', async () => {
     await expectBroken(await answer(() => helloFrame()), /HELLO/);
   });
@@ -190,6 +203,32 @@ describe('what our agent does send is not refused', () => {
       ]),
     );
     expect(await within(2000, run)).toMatchObject({ ok: true, value: { exitCode: 0, stdout: Buffer.from('hi\n') } });
+  });
+
+  it("a stream's whole room, unread, is not refused; the host gives it back as its reader takes it", async () => {
+    const fake = await fakeAgent(tmp);
+    const client = await fake.client;
+    const s = client.execStream(['cmd']);
+    const req = await within(2000, fake.request());
+    const frames = OUTPUT_WINDOW / MAX_PAYLOAD;
+    for (let i = 0; i < frames; i++) fake.socket.write(rawFrame({ type: FrameType.STDOUT, id: req.id, payload: Buffer.alloc(MAX_PAYLOAD, i) }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const given = () =>
+      fake.credits
+        .filter((f) => f.id === req.id && f.payload.readUInt32LE(FIELD_AT.CREDIT.stream) === FrameType.STDOUT)
+        .reduce((n, f) => n + f.payload.readUInt32LE(FIELD_AT.CREDIT.bytes), 0);
+    // Vitest's reader is not reading: at most what the stream's buffer takes has come back.
+    expect(given()).toBeLessThan(OUTPUT_WINDOW);
+    let got = 0;
+    s.stdout.on('data', (c: Buffer) => (got += c.length));
+    s.stderr.resume();
+    fake.socket.write(rawFrame({ type: FrameType.EXIT, id: req.id, payload: u32s(0, 0, 1) }));
+    const ended = new Promise((resolve) => s.stdout.once('end', resolve));
+    expect(await within(2000, s.result)).toMatchObject({ exitCode: 0 });
+    await within(2000, ended, "stdout's end");
+    expect(got).toBe(OUTPUT_WINDOW);
+    for (let i = 0; i < 100 && given() < OUTPUT_WINDOW; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(given()).toBe(OUTPUT_WINDOW);
   });
 
   it('reassembles frames split anywhere, a maximal one fed a byte at a time in linear time', () => {

@@ -35,6 +35,12 @@
  *                   command or dropped because it closed its stdin).
  *   STDOUT     a>h  a chunk of the command's stdout, as it comes.
  *   STDERR     a>h  a chunk of the command's stderr.
+ *   CREDIT     h>a  u32 stream (APPL_T_STDOUT, APPL_T_STDERR or APPL_T_DATA), u32 bytes:
+ *                   the host's reader has taken that many bytes of the stream. Each
+ *                   output stream of a request starts with APPL_OUTPUT_WINDOW bytes of
+ *                   room; the agent sends no more than its room and reads no more of the
+ *                   command's pipe (or the file) meanwhile, so one reader that is behind
+ *                   holds up its own stream, never the channel nor other requests.
  *   EXIT       a>h  i32 exit code (-1 when killed by a signal), u32 signal number (0 when
  *                   it exited), u32 duration in milliseconds.
  *   ERROR      a>h  i32 errno, then a message (not NUL-terminated: the rest of the
@@ -68,9 +74,9 @@
  * EPROTO. That is: a frame before the HELLO or a second HELLO; a length over
  * APPL_MAX_PAYLOAD, reserved bits or flags set; a type the agent does not send; a payload
  * size other than above (HELLO 20, EXIT 12, STDIN_ACK 4, OK 0, ERROR at least 4,
- * STDOUT/STDERR at least 1); an EXIT whose status no process has; a STDIN_ACK for more
- * than is in flight; a frame its request never gets (DATA for an EXEC, STDOUT for a
- * READ_FILE...); a frame for an id the host never used. Frames for a request the host has
+ * STDOUT/STDERR at least 1); output beyond the room CREDIT gave; an EXIT whose status no
+ * process has; a STDIN_ACK for more than is in flight; a frame its request never gets
+ * (DATA for an EXEC, STDOUT for a READ_FILE...); a frame for an id the host never used. Frames for a request the host has
  * given up (CANCEL, or a command it stopped waiting for after a kill) are dropped.
  */
 #ifndef APPLIANCE_PROTOCOL_H

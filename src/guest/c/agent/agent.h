@@ -9,7 +9,9 @@
  * pipe's pages as they are, without a copy (under TCG every byte the guest copies costs,
  * and this is what bounded the throughput). While the host is slow to read, the agent
  * stops taking command output, so commands block on their full pipes (backpressure end
- * to end) and nothing is lost.
+ * to end) and nothing is lost. Each output stream has its own room, which the host gives
+ * back as its reader takes the bytes (CREDIT): a reader that is behind stops only its own
+ * command, never the port.
  *
  * `agent --connect SOCKET` talks over a unix socket instead, as an ordinary process,
  * so the host tests can run it without a VM.
@@ -78,6 +80,8 @@ struct req {
   int served; /* run by the inspect server (pid is the server's) */
   uint64_t start_ms, end_ms;
   int out_fd, err_fd, in_fd; /* -1 once closed; a PTY's out_fd and in_fd are its master */
+  /* Output bytes the host has room for (its CREDIT frames): stdout (or a file's data), stderr. */
+  uint32_t out_room, err_room;
   int status_fd;             /* the child's report of a failed start; -1 once read */
   unsigned char *in_buf;     /* stdin not yet taken by the command */
   size_t in_len, in_off;
@@ -112,6 +116,7 @@ void reap(void);
 
 /* ---- io.c: commands' stdin and output, files' data ---- */
 void handle_stdin(struct req *r, const unsigned char *p, uint32_t len);
+void handle_credit(struct req *r, const unsigned char *p);
 void pump_stdin(struct req *r);
 void pump_copy(struct req *r, int *fd, uint8_t type);
 void pump_pipe(struct req *r, int *fd, uint8_t type);

@@ -46,6 +46,22 @@ void handle_stdin(struct req *r, const unsigned char *p, uint32_t len) {
 
 /* ---- output of commands and files ---- */
 
+/* The room at the host's end for a stream of r: stdout and a file's data, or stderr. */
+static uint32_t *room_of(struct req *r, uint8_t type) {
+  return type == APPL_T_STDERR ? &r->err_room : &r->out_room;
+}
+
+static size_t at_most(size_t n, uint32_t room) {
+  return n < room ? n : room;
+}
+
+/* The host's reader took bytes of a stream: that much room again (never over the window). */
+void handle_credit(struct req *r, const unsigned char *p) {
+  uint32_t *room = room_of(r, (uint8_t)appl_get32(p + APPL_AT_CREDIT_STREAM));
+  uint32_t bytes = appl_get32(p + APPL_AT_CREDIT_BYTES);
+  *room = bytes > APPL_OUTPUT_WINDOW - *room ? APPL_OUTPUT_WINDOW : *room + bytes;
+}
+
 /* The end of a command's output pipe (it closes; EXIT goes once all have), or of a file
  * being read (then the request ends). */
 static void output_ended(struct req *r, int *fd, int e) {
@@ -62,8 +78,11 @@ static void output_ended(struct req *r, int *fd, int e) {
 /* Copies a chunk of `*fd` into a queued frame: terminals, files splice cannot read. */
 void pump_copy(struct req *r, int *fd, uint8_t type) {
   static unsigned char buf[APPL_MAX_PAYLOAD];
-  ssize_t n = read(*fd, buf, sizeof buf);
+  uint32_t *room = room_of(r, type);
+  if (!*room) return; /* the host's reader is behind: polled again once it has taken some */
+  ssize_t n = read(*fd, buf, at_most(sizeof buf, *room));
   if (n > 0) {
+    *room -= (uint32_t)n;
     send_frame(type, r->id, buf, (size_t)n);
     return;
   }
@@ -75,13 +94,15 @@ void pump_copy(struct req *r, int *fd, uint8_t type) {
 /* Sends `avail` bytes that are in the pipe `fd` as frames of `type`, spliced, as long as
  * the port takes them at once. */
 static void splice_out(struct req *r, int *fd, uint8_t type, size_t avail) {
-  while (avail && port_idle()) {
-    ssize_t n = stage_from(*fd, avail < APPL_MAX_PAYLOAD ? avail : APPL_MAX_PAYLOAD);
+  uint32_t *room = room_of(r, type);
+  while (avail && *room && port_idle()) {
+    ssize_t n = stage_from(*fd, at_most(avail < APPL_MAX_PAYLOAD ? avail : APPL_MAX_PAYLOAD, *room));
     if (n <= 0) { /* cannot happen with a pipe that has data: copy from now on */
       po.splice = 0;
       pump_copy(r, fd, type);
       return;
     }
+    *room -= (uint32_t)n;
     avail -= (size_t)n < avail ? (size_t)n : avail;
     if (splice_frame(type, r->id, (size_t)n) < 0) return; /* the loop's flush_out says so again */
   }
@@ -108,8 +129,8 @@ void pump_file(struct req *r) {
     pump_copy(r, &r->fd, APPL_T_DATA);
     return;
   }
-  for (int i = 0; i < FILE_FRAMES_PER_TURN && port_idle(); i++) {
-    ssize_t n = stage_from(r->fd, APPL_MAX_PAYLOAD);
+  for (int i = 0; i < FILE_FRAMES_PER_TURN && r->out_room && port_idle(); i++) {
+    ssize_t n = stage_from(r->fd, at_most(APPL_MAX_PAYLOAD, r->out_room));
     if (n < 0 && errno == EAGAIN) return; /* a FIFO with nothing yet: polled */
     if (n < 0 && errno == EINVAL) {
       /* A file that splice cannot read (no splice_read): read() it instead. The stage is
@@ -122,6 +143,7 @@ void pump_file(struct req *r) {
       output_ended(r, &r->fd, n < 0 ? errno : 0);
       return;
     }
+    r->out_room -= (uint32_t)n;
     if (splice_frame(APPL_T_DATA, r->id, (size_t)n) < 0) return;
   }
 }

@@ -70,6 +70,9 @@ static void dispatch(uint8_t type, uint8_t flags, uint32_t id, const unsigned ch
       if (kill(-r->pid, sig) < 0 && !r->reaped) kill(r->pid, sig);
     }
     break;
+  case APPL_T_CREDIT:
+    if (r && len >= APPL_PAYLOAD_CREDIT) handle_credit(r, p);
+    break;
   case APPL_T_RESIZE:
     if (r && r->kind == R_EXEC && r->pty && len >= APPL_PAYLOAD_RESIZE) {
       struct winsize ws = {appl_get16(p + APPL_AT_RESIZE_ROWS), appl_get16(p + APPL_AT_RESIZE_COLS), 0, 0};
@@ -165,15 +168,16 @@ static void watch_all(void) {
   if (!chan.waiting_host) watch(chan.fd, POLLIN | (out_pending() || po.full ? POLLOUT : 0), W_PORT, 0);
   watch(chan.sigfd, POLLIN, W_SIG, 0);
   if (server.busy && server.fd >= 0) watch(server.fd, POLLIN, W_SERVER, 0);
-  /* Copied output may queue up to OUTQ_HIGH; spliced output waits for an idle port. */
+  /* Copied output may queue up to OUTQ_HIGH; spliced output waits for an idle port; each
+   * stream also waits for room at the host's end (its reader has taken what came). */
   int room = po.queued < OUTQ_HIGH, idle = port_idle();
   for (struct req *r = reqs; r; r = r->next) {
-    int spliced = po.splice && !r->pty && !r->copy;
-    if (r->out_fd >= 0 && (spliced ? idle : room)) watch(r->out_fd, POLLIN, W_OUT, r->id);
-    if (r->err_fd >= 0 && (spliced ? idle : room)) watch(r->err_fd, POLLIN, W_ERR, r->id);
+    int spliced = po.splice && !r->pty && !r->copy, go = spliced ? idle : room;
+    if (r->out_fd >= 0 && go && r->out_room) watch(r->out_fd, POLLIN, W_OUT, r->id);
+    if (r->err_fd >= 0 && go && r->err_room) watch(r->err_fd, POLLIN, W_ERR, r->id);
     if (r->in_fd >= 0 && r->in_off < r->in_len) watch(r->in_fd, POLLOUT, W_IN, r->id);
     if (r->status_fd >= 0) watch(r->status_fd, POLLIN, W_STATUS, r->id);
-    if (r->kind == R_READ && (spliced ? idle : room)) watch(r->fd, POLLIN, W_FILE, r->id);
+    if (r->kind == R_READ && go && r->out_room) watch(r->fd, POLLIN, W_FILE, r->id);
   }
 }
 

@@ -32,6 +32,7 @@ struct req *new_req(uint32_t id, int kind) {
   r->id = id;
   r->kind = kind;
   r->out_fd = r->err_fd = r->in_fd = r->status_fd = r->fd = -1;
+  r->out_room = r->err_room = APPL_OUTPUT_WINDOW;
   r->next = reqs;
   reqs = r;
   return r;

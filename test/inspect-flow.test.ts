@@ -1,0 +1,78 @@
+// Calls of an inspection inside a walk's loop, as a test suite writes them: the OS tree's
+// walk goes into the filesystems fstab mounts (each a stream of its own) while its root's
+// stream waits for the loop, and a stat, a read or a stream beside it answers. The guest
+// channel holds back only the stream whose reader is behind (CREDIT: channel.ts).
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inspect } from '../src/inspect/index.js';
+import { SHARED_CACHE } from './helpers/shared-cache.js';
+
+const FILES = 3000;
+let work: string;
+let image: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'appliance-flow-'));
+  const root = join(work, 'root');
+  const boot = join(work, 'boot');
+  for (const d of ['etc', 'boot', 'usr/bin', 'usr/share/many', 'var/lib/dpkg']) mkdirSync(join(root, d), { recursive: true });
+  writeFileSync(join(root, 'etc/os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n');
+  writeFileSync(join(root, 'etc/fstab'), 'LABEL=ROOT / ext4 defaults 0 1\nLABEL=BOOT /boot ext4 defaults 0 2\n');
+  writeFileSync(join(root, 'var/lib/dpkg/status'), '');
+  copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
+  symlinkSync('usr/bin', join(root, 'bin'));
+  for (let i = 0; i < FILES; i++) writeFileSync(join(root, `usr/share/many/f${i}`), `${i}\n`);
+  mkdirSync(join(boot, 'grub'), { recursive: true });
+  for (let i = 0; i < 300; i++) writeFileSync(join(boot, `grub/g${i}`), `${i}\n`);
+  // One MBR disk: the root (3000 files: its walk outruns any reader) and /boot.
+  const part = (name: string, label: string, tree: string, mb: number) => {
+    execFileSync('mkfs.ext4', ['-q', '-L', label, '-d', tree, join(work, name), `${mb}M`]);
+    return join(work, name);
+  };
+  const [r, b] = [part('r.img', 'ROOT', root, 40), part('b.img', 'BOOT', boot, 16)];
+  image = join(work, 'os.img');
+  execFileSync('truncate', ['-s', '60M', image]);
+  execFileSync('sfdisk', ['-q', image], { input: 'label: dos\nstart=2048, size=40M, type=83\nstart=83968, type=83\n' });
+  execFileSync('dd', [`if=${r}`, `of=${image}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
+  execFileSync('dd', [`if=${b}`, `of=${image}`, 'bs=512', 'seek=83968', 'conv=notrunc', 'status=none']);
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("calls inside a walk's loop", () => {
+  it('the OS tree walks its root and /boot whole, with a stat and a read of an entry inside the loop', async () => {
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const tree = await img.tree();
+    const seen = new Set<string>();
+    let stats = 0;
+    for await (const e of tree.walk('/')) {
+      seen.add(String(e.path));
+      if (e.type === 'file' && seen.size % 250 === 0) {
+        const at = await img.locate(e.path);
+        expect((await at.fs.stat(at.path)).size).toBe(e.size);
+        expect((await at.fs.readFile(at.path)).length).toBe(e.size);
+        stats++;
+      }
+    }
+    expect(seen.has('/usr/share/many/f2999')).toBe(true);
+    expect(seen.has('/boot/grub/g299')).toBe(true);
+    expect([...seen].filter((p) => p.startsWith('/usr/share/many/f')).length).toBe(FILES);
+    expect(stats).toBeGreaterThan(5);
+  });
+
+  it("a file's stream not read yet holds up nothing else: a walk and a stat of the same filesystem answer", async () => {
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const fs = await img.mount('disk0:1');
+    const sh = fs.createReadStream('/usr/bin/sh');
+    await new Promise((r) => setTimeout(r, 300));
+    let n = 0;
+    for await (const _ of fs.walk('/usr/share/many')) n++;
+    expect(n).toBe(FILES + 1);
+    expect((await fs.stat('/etc/fstab')).type).toBe('file');
+    let bytes = 0;
+    for await (const c of sh) bytes += (c as Buffer).length;
+    expect(bytes).toBe((await fs.stat('/usr/bin/sh')).size);
+  });
+});
