@@ -51,6 +51,7 @@ const defines = (prefix: string, table: Record<string, string | number>, render:
   Object.entries(table).map(([k, v]) => `#define ${prefix}${upper(k)} ${render(v)}`);
 const quoted = (v: string | number) => str(String(v));
 
+// long because the header is one list, every #define of the contract in its order
 export function contractHeader(): string {
   const lines = [
     '/* Generated from src/guest/contract.ts by src/guest/contract-header.ts when the guest',
