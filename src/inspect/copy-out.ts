@@ -429,7 +429,7 @@ async function finish(file: OpenFile, errno: number, result: CopyOutResult): Pro
     await owned(file.stat, result, async (isRoot) => {
       if (isRoot) fchownSync(fd, file.stat.uid, file.stat.gid);
       fchmodSync(fd, isRoot ? file.stat.mode : file.stat.mode & ~0o6000);
-      futimesSync(fd, file.stat.atime, file.stat.mtime);
+      futimesSync(fd, hostTime(file.stat.atime), hostTime(file.stat.mtime));
     });
   } finally {
     closeSync(fd);
@@ -470,12 +470,20 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
  * caller's: set-id bits are dropped (as tar does for a user), else a setuid file of the
  * image would run as the caller for anyone who can reach it.
  */
+/**
+ * A time (seconds) as Node's utimes keeps it: it takes a negative number for "now", so a
+ * time before 1970 goes as a Date (to the millisecond, which is what a Date holds).
+ */
+function hostTime(seconds: number): number | Date {
+  return seconds < 0 ? new Date(seconds * 1000) : seconds;
+}
+
 async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
   await owned(stat, result, (isRoot) =>
     reach(path, async (p) => {
       if (isRoot) await lchown(p, stat.uid, stat.gid);
       if (!isLink) await chmod(p, isRoot ? stat.mode : stat.mode & ~0o6000);
-      await (isLink ? lutimes : utimes)(p, stat.atime, stat.mtime);
+      await (isLink ? lutimes : utimes)(p, hostTime(stat.atime), hostTime(stat.mtime));
     }),
   );
 }

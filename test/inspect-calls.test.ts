@@ -1,9 +1,10 @@
-// Calls of an inspection inside a walk's loop, as a test suite writes them: the OS tree's
+// An inspection's calls as a test suite writes them. Inside a walk's loop: the OS tree's
 // walk goes into the filesystems fstab mounts (each a stream of its own) while its root's
-// stream waits for the loop, and a stat, a read or a stream beside it answers. The guest
-// channel holds back only the stream whose reader is behind (CREDIT: channel.ts).
+// stream waits for the loop, and a stat, a read or a stream beside it answers (the guest
+// channel holds back only the stream whose reader is behind: CREDIT, channel.ts). And a
+// copy keeps what the image holds: times before 1970.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, lutimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,8 @@ import { inspect } from '../src/inspect/index.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const FILES = 3000;
+const OLD = new Date('1960-01-01T00:00:00Z');
+const JUST_BEFORE = new Date('1969-12-31T23:59:59Z');
 let work: string;
 let image: string;
 
@@ -25,6 +28,13 @@ beforeAll(() => {
   copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
   symlinkSync('usr/bin', join(root, 'bin'));
   for (let i = 0; i < FILES; i++) writeFileSync(join(root, `usr/share/many/f${i}`), `${i}\n`);
+  // Before 1970: negative times, which the image keeps (ext4) and a copy must too.
+  mkdirSync(join(root, 'old/dir'), { recursive: true });
+  writeFileSync(join(root, 'old/file'), 'old\n');
+  symlinkSync('file', join(root, 'old/link'));
+  utimesSync(join(root, 'old/file'), OLD, OLD);
+  lutimesSync(join(root, 'old/link'), OLD, OLD);
+  utimesSync(join(root, 'old/dir'), JUST_BEFORE, JUST_BEFORE);
   mkdirSync(join(boot, 'grub'), { recursive: true });
   for (let i = 0; i < 300; i++) writeFileSync(join(boot, `grub/g${i}`), `${i}\n`);
   // One MBR disk: the root (3000 files: its walk outruns any reader) and /boot.
@@ -74,5 +84,18 @@ describe("calls inside a walk's loop", () => {
     let bytes = 0;
     for await (const c of sh) bytes += (c as Buffer).length;
     expect(bytes).toBe((await fs.stat('/usr/bin/sh')).size);
+  });
+});
+
+describe('copy-out', () => {
+  it('keeps times before 1970 (a file, a folder, a symlink), as the image holds them', async () => {
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const tree = await img.tree();
+    const dest = join(work, 'old-out');
+    mkdirSync(dest);
+    await tree.copyOut('/old', dest);
+    expect(statSync(join(dest, 'old/file')).mtime).toEqual(OLD);
+    expect(lstatSync(join(dest, 'old/link')).mtime).toEqual(OLD);
+    expect(statSync(join(dest, 'old/dir')).mtime).toEqual(JUST_BEFORE);
   });
 });
