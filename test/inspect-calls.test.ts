@@ -2,13 +2,14 @@
 // walk goes into the filesystems fstab mounts (each a stream of its own) while its root's
 // stream waits for the loop, and a stat, a read or a stream beside it answers (the guest
 // channel holds back only the stream whose reader is behind: CREDIT, channel.ts). And a
-// copy keeps what the image holds: times before 1970.
-import { execFileSync } from 'node:child_process';
+// copy keeps what the image holds: times before 1970. The command line's cat and copy-out
+// go on past a path they cannot read, as cat(1) and virt-cat do, each said on one line.
+import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, lutimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspect } from '../src/inspect/index.js';
+import { inspect, type OsTree } from '../src/inspect/index.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const FILES = 3000;
@@ -90,12 +91,38 @@ describe("calls inside a walk's loop", () => {
 describe('copy-out', () => {
   it('keeps times before 1970 (a file, a folder, a symlink), as the image holds them', async () => {
     await using img = await inspect([image], { cacheDir: SHARED_CACHE });
-    const tree = await img.tree();
+    const tree = (await img.tree()) as OsTree;
     const dest = join(work, 'old-out');
     mkdirSync(dest);
     await tree.copyOut('/old', dest);
     expect(statSync(join(dest, 'old/file')).mtime).toEqual(OLD);
     expect(lstatSync(join(dest, 'old/link')).mtime).toEqual(OLD);
     expect(statSync(join(dest, 'old/dir')).mtime).toEqual(JUST_BEFORE);
+  });
+});
+
+describe('the command line, given several paths', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+
+  it('cat prints every file it can, says each one it cannot on one line (a newline in a name escaped), and exits 1', () => {
+    const r = cli('cat', image, '/etc/fstab', '/missing', '/usr/share', '/usr/share/many/f7', '/x\ny');
+    expect(r.stdout).toBe('LABEL=ROOT / ext4 defaults 0 1\nLABEL=BOOT /boot ext4 defaults 0 2\n7\n');
+    expect(r.stderr.split('\n')).toEqual([
+      `appliance: ${image}: /missing: ENOENT: no such file or folder`,
+      `appliance: ${image}: /usr/share: EISDIR: is a folder`,
+      `appliance: ${image}: /x\\x0ay: ENOENT: no such file or folder`,
+      '',
+    ]);
+    expect(r.status).toBe(1);
+  });
+
+  it('copy-out copies every path it can and says each one it cannot, exit 1', () => {
+    const dest = join(work, 'several');
+    mkdirSync(dest);
+    const r = cli('copy-out', image, '/missing', '/etc/fstab', '/boot/grub/g7', dest);
+    expect(r.stderr).toBe(`appliance: ${image}: /missing: ENOENT: no such file or folder\n`);
+    expect(r.status).toBe(1);
+    expect(statSync(join(dest, 'fstab')).size).toBeGreaterThan(0);
+    expect(statSync(join(dest, 'g7')).size).toBe(2);
   });
 });

@@ -1,5 +1,5 @@
 import type { Command, CommanderError } from 'commander';
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, ImageFileError } from '../errors.js';
 import { escapeControls } from '../printable.js';
 import { EXIT, exitStatus } from './exit-status.js';
 
@@ -26,18 +26,41 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
         process.exitCode = EXIT.brokenPipe;
         brokenPipe.abort();
       } else if (err instanceof ApplianceError) {
-        // --verbose: the whole message (a mount's kernel log, say); else its first line, bounded.
         const verbose = args.some((a) => typeof a === 'object' && a !== null && (a as { verbose?: unknown }).verbose === true);
-        const line = opts.describe?.(err, ...args) ?? (verbose ? err.message : err.summary);
-        // What an image or a guest wrote may be in it (a label, a header's file name): control characters escaped, line by line.
-        process.stderr.write(`${verbose ? `appliance: ${line.split('\n').map(escapeControls).join('\n')}` : bounded(`appliance: ${line}`)}\n`);
-        process.exitCode = exitStatus(err, opts.failure ?? EXIT.failure);
+        process.exitCode = report(err, verbose, opts.describe?.(err, ...args), opts.failure);
       } else {
         process.stderr.write(`appliance: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
         process.exitCode = EXIT.internal;
       }
     }
   };
+}
+
+/**
+ * Says an error on stderr, as a command's last word or as one of several (a path of many
+ * that could not be read): its line, and the exit status it gives. --verbose: the whole
+ * message (a mount's kernel log, say); else its first line, bounded.
+ */
+export function report(err: ApplianceError, verbose: boolean, line = verbose ? err.message : err.summary, failure: number = EXIT.failure): number {
+  // What an image or a guest wrote may be in it (a label, a header's file name): control characters escaped, line by line.
+  process.stderr.write(`${verbose ? `appliance: ${line.split('\n').map(escapeControls).join('\n')}` : bounded(`appliance: ${line}`)}\n`);
+  return exitStatus(err, failure);
+}
+
+/**
+ * One of several paths of a command: `work`, or its error said (report) when it is about
+ * that path alone (a file of the image missing or unreadable), so that the others go on;
+ * its exit status then, 0 when it went well. Anything else (no such filesystem, a guest
+ * gone, a reader of stdout gone) ends the command as ever.
+ */
+export async function eachPath(verbose: boolean, work: () => Promise<void>): Promise<number> {
+  try {
+    await work();
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ImageFileError) || brokenPipe.signal.aborted) throw err;
+    return report(err, verbose);
+  }
 }
 
 /** Longest problem line printed; what comes from a guest (a kernel's log, a path 4 KB deep) can be any length. --verbose says it all. */

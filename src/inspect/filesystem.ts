@@ -7,6 +7,7 @@
 import { constants as osConstants } from 'node:os';
 import { PassThrough, type Readable } from 'node:stream';
 import { ApplianceError, ImageFileError } from '../errors.js';
+import { pathText } from '../printable.js';
 import { copyOut, type CopyOutOptions, type CopyOutResult } from './copy-out.js';
 import { fileError, NOT_REGULAR, type Helper } from './helper.js';
 import type { FilesystemInfo } from './info.js';
@@ -160,7 +161,7 @@ export class MountedFilesystem {
 
   async readlink(path: Name): Promise<Name> {
     const st = await this.lstat(path);
-    if (st.type !== 'symlink') throw new ImageFileError('EINVAL', `${String(path)}: EINVAL: not a symbolic link`, osConstants.errno.EINVAL, path);
+    if (st.type !== 'symlink') throw new ImageFileError('EINVAL', `${pathText(path)}: EINVAL: not a symbolic link`, osConstants.errno.EINVAL, path);
     return st.target!;
   }
 
@@ -238,7 +239,12 @@ export class MountedFilesystem {
       const st = await this.helper.stat(dir, path, { follow: true, hash: true });
       if (st.type === 'dir') throw fileError(osConstants.errno.EISDIR, path);
       if (st.type !== 'file')
-        throw new ImageFileError('EINVAL', `${String(path)}: EINVAL: a ${NOT_REGULAR[st.type] ?? st.type}, not a regular file`, osConstants.errno.EINVAL, path);
+        throw new ImageFileError(
+          'EINVAL',
+          `${pathText(path)}: EINVAL: a ${NOT_REGULAR[st.type] ?? st.type}, not a regular file`,
+          osConstants.errno.EINVAL,
+          path,
+        );
       if (!st.sha256) throw fileError(osConstants.errno.EIO, path);
       return st.sha256;
     });

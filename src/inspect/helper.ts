@@ -8,6 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApplianceError, ImageFileError } from '../errors.js';
+import { pathText } from '../printable.js';
 import { describeErrno, errnoCode } from '../errno.js';
 import {
   CAT_ERRNO_BASE,
@@ -241,7 +242,7 @@ export class Helper {
         .replace(/^appliance-inspect: /, '');
       // It says "PATH: why": the path is said once, below.
       if (said.startsWith(`${String(path)}: `)) said = said.slice(String(path).length + 2);
-      throw new ApplianceError('EINSPECT', `${String(path)}: ${said || `status ${r.exitCode}`}`);
+      throw new ApplianceError('EINSPECT', `${pathText(path)}: ${said || `status ${r.exitCode}`}`);
     });
     return { stream: s.stdout, done };
   }
@@ -257,7 +258,7 @@ export class Helper {
     const type = (await this.stat(root, path, { follow: true }).catch(() => undefined))?.type;
     const what = type && NOT_REGULAR[type];
     if (!what) return fileError(errno, path);
-    return new ImageFileError('EINVAL', `${String(path)}: EINVAL: a ${what}, not a regular file: it has no content to read`, EINVAL, path);
+    return new ImageFileError('EINVAL', `${pathText(path)}: EINVAL: a ${what}, not a regular file: it has no content to read`, EINVAL, path);
   }
 
   /**
@@ -356,5 +357,5 @@ export const NOT_REGULAR: Partial<Record<FileType, string>> = { fifo: 'FIFO', so
 /** A file's errno in the guest as our error, naming the path. */
 export function fileError(errno: number, path: Name): ImageFileError {
   const code = errnoCode(errno);
-  return new ImageFileError(code === 'EGUEST' ? 'EINSPECT' : code, `${String(path)}: ${describeErrno(errno)}`, errno, path);
+  return new ImageFileError(code === 'EGUEST' ? 'EINSPECT' : code, `${pathText(path)}: ${describeErrno(errno)}`, errno, path);
 }

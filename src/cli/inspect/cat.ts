@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { parseSize } from '../../units.js';
-import { action, bounded, stdoutGone, usageError } from '../common.js';
+import { action, bounded, eachPath, stdoutGone, usageError } from '../common.js';
 import { asGiven, common, onImage, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
 
 export function register(program: Command): void {
@@ -18,16 +18,20 @@ export function register(program: Command): void {
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
         let status = 0;
+        // Each path in turn, as cat(1) and virt-cat: one that cannot be read is said, and the others still printed.
         for (const path of paths) {
-          const at = await onImage(disk, () => img.locate(pathArg(path), fs));
-          // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
-          const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
-            throw asGiven(err, path, at, disk);
+          const failed = await eachPath(o.verbose === true, async () => {
+            const at = await onImage(disk, () => img.locate(pathArg(path), fs));
+            // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
+            const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
+              throw asGiven(err, path, at, disk);
+            });
+            if (cut) {
+              process.stderr.write(`${bounded(`appliance: ${disk}: ${path}: longer than --max-bytes ${o.maxBytes}: the rest was not printed`)}\n`);
+              status = Math.max(status, 1);
+            }
           });
-          if (cut) {
-            process.stderr.write(`${bounded(`appliance: ${disk}: ${path}: longer than --max-bytes ${o.maxBytes}: the rest was not printed`)}\n`);
-            status = 1;
-          }
+          status = Math.max(status, failed);
         }
         return status;
       }),

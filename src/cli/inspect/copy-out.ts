@@ -1,6 +1,7 @@
 /** `appliance copy-out`: files and folders of a disk image into a host folder. */
 import type { Command } from 'commander';
-import { action, bounded, usageError } from '../common.js';
+import { action, bounded, eachPath, usageError } from '../common.js';
+import type { CopyOutResult } from '../../inspect/copy-out.js';
 import type { MountedFilesystem } from '../../inspect/filesystem.js';
 import type { FileTree, OsTree } from '../../inspect/os-tree.js';
 import type { Name } from '../../inspect/probe/types.js';
@@ -36,25 +37,30 @@ export function register(program: Command): void {
         const hostDir = args.at(-1)!;
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
-        const results = [];
+        const results: CopyOutResult[] = [];
         // Without :FS, the OS's tree: the filesystems mounted below a path copied into their
         // mount points' folders, a mount point (/boot) as HOSTDIR/boot, as virt-copy-out does.
         const tree = fs ? undefined : ((await onImage(disk, () => img.tree())) as OsTree | MountedFilesystem);
+        let status = 0;
+        // Each path in turn: one that cannot be copied is said, and the others still copied.
         for (const path of args.slice(0, -1)) {
-          const at = await onImage(disk, () => img.locate(pathArg(path), fs));
-          const [source, from] = tree ? [tree, pathArg(path)] : [at.fs, at.path];
-          const progress = progressLine(PROGRESS_AFTER_MS);
-          const total = progress ? await bytesBelow(source, from) : 0;
-          const copied = source.copyOut(from, hostDir, {
-            onProgress: progress && ((p) => progress.update(() => `${bar(p.bytes, total)}, ${p.files} files  ${show(p.path)}`)),
+          const failed = await eachPath(o.verbose === true, async () => {
+            const at = await onImage(disk, () => img.locate(pathArg(path), fs));
+            const [source, from] = tree ? [tree, pathArg(path)] : [at.fs, at.path];
+            const progress = progressLine(PROGRESS_AFTER_MS);
+            const total = progress ? await bytesBelow(source, from) : 0;
+            const copied = source.copyOut(from, hostDir, {
+              onProgress: progress && ((p) => progress.update(() => `${bar(p.bytes, total)}, ${p.files} files  ${show(p.path)}`)),
+            });
+            results.push(await copied.catch((err: unknown) => Promise.reject(asGiven(err, path, at, disk))).finally(() => progress?.done()));
           });
-          results.push(await copied.catch((err: unknown) => Promise.reject(asGiven(err, path, at, disk))).finally(() => progress?.done()));
+          status = Math.max(status, failed);
         }
         if (o.json) json(results);
         const skipped = results.flatMap((r) => r.skipped);
         for (const s of skipped) process.stderr.write(`${bounded(`appliance: ${disk}: ${s}`)}\n`);
         // Anything not copied whole is exit 1, as for ls: a partial copy must not pass for a whole one.
-        return skipped.length ? 1 : 0;
+        return Math.max(status, skipped.length ? 1 : 0);
       }),
     );
 }

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import type { DiskSpec } from '../../vm/index.js';
 import type { Inspection, InspectOptions, Name } from '../../inspect/index.js';
 import { ApplianceError, DiskRefusedError, FilesystemError, ImageFileError, type DiskWords } from '../../errors.js';
+import { pathText } from '../../printable.js';
 import { DISK_FORMAT_CHOICES, isDiskFormat } from '../../disk-formats.js';
 import { CACHE_DIR_OPTION, usageError } from '../common.js';
 
@@ -50,8 +51,13 @@ export function splitDiskFs(spec: string): { disk: string; fs: string } {
 /** A FilesystemError of an inspection of the image `disk` alone (its disk0) in this command line's names (`disk.img:2`, not disk0:2). */
 function inImageWords(err: unknown, disk: string): unknown {
   if (!(err instanceof FilesystemError)) return err;
-  const name = (id: string) => (id === 'disk0' ? disk : `${disk}:${id.replace(/^disk0:/, '')}`);
+  const name = (id: string) => fsName(id, disk);
   return new ApplianceError(err.code, err.inWords({ fs: name, selector: name }), { cause: err });
+}
+
+/** A filesystem of the image `disk` inspected alone (disk0, disk0:2, vg/lv) as this command line names it (disk.img, disk.img:2). */
+function fsName(id: string, disk: string): string {
+  return id === 'disk0' ? disk : `${disk}:${id.replace(/^disk0:/, '')}`;
 }
 
 /** `work` on the image `disk`: a filesystem it does not hold, or several, or one that cannot be mounted, said in this command line's names. */
@@ -120,11 +126,15 @@ export function common(cmd: Command): Command {
  */
 export function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }, disk?: string): unknown {
   if (err instanceof FilesystemError) return disk ? inImageWords(err, disk) : err;
-  const inner = String(at.path);
+  const inner = pathText(at.path);
   if (!(err instanceof ApplianceError) || !err.message.startsWith(`${inner}: `)) return err;
   // A file of the image that cannot be read names the image too.
-  const image = disk && err instanceof ImageFileError ? `${disk}: ` : '';
-  const message = inner === given ? `${image}${err.message}` : `${image}${given}: ${err.message.slice(inner.length + 2)} (${inner} on ${at.fs.info.id})`;
+  const image = disk && err instanceof ImageFileError ? `${pathText(disk)}: ` : '';
+  const shown = pathText(given);
+  const message =
+    inner === shown
+      ? `${image}${err.message}`
+      : `${image}${shown}: ${err.message.slice(inner.length + 2)} (${inner} on ${disk ? fsName(at.fs.info.id, disk) : at.fs.info.id})`;
   if (message === err.message) return err;
   return err instanceof ImageFileError ? new ImageFileError(err.code, message, err.errno, err.path) : new ApplianceError(err.code, message, { cause: err });
 }
