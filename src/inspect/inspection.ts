@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
-import { boot, checkNumber, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
+import { boot, callSignal, checkNumber, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
 import { OsTree, type FileTree } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
@@ -91,6 +91,8 @@ export class Inspection {
     const specs = diskSpecs(disks);
     if (specs.length === 0) throw new ApplianceError('EINVAL', 'inspect needs at least one disk image');
     checkNumber('keyTimeoutMs', opts.keyTimeoutMs, 1, 2 ** 31 - 1, false);
+    // One bound on the whole call, the boot and the scan after it (a LUKS key's derivation can take minutes).
+    const signal = callSignal(opts);
     // Always read-only; a path alone is qcow2 or raw as its header says (any other format
     // must be named). The header is read once: it also names what `auto` attaches.
     const images = await Promise.all(
@@ -112,7 +114,7 @@ export class Inspection {
       }),
     );
     const { keys, keyTimeoutMs, ...bootOpts } = opts;
-    const vm = await boot({ ...bootOpts, disks: images.map((i) => i.spec) });
+    const vm = await boot({ ...bootOpts, signal, timeoutMs: undefined, disks: images.map((i) => i.spec) });
     try {
       const img = new Inspection(
         vm,
@@ -124,7 +126,7 @@ export class Inspection {
           }),
         ),
       );
-      await img.scan({ keys, timeoutMs: keyTimeoutMs });
+      await untilAborted(img.scan({ keys, timeoutMs: keyTimeoutMs }), signal);
       return img;
     } catch (err) {
       await vm.close();
@@ -649,6 +651,26 @@ function lvDmName(vgLv: string): string {
  * Attaches the images read-only to a new appliance VM and finds what they hold. Close it
  * (or `await using`) when done: that powers the VM off.
  */
+/** `work`, or the caller's abort (signal, timeoutMs) as our error if that comes first: the caller then ends the VM, which ends the work. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  work.catch(() => {}); // given up: its end (the VM closed under it) is nobody's error
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () =>
+      reject(
+        (signal.reason as Error | undefined)?.name === 'TimeoutError'
+          ? new ApplianceError(
+              'ETIMEDOUT',
+              'inspect() did not finish within its timeoutMs: the disks were still being scanned (a LUKS key, say; keyTimeoutMs bounds each)',
+            )
+          : new ApplianceError('EABORTED', 'inspect() was aborted (its signal) while the disks were being scanned', { cause: signal.reason }),
+      );
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export function inspect(disks: (string | DiskSpec)[], opts?: InspectOptions): Promise<Inspection> {
   return Inspection.open(disks, opts);
 }

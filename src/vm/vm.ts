@@ -119,7 +119,7 @@ export class Vm {
   static async start(opts: BootOptions = {}): Promise<Vm> {
     const t0 = performance.now();
     checkBootOptions(opts);
-    const signal = bootSignal(opts);
+    const signal = callSignal(opts);
     if (signal?.aborted) throw abortError(signal.reason);
     // The disks first: a missing or refused image is said at once, not after a build.
     const specs = diskSpecs(opts.disks ?? []);
@@ -282,7 +282,6 @@ function timingsOf(launched: Launched<AgentClient>, buildMs: number, readyMs: nu
   };
 }
 
-/** The caller's signal and timeoutMs as one signal (undefined when neither is given). */
 /**
  * boot()'s options as JavaScript may pass them, checked before anything is opened or built:
  * each wrong one is EINVAL naming it and what it takes (TypeScript's types say as much).
@@ -298,13 +297,14 @@ function checkBootOptions(opts: BootOptions): void {
   checkNumber('memoryMb', opts.memoryMb, ...BOOT_LIMITS.memoryMb);
   checkNumber('cpus', opts.cpus, ...BOOT_LIMITS.cpus);
   checkNumber('bootTimeoutMs', opts.bootTimeoutMs, ...BOOT_LIMITS.deadlineMs, false);
+}
+
+/** The caller's signal and timeoutMs as one signal (undefined when neither is given); EINVAL naming either given wrong. */
+export function callSignal(opts: Pick<BootOptions, 'signal' | 'timeoutMs'>): AbortSignal | undefined {
   // setTimeout's longest delay: AbortSignal.timeout throws a RangeError past it.
   checkNumber('timeoutMs', opts.timeoutMs, 1, 2 ** 31 - 1, false);
   if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal))
     throw new ApplianceError('EINVAL', "signal: give an AbortSignal (an AbortController's .signal)");
-}
-
-function bootSignal(opts: BootOptions): AbortSignal | undefined {
   const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined].filter(
     (x): x is AbortSignal => x !== undefined,
   );

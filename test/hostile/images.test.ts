@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diff, inspect } from '../../src/inspect/index.js';
-import { run, type Ran } from '../helpers/proc.js';
+import { processesNaming, run, type Ran } from '../helpers/proc.js';
 import { SHARED_CACHE } from '../helpers/shared-cache.js';
 
 const CLI = resolve('dist/src/bin.cjs');
@@ -242,7 +242,27 @@ describe('a LUKS header that asks for hours', () => {
     ]);
     expect(performance.now() - started).toBeLessThan(60_000);
     await expect(inspect([luks], { keyTimeoutMs: 0 })).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/^keyTimeoutMs 0: /) });
-  }, 120_000);
+    // The call's own bound covers the scan too, not the boot alone: timeoutMs and signal end it while the key is tried.
+    const aborted = () => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(), 5000);
+      return ac.signal;
+    };
+    for (const [bound, code] of [
+      [() => ({ timeoutMs: 5000 }), 'ETIMEDOUT'],
+      [() => ({ signal: aborted() }), 'EABORTED'],
+    ] as const) {
+      const opts = bound();
+      const t0 = performance.now();
+      const sockets: string[] = [];
+      const log = (line: string) => sockets.push(...(/path=(\/\S+\/)agent\.sock /.exec(line)?.slice(1) ?? []));
+      await expect(inspect([luks], { cacheDir: SHARED_CACHE, keys: { '*': 'secretkey' }, log, ...opts })).rejects.toMatchObject({ code });
+      expect(performance.now() - t0).toBeLessThan(15_000);
+      // Its qemu is gone (named by the VM's own socket folder).
+      expect(sockets).toHaveLength(1);
+      expect(processesNaming(sockets[0]!)).toEqual([]);
+    }
+  }, 180_000);
 });
 
 describe('partitions the disk cannot hold', () => {
