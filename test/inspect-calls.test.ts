@@ -36,6 +36,10 @@ beforeAll(() => {
   utimesSync(join(root, 'old/file'), OLD, OLD);
   lutimesSync(join(root, 'old/link'), OLD, OLD);
   utimesSync(join(root, 'old/dir'), JUST_BEFORE, JUST_BEFORE);
+  // Names a terminal or a string cannot hold as they are: bytes that are not UTF-8, a C1 control (CSI).
+  mkdirSync(join(root, 'names'));
+  writeFileSync(Buffer.concat([Buffer.from(join(root, 'names/bad')), Buffer.from([0xff, 0xfe]), Buffer.from('name')]), 'bytes\n');
+  writeFileSync(join(root, 'names/c1\u009b31mred'), 'c1\n');
   mkdirSync(join(boot, 'grub'), { recursive: true });
   for (let i = 0; i < 300; i++) writeFileSync(join(boot, `grub/g${i}`), `${i}\n`);
   // One MBR disk: the root (3000 files: its walk outruns any reader) and /boot.
@@ -98,6 +102,27 @@ describe('copy-out', () => {
     expect(statSync(join(dest, 'old/file')).mtime).toEqual(OLD);
     expect(lstatSync(join(dest, 'old/link')).mtime).toEqual(OLD);
     expect(statSync(join(dest, 'old/dir')).mtime).toEqual(JUST_BEFORE);
+  });
+});
+
+describe('names that are not text', () => {
+  it('copyOut gives the path of a copy whose name is not UTF-8 as its bytes (a Buffer that names it), never mangled', async () => {
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const { fs, path } = await img.locate('/names');
+    const name = Buffer.concat([Buffer.from('/names/bad'), Buffer.from([0xff, 0xfe]), Buffer.from('name')]);
+    const dest = join(work, 'names-out');
+    mkdirSync(dest);
+    const r = await fs.copyOut(Buffer.concat([Buffer.from(String(path)), name.subarray('/names'.length)]), dest);
+    expect(Buffer.isBuffer(r.path)).toBe(true);
+    expect(r.path).toEqual(Buffer.concat([Buffer.from(`${dest}/bad`), Buffer.from([0xff, 0xfe]), Buffer.from('name')]));
+    expect(statSync(r.path).size).toBe(6);
+  });
+
+  it('ls prints a C1 control in a name (CSI, which a terminal obeys) escaped, as C0 ones', () => {
+    const r = spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'ls', image, '/names', '--cache-dir', SHARED_CACHE], { encoding: 'latin1' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('c1\\xc2\\x9b31mred\n');
+    expect(r.stdout).not.toContain('\xc2\x9b');
   });
 });
 

@@ -10,6 +10,7 @@
  * proportion to its entries, and paths past PATH_MAX are reached a piece at a time
  * (host-path.ts).
  */
+import { isUtf8 } from 'node:buffer';
 import { execFile } from 'node:child_process';
 import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +20,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ApplianceError, type ErrorCode } from '../errors.js';
 import { describeErrno } from '../errno.js';
+import { pathText } from '../printable.js';
 import { fileError } from './helper.js';
 import { reach } from './host-path.js';
 import type { Name } from './probe/types.js';
@@ -47,8 +49,8 @@ export interface CopyOutProgress {
 }
 
 export interface CopyOutResult {
-  /** Where the copy is: HOSTDIR/NAME (or HOSTDIR itself for "/"). */
-  path: string;
+  /** Where the copy is: HOSTDIR/NAME (or HOSTDIR itself for "/"); a Buffer when that is not UTF-8. */
+  path: Name;
   files: number;
   dirs: number;
   symlinks: number;
@@ -61,7 +63,9 @@ export interface CopyOutResult {
 
 const SLASH = 0x2f;
 const asBytes = (n: Name) => (typeof n === 'string' ? Buffer.from(n, 'utf8') : n);
-const show = (b: Buffer) => b.toString('utf8');
+/** Where a copy is, as a path: text, or its bytes when they are not UTF-8 (never mangled). */
+const named = (b: Buffer): Name => (isUtf8(b) ? b.toString('utf8') : b);
+const show = pathText;
 /** A byte-exact key for a name. */
 const key = (name: Buffer) => name.toString('latin1');
 
@@ -169,7 +173,7 @@ class CopyRun {
       );
     if (!parts.length && (await readdir(hostDir)).length) throw new ApplianceError('EEXIST', `${hostDir} is not empty: copy "/" into an empty folder`);
     const result: CopyOutResult = {
-      path: show(parts.length ? under(root, parts.slice(-1)) : root),
+      path: named(parts.length ? under(root, parts.slice(-1)) : root),
       files: 0,
       dirs: 0,
       symlinks: 0,

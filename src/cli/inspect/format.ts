@@ -5,8 +5,12 @@ import type { FileStat, Name } from '../../inspect/index.js';
 export function printable(name: Name): Buffer {
   const b = Buffer.from(name);
   const out: number[] = [];
-  for (const c of b) {
-    if (c < 0x20 || c === 0x7f || c === 0x5c) out.push(...Buffer.from(`\\x${c.toString(16).padStart(2, '0')}`));
+  const escape = (c: number) => out.push(...Buffer.from(`\\x${c.toString(16).padStart(2, '0')}`));
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    // C1 controls (U+0080-U+009F, UTF-8 C2 80-C2 9F: CSI is one) as their two bytes: a terminal obeys them too.
+    if (c === 0xc2 && b[i + 1]! >= 0x80 && b[i + 1]! <= 0x9f) (escape(c), escape(b[++i]!));
+    else if (c < 0x20 || c === 0x7f || c === 0x5c) escape(c);
     else out.push(c);
   }
   return Buffer.from(out);
