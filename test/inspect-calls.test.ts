@@ -36,6 +36,12 @@ beforeAll(() => {
   utimesSync(join(root, 'old/file'), OLD, OLD);
   lutimesSync(join(root, 'old/link'), OLD, OLD);
   utimesSync(join(root, 'old/dir'), JUST_BEFORE, JUST_BEFORE);
+  // Paths across the mount: symlinks into /boot, a file of the root's own /boot that the mount hides.
+  symlinkSync('/boot/grub', join(root, 'bootlink'));
+  mkdirSync(join(root, 'usr/lib'));
+  symlinkSync('../../boot/grub/g7', join(root, 'usr/lib/rel'));
+  writeFileSync(join(root, 'boot/hidden'), 'under the mount\n');
+  symlinkSync('boot/hidden', join(root, 'hiddenlink'));
   // Names a terminal or a string cannot hold as they are: bytes that are not UTF-8, a C1 control (CSI).
   mkdirSync(join(root, 'names'));
   writeFileSync(Buffer.concat([Buffer.from(join(root, 'names/bad')), Buffer.from([0xff, 0xfe]), Buffer.from('name')]), 'bytes\n');
@@ -123,6 +129,37 @@ describe('names that are not text', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('c1\\xc2\\x9b31mred\n');
     expect(r.stdout).not.toContain('\xc2\x9b');
+  });
+});
+
+describe('paths of the OS, resolved as its kernel does across its mount points', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+
+  it('cat follows symlinks into another filesystem, takes ".." after a symlink from its target, and never reads what a mount hides', () => {
+    const cat = (p: string) => {
+      const r = cli('cat', image, p);
+      return r.status === 0 ? r.stdout : r.stderr.replace(/^appliance: \S+: /, '').replace(/: no such file.*/s, '');
+    };
+    expect(cat('/bin/../share/many/f7')).toBe('7\n'); // /usr/bin/.. is /usr
+    expect(cat('/nothing/../etc/fstab')).toMatch(/ENOENT$/);
+    expect(cat('/bootlink/g7')).toBe('7\n');
+    expect(cat('/usr/lib/rel')).toBe('7\n');
+    expect(cat('/boot/../usr/share/many/f8')).toBe('8\n');
+    expect(cat('/hiddenlink')).toMatch(/ENOENT$/);
+    expect(cat('/boot/hidden')).toMatch(/ENOENT$/);
+  });
+
+  it('ls of a symlinked folder with a trailing slash lists the folder it names; the library walks it', async () => {
+    const ls = cli('ls', image, '/bin/');
+    expect([ls.status, ls.stdout]).toEqual([0, 'sh\n']);
+    expect(cli('ls', image, '/bootlink/').stdout.split('\n')).toContain('g7');
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const tree = (await img.tree()) as OsTree;
+    const walked: string[] = [];
+    for await (const e of tree.walk('/bootlink/')) walked.push(String(e.path));
+    expect(walked).toContain('/boot/grub/g7');
+    expect(await tree.resolve('/usr/lib/rel', true)).toBe('/boot/grub/g7');
+    expect(await tree.resolve('/usr/lib/rel')).toBe('/usr/lib/rel');
   });
 });
 

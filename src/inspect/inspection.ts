@@ -4,7 +4,6 @@
  * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
  */
 import { stat } from 'node:fs/promises';
-import { posix } from 'node:path';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
 import { boot, callSignal, checkNumber, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
@@ -286,9 +285,11 @@ export class Inspection {
    * disk `disk`, default 0); with none named, in the only filesystem there is, or as the OS
    * sees it (its fstab's mount points, the longest that holds the path). `mountpoint`: where
    * the filesystem is in the OS's tree ("/" when named directly), so paths read in it can be
-   * said as the OS has them.
+   * said as the OS has them. In the OS, the path is resolved as its kernel would across the
+   * mount points (OsTree.resolve); its last component too with `follow` (to read a file's
+   * content through a symlink, as cat does).
    */
-  async locate(path: Name, selector = '', disk = 0): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string }> {
+  async locate(path: Name, selector = '', disk = 0, opts: { follow?: boolean } = {}): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string }> {
     if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path, mountpoint: '/' };
     const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
     // The only filesystem, unless volumes that may hold more were left unassembled (a
@@ -299,11 +300,10 @@ export class Inspection {
       this.assertAssembled(disk);
       return { fs: await this.mount(''), path, mountpoint: '/' }; // names the choices
     }
-    // The OS's path as its kernel would resolve it between mount points: "//boot" is /boot,
-    // "/boot/../etc" is /etc (lexically: a symlink on the way is not followed here).
-    const given = Buffer.from(path).toString('latin1');
-    const text = posix.normalize(`/${given}`);
-    path = typeof path === 'string' ? Buffer.from(text, 'latin1').toString('utf8') : Buffer.from(text, 'latin1');
+    // The OS's path as its kernel resolves it across its mount points (OsTree.resolve): a
+    // symlink into another filesystem followed there, ".." after a symlink its target's parent.
+    path = await ((await this.tree(disk)) as OsTree).resolve(path, opts.follow);
+    const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
       .sort((a, b) => b.length - a.length)[0]!;

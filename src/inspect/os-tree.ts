@@ -4,11 +4,14 @@
  * virt-diff read a guest. Paths are the OS's ("/boot/efi/EFI/debian/grub.cfg"); each is
  * read from the filesystem that holds it, never outside that filesystem.
  */
+import { isUtf8 } from 'node:buffer';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplianceError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 import { rootedPath, walkCounter, type Lineage, type MountedFilesystem, type WalkOptions } from './filesystem.js';
+import { fileError } from './helper.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
 
@@ -27,6 +30,17 @@ export interface Mount {
 }
 
 const bytes = (n: Name) => Buffer.from(n);
+const DOT_DOT = Buffer.from('..');
+/** Symlinks one resolution may go through before ELOOP, as Linux's MAXSYMLINKS. */
+const SYMLINKS_MAX = 40;
+/** A path's components, without the empty ones and ".". */
+const components = (p: Buffer): Buffer[] =>
+  p
+    .toString('latin1')
+    .split('/')
+    .filter((c) => c && c !== '.')
+    .map((c) => Buffer.from(c, 'latin1'));
+const joined = (parts: Buffer[]): Buffer => Buffer.concat([Buffer.from('/'), ...parts.flatMap((c, i) => (i ? [Buffer.from('/'), c] : [c]))]);
 
 /** The totals of two copies. */
 function sum(a: CopyOutProgress, b: CopyOutProgress): Omit<CopyOutProgress, 'path'> {
@@ -82,6 +96,48 @@ export class OsTree implements FileTree {
     return { ...m, inner: inner.length ? inner : Buffer.from('/') };
   }
 
+  /**
+   * An OS path as its kernel resolves it across mount points (path_resolution(7)): each
+   * symlink on the way followed from the folder it is in, or from the OS's root when it is
+   * absolute, into whichever filesystem it leads; ".." the parent of what was reached, not
+   * of the text before it; a folder a filesystem is mounted on that filesystem's root (what
+   * the mount hides is not reachable). The last component is followed too when `follow`
+   * says so, or a trailing slash. A component that is not there, or not a folder, ends the
+   * resolution: the call on what is left says why (ENOENT, ENOTDIR), as the kernel would.
+   */
+  async resolve(path: Name, follow = false): Promise<Name> {
+    const given = bytes(rootedPath(path, 'keep'));
+    let todo = components(given);
+    follow ||= given.length > 1 && given.at(-1) === 0x2f;
+    let done: Buffer[] = [];
+    for (let links = 0; todo.length;) {
+      const c = todo.shift()!;
+      if (c.equals(DOT_DOT)) {
+        done.pop();
+        continue;
+      }
+      const here = [...done, c];
+      if (!todo.length && !follow) {
+        done = here;
+        break;
+      }
+      const h = this.holder(joined(here));
+      const st = await h.fs.lstat(h.inner).catch(() => undefined);
+      if (st?.type !== 'symlink') {
+        done = here;
+        if (st?.type !== 'dir') done.push(...todo);
+        if (st?.type !== 'dir') break;
+        continue;
+      }
+      if (++links > SYMLINKS_MAX) throw fileError(osConstants.errno.ELOOP, path);
+      const target = bytes(await h.fs.readlink(h.inner));
+      if (target[0] === 0x2f) done = [];
+      todo = [...components(target), ...todo];
+    }
+    const out = joined(done);
+    return typeof path === 'string' && isUtf8(out) ? out.toString('utf8') : out;
+  }
+
   /** The mount points below `p` (held at `at`), deepest first; `p` itself, if one, is the one holding it. */
   private mountsBelow(p: Buffer, at: Buffer): OsTree['mounts'] {
     return this.mounts.filter((m) => m.at.length > at.length && within(m.at, p.length === 1 ? at : p) && !m.at.equals(p));
@@ -101,7 +157,7 @@ export class OsTree implements FileTree {
    * what the mount hides left out. Errors below `path` go to onError with their OS path.
    */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
-    path = rootedPath(path);
+    path = await this.resolve(path);
     const start = this.holder(path);
     const depth = opts.depth ?? Infinity;
     const p = bytes(path);
@@ -150,7 +206,7 @@ export class OsTree implements FileTree {
    * mount point itself (/boot) becomes HOSTDIR/boot, as virt-copy-out makes it.
    */
   async copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
-    path = rootedPath(path);
+    path = await this.resolve(path);
     const start = this.holder(path);
     const p = bytes(path);
     const below = this.mountsBelow(p, start.at).reverse();

@@ -21,7 +21,7 @@ export function register(program: Command): void {
         // Each path in turn, as cat(1) and virt-cat: one that cannot be read is said, and the others still printed.
         for (const path of paths) {
           const failed = await eachPath(o.verbose === true, async () => {
-            const at = await onImage(disk, () => img.locate(pathArg(path), fs));
+            const at = await onImage(disk, () => img.locate(pathArg(path), fs, 0, { follow: true }));
             // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
             const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
               throw asGiven(err, path, at, disk);
