@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAppliance, type BuildOptions } from '../src/appliance/index.js';
 
@@ -179,6 +179,25 @@ describe('appliance build (CLI)', () => {
     const tty = spawnSync('script', ['-qfec', cmd, '/dev/null'], { encoding: 'utf8' });
     expect(tty.status, tty.stdout).toBe(0);
     expect(tty.stdout).toMatch(/root\.ext2: \d+\/\d+ files, [\d.]+ [KMG]?i?B of [\d.]+ [KMG]iB/);
+  });
+
+  it('another checkout of the same version, on the same cache, builds its own guest programs: a record of ours never answers for its files', () => {
+    const cacheDir = join(dir, 'two-checkouts');
+    const args = ['build', '--binaries', 'true', '--modules', '', '--cache-dir', cacheDir, '--verbose'];
+    expect(run(args).status).toBe(0);
+    // A copy of this checkout whose agent differs by one comment (as two working trees do).
+    const other = join(dir, 'other-checkout');
+    mkdirSync(other);
+    for (const part of ['package.json', 'dist', 'src']) execFileSync('cp', ['-r', part, join(other, part)]);
+    symlinkSync(resolve('node_modules'), join(other, 'node_modules'));
+    writeFileSync(join(other, 'src/guest/c/agent/main.c'), `/* another checkout */\n${readFileSync('src/guest/c/agent/main.c', 'utf8')}`);
+    const theirs = spawnSync(process.execPath, [join(other, CLI), ...args], { encoding: 'utf8' });
+    expect(theirs.status, theirs.stderr).toBe(0);
+    expect(theirs.stderr).not.toMatch(/cache hit/);
+    expect(theirs.stdout).not.toBe(run(args).stdout);
+    // Each is then a hit for itself.
+    expect(spawnSync(process.execPath, [join(other, CLI), ...args], { encoding: 'utf8' }).stderr).toMatch(/cache hit/);
+    expect(run(args).stderr).toMatch(/cache hit/);
   });
 
   it('prints the folder, or JSON; cache ls lists it; cache clear empties it', () => {

@@ -10,7 +10,7 @@ import { DEFAULT_ROOT_MODULES } from './default.js';
 import { moduleName } from '../kernel/modules.js';
 import { verifiedHit } from './integrity.js';
 import type { Appliance, BuildOptions, BuildRecord, BuildRequest } from './types.js';
-import { BUILD_FORMAT, packageVersion } from './version.js';
+import { BUILD_FORMAT, packageRoot, packageVersion } from './version.js';
 
 export type { Appliance, BuildOptions, BuildProgress, BuildRecord, BuildRequest, Manifest } from './types.js';
 
@@ -51,9 +51,13 @@ export function modulesHeld(appliance: Appliance, names: readonly string[]): { h
   return { held, absent };
 }
 
-/** Names the record of a request: the request, our version, and the $PATH programs are looked up in. */
+/**
+ * Names the record of a request: the request, our version and where our package is (two
+ * checkouts of one version build their own guest programs: a record of one, whose inputs
+ * are its files, must not answer for the other), and the $PATH programs are looked up in.
+ */
 export function recordId(request: BuildRequest, version: string, env: NodeJS.ProcessEnv = process.env): string {
-  const text = JSON.stringify({ version, format: BUILD_FORMAT, request, path: env.PATH ?? '' });
+  const text = JSON.stringify({ version, format: BUILD_FORMAT, request, path: env.PATH ?? '', at: packageRoot() ?? '' });
   return `build-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
 }
 

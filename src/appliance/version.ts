@@ -7,13 +7,19 @@ import { fileURLToPath } from 'node:url';
  * this module that has a package.json, so it works from src/ (tests) and dist/src/.
  */
 export function packageVersion(): string {
+  const dir = packageRoot();
+  return dir ? (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version : '0.0.0';
+}
+
+/** The folder of our package.json (a checkout, or node_modules/appliance), if there is one. */
+export function packageRoot(): string | undefined {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);
-    if (up === dir) return '0.0.0';
+    if (up === dir) return undefined;
     dir = up;
   }
-  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+  return dir;
 }
 
 /**
