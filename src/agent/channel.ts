@@ -58,6 +58,8 @@ export class Channel {
   /** The output streams a reader takes (execStream's, a file's), by their request and stream. */
   private readonly flows = new Map<Readable, Flow>();
   private readonly streamed = new Set<string>();
+  /** Room taken by collected output and not given back yet (given back by CREDIT_BATCH). */
+  private readonly owed = new Map<string, number>();
   private readonly decoder = new FrameDecoder();
   private greeted: (() => void) | undefined;
 
@@ -106,8 +108,14 @@ export class Channel {
       // A late frame of a request the host has given up (cancelled, or killed and no longer
       // waited for): the agent had sent it before it knew. Dropped.
     }
-    // Output no reader holds (collected, or dropped) is taken as it comes: its room goes back at once.
-    if (OUTPUT_TYPES.has(f.type) && f.payload.length && !this.streamed.has(flowKey(f.id, f.type))) this.credit(f.id, f.type, f.payload.length);
+    // Output no reader holds (collected, or dropped) is taken as it comes: its room goes back.
+    const key = flowKey(f.id, f.type);
+    if (OUTPUT_TYPES.has(f.type) && f.payload.length && !this.streamed.has(key)) {
+      const owed = (this.owed.get(key) ?? 0) + f.payload.length;
+      if (owed < CREDIT_BATCH && pending) this.owed.set(key, owed);
+      else this.credit(f.id, f.type, owed);
+      if (owed >= CREDIT_BATCH || !pending) this.owed.delete(key);
+    }
   }
 
   private greet(f: Frame): void {
@@ -159,6 +167,7 @@ export class Channel {
 
   unregister(id: number): void {
     this.requests.delete(id);
+    for (const type of OUTPUT_TYPES) this.owed.delete(flowKey(id, type));
   }
 
   /** How a request ends when the channel is gone: EPROTO if the agent broke the protocol, else EAGENTGONE. */
@@ -198,7 +207,7 @@ export class Channel {
   readable(): Readable {
     const stream: Readable = new Readable({ read: () => this.giveBack(stream) });
     stream.once('close', () => {
-      this.giveBack(stream);
+      this.giveBack(stream, true);
       const flow = this.flows.get(stream);
       if (flow) this.streamed.delete(flowKey(flow.id, flow.type));
       this.flows.delete(stream);
@@ -224,10 +233,14 @@ export class Channel {
     if (stream.destroyed || stream.push(chunk)) this.giveBack(stream);
   }
 
-  /** The reader has taken what its stream held (or is gone): the agent may send that much again. */
-  private giveBack(stream: Readable): void {
+  /**
+   * The reader has taken what its stream held: the agent may send that much again, once it
+   * is CREDIT_BATCH bytes or more (or the reader is gone: `all`), so that the guest is not
+   * woken for every frame.
+   */
+  private giveBack(stream: Readable, all = false): void {
     const flow = this.flows.get(stream);
-    if (!flow?.held) return;
+    if (!flow?.held || (flow.held < CREDIT_BATCH && !all)) return;
     this.credit(flow.id, flow.type, flow.held);
     flow.held = 0;
   }
@@ -251,4 +264,6 @@ interface Flow {
 }
 
 const OUTPUT_TYPES: ReadonlySet<number> = new Set([FrameType.STDOUT, FrameType.STDERR, FrameType.DATA]);
+/** Room given back at a time: a quarter of the window, so the agent always has room while the host reads. */
+const CREDIT_BATCH = OUTPUT_WINDOW / 4;
 const flowKey = (id: number, type: number) => `${id}:${type}`;
