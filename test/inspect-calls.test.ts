@@ -163,6 +163,34 @@ describe('paths of the OS, resolved as its kernel does across its mount points',
   });
 });
 
+describe('an OS one of whose filesystems cannot be mounted', () => {
+  it('cat of a file elsewhere reads it; a path in that filesystem says why it cannot be read (EMOUNT)', () => {
+    const root = join(work, 'broken-root');
+    for (const d of ['etc', 'srv', 'usr/bin']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, 'etc/os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n');
+    writeFileSync(join(root, 'etc/fstab'), 'LABEL=ROOT / ext4 defaults 0 1\nLABEL=BROKEN /srv ext4 defaults 0 2\n');
+    copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
+    symlinkSync('usr/bin', join(root, 'bin'));
+    const r = join(work, 'br.img');
+    const b = join(work, 'bb.img');
+    execFileSync('mkfs.ext4', ['-q', '-L', 'ROOT', '-d', root, r, '16M']);
+    execFileSync('mkfs.ext4', ['-q', '-L', 'BROKEN', b, '8M']);
+    execFileSync('debugfs', ['-w', '-R', 'ssv first_ino 1', b], { stdio: 'ignore' }); // the kernel refuses to mount it
+    const disk = join(work, 'broken-os.img');
+    execFileSync('truncate', ['-s', '26M', disk]);
+    execFileSync('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, size=16M, type=83\nstart=34816, type=83\n' });
+    execFileSync('dd', [`if=${r}`, `of=${disk}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
+    execFileSync('dd', [`if=${b}`, `of=${disk}`, 'bs=512', 'seek=34816', 'conv=notrunc', 'status=none']);
+    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    const fstab = cli('cat', disk, '/etc/fstab');
+    expect([fstab.status, fstab.stderr]).toEqual([0, '']);
+    expect(fstab.stdout).toContain('LABEL=BROKEN /srv');
+    const srv = cli('cat', disk, '/srv/x');
+    expect(srv.status).not.toBe(0);
+    expect(srv.stderr).toMatch(/^appliance: cannot mount .*broken-os\.img:2 \(ext4, read-only\)/);
+  });
+});
+
 describe('the command line, given several paths', () => {
   const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
 

@@ -112,9 +112,12 @@ export class Channel {
     const key = flowKey(f.id, f.type);
     if (OUTPUT_TYPES.has(f.type) && f.payload.length && !this.streamed.has(key)) {
       const owed = (this.owed.get(key) ?? 0) + f.payload.length;
-      if (owed < CREDIT_BATCH && pending) this.owed.set(key, owed);
-      else this.credit(f.id, f.type, owed);
-      if (owed >= CREDIT_BATCH || !pending) this.owed.delete(key);
+      if (pending && owed < CREDIT_BATCH) {
+        this.owed.set(key, owed);
+      } else {
+        this.credit(f.id, f.type, owed);
+        this.owed.delete(key);
+      }
     }
   }
 

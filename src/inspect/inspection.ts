@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { ApplianceError, DiskRefusedError } from '../errors.js';
 import { boot, callSignal, checkNumber, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
-import { OsTree, type FileTree } from './os-tree.js';
+import { OsTree, type FileTree, type Mount } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
 import type { Package } from './packages.js';
 import { findWindows, WINDOWS_FS_TYPES, windowsSystem } from './windows-system.js';
@@ -302,7 +302,12 @@ export class Inspection {
     }
     // The OS's path as its kernel resolves it across its mount points (OsTree.resolve): a
     // symlink into another filesystem followed there, ".." after a symlink its target's parent.
-    path = await ((await this.tree(disk)) as OsTree).resolve(path, opts.follow);
+    // Every filesystem that mounts is walked through; one that cannot is left out here, and
+    // a path in it says why below, when its own filesystem is mounted (EMOUNT).
+    const mounts = await Promise.all(
+      Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({ mountpoint, fs: await this.mount(id).catch(() => undefined) })),
+    );
+    path = await new OsTree(mounts.filter((m): m is Mount => m.fs !== undefined)).resolve(path, opts.follow);
     const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))

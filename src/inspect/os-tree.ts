@@ -102,13 +102,15 @@ export class OsTree implements FileTree {
    * absolute, into whichever filesystem it leads; ".." the parent of what was reached, not
    * of the text before it; a folder a filesystem is mounted on that filesystem's root (what
    * the mount hides is not reachable). The last component is followed too when `follow`
-   * says so, or a trailing slash. A component that is not there, or not a folder, ends the
-   * resolution: the call on what is left says why (ENOENT, ENOTDIR), as the kernel would.
+   * says so, or a trailing slash (which stays: a file so named is ENOTDIR). A component that
+   * is not there, or not a folder, ends the resolution: the call on what is left says why
+   * (ENOENT, ENOTDIR), as the kernel would.
    */
   async resolve(path: Name, follow = false): Promise<Name> {
     const given = bytes(rootedPath(path, 'keep'));
     let todo = components(given);
-    follow ||= given.length > 1 && given.at(-1) === 0x2f;
+    const trailing = given.length > 1 && given.at(-1) === 0x2f;
+    follow ||= trailing;
     let done: Buffer[] = [];
     for (let links = 0; todo.length;) {
       const c = todo.shift()!;
@@ -134,7 +136,8 @@ export class OsTree implements FileTree {
       if (target[0] === 0x2f) done = [];
       todo = [...components(target), ...todo];
     }
-    const out = joined(done);
+    // A trailing slash stays: what it names must be a folder (a file so named is ENOTDIR).
+    const out = trailing && done.length ? Buffer.concat([joined(done), Buffer.from('/')]) : joined(done);
     return typeof path === 'string' && isUtf8(out) ? out.toString('utf8') : out;
   }
 
@@ -157,7 +160,7 @@ export class OsTree implements FileTree {
    * what the mount hides left out. Errors below `path` go to onError with their OS path.
    */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
-    path = await this.resolve(path);
+    path = rootedPath(await this.resolve(path));
     const start = this.holder(path);
     const depth = opts.depth ?? Infinity;
     const p = bytes(path);
@@ -206,7 +209,7 @@ export class OsTree implements FileTree {
    * mount point itself (/boot) becomes HOSTDIR/boot, as virt-copy-out makes it.
    */
   async copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
-    path = await this.resolve(path);
+    path = rootedPath(await this.resolve(path));
     const start = this.holder(path);
     const p = bytes(path);
     const below = this.mountsBelow(p, start.at).reverse();
