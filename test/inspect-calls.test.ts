@@ -191,6 +191,35 @@ describe('an OS one of whose filesystems cannot be mounted', () => {
   });
 });
 
+describe('diff', () => {
+  it("shows a symlink's target, as virt-diff does, and what a changed one was", () => {
+    const side = (name: string, links: [string, string][]) => {
+      const tree = join(work, `diff-${name}`);
+      mkdirSync(tree);
+      writeFileSync(join(tree, 'same'), 'x\n');
+      for (const [link, target] of links) symlinkSync(target, join(tree, link));
+      execFileSync('mkfs.ext4', ['-q', '-d', tree, join(work, `${name}.img`), '8M']);
+      return join(work, `${name}.img`);
+    };
+    const a = side('a', [
+      ['bash', 'sh'],
+      ['old', 'gone'],
+    ]);
+    const b = side('b', [
+      ['bash', '/bin/sh'],
+      ['added', 'new'],
+    ]);
+    const r = spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'diff', a, b, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect(r.stdout.split('\n')).toEqual([
+      '+ l 0777          3 /added -> new',
+      '= l 0777          7 /bash -> /bin/sh (target; was -> sh)',
+      '- l 0777          4 /old -> gone',
+      '',
+    ]);
+  });
+});
+
 describe('the command line, given several paths', () => {
   const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
 

@@ -43,12 +43,16 @@ export function register(program: Command): void {
         for (const c of changes) {
           const s = (c.b ?? c.a)!;
           const sign = c.change === 'added' ? '+' : c.change === 'removed' ? '-' : '=';
-          const why = c.attributes ? ` (${c.attributes.join(', ')})` : '';
+          // A symlink's target, as virt-diff shows it; a changed one says what it was too.
+          const to = (x: typeof s | undefined) => (x?.type === 'symlink' ? [Buffer.from(' -> '), printable(x.target ?? '')] : []);
+          const was = c.attributes?.includes('target') && c.a?.type === 'symlink' ? [Buffer.from('; was'), ...to(c.a)] : [];
           process.stdout.write(
             Buffer.concat([
               Buffer.from(`${sign} ${TYPE_CHAR[s.type]} ${(s.mode & 0o7777).toString(8).padStart(4, '0')} ${String(s.size).padStart(10)} `),
               printable(s.path),
-              Buffer.from(`${why}\n`),
+              ...to(s),
+              ...(c.attributes ? [Buffer.from(` (${c.attributes.join(', ')}`), ...was, Buffer.from(')')] : []),
+              Buffer.from('\n'),
             ]),
           );
         }
