@@ -65,7 +65,6 @@ const SLASH = 0x2f;
 const asBytes = (n: Name) => (typeof n === 'string' ? Buffer.from(n, 'utf8') : n);
 /** Where a copy is, as a path: text, or its bytes when they are not UTF-8 (never mangled). */
 const named = (b: Buffer): Name => (isUtf8(b) ? b.toString('utf8') : b);
-const show = pathText;
 /** A byte-exact key for a name. */
 const key = (name: Buffer) => name.toString('latin1');
 
@@ -230,7 +229,7 @@ class CopyRun {
     if (file?.fd === undefined || !this.fetch)
       throw new ApplianceError(
         'EPROTO',
-        `the copy stream leaves a file${file ? ` (${show(file.path)})` : ''} to be read apart${this.fetch ? ' outside a file' : ', which was not asked'}`,
+        `the copy stream leaves a file${file ? ` (${pathText(file.path)})` : ''} to be read apart${this.fetch ? ' outside a file' : ', which was not asked'}`,
       );
     closeSync(file.fd);
     this.deferred.push({ ...file, fd: undefined });
@@ -245,7 +244,7 @@ class CopyRun {
       this.file = undefined;
     } else if (file.fd !== undefined) {
       // The helper sends extents it found below st_size: data past it is a lie.
-      if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${show(file.path)}`);
+      if (e.offset + e.bytes.length > file.stat.size) throw new ApplianceError('EPROTO', `the copy stream sends data past the end of ${pathText(file.path)}`);
       writeSync(file.fd, e.bytes, 0, e.bytes.length, e.offset);
       file.end = Math.max(file.end ?? 0, e.offset + e.bytes.length);
       this.c.result.bytes += e.bytes.length;
@@ -255,7 +254,7 @@ class CopyRun {
   /** An entry the guest could not read: said and left out; the copied path itself is an error (nothing to copy). */
   private unreadable(path: Name, errno: number): void {
     if (asBytes(path).equals(this.src)) throw fileError(errno, path);
-    this.c.result.skipped.push(`${show(asBytes(path))}: not copied: ${describeErrno(errno)}`);
+    this.c.result.skipped.push(`${pathText(asBytes(path))}: not copied: ${describeErrno(errno)}`);
   }
 
   private async entry(stat: FileStat): Promise<void> {
@@ -265,7 +264,10 @@ class CopyRun {
     const isSource = rel !== undefined && rel.length === base;
     const parent = rel && !isSource ? this.parentOf(rel) : undefined;
     if (!rel || (base > 0 && !rel[0]?.equals(parts.at(-1)!)) || (isSource ? this.sawSource : !parent)) {
-      throw new ApplianceError('EPROTO', `the copy stream names ${show(asBytes(stat.path))}, which is not below ${show(this.src)} in a folder it sent before`);
+      throw new ApplianceError(
+        'EPROTO',
+        `the copy stream names ${pathText(asBytes(stat.path))}, which is not below ${pathText(this.src)} in a folder it sent before`,
+      );
     }
     if (!rel.length && stat.type !== 'dir') throw new ApplianceError('EPROTO', `the copy stream sends "/" as a ${stat.type}: a filesystem's root is a folder`);
     this.sawSource ||= isSource;
@@ -277,7 +279,7 @@ class CopyRun {
       // In a folder left out, nothing is made. A corrupt folder may list one name twice (fsck
       // calls it a duplicate entry): the first is kept (a folder's entries go in it), the rest said.
       if (parent.folder >= 0)
-        c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`);
+        c.result.skipped.push(`${pathText(asBytes(stat.path))}: not copied: listed twice in its folder (the filesystem is corrupt): the first was copied`);
       if (stat.type === 'file') this.file = { stat, path: dest };
       // The guest sends a hard-linked file's data with its first name only: with this one.
       if (stat.type === 'file' && stat.nlink > 1 && !c.byInode.has(stat.ino)) c.leftOut.add(stat.ino);
@@ -318,7 +320,7 @@ class CopyRun {
 function hostError(err: unknown, dest: Buffer | undefined, inHostDir: boolean): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (err instanceof ApplianceError || typeof code !== 'string' || !(code in osConstants.errno)) return err;
-  const where = dest ? show(dest) : 'the destination';
+  const where = dest ? pathText(dest) : 'the destination';
   if (code === 'EEXIST' && !inHostDir) return new ApplianceError('EPROTO', `the copy stream names ${where} twice`, { cause: err });
   if (code === 'EEXIST') return new ApplianceError('EEXIST', `${where} exists already: copy-out makes every entry anew`, { cause: err });
   return new ApplianceError(code as ErrorCode, `cannot copy to ${where}: ${(err as Error).message}`, { cause: err });
@@ -369,17 +371,18 @@ async function place(stat: FileStat, dest: Buffer, folder: number, name: Buffer,
       c.result.dirs++;
       return { frame: { name, folder: c.folders.length - 1, names: new Map() } };
     case 'symlink':
-      if (asBytes(stat.target ?? '').includes(0)) throw new ApplianceError('EPROTO', `the copy stream gives ${show(dest)} a symlink target with a NUL byte`);
+      if (asBytes(stat.target ?? '').includes(0))
+        throw new ApplianceError('EPROTO', `the copy stream gives ${pathText(dest)} a symlink target with a NUL byte`);
       await reach(dest, (p) => symlink(asBytes(stat.target ?? ''), p));
       c.result.symlinks++;
       await settle(dest, stat, true, c.result);
       return {};
     case 'file': {
       // Beyond a safe integer no offset or size can be given to the host (nor held by it).
-      if (!Number.isSafeInteger(stat.size)) throw new ApplianceError('EFBIG', `${show(dest)}: a file of ${stat.size} bytes is too large to copy`);
+      if (!Number.isSafeInteger(stat.size)) throw new ApplianceError('EFBIG', `${pathText(dest)}: a file of ${stat.size} bytes is too large to copy`);
       const first = stat.nlink > 1 ? c.byInode.get(stat.ino) : undefined;
       if (!first && stat.nlink > 1 && c.leftOut.has(stat.ino)) {
-        c.result.skipped.push(`${show(asBytes(stat.path))}: not copied: a hard link whose data came with a name that was left out`);
+        c.result.skipped.push(`${pathText(asBytes(stat.path))}: not copied: a hard link whose data came with a name that was left out`);
         return { file: { stat, path: dest } };
       }
       if (first) {
@@ -404,7 +407,8 @@ async function fetchInto(file: OpenFile, data: Readable, result: CopyOutResult, 
   let errno = 0;
   try {
     for await (const chunk of data as AsyncIterable<Buffer>) {
-      if (at + chunk.length > file.stat.size) throw new ApplianceError('EPROTO', `the guest sends more of ${show(file.path)} than its ${file.stat.size} bytes`);
+      if (at + chunk.length > file.stat.size)
+        throw new ApplianceError('EPROTO', `the guest sends more of ${pathText(file.path)} than its ${file.stat.size} bytes`);
       writeSync(file.fd!, chunk, 0, chunk.length, at);
       at += chunk.length;
       file.end = at;
@@ -428,7 +432,7 @@ async function finish(file: OpenFile, errno: number, result: CopyOutResult): Pro
   try {
     // A hole at the end: the size covers what was not written.
     if ((file.end ?? 0) !== file.stat.size) ftruncateSync(fd, file.stat.size);
-    if (errno) result.skipped.push(`${show(asBytes(file.stat.path))}: copied in part only: ${describeErrno(errno)}`);
+    if (errno) result.skipped.push(`${pathText(asBytes(file.stat.path))}: copied in part only: ${describeErrno(errno)}`);
     // Through the open file: no path walked again, two calls fewer a file than by path.
     await owned(file.stat, result, async (isRoot) => {
       if (isRoot) fchownSync(fd, file.stat.uid, file.stat.gid);
@@ -451,15 +455,15 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
   const isRoot = process.getuid?.() === 0;
   if (stat.type === 'socket' || ((stat.type === 'chardev' || stat.type === 'blockdev') && !isRoot)) {
     result.skipped.push(
-      `${show(asBytes(stat.path))}: not copied: a ${stat.type}${stat.type === 'socket' ? ' (made by the program that listens on it)' : ', which only root can make'}`,
+      `${pathText(asBytes(stat.path))}: not copied: a ${stat.type}${stat.type === 'socket' ? ' (made by the program that listens on it)' : ', which only root can make'}`,
     );
     return;
   }
   const temp = Buffer.concat([root, Buffer.from(`/.appliance-node-${randomBytes(8).toString('hex')}`)]);
   const [cmd, ...args] =
     stat.type === 'fifo'
-      ? ['mkfifo', show(temp)]
-      : ['mknod', show(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
+      ? ['mkfifo', pathText(temp)]
+      : ['mknod', pathText(temp), stat.type === 'chardev' ? 'c' : 'b', String(stat.rdev!.major), String(stat.rdev!.minor)];
   await promisify(execFile)(cmd!, args);
   try {
     await reach(dest, (p) => link(temp, p));
@@ -498,6 +502,6 @@ async function owned(stat: FileStat, result: CopyOutResult, set: (isRoot: boolea
     await set(process.getuid?.() === 0);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'an error';
-    result.skipped.push(`${show(asBytes(stat.path))}: copied, but its owner, mode or times could not be set (${code})`);
+    result.skipped.push(`${pathText(asBytes(stat.path))}: copied, but its owner, mode or times could not be set (${code})`);
   }
 }

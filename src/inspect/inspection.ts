@@ -304,10 +304,7 @@ export class Inspection {
     // symlink into another filesystem followed there, ".." after a symlink its target's parent.
     // Every filesystem that mounts is walked through; one that cannot is left out here, and
     // a path in it says why below, when its own filesystem is mounted (EMOUNT).
-    const mounts = await Promise.all(
-      Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({ mountpoint, fs: await this.mount(id).catch(() => undefined) })),
-    );
-    path = await new OsTree(mounts.filter((m): m is Mount => m.fs !== undefined)).resolve(path, opts.follow);
+    path = await new OsTree(await this.osMounts(os, 'those that mount')).resolve(path, opts.follow);
     const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
@@ -327,8 +324,18 @@ export class Inspection {
       this.assertAssembled(disk);
       return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
     }
-    const mounts = await Promise.all(Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({ mountpoint, fs: await this.mount(id) })));
-    return new OsTree(mounts);
+    return new OsTree(await this.osMounts(os, 'all'));
+  }
+
+  /** An OS's filesystems at their mount points: all (one that cannot be mounted throws EMOUNT), or those that mount. */
+  private async osMounts(os: OperatingSystem, which: 'all' | 'those that mount'): Promise<Mount[]> {
+    const mounts = await Promise.all(
+      Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({
+        mountpoint,
+        fs: await this.mount(id).catch((err: unknown) => (which === 'all' ? Promise.reject(err) : undefined)),
+      })),
+    );
+    return mounts.filter((m): m is Mount => m.fs !== undefined);
   }
 
   /** The OS whose root is on disk `disk` (an LV's or an array's root too, through what it is built on), if one is. */

@@ -125,11 +125,14 @@ export class OsTree implements FileTree {
       }
       const h = this.holder(joined(here));
       const st = await h.fs.lstat(h.inner).catch(() => undefined);
-      if (st?.type !== 'symlink') {
+      if (st?.type === 'dir') {
         done = here;
-        if (st?.type !== 'dir') done.push(...todo);
-        if (st?.type !== 'dir') break;
         continue;
+      }
+      if (st?.type !== 'symlink') {
+        // Not there, or not a folder: the call on the rest says why (ENOENT, ENOTDIR).
+        done = [...here, ...todo];
+        break;
       }
       if (++links > SYMLINKS_MAX) throw fileError(osConstants.errno.ELOOP, path);
       const target = bytes(await h.fs.readlink(h.inner));
