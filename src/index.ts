@@ -30,6 +30,7 @@ export {
   OsTree,
   type FileTree,
   type Mount,
+  type Unmounted,
   type InspectOptions,
   type FilesystemInfo,
   type Disk,

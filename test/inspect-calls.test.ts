@@ -5,11 +5,25 @@
 // copy keeps what the image holds: times before 1970. The command line's cat and copy-out
 // go on past a path they cannot read, as cat(1) and virt-cat do, each said on one line.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, lutimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  lutimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inspect, type OsTree } from '../src/inspect/index.js';
+import { inspect, type OsTree, type WalkError } from '../src/inspect/index.js';
+import { virt } from './helpers/guestfs.js';
 import { SHARED_CACHE } from './helpers/shared-cache.js';
 
 const FILES = 3000;
@@ -164,30 +178,86 @@ describe('paths of the OS, resolved as its kernel does across its mount points',
 });
 
 describe('an OS one of whose filesystems cannot be mounted', () => {
-  it('cat of a file elsewhere reads it; a path in that filesystem says why it cannot be read (EMOUNT)', () => {
-    const root = join(work, 'broken-root');
+  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+  // A Debian-like root whose fstab mounts /srv from a partition the kernel refuses to mount.
+  const brokenOs = (name: string, extra: string[] = []) => {
+    const root = join(work, `${name}-root`);
     for (const d of ['etc', 'srv', 'usr/bin']) mkdirSync(join(root, d), { recursive: true });
     writeFileSync(join(root, 'etc/os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n');
     writeFileSync(join(root, 'etc/fstab'), 'LABEL=ROOT / ext4 defaults 0 1\nLABEL=BROKEN /srv ext4 defaults 0 2\n');
+    for (const f of extra) writeFileSync(join(root, f), `${f}\n`);
     copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
     symlinkSync('usr/bin', join(root, 'bin'));
-    const r = join(work, 'br.img');
-    const b = join(work, 'bb.img');
+    const r = join(work, `${name}-r.img`);
+    const b = join(work, `${name}-b.img`);
     execFileSync('mkfs.ext4', ['-q', '-L', 'ROOT', '-d', root, r, '16M']);
     execFileSync('mkfs.ext4', ['-q', '-L', 'BROKEN', b, '8M']);
     execFileSync('debugfs', ['-w', '-R', 'ssv first_ino 1', b], { stdio: 'ignore' }); // the kernel refuses to mount it
-    const disk = join(work, 'broken-os.img');
+    const disk = join(work, `${name}.img`);
     execFileSync('truncate', ['-s', '26M', disk]);
     execFileSync('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, size=16M, type=83\nstart=34816, type=83\n' });
     execFileSync('dd', [`if=${r}`, `of=${disk}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
     execFileSync('dd', [`if=${b}`, `of=${disk}`, 'bs=512', 'seek=34816', 'conv=notrunc', 'status=none']);
-    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    return disk;
+  };
+  let disk: string;
+  beforeAll(() => {
+    disk = brokenOs('broken-os');
+  });
+  const srvLine = (img: string) =>
+    new RegExp(
+      `^appliance: ${img.replaceAll('/', '\\/').replaceAll('.', '\\.')}: /srv: cannot mount its filesystem \\(ext4, read-only\\): EINVAL: .*invalid first ino`,
+    );
+  const listed = ['/', '/bin', '/etc', '/etc/fstab', '/etc/os-release', '/lost+found', '/srv', '/usr', '/usr/bin', '/usr/bin/sh'];
+
+  it('cat of a file elsewhere reads it; a path in that filesystem says why it cannot be read (EMOUNT)', () => {
     const fstab = cli('cat', disk, '/etc/fstab');
     expect([fstab.status, fstab.stderr]).toEqual([0, '']);
     expect(fstab.stdout).toContain('LABEL=BROKEN /srv');
     const srv = cli('cat', disk, '/srv/x');
     expect(srv.status).not.toBe(0);
     expect(srv.stderr).toMatch(/^appliance: cannot mount .*broken-os\.img:2 \(ext4, read-only\)/);
+  });
+
+  it('ls -R lists the rest, its mount point as the folder beneath it, as virt-ls does, says why on one line, exit 1', async () => {
+    const r = cli('ls', '-R', disk, '/');
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(listed);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr).toMatch(srvLine(disk));
+    expect(r.status).toBe(1);
+    // libguestfs's second opinion: the same entries ("some filesystems could not be mounted (ignored)").
+    const theirs = (await virt('virt-ls', ['-R', '-a', disk, '/'])).stdout.toString().split('\n').filter(Boolean);
+    expect(theirs.map((p) => `/${p}`).sort()).toEqual(listed.slice(1));
+    // A listing that does not reach /srv is whole.
+    const etc = cli('ls', '-R', disk, '/etc');
+    expect([etc.status, etc.stderr]).toEqual([0, '']);
+  });
+
+  it('copy-out copies the rest and says why /srv is empty, exit 1; diff compares the rest, exit 1', () => {
+    const into = mkdtempSync(join(work, 'broken-copy-'));
+    const c = cli('copy-out', disk, '/', into);
+    expect(c.stderr).toMatch(srvLine(disk));
+    expect(c.status).toBe(1);
+    expect(readFileSync(join(into, 'etc/fstab'), 'utf8')).toContain('LABEL=BROKEN /srv');
+    expect(readdirSync(join(into, 'srv'))).toEqual([]);
+    const other = brokenOs('broken-other', ['etc/added']);
+    const d = cli('diff', disk, other);
+    expect(d.stdout).toMatch(/^\+ - 0644 +\d+ \/etc\/added\n$/);
+    expect(d.stderr.split('\n').filter(Boolean)).toHaveLength(2);
+    expect(d.stderr).toMatch(srvLine(disk));
+    expect(d.stderr.split('\n')[1]).toMatch(srvLine(other));
+    expect(d.status).toBe(1);
+  });
+
+  it('the library: the tree leaves it out, says which and why, and its walk says it at /srv', async () => {
+    await using img = await inspect([disk], { cacheDir: SHARED_CACHE });
+    const tree = (await img.tree()) as OsTree;
+    expect(tree.unmounted.map((u) => [u.mountpoint, u.error.code])).toEqual([['/srv', 'EMOUNT']]);
+    const errors: WalkError[] = [];
+    const paths: string[] = [];
+    for await (const e of tree.walk('/', { onError: (x) => errors.push(x) })) paths.push(String(e.path));
+    expect(paths).toEqual(listed);
+    expect(errors.map((e) => [e.path, e.reason?.replace(/:.*/, '')])).toEqual([['/srv', 'cannot mount its filesystem (ext4, read-only)']]);
   });
 });
 

@@ -12,4 +12,4 @@ export type { FileStat, FileType, WalkError } from './records.js';
 export type { VolumeReport, LuksKeys } from './volumes.js';
 export type { Name } from './probe/types.js';
 export { diff, type Attribute as DiffAttribute, type DiffEntry, type DiffError, type DiffOptions } from './diff.js';
-export { OsTree, type FileTree, type Mount } from './os-tree.js';
+export { OsTree, type FileTree, type Mount, type Unmounted } from './os-tree.js';

@@ -4,10 +4,10 @@
  * kept, each filesystem mounted once (read-only, replaying nothing) when first needed.
  */
 import { stat } from 'node:fs/promises';
-import { ApplianceError, DiskRefusedError } from '../errors.js';
+import { ApplianceError, DiskRefusedError, FilesystemError } from '../errors.js';
 import { boot, callSignal, checkNumber, detectDiskFormat, diskSpecs, type BootOptions, type DiskSpec, type Vm } from '../vm/index.js';
 import { disksOf, ownPartitions, filesystemOf, memberOf, probeDevices, probeTargets, type Disk, type Probe } from './devices.js';
-import { OsTree, type FileTree, type Mount } from './os-tree.js';
+import { OsTree, type FileTree, type Mount, type Unmounted } from './os-tree.js';
 import { readRpmPackages } from './rpm-db.js';
 import type { Package } from './packages.js';
 import { findWindows, WINDOWS_FS_TYPES, windowsSystem } from './windows-system.js';
@@ -304,7 +304,7 @@ export class Inspection {
     // symlink into another filesystem followed there, ".." after a symlink its target's parent.
     // Every filesystem that mounts is walked through; one that cannot is left out here, and
     // a path in it says why below, when its own filesystem is mounted (EMOUNT).
-    path = await new OsTree(await this.osMounts(os, 'those that mount')).resolve(path, opts.follow);
+    path = await new OsTree((await this.osMounts(os)).mounts).resolve(path, opts.follow);
     const text = Buffer.from(path).toString('latin1');
     const mountpoint = Object.keys(os.mountpoints)
       .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
@@ -316,6 +316,10 @@ export class Inspection {
   /**
    * Disk `disk`'s files as its OS sees them (its fstab's filesystems at their mount points,
    * looked for on that disk first: see matchEntry), or its only filesystem when it has one.
+   * An OS's filesystem other than its root that cannot be mounted is left out, as
+   * libguestfs's tools leave it: its mount point shows the folder beneath it, and the
+   * tree's `unmounted` says why (its walks and copies say it too, at that folder). A root
+   * that cannot be mounted throws EMOUNT.
    */
   async tree(disk = 0): Promise<FileTree> {
     const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
@@ -324,18 +328,29 @@ export class Inspection {
       this.assertAssembled(disk);
       return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
     }
-    return new OsTree(await this.osMounts(os, 'all'));
+    const { mounts, unmounted } = await this.osMounts(os);
+    const root = unmounted.find((u) => u.mountpoint === '/');
+    if (root) throw root.error;
+    return new OsTree(mounts, unmounted);
   }
 
-  /** An OS's filesystems at their mount points: all (one that cannot be mounted throws EMOUNT), or those that mount. */
-  private async osMounts(os: OperatingSystem, which: 'all' | 'those that mount'): Promise<Mount[]> {
-    const mounts = await Promise.all(
-      Object.entries(os.mountpoints).map(async ([mountpoint, id]) => ({
-        mountpoint,
-        fs: await this.mount(id).catch((err: unknown) => (which === 'all' ? Promise.reject(err) : undefined)),
-      })),
+  /** An OS's filesystems at their mount points: those that mount, and why each other one does not. */
+  private async osMounts(os: OperatingSystem): Promise<{ mounts: Mount[]; unmounted: Unmounted[] }> {
+    const tried = await Promise.all(
+      Object.entries(os.mountpoints).map(async ([mountpoint, id]) => {
+        try {
+          return { mountpoint, fs: await this.mount(id) };
+        } catch (err) {
+          // That filesystem alone (EMOUNT, ENOFS); a guest gone, a timeout, end the call.
+          if (err instanceof FilesystemError) return { mountpoint, error: err };
+          throw err;
+        }
+      }),
     );
-    return mounts.filter((m): m is Mount => m.fs !== undefined);
+    return {
+      mounts: tried.filter((m): m is Mount => 'fs' in m),
+      unmounted: tried.filter((m): m is Unmounted => 'error' in m),
+    };
   }
 
   /** The OS whose root is on disk `disk` (an LV's or an array's root too, through what it is built on), if one is. */

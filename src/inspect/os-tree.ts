@@ -8,7 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { basename, join } from 'node:path';
-import { ApplianceError } from '../errors.js';
+import { ApplianceError, type FilesystemError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 import { rootedPath, walkCounter, type Lineage, type MountedFilesystem, type WalkOptions } from './filesystem.js';
 import { fileError } from './helper.js';
@@ -27,6 +27,12 @@ export interface Mount {
   /** Where in the OS ("/", "/boot/efi"). */
   mountpoint: string;
   fs: MountedFilesystem;
+}
+
+/** A filesystem the OS mounts that could not be mounted: where, and why (EMOUNT with the kernel's words, or ENOFS). */
+export interface Unmounted {
+  mountpoint: string;
+  error: FilesystemError;
 }
 
 const bytes = (n: Name) => Buffer.from(n);
@@ -83,8 +89,30 @@ export class OsTree implements FileTree {
   /** Deepest mount point first: the first that holds a path is its filesystem. */
   private readonly mounts: { at: Buffer; fs: MountedFilesystem }[];
 
-  constructor(mounts: Mount[]) {
+  /**
+   * `unmounted`: the OS's filesystems that could not be mounted, left out as libguestfs's
+   * tools leave them: each mount point shows the folder beneath it, as the OS would show it
+   * without that mount, and a walk or a copy that passes it says why (onError, `skipped`).
+   */
+  constructor(
+    mounts: Mount[],
+    readonly unmounted: readonly Unmounted[] = [],
+  ) {
     this.mounts = mounts.map((m) => ({ at: Buffer.from(m.mountpoint), fs: m.fs })).sort((a, b) => b.at.length - a.at.length);
+  }
+
+  /**
+   * What a walk or a copy of `p` (held by the filesystem at `at`) leaves out: the unmounted
+   * filesystems at `p` or below it, or the one `p` is in, each with its mount point's path
+   * (or `p`'s) and why, in words that need no name for the filesystem.
+   */
+  private leftOut(p: Buffer, at: Buffer): { path: Buffer; reason: string }[] {
+    return this.unmounted.flatMap((u) => {
+      const m = Buffer.from(u.mountpoint);
+      const reason = u.error.inWords({ fs: () => 'its filesystem', selector: (text) => text }).split('\n')[0]!;
+      if (within(m, p)) return [{ path: m, reason }];
+      return m.length > at.length && within(p, m) ? [{ path: p, reason }] : [];
+    });
   }
 
   /** The filesystem that holds an OS path, and the path within it. */
@@ -176,6 +204,11 @@ export class OsTree implements FileTree {
       opts.onError?.(e);
     };
     const mounts = this.mounts;
+    // An unmounted filesystem is said where the walk gives its mount point's folder (the start, when it is in one).
+    const leftOut = this.leftOut(p, start.at);
+    const say = (ob: Buffer, outer: Name) => {
+      for (const l of leftOut) if (l.path.equals(ob)) onError({ path: outer, errno: osConstants.errno.EIO, reason: l.reason });
+    };
     async function* part(at: Buffer, fs: MountedFilesystem, from: Buffer): AsyncGenerator<FileStat> {
       const left = depth - (levels(OsTree.outer(at, from) as Buffer) - levels(p));
       if (left < 0) return;
@@ -199,6 +232,7 @@ export class OsTree implements FileTree {
         while (children.length && treeOrder(children[0]!.at, ob) < 0) yield* mounted(children.shift()!);
         count.entry(outer);
         yield { ...s, path: outer };
+        say(ob, outer);
       }
       for (const c of children) yield* mounted(c);
     }
@@ -230,6 +264,8 @@ export class OsTree implements FileTree {
       total.skipped.push(...r.skipped.map((line) => (at.length > 1 && line.startsWith('/') ? `${at.toString('utf8')}${line}` : line)));
     };
     add(await start.fs.copyOut(start.inner, into, { ...opts, hide: hidden(start.at), onProgress: progress({ ...total }) }), start.at);
+    // An unmounted filesystem's folder is copied as the OS shows it (what is beneath), and said.
+    total.skipped.push(...this.leftOut(p, start.at).map((l) => `${l.path.toString('utf8')}: ${l.reason}`));
     const realTop = await realpath(top).catch(() => top);
     for (const m of below) {
       const rel = m.at.subarray(p.length === 1 ? 0 : p.length).toString('utf8');

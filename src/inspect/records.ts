@@ -166,6 +166,8 @@ export interface FileStat {
 export interface WalkError {
   path: Name;
   errno: number;
+  /** Why, when the errno alone does not say it (an OS's filesystem mounted there that cannot be mounted: the kernel's reason). */
+  reason?: string;
 }
 
 /** What a walk streams: entries and errors; with content, each regular file's data and its end. */

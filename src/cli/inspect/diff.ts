@@ -30,7 +30,7 @@ export function register(program: Command): void {
         // What could not be read on either side: compared as far as it was read, each said after, exit 1.
         const unread: string[] = [];
         const onError = (e: DiffError) =>
-          unread.push(bounded(`appliance: ${e.side === 'a' ? sa.disk : sb.disk}: ${String(e.path)}: ${describeErrno(e.errno)}`));
+          unread.push(bounded(`appliance: ${e.side === 'a' ? sa.disk : sb.disk}: ${String(e.path)}: ${e.reason ?? describeErrno(e.errno)}`));
         const changes = await diff(ta, tb, { times: o.times, checksum: o.checksumAll ? 'all' : 'changed', onError });
         const said = () => {
           for (const line of unread) process.stderr.write(`${line}\n`);

@@ -32,7 +32,7 @@ export function register(program: Command): void {
           for await (const s of tree.walk(from, {
             depth: o.recursive ? Infinity : 1,
             checksum: o.checksum !== undefined,
-            onError: (e) => errors.push(`${String(e.path)}: ${describeErrno(e.errno)}`),
+            onError: (e) => errors.push(`${String(e.path)}: ${e.reason ?? describeErrno(e.errno)}`),
           })) {
             // Without -R the folder itself is not listed, its entries are (a file lists itself).
             if (first && !o.recursive && s.type === 'dir') {
