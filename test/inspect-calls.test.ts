@@ -125,6 +125,22 @@ describe('copy-out', () => {
   });
 });
 
+describe('paths as the library gives them back', () => {
+  it('are rooted, one slash apart, without "." components: "." is the root, a last "." asks for a folder as a trailing slash does', async () => {
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const fs = await img.mount('disk0:1');
+    expect((await fs.stat('.')).path).toBe('/');
+    expect((await fs.lstat('./etc//./fstab')).path).toBe('/etc/fstab');
+    const below: string[] = [];
+    for await (const e of fs.walk('/old/./', { depth: 1 })) below.push(String(e.path));
+    expect(below).toEqual(['/old', '/old/dir', '/old/file', '/old/link']);
+    expect(await fs.readdir('old/.')).toEqual(['dir', 'file', 'link']);
+    await expect(fs.stat('/etc/fstab/.')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(fs.readlink('etc/fstab')).rejects.toThrow(/^\/etc\/fstab: EINVAL: not a symbolic link/);
+    expect(await fs.readlink('./old/./link')).toBe('file');
+  });
+});
+
 describe('names that are not text', () => {
   it('copyOut gives the path of a copy whose name is not UTF-8 as its bytes (a Buffer that names it), never mangled', async () => {
     await using img = await inspect([image], { cacheDir: SHARED_CACHE });

@@ -65,19 +65,25 @@ function baseName(path: Name): Name {
 
 /**
  * A path from the filesystem's root, as every result names it: one slash between
- * components, a leading one added ("etc//x" is "/etc/x"), none at the end unless `keep`:
- * a file named with one is refused as the kernel refuses it (ENOTDIR), a symlink followed.
+ * components, a leading one added ("etc//x" is "/etc/x"), no "." components ("./etc/."
+ * is "/etc/": a last "." asks for a folder, as a trailing slash does), and none at the end
+ * unless `keep`: a file named with one is refused as the kernel refuses it (ENOTDIR), a
+ * symlink followed. ".." stays: what it leads to depends on the symlinks on the way.
  * Text stays text.
  */
 export function rootedPath(path: Name, trailing: 'keep' | 'drop' = 'drop'): Name {
   if (typeof path !== 'string' && !Buffer.isBuffer(path))
     throw new ApplianceError('EINVAL', `a path in an image is a string or a Buffer, not ${path === null ? 'null' : typeof path}`);
   const b = Buffer.from(path);
-  const out: number[] = [0x2f];
-  for (const c of b) if (c !== 0x2f || out[out.length - 1] !== 0x2f) out.push(c);
-  if (out.length > 1 && out[out.length - 1] === 0x2f && trailing === 'drop') out.pop();
-  if (out.length === b.length && Buffer.from(out).equals(b)) return path;
-  return typeof path === 'string' ? Buffer.from(out).toString('utf8') : Buffer.from(out);
+  const parts = b
+    .toString('latin1')
+    .split('/')
+    .map((c, i, all) => (c === '.' ? (i === all.length - 1 ? '' : undefined) : c))
+    .filter((c): c is string => c !== undefined);
+  const text = `/${parts.filter(Boolean).join('/')}${parts.length > 1 && parts.at(-1) === '' && trailing === 'keep' && parts.some(Boolean) ? '/' : ''}`;
+  const out = Buffer.from(text, 'latin1');
+  if (out.equals(b)) return path;
+  return typeof path === 'string' ? out.toString('utf8') : out;
 }
 
 /** Joins a directory path and a name, as bytes when either is. */
@@ -160,6 +166,7 @@ export class MountedFilesystem {
   }
 
   async readlink(path: Name): Promise<Name> {
+    path = rootedPath(path);
     const st = await this.lstat(path);
     if (st.type !== 'symlink') throw new ImageFileError('EINVAL', `${pathText(path)}: EINVAL: not a symbolic link`, osConstants.errno.EINVAL, path);
     return st.target!;
