@@ -191,6 +191,19 @@ describe('paths of the OS, resolved as its kernel does across its mount points',
     expect(await tree.resolve('/usr/lib/rel', true)).toBe('/boot/grub/g7');
     expect(await tree.resolve('/usr/lib/rel')).toBe('/usr/lib/rel');
   });
+
+  it('on a filesystem named alone too, a trailing slash follows a symlinked folder (in it); a file so named is ENOTDIR', async () => {
+    const ls = cli('ls', `${image}:1`, '/bin/');
+    expect([ls.status, ls.stdout]).toEqual([0, 'sh\n']);
+    expect(cli('ls', `${image}:1`, '/bin').stdout).toBe('bin\n');
+    const file = cli('ls', `${image}:1`, '/etc/fstab/');
+    expect([file.status, file.stderr]).toEqual([1, `appliance: ${image}: /etc/fstab/: ENOTDIR: not a folder\n`]);
+    await using img = await inspect([image], { cacheDir: SHARED_CACHE });
+    const fs = await img.mount('disk0:1');
+    const walked: string[] = [];
+    for await (const e of fs.walk('/bin/')) walked.push(String(e.path));
+    expect(walked).toEqual(['/bin', '/bin/sh']);
+  });
 });
 
 describe('an OS one of whose filesystems cannot be mounted', () => {

@@ -204,15 +204,22 @@ export class MountedFilesystem {
     return names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   }
 
-  /** `path` and everything below it, depth first, names in byte order, never leaving the filesystem. */
+  /**
+   * `path` and everything below it, depth first, names in byte order, never leaving the
+   * filesystem. A trailing slash follows `path` if it is a symlink (inside the filesystem),
+   * as ls does; a file so named is ENOTDIR.
+   */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
+    const kept = Buffer.from(rootedPath(path, 'keep'));
+    const follow = kept.length > 1 && kept.at(-1) === 0x2f;
+    if (follow) await this.stat(path);
     path = rootedPath(path);
     const depth = opts.depth ?? Infinity;
     countOption('depth', depth);
     const lease = await this.access();
     const count = walkCounter(opts.onProgress);
     try {
-      for await (const e of this.helper.walk(lease.dir, path, { depth, hash: opts.checksum, signal: opts.signal })) {
+      for await (const e of this.helper.walk(lease.dir, path, { depth, hash: opts.checksum, follow, signal: opts.signal })) {
         if (e.kind === 'entry') {
           count.entry(e.stat.path);
           yield e.stat;
