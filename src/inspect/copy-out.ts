@@ -42,6 +42,8 @@ export interface CopyOutProgress {
   dirs: number;
   symlinks: number;
   hardlinks: number;
+  /** FIFOs and device nodes made. */
+  specials: number;
   /** Bytes of data written so far. */
   bytes: number;
   /** The entry being copied, in the image. */
@@ -55,6 +57,8 @@ export interface CopyOutResult {
   dirs: number;
   symlinks: number;
   hardlinks: number;
+  /** FIFOs and device nodes made (a device only as root; sockets never: see `skipped`). */
+  specials: number;
   /** Bytes of data written (holes are not written). */
   bytes: number;
   /** What was not copied whole, one line each in the image's terms (its path, then why): a device without root, a socket, an unreadable entry. */
@@ -177,6 +181,7 @@ class CopyRun {
       dirs: 0,
       symlinks: 0,
       hardlinks: 0,
+      specials: 0,
       bytes: 0,
       skipped: [],
     };
@@ -218,8 +223,8 @@ class CopyRun {
 
   private progress(path: Name): void {
     if (!this.onProgress) return;
-    const { files, dirs, symlinks, hardlinks, bytes } = this.c.result;
-    this.onProgress({ files, dirs, symlinks, hardlinks, bytes, path });
+    const { files, dirs, symlinks, hardlinks, specials, bytes } = this.c.result;
+    this.onProgress({ files, dirs, symlinks, hardlinks, specials, bytes, path });
   }
 
   private defer(): void {
@@ -470,14 +475,10 @@ async function special(stat: FileStat, dest: Buffer, root: Buffer, result: CopyO
   } finally {
     await unlink(temp);
   }
+  result.specials++;
   await settle(dest, stat, false, result);
 }
 
-/**
- * Mode, owner (as root) and times, as the image has them. Not root, the copy is the
- * caller's: set-id bits are dropped (as tar does for a user), else a setuid file of the
- * image would run as the caller for anyone who can reach it.
- */
 /**
  * A time (seconds) as Node's utimes keeps it: it takes a negative number for "now", so a
  * time before 1970 goes as a Date (to the millisecond, which is what a Date holds).
@@ -486,6 +487,11 @@ function hostTime(seconds: number): number | Date {
   return seconds < 0 ? new Date(seconds * 1000) : seconds;
 }
 
+/**
+ * Mode, owner (as root) and times, as the image has them. Not root, the copy is the
+ * caller's: set-id bits are dropped (as tar does for a user), else a setuid file of the
+ * image would run as the caller for anyone who can reach it.
+ */
 async function settle(path: Buffer, stat: FileStat, isLink: boolean, result: CopyOutResult): Promise<void> {
   await owned(stat, result, (isRoot) =>
     reach(path, async (p) => {

@@ -50,7 +50,14 @@ const joined = (parts: Buffer[]): Buffer => Buffer.concat([Buffer.from('/'), ...
 
 /** The totals of two copies. */
 function sum(a: CopyOutProgress, b: CopyOutProgress): Omit<CopyOutProgress, 'path'> {
-  return { files: a.files + b.files, dirs: a.dirs + b.dirs, symlinks: a.symlinks + b.symlinks, hardlinks: a.hardlinks + b.hardlinks, bytes: a.bytes + b.bytes };
+  return {
+    files: a.files + b.files,
+    dirs: a.dirs + b.dirs,
+    symlinks: a.symlinks + b.symlinks,
+    hardlinks: a.hardlinks + b.hardlinks,
+    specials: a.specials + b.specials,
+    bytes: a.bytes + b.bytes,
+  };
 }
 
 /** HOSTDIR/NAME made anew (NAME: the path's last component) for a mount point's contents. */
@@ -256,7 +263,7 @@ export class OsTree implements FileTree {
     const into = start.inner.length === 1 && p.length > 1 ? await folderIn(hostDir, p) : hostDir;
     // The host folder that stands for `path`, which mount points below are placed relative to.
     const top = start.inner.length === 1 ? into : join(hostDir, basename(p.toString('utf8')));
-    const total: CopyOutResult = { path: top, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: [] };
+    const total: CopyOutResult = { path: top, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, specials: 0, bytes: 0, skipped: [] };
     const progress = (base: CopyOutResult) => (opts.onProgress ? (x: CopyOutProgress) => opts.onProgress!({ ...x, ...sum(base, x) }) : undefined);
     // What a part could not copy, said with its OS path (its lines start with its own).
     const add = (r: CopyOutResult, at: Buffer) => {
