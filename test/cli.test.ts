@@ -1,6 +1,6 @@
 // The CLI's usage errors, whoever finds them (commander or our option checks): exit
 // status 2, one line on stderr naming the mistake and the --help to read, nothing on stdout.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -62,5 +62,25 @@ describe('problem lines', () => {
     expect(r.status).toBe(125);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(r.stderr.trimEnd().length).toBeLessThanOrEqual(300);
+  });
+});
+
+describe('ls -l times', () => {
+  it('are local time, as GNU ls and virt-ls print them ("%F %T"); one a Date cannot hold (a hostile inode\'s), its seconds', async () => {
+    const { timeText } = await import('../src/cli/inspect/format.js');
+    const tz = process.env.TZ;
+    try {
+      for (const zone of ['UTC', 'Asia/Kolkata', 'America/St_Johns']) {
+        process.env.TZ = zone;
+        for (const t of [0, -1.5, 1733612345.999, 2_000_000_000.25, -2_208_988_800, 17_179_869_183]) {
+          const gnu = execFileSync('date', ['-d', `@${Math.floor(t)}`, '+%F %T'], { env: { TZ: zone }, encoding: 'utf8' }).trim();
+          expect([zone, t, timeText(t)]).toEqual([zone, t, gnu]);
+        }
+      }
+    } finally {
+      if (tz === undefined) delete process.env.TZ;
+      else process.env.TZ = tz;
+    }
+    expect(timeText(2 ** 62)).toBe(String(2 ** 62));
   });
 });

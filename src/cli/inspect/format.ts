@@ -34,8 +34,19 @@ function modeString(s: FileStat): string {
   return TYPE_CHAR[s.type]! + bits.join('');
 }
 
+/**
+ * A time as ls -l --full-time and virt-ls -l show it, in local time ("%F %T"); one a Date
+ * cannot hold (a hostile inode's, past 275,000 years) as its seconds.
+ */
+export function timeText(seconds: number): string {
+  const d = new Date(Math.floor(seconds) * 1000);
+  if (Number.isNaN(d.getTime())) return String(Math.floor(seconds));
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
 export function longLine(s: FileStat, name: Buffer, checksum: boolean): Buffer {
-  const when = new Date(s.mtime * 1000).toISOString().replace('T', ' ').slice(0, 19);
+  const when = timeText(s.mtime);
   const size = s.rdev ? `${s.rdev.major}, ${s.rdev.minor}` : String(s.size);
   // Widths that hold the usual values (links, ids up to 5 digits), so that columns line up
   // while entries stream out; a wider value widens only its own line.
