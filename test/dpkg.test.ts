@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_EXCLUDES, dependencyClosure, findInstalled, isExcluded, packageFiles, readDpkgDatabase } from '../src/host/dpkg.js';
-import { listDpkgPackages } from '../src/formats/dpkg-status.js';
+import { listDpkgPackages, parseDpkgStatus } from '../src/formats/dpkg-status.js';
 import { readFileSync } from 'node:fs';
 
 // A small dpkg database: alternatives, virtual packages, arch qualifiers, Pre-Depends,
@@ -179,6 +179,24 @@ describe('dpkg database of this host', () => {
       .map((l) => l.split('\t').slice(1).join('\t'));
     expect(ours.length).toBeGreaterThan(100);
     expect(ours.sort()).toEqual(theirs.sort());
+  });
+
+  it('lists an image\'s packages by virt-inspector\'s rule (lib/inspect-apps.c): a Status with "installed" in it, and a Version', () => {
+    const para = (name: string, status: string, version = '1') =>
+      `Package: ${name}\nStatus: ${status}\nArchitecture: amd64\n${version ? `Version: ${version}\n` : ''}\n`;
+    const text = [
+      para('ok', 'install ok installed'),
+      para('held', 'hold ok installed'),
+      para('half', 'install reinstreq half-installed'),
+      para('unpacked', 'install ok unpacked'),
+      para('triggers', 'install ok triggers-pending'),
+      para('removed', 'deinstall ok config-files'),
+      para('purged', 'purge ok not-installed', ''),
+      para('no-version', 'install ok installed', ''),
+    ].join('');
+    expect(listDpkgPackages(text).map((p) => p.name)).toEqual(['ok', 'held', 'half']);
+    // The host's own resolution takes only what is installed whole.
+    expect(parseDpkgStatus(text).map((p) => p.name)).toEqual(['ok', 'held', 'no-version']);
   });
 
   it("gives each package's summary, long description, homepage and source as dpkg-query does (what virt-inspector prints of them)", () => {

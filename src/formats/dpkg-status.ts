@@ -32,18 +32,15 @@ const KEPT = new Set(['package', 'status', 'architecture', 'version', 'multi-arc
 const LISTED = new Set(['package', 'status', 'architecture', 'version', 'description', 'homepage', 'source']);
 
 /**
- * Calls `each` with the `kept` fields of every package whose files are installed, in the
- * file's order. One pass with indexOf over the text, no line array and no map per
- * paragraph: a Debian system's status file is ~1 MB and inspection reads one on every
- * `inspect --packages`.
+ * Calls `each` with the `kept` fields of every package paragraph, in the file's order. One
+ * pass with indexOf over the text, no line array and no map per paragraph: a Debian
+ * system's status file is ~1 MB and inspection reads one on every `inspect --packages`.
  */
-function installedParagraphs(text: string, kept: Set<string>, each: (f: Record<string, string>) => void): void {
+function paragraphs(text: string, kept: Set<string>, each: (f: Record<string, string>) => void): void {
   let f: Record<string, string> = {};
   let last = '';
   const finish = () => {
-    const status = f.status?.split(/\s+/) ?? [];
-    // "install ok installed", but also "hold ok installed": what matters is the files are there.
-    if (f.package && status[2] === 'installed') each(f);
+    if (f.package) each(f);
     f = {};
     last = '';
   };
@@ -75,7 +72,9 @@ function installedParagraphs(text: string, kept: Set<string>, each: (f: Record<s
 /** The installed packages with what resolving them needs (host/dpkg.ts). */
 export function parseDpkgStatus(text: string): InstalledPackage[] {
   const out: InstalledPackage[] = [];
-  installedParagraphs(text, KEPT, (f) =>
+  paragraphs(text, KEPT, (f) => {
+    // "install ok installed", but also "hold ok installed": what matters is the files are there.
+    if (f.status?.split(/\s+/)[2] !== 'installed') return;
     out.push({
       name: f.package!,
       arch: f.architecture ?? 'all',
@@ -83,8 +82,8 @@ export function parseDpkgStatus(text: string): InstalledPackage[] {
       multiArch: f['multi-arch'] ?? 'no',
       depends: [...dependencyNames(f['pre-depends'] ?? ''), ...dependencyNames(f.depends ?? '')],
       provides: dependencyNames(f.provides ?? '').map((g) => g[0]!),
-    }),
-  );
+    });
+  });
   return out;
 }
 
@@ -105,7 +104,10 @@ export interface ListedPackage {
 /** The installed packages as an inspected image's package list: names, versions, architectures and what virt-inspector prints of them. */
 export function listDpkgPackages(text: string): ListedPackage[] {
   const out: ListedPackage[] = [];
-  installedParagraphs(text, LISTED, (f) => {
+  paragraphs(text, LISTED, (f) => {
+    // virt-inspector's rule (lib/inspect-apps.c): a Status with "installed" in it (so
+    // "half-installed" too), and a Version.
+    if (!f.status?.includes('installed') || !f.version) return;
     const d = f.description;
     const cut = d?.indexOf('\n') ?? -1;
     out.push({
