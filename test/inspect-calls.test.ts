@@ -206,6 +206,126 @@ describe('paths of the OS, resolved as its kernel does across its mount points',
   });
 });
 
+describe("an OS's mount points, placed as mount(8) places them", () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+  // fstab mounts on a file (/opt), through a symlink (/srv -> var/srv), on a folder the root
+  // lacks (/data), below a symlinked folder (/home -> var/home, then /home/alice), and on a
+  // path with ".." in it (/boot/../mnt): the kernel mounts the second, fourth and fifth at
+  // /var/srv, /var/home/alice and /mnt, and refuses the first and the third.
+  const os = (name: string, opt: string, srv: string) => {
+    const root = join(work, `${name}-root`);
+    for (const d of ['etc', 'usr/bin', 'var/srv', 'var/other', 'var/home/alice', 'boot', 'mnt']) mkdirSync(join(root, d), { recursive: true });
+    writeFileSync(join(root, 'etc/os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n');
+    writeFileSync(
+      join(root, 'etc/fstab'),
+      [
+        'LABEL=ROOT / ext4 defaults 0 1',
+        'LABEL=FSA /srv ext4 defaults 0 2',
+        'LABEL=FSB /data ext4 defaults 0 2',
+        'LABEL=FSC /opt ext4 defaults 0 2',
+        'LABEL=FSD /home/alice ext4 defaults 0 2',
+        'LABEL=FSE /boot/../mnt ext4 defaults 0 2',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(root, 'opt'), opt);
+    writeFileSync(join(root, 'var/srv/beneath'), 'hidden by FSA\n');
+    writeFileSync(join(root, 'var/home/alice/beneath'), 'hidden by FSD\n');
+    writeFileSync(join(root, 'mnt/beneath'), 'hidden by FSE\n');
+    copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
+    symlinkSync('usr/bin', join(root, 'bin'));
+    symlinkSync(srv, join(root, 'srv'));
+    symlinkSync('var/home', join(root, 'home'));
+    const parts = [['ROOT', root, 24]] as [string, string | undefined, number][];
+    for (const l of ['FSA', 'FSB', 'FSC', 'FSD', 'FSE']) {
+      const dir = join(work, `${name}-${l}`);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `in-${l}`), `${l}\n`);
+      parts.push([l, dir, 8]);
+    }
+    const disk = join(work, `${name}.img`);
+    let start = 2048;
+    const table = ['label: gpt'];
+    const at: [string, number][] = [];
+    for (const [label, dir, mb] of parts) {
+      const img = join(work, `${name}-${label}.img`);
+      execFileSync('mkfs.ext4', ['-q', '-L', label, ...(dir ? ['-d', dir] : []), img, `${mb}M`]);
+      table.push(`start=${start}, size=${mb * 2048}`);
+      at.push([img, start]);
+      start += mb * 2048;
+    }
+    execFileSync('truncate', ['-s', `${(start + 2048) * 512}`, disk]);
+    execFileSync('sfdisk', ['-q', disk], { input: `${table.join('\n')}\n` });
+    for (const [img, seek] of at) execFileSync('dd', [`if=${img}`, `of=${disk}`, 'bs=512', `seek=${seek}`, 'conv=notrunc', 'status=none']);
+    return disk;
+  };
+  let disk: string;
+  beforeAll(() => {
+    disk = os('placed', 'a file\n', 'var/srv');
+  });
+
+  it('ls -R lists each filesystem where the kernel mounts it, and the file and symlink the refused mounts leave, as virt-ls does', async () => {
+    const r = cli('ls', '-R', disk, '/');
+    expect([r.status, r.stderr]).toEqual([0, '']);
+    const ours = r.stdout.split('\n').filter(Boolean);
+    for (const p of ['/opt', '/srv', '/var/srv/in-FSA', '/var/home/alice/in-FSD', '/mnt/in-FSE']) expect(ours).toContain(p);
+    for (const p of ['/data', '/var/srv/beneath', '/var/home/alice/beneath', '/mnt/beneath', '/opt/in-FSC']) expect(ours).not.toContain(p);
+    const theirs = (await virt('virt-ls', ['-R', '-a', disk, '/'])).stdout.toString().split('\n').filter(Boolean);
+    expect(ours.slice(1)).toEqual(theirs.map((p) => `/${p}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+  });
+
+  it('a path reads what the OS has there: cat of the file a mount was refused on, ENOENT for a missing mount point, the mounted filesystem through the symlink', () => {
+    expect(cli('cat', disk, '/opt').stdout).toBe('a file\n');
+    const data = cli('ls', disk, '/data');
+    expect([data.status, data.stderr]).toEqual([1, `appliance: ${disk}: /data: ENOENT: no such file or folder\n`]);
+    expect(cli('ls', disk, '/srv/').stdout).toBe('in-FSA\nlost+found\n');
+    expect(cli('cat', disk, '/home/alice/in-FSD', '/mnt/in-FSE').stdout).toBe('FSD\nFSE\n');
+  });
+
+  it('diff sees the file and the symlink as changed, and what moved with the mount', () => {
+    const other = os('placed-other', 'another file\n', 'var/other');
+    const d = cli('diff', disk, other);
+    expect([d.status, d.stderr]).toEqual([0, '']);
+    expect(d.stdout.split('\n').filter(Boolean)).toEqual([
+      '= - 0644         13 /opt (size, content)',
+      '= l 0777          9 /srv -> var/other (target; was -> var/srv)',
+      '+ - 0644          4 /var/other/in-FSA',
+      '+ d 0700      12288 /var/other/lost+found',
+      '+ - 0644         14 /var/srv/beneath',
+      '- - 0644          4 /var/srv/in-FSA',
+      '- d 0700      12288 /var/srv/lost+found',
+    ]);
+  });
+});
+
+describe('a disk with two operating systems', () => {
+  it('is refused for a path of "the OS", as libguestfs refuses a multi-boot disk, naming the roots to choose from', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    const imgs = ['a', 'b'].map((n) => {
+      const root = join(work, `two-${n}`);
+      mkdirSync(join(root, 'etc'), { recursive: true });
+      mkdirSync(join(root, 'usr/bin'), { recursive: true });
+      writeFileSync(join(root, 'etc/os-release'), `NAME="Debian GNU/Linux"\nVERSION_ID="1${n === 'a' ? 2 : 1}"\nID=debian\n`);
+      writeFileSync(join(root, 'etc/fstab'), `LABEL=ROOT${n} / ext4 defaults 0 1\n`);
+      copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
+      symlinkSync('usr/bin', join(root, 'bin'));
+      execFileSync('mkfs.ext4', ['-q', '-L', `ROOT${n}`, '-d', root, join(work, `two-${n}.img`), '16M']);
+      return join(work, `two-${n}.img`);
+    });
+    const disk = join(work, 'two-os.img');
+    execFileSync('truncate', ['-s', '34M', disk]);
+    execFileSync('sfdisk', ['-q', disk], { input: 'label: dos\nstart=2048, size=16M, type=83\nstart=34816, type=83\n' });
+    execFileSync('dd', [`if=${imgs[0]}`, `of=${disk}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
+    execFileSync('dd', [`if=${imgs[1]}`, `of=${disk}`, 'bs=512', 'seek=34816', 'conv=notrunc', 'status=none']);
+    const r = cli('cat', disk, '/etc/os-release');
+    expect([r.status, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toBe(
+      `appliance: ${disk} holds 2 operating systems (roots ${disk}:1, ${disk}:2), and a path may be in either: name a filesystem to read it alone (${disk}:1, say)\n`,
+    );
+    expect(cli('cat', `${disk}:2`, '/etc/os-release').stdout).toContain('VERSION_ID="11"');
+  });
+});
+
 describe('an OS one of whose filesystems cannot be mounted', () => {
   const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
   // A Debian-like root whose fstab mounts /srv from a partition the kernel refuses to mount.
@@ -215,6 +335,7 @@ describe('an OS one of whose filesystems cannot be mounted', () => {
     writeFileSync(join(root, 'etc/os-release'), 'NAME="Debian GNU/Linux"\nVERSION_ID="12"\nID=debian\n');
     writeFileSync(join(root, 'etc/fstab'), 'LABEL=ROOT / ext4 defaults 0 1\nLABEL=BROKEN /srv ext4 defaults 0 2\n');
     for (const f of extra) writeFileSync(join(root, f), `${f}\n`);
+    writeFileSync(join(root, 'srv/beneath'), 'under the mount\n');
     copyFileSync('/bin/sh', join(root, 'usr/bin/sh'));
     symlinkSync('usr/bin', join(root, 'bin'));
     const r = join(work, `${name}-r.img`);
@@ -233,19 +354,26 @@ describe('an OS one of whose filesystems cannot be mounted', () => {
   beforeAll(() => {
     disk = brokenOs('broken-os');
   });
-  const srvLine = (img: string) =>
+  const srvLine = (img: string, path = '/srv') =>
     new RegExp(
-      `^appliance: ${img.replaceAll('/', '\\/').replaceAll('.', '\\.')}: /srv: cannot mount its filesystem \\(ext4, read-only\\): EINVAL: .*invalid first ino`,
+      `^appliance: ${img.replaceAll('/', '\\/').replaceAll('.', '\\.')}: ${path}: cannot mount its filesystem \\(ext4, read-only\\): EINVAL: .*invalid first ino`,
     );
-  const listed = ['/', '/bin', '/etc', '/etc/fstab', '/etc/os-release', '/lost+found', '/srv', '/usr', '/usr/bin', '/usr/bin/sh'];
+  const listed = ['/', '/bin', '/etc', '/etc/fstab', '/etc/os-release', '/lost+found', '/srv', '/srv/beneath', '/usr', '/usr/bin', '/usr/bin/sh'];
 
-  it('cat of a file elsewhere reads it; a path in that filesystem says why it cannot be read (EMOUNT)', () => {
+  it('cat of a file elsewhere reads it; a path in that filesystem is read beneath its mount point, as virt-cat reads it, and says why, exit 1', () => {
     const fstab = cli('cat', disk, '/etc/fstab');
     expect([fstab.status, fstab.stderr]).toEqual([0, '']);
     expect(fstab.stdout).toContain('LABEL=BROKEN /srv');
-    const srv = cli('cat', disk, '/srv/x');
-    expect(srv.status).not.toBe(0);
-    expect(srv.stderr).toMatch(/^appliance: cannot mount .*broken-os\.img:2 \(ext4, read-only\)/);
+    const srv = cli('cat', disk, '/srv/beneath', '/srv/x');
+    expect([srv.status, srv.stdout]).toEqual([1, 'under the mount\n']);
+    const lines = srv.stderr.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(srvLine(disk, '/srv/beneath'));
+    expect(lines[1]).toMatch(srvLine(disk, '/srv/x'));
+    expect(lines[2]).toBe(`appliance: ${disk}: /srv/x: ENOENT: no such file or folder`);
+    const ls = cli('ls', disk, '/srv');
+    expect([ls.status, ls.stdout]).toEqual([1, 'beneath\n']);
+    expect(ls.stderr).toMatch(srvLine(disk));
   });
 
   it('ls -R lists the rest, its mount point as the folder beneath it, as virt-ls does, says why on one line, exit 1', async () => {
@@ -262,13 +390,13 @@ describe('an OS one of whose filesystems cannot be mounted', () => {
     expect([etc.status, etc.stderr]).toEqual([0, '']);
   });
 
-  it('copy-out copies the rest and says why /srv is empty, exit 1; diff compares the rest, exit 1', () => {
+  it('copy-out copies the rest, /srv as the folder beneath it, and says why, exit 1; diff compares the rest, exit 1', () => {
     const into = mkdtempSync(join(work, 'broken-copy-'));
     const c = cli('copy-out', disk, '/', into);
     expect(c.stderr).toMatch(srvLine(disk));
     expect(c.status).toBe(1);
     expect(readFileSync(join(into, 'etc/fstab'), 'utf8')).toContain('LABEL=BROKEN /srv');
-    expect(readdirSync(join(into, 'srv'))).toEqual([]);
+    expect(readdirSync(join(into, 'srv'))).toEqual(['beneath']);
     const other = brokenOs('broken-other', ['etc/added']);
     const d = cli('diff', disk, other);
     expect(d.stdout).toMatch(/^\+ - 0644 +\d+ \/etc\/added\n$/);

@@ -68,6 +68,8 @@ export class Inspection {
   private readonly prefetched = new Map<string, Map<string, Buffer | undefined>>();
   /** Each Windows root's applications, read with its facts (its SOFTWARE hive): its packages when asked for. */
   private readonly windowsApps = new Map<string, Package[]>();
+  /** Each OS's tree, by its root's id (osTree). */
+  private readonly osTrees = new Map<string, Promise<OsTree>>();
   private subvolumesListed = false;
   private closed = false;
   private slots = 0;
@@ -289,9 +291,14 @@ export class Inspection {
    * mount points (OsTree.resolve); its last component too with `follow` (to read a file's
    * content through a symlink, as cat does).
    */
-  async locate(path: Name, selector = '', disk = 0, opts: { follow?: boolean } = {}): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string }> {
+  async locate(
+    path: Name,
+    selector = '',
+    disk = 0,
+    opts: { follow?: boolean } = {},
+  ): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string; unmounted?: Unmounted }> {
     if (selector) return { fs: await this.mount(/^\d+$/.test(selector) ? `disk${disk}:${selector}` : selector), path, mountpoint: '/' };
-    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
+    const mine = this.filesystemsOn(disk);
     // The only filesystem, unless volumes that may hold more were left unassembled (a
     // clone's), or it is a btrfs, whose OS may be in a subvolume (@): then the OS is asked.
     if (mine.length === 1 && mine[0]!.info.type !== 'btrfs' && !this.clonedOn(disk)) return { fs: await this.mount(mine[0]!.info.id), path, mountpoint: '/' };
@@ -302,36 +309,51 @@ export class Inspection {
     }
     // The OS's path as its kernel resolves it across its mount points (OsTree.resolve): a
     // symlink into another filesystem followed there, ".." after a symlink its target's parent.
-    // Every filesystem that mounts is walked through; one that cannot is left out here, and
-    // a path in it says why below, when its own filesystem is mounted (EMOUNT).
-    path = await new OsTree((await this.osMounts(os)).mounts).resolve(path, opts.follow);
-    const text = Buffer.from(path).toString('latin1');
-    const mountpoint = Object.keys(os.mountpoints)
-      .filter((m) => m === '/' || text === m || text.startsWith(`${m}/`))
-      .sort((a, b) => b.length - a.length)[0]!;
-    const inner = mountpoint === '/' ? path : Buffer.from(text.slice(mountpoint.length) || '/', 'latin1');
-    return { fs: await this.mount(os.mountpoints[mountpoint]!), path: typeof path === 'string' ? Buffer.from(inner).toString('utf8') : inner, mountpoint };
+    return (await this.osTree(os)).locate(path, opts.follow);
   }
 
   /**
    * Disk `disk`'s files as its OS sees them (its fstab's filesystems at their mount points,
-   * looked for on that disk first: see matchEntry), or its only filesystem when it has one.
-   * An OS's filesystem other than its root that cannot be mounted is left out, as
-   * libguestfs's tools leave it: its mount point shows the folder beneath it, and the
-   * tree's `unmounted` says why (its walks and copies say it too, at that folder). A root
-   * that cannot be mounted throws EMOUNT.
+   * looked for on that disk first: see matchEntry, and placed as mount(8) places them: see
+   * OsTree.of), or its only filesystem when it has one. An OS's filesystem other than its
+   * root that cannot be mounted is left out, as libguestfs's tools leave it: its mount point
+   * shows the folder beneath it, and the tree's `unmounted` says why (its walks and copies
+   * say it too, at that folder). A root that cannot be mounted throws EMOUNT.
    */
   async tree(disk = 0): Promise<FileTree> {
-    const mine = this.entries.filter((e) => !e.info.error && !e.info.subvolume && this.onDisk(e, disk));
+    const mine = this.filesystemsOn(disk);
     const os = await this.osOn(disk);
     if (!os) {
       this.assertAssembled(disk);
       return this.mount(mine.length === 1 ? mine[0]!.info.id : `disk${disk}`);
     }
-    const { mounts, unmounted } = await this.osMounts(os);
-    const root = unmounted.find((u) => u.mountpoint === '/');
-    if (root) throw root.error;
-    return new OsTree(mounts, unmounted);
+    return this.osTree(os);
+  }
+
+  /**
+   * The filesystems on disk `disk` (not subvolumes) that the scan found mountable: one whose
+   * mount failed since still counts, so that a call after that failure reads the disk as the
+   * first call did (its OS, not its other filesystem alone).
+   */
+  private filesystemsOn(disk: number): FsEntry[] {
+    return this.entries.filter((e) => mountOptions(e.info.type) && !e.info.subvolume && this.onDisk(e, disk));
+  }
+
+  /** An OS's tree (tree()), made once: its filesystems mounted, their mount points resolved. */
+  private osTree(os: OperatingSystem): Promise<OsTree> {
+    let tree = this.osTrees.get(os.root);
+    if (!tree) {
+      tree = (async () => {
+        const { mounts, unmounted } = await this.osMounts(os);
+        const root = unmounted.find((u) => u.mountpoint === '/');
+        if (root) throw root.error;
+        return OsTree.of(mounts, unmounted);
+      })();
+      // A failure is not kept: the next call tries again (and says why again).
+      tree.catch(() => this.osTrees.delete(os.root));
+      this.osTrees.set(os.root, tree);
+    }
+    return tree;
   }
 
   /** An OS's filesystems at their mount points: those that mount, and why each other one does not. */
@@ -355,10 +377,19 @@ export class Inspection {
 
   /** The OS whose root is on disk `disk` (an LV's or an array's root too, through what it is built on), if one is. */
   private async osOn(disk: number): Promise<OperatingSystem | undefined> {
-    return (await this.os()).find((o) => {
+    const found = (await this.os()).filter((o) => {
       const root = this.entries.find((e) => e.info.id === o.root);
       return root !== undefined && this.onDisk(root, disk);
     });
+    // Which one a path means cannot be told: refused, as libguestfs's tools refuse a multi-boot disk.
+    if (found.length > 1)
+      throw new FilesystemError(
+        'ENOFS',
+        (w) =>
+          `${w.fs(`disk${disk}`)} holds ${found.length} operating systems (roots ${found.map((o) => w.fs(o.root)).join(', ')}), and a path ` +
+          `may be in either: name a filesystem to read it alone (${w.fs(found[0]!.root)}, say)`,
+      );
+    return found[0];
   }
 
   /**

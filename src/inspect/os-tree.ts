@@ -48,6 +48,11 @@ const components = (p: Buffer): Buffer[] =>
     .map((c) => Buffer.from(c, 'latin1'));
 const joined = (parts: Buffer[]): Buffer => Buffer.concat([Buffer.from('/'), ...parts.flatMap((c, i) => (i ? [Buffer.from('/'), c] : [c]))]);
 
+/** Why an unmounted filesystem's mount point shows the folder beneath it, in words that need no name for the filesystem. */
+export function unmountedReason(u: Unmounted): string {
+  return u.error.inWords({ fs: () => 'its filesystem', selector: (text) => text }).split('\n')[0]!;
+}
+
 /** The totals of two copies. */
 function sum(a: CopyOutProgress, b: CopyOutProgress): Omit<CopyOutProgress, 'path'> {
   return {
@@ -109,16 +114,72 @@ export class OsTree implements FileTree {
   }
 
   /**
+   * An OS's filesystems where mount(8) puts them: mount points shortest first, as libguestfs
+   * mounts them (fstab's order among equals), each resolved through the mounts made before it
+   * as the kernel resolves it (its symlinks followed, ".." taken from what was reached), and
+   * mounted only where that is a folder: one whose mount point is missing or not a folder is
+   * left out, as mount(8) fails on it, and what the OS has there (a file, a symlink) stays.
+   * A second mount at one place covers the first. An unmounted filesystem's mount point is
+   * resolved alike (its folder is where walks say why).
+   */
+  static async of(mounts: readonly Mount[], unmounted: readonly Unmounted[] = []): Promise<OsTree> {
+    const shortestFirst = <T extends { mountpoint: string }>(xs: readonly T[]) => [...xs].sort((a, b) => a.mountpoint.length - b.mountpoint.length);
+    const placed: Mount[] = [];
+    const place = async (mountpoint: string): Promise<string | undefined> => {
+      if (mountpoint === '/' || !placed.length) return mountpoint === '/' ? '/' : undefined;
+      const tree = new OsTree(placed);
+      const at = await tree.resolve(mountpoint, true).catch(() => undefined);
+      if (typeof at !== 'string') return undefined;
+      const h = tree.holder(at);
+      return (await h.fs.lstat(h.inner).catch(() => undefined))?.type === 'dir' ? (rootedPath(at) as string) : undefined;
+    };
+    for (const m of shortestFirst(mounts)) {
+      const at = await place(m.mountpoint);
+      if (at === undefined) continue;
+      const same = placed.findIndex((x) => x.mountpoint === at);
+      if (same >= 0) placed.splice(same, 1);
+      placed.push({ mountpoint: at, fs: m.fs });
+    }
+    const left: Unmounted[] = [];
+    for (const u of shortestFirst(unmounted)) {
+      const at = await place(u.mountpoint);
+      if (at !== undefined) left.push({ ...u, mountpoint: at });
+    }
+    return new OsTree(placed, left);
+  }
+
+  /**
+   * Where `path` is (resolved as `resolve` does): its filesystem, the path in it, that
+   * filesystem's mount point, and, when an unmounted filesystem's mount point is at or above
+   * it, that one (the path is then read in the folder beneath it).
+   */
+  async locate(path: Name, follow = false): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string; unmounted?: Unmounted }> {
+    const resolved = await this.resolve(path, follow);
+    const h = this.holder(resolved);
+    const p = bytes(rootedPath(resolved));
+    const under = this.unmounted.filter((u) => u.mountpoint.length > h.at.length && within(p, Buffer.from(u.mountpoint)));
+    const unmounted = under.sort((a, b) => b.mountpoint.length - a.mountpoint.length)[0];
+    // The path in its filesystem, its trailing slash kept (what it names must be a folder).
+    const trailing = Buffer.from(resolved).length > 1 && Buffer.from(resolved).at(-1) === 0x2f && h.inner.length > 1;
+    const inner = trailing ? Buffer.concat([h.inner, Buffer.from('/')]) : h.inner;
+    return {
+      fs: h.fs,
+      path: typeof path === 'string' && isUtf8(inner) ? inner.toString('utf8') : inner,
+      mountpoint: h.at.toString('utf8'),
+      ...(unmounted ? { unmounted } : {}),
+    };
+  }
+
+  /**
    * What a walk or a copy of `p` (held by the filesystem at `at`) leaves out: the unmounted
    * filesystems at `p` or below it, or the one `p` is in, each with its mount point's path
-   * (or `p`'s) and why, in words that need no name for the filesystem.
+   * (or `p`'s) and why.
    */
   private leftOut(p: Buffer, at: Buffer): { path: Buffer; reason: string }[] {
     return this.unmounted.flatMap((u) => {
       const m = Buffer.from(u.mountpoint);
-      const reason = u.error.inWords({ fs: () => 'its filesystem', selector: (text) => text }).split('\n')[0]!;
-      if (within(m, p)) return [{ path: m, reason }];
-      return m.length > at.length && within(p, m) ? [{ path: p, reason }] : [];
+      if (within(m, p)) return [{ path: m, reason: unmountedReason(u) }];
+      return m.length > at.length && within(p, m) ? [{ path: p, reason: unmountedReason(u) }] : [];
     });
   }
 

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
+import { unmountedReason } from '../../inspect/os-tree.js';
 import { parseSize } from '../../units.js';
 import { action, bounded, eachPath, stdoutGone, usageError } from '../common.js';
 import { asGiven, common, onImage, open, pathArg, splitDiskFs, type CommonOptions } from './options.js';
@@ -22,6 +23,11 @@ export function register(program: Command): void {
         for (const path of paths) {
           const failed = await eachPath(o.verbose === true, async () => {
             const at = await onImage(disk, () => img.locate(pathArg(path), fs, 0, { follow: true }));
+            // In a filesystem the OS mounts that cannot be mounted: read beneath its mount point, as libguestfs reads it, and said.
+            if (at.unmounted) {
+              process.stderr.write(`${bounded(`appliance: ${disk}: ${path}: ${unmountedReason(at.unmounted)}`)}\n`);
+              status = Math.max(status, 1);
+            }
             // A file whose inode claims 1 TiB is 1 TiB of zeros to cat(1) too; --max-bytes is the bound.
             const cut = await copyToStdout(at.fs.createReadStream(at.path), max ?? Infinity).catch((err: unknown) => {
               throw asGiven(err, path, at, disk);

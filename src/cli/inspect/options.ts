@@ -50,6 +50,8 @@ export function splitDiskFs(spec: string): { disk: string; fs: string } {
 
 /** A FilesystemError of an inspection of the image `disk` alone (its disk0) in this command line's names (`disk.img:2`, not disk0:2). */
 function inImageWords(err: unknown, disk: string): unknown {
+  // A file of the image that cannot be reached (a symlink loop on the way: ELOOP) names the image too.
+  if (err instanceof ImageFileError) return new ImageFileError(err.code, `${pathText(disk)}: ${err.message}`, err.errno, err.path);
   if (!(err instanceof FilesystemError)) return err;
   const name = (id: string) => fsName(id, disk);
   return new ApplianceError(err.code, err.inWords({ fs: name, selector: name }), { cause: err });
