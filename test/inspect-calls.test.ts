@@ -224,6 +224,8 @@ describe("an OS's mount points, placed as mount(8) places them", () => {
         'LABEL=FSB /data ext4 defaults 0 2',
         'LABEL=FSC /opt ext4 defaults 0 2',
         'LABEL=FSD /home/alice ext4 defaults 0 2',
+        // 70 KB of comments first: an fstab is read whole (it was cut at 64 KiB, this line lost unsaid).
+        '# a comment\n'.repeat(6000),
         'LABEL=FSE /boot/../mnt ext4 defaults 0 2',
         '',
       ].join('\n'),

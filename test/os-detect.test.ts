@@ -444,6 +444,29 @@ describe('fstab as libguestfs keeps it (inspect_fs_unix_fstab.ml)', () => {
   });
 });
 
+describe('long files', () => {
+  it('an fstab or os-release past 64 KiB is read whole (a line at its end counts); one past 1 000 000 bytes is left unread, as libguestfs leaves it, and said', () => {
+    const padding = '# padding\n'.repeat(7000); // 70 KB
+    const fstab = `/dev/sda1 / ext4 defaults 0 1\n${padding}/dev/sda2 /home ext4 defaults 0 2\n`;
+    const release = `${padding}${osRelease({ NAME: '"Debian GNU/Linux"', VERSION_ID: '"12"', ID: 'debian' })}`;
+    const table = { '/dev/sda1': 'disk0:1', '/dev/sda2': 'disk0:2' };
+    const [os] = detectSystems(
+      [{ info: { id: 'disk0:1', type: 'ext4' }, files: treeFiles(linux({ '/etc/fstab': fstab, '/etc/os-release': release })) }],
+      matcher(table),
+    );
+    expect(os!.mountpoints).toEqual({ '/': 'disk0:1', '/home': 'disk0:2' });
+    expect([os!.distro, os!.version.major]).toEqual(['debian', 12]);
+    expect(os!.warnings).toBeUndefined();
+    const huge = `${'# padding\n'.repeat(100_001)}/dev/sda2 /home ext4 defaults 0 2\n`;
+    const [big] = detectSystems(
+      [{ info: { id: 'disk0:1', type: 'ext4' }, files: treeFiles(linux({ '/etc/fstab': huge, '/etc/os-release': release })) }],
+      matcher(table),
+    );
+    expect(big!.mountpoints).toEqual({ '/': 'disk0:1' });
+    expect(big!.warnings).toEqual(['/etc/fstab is larger than 1000000 bytes: not read, as libguestfs does not read it']);
+  });
+});
+
 describe('the passes over all filesystems (inspect.ml)', () => {
   it('CoreOS (the phony guest): the root (update.conf) takes its /usr’s os-release; mount points / and /usr (collect_coreos_inspection_info)', () => {
     const release = osRelease({

@@ -71,8 +71,12 @@ export interface OperatingSystem {
   packagesError?: string;
 }
 
-/** Small files are read whole up to this (a release file is under 1 KiB, an fstab a few). */
-const FILE_LIMIT = 64 * 1024;
+/**
+ * Small files are read whole up to this (a release file is under 1 KiB, an fstab a few);
+ * a longer one is left unread, as libguestfs leaves it (read_small_file's 1 000 000 bytes),
+ * and said in the OS's warnings: cut short, its lines past the cut would be lost unsaid.
+ */
+const FILE_LIMIT = 1_000_000;
 
 /**
  * What OS detection reads of each candidate filesystem, in one call: small files whole
@@ -81,7 +85,7 @@ const FILE_LIMIT = 64 * 1024;
  * OSTree's among them (isOstreeSysroot).
  */
 const OS_READS: { paths: string[]; limit: number | 'types' }[] = [
-  { paths: ROLE_READS.text, limit: FILE_LIMIT },
+  { paths: ROLE_READS.text, limit: FILE_LIMIT + 1 },
   { paths: ROLE_READS.headers, limit: ELF_HEADER_BYTES },
   { paths: [...ROLE_READS.markers, OSTREE_MARKER], limit: 0 },
   { paths: ROLE_READS.types, limit: 'types' },
@@ -116,11 +120,14 @@ export const isOstreeSysroot = (files: (Buffer | undefined)[]) => files[OS_FILES
  */
 export function detectSystems(candidates: OsCandidate[], match: FstabMatch): OperatingSystem[] {
   const placed = candidates.flatMap((c): Placed[] => {
-    const at = new Map(OS_FILES.map((p, i) => [p, c.files[i]]));
+    const tooLarge = ROLE_READS.text.filter((_, i) => (c.files[i]?.length ?? 0) > FILE_LIMIT);
+    // There, but not read: empty (an fstab's presence still tells a root).
+    const at = new Map(OS_FILES.map((p, i) => [p, tooLarge.includes(p) ? Buffer.alloc(0) : c.files[i]]));
     const file = (p: string) => at.get(p);
     const types = new Map(ROLE_READS.types.map((p, i) => [p, typeRead(c.files[TYPES_AT + i])]));
     const role = filesystemRole({ file, header: file, type: (p) => types.get(p) });
-    return role ? [{ info: c.info, role, file, deployment: c.deployment, ...resolveFstab(c.info.id, role.data, file, match) }] : [];
+    const warnings = tooLarge.map((p) => `${p} is larger than ${FILE_LIMIT} bytes: not read, as libguestfs does not read it`);
+    return role ? [{ info: c.info, role, file, deployment: c.deployment, warnings, ...resolveFstab(c.info.id, role.data, file, match) }] : [];
   });
   return assembleRoots(placed).map(operatingSystem);
 }
@@ -152,6 +159,7 @@ function operatingSystem(p: Placed): OperatingSystem {
     mountpoints,
     fstab: p.fstab,
     unmatched: p.unmatched,
+    ...(p.warnings?.length ? { warnings: p.warnings } : {}),
   };
   for (const k of Object.keys(os) as (keyof OperatingSystem)[]) if (os[k] === undefined) delete os[k];
   return os;

@@ -31,6 +31,8 @@ export interface Placed {
   unmatched: string[];
   /** An OSTree deployment: the folder of the filesystem that is the root. */
   deployment?: Deployment;
+  /** Files of it that were not read, and why (too large). */
+  warnings?: string[];
 }
 
 /** The filesystem (our id) an fstab line of root `rootId` names, if attached (looked for on the root's own disk first). */
