@@ -444,6 +444,22 @@ describe('fstab as libguestfs keeps it (inspect_fs_unix_fstab.ml)', () => {
   });
 });
 
+describe('fstab escapes', () => {
+  it('are decoded as getmntent decodes them: \\040 a space, \\011 a tab, \\012 a newline, \\134 and \\\\ a backslash', () => {
+    const fstab = [
+      '/dev/sda1 / ext4 defaults 0 1',
+      '/dev/sda2 /a\\040b ext4 defaults 0 2',
+      '/dev/sda3 /t\\011ab ext4 defaults 0 2',
+      '/dev/sda4 /n\\012l ext4 defaults 0 2',
+      '/dev/sda5 /b\\134s\\\\x ext4 defaults 0 2',
+      '',
+    ].join('\n');
+    const table = { '/dev/sda1': 'disk0:1', '/dev/sda2': 'disk0:2', '/dev/sda3': 'disk0:3', '/dev/sda4': 'disk0:4', '/dev/sda5': 'disk0:5' };
+    const [os] = detectSystems([{ info: { id: 'disk0:1', type: 'ext4' }, files: treeFiles(linux({ '/etc/fstab': fstab })) }], matcher(table));
+    expect(Object.keys(os!.mountpoints).sort()).toEqual(['/', '/a b', '/b\\s\\x', '/n\nl', '/t\tab']);
+  });
+});
+
 describe('long files', () => {
   it('an fstab or os-release past 64 KiB is read whole (a line at its end counts); one past 1 000 000 bytes is left unread, as libguestfs leaves it, and said', () => {
     const padding = '# padding\n'.repeat(7000); // 70 KB

@@ -25,7 +25,9 @@ export function canonicalPath(path: string): string {
   return path.startsWith('/') ? `/${parts}` : parts;
 }
 
-const unescape = (field: string) => field.replace(/\\040/g, ' ');
+/** What getmntent(3) decodes in a field (glibc's decode_name): a space, a tab, a newline or a backslash written in octal, and a doubled backslash. */
+const ESCAPES: Record<string, string> = { '\\040': ' ', '\\011': '\t', '\\012': '\n', '\\134': '\\', '\\\\': '\\' };
+const unescape = (field: string) => field.replace(/\\(?:040|011|012|134|\\)/g, (e) => ESCAPES[e]!);
 
 const letter = (disk: number) => String.fromCharCode(97 + disk);
 
