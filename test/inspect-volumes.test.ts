@@ -368,6 +368,13 @@ describe('a second OS on btrfs subvolumes, iso9660, squashfs and exfat, compared
     );
   });
 
+  it('a subvolume its fstab names that is not there: a mount point as libguestfs has it, and the OS shows its own folder there, saying why', () => {
+    expect(oursSecond.os[0]!.mountpoints['/data']).toBe('btrfsvol:disk0/@missing');
+    const r = spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), 'ls', second.btrfs, '/data', '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    expect([r.status, r.stdout]).toEqual([1, 'beneath.txt\n']);
+    expect(r.stderr).toBe(`appliance: ${second.btrfs}: /data: cannot mount its filesystem (btrfs, read-only): ENOENT: its subvolume "@missing" is not there\n`);
+  });
+
   it('ls -lR of every filesystem (btrfs top level, @, @home, iso9660, squashfs, exfat) as lstatns, readlink and checksum say', () => {
     const mounts: [string, number][] = [
       ['disk0', 0],

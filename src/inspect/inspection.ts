@@ -361,6 +361,10 @@ export class Inspection {
     const tried = await Promise.all(
       Object.entries(os.mountpoints).map(async ([mountpoint, id]) => {
         try {
+          // A subvolume an fstab names that is not there (matchEntry).
+          const missing = /^btrfsvol:.*?\/([^/].*)$/s.exec(id);
+          if (missing && !this.entries.some((e) => e.info.id === id))
+            throw new FilesystemError('EMOUNT', (w) => `cannot mount ${w.fs(id)} (btrfs, read-only): ENOENT: its subvolume "${missing[1]}" is not there`);
           return { mountpoint, fs: await this.mount(id) };
         } catch (err) {
           // That filesystem alone (EMOUNT, ENOFS); a guest gone, a timeout, end the call.
@@ -574,7 +578,9 @@ export class Inspection {
 
   /**
    * The filesystem an fstab line mounts: its device (matchSpec), and on btrfs the subvolume
-   * its subvol= option names (the top level without one, or when that subvolume is not listed).
+   * its subvol= option names (the top level without one). A subvolume that is not there is
+   * named all the same, as libguestfs names it: mounting it fails (osMounts), as the
+   * kernel's mount does, and the OS shows the folder beneath.
    * Looked for on the root's own disk first: a clone attached beside its original shares its
    * UUIDs and labels, and each root's fstab means its own disk's filesystems.
    */
@@ -587,7 +593,10 @@ export class Inspection {
       ?.slice('subvol='.length)
       .replace(/^\/+/, '');
     if (!id || !subvol || !this.entries.some((x) => x.info.id === id && x.info.type === 'btrfs')) return id;
-    return this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device)?.info.id ?? id;
+    return (
+      this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device)?.info.id ??
+      `btrfsvol:${id}/${subvol}`
+    );
   }
 
   /**

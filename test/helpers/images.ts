@@ -483,7 +483,13 @@ async function makeSecondOs(tmp: string): Promise<{ files: string[]; info: Secon
       );
       await writeFile(r('etc/alpine-release'), '3.19.1\n');
       await writeFile(r('etc/hostname'), 'alpine-box\n');
-      await writeFile(r('etc/fstab'), `UUID=${btrfsUuid} / btrfs subvol=@ 0 0\nUUID=${btrfsUuid} /home btrfs subvol=@home 0 0\n`);
+      // /data names a subvolume that is not there: the kernel refuses that mount, and the OS shows its own folder.
+      await writeFile(
+        r('etc/fstab'),
+        `UUID=${btrfsUuid} / btrfs subvol=@ 0 0\nUUID=${btrfsUuid} /home btrfs subvol=@home 0 0\nUUID=${btrfsUuid} /data btrfs subvol=@missing 0 0\n`,
+      );
+      await mkdir(r('data'));
+      await writeFile(r('data/beneath.txt'), 'in @, beneath /data\n');
       await copyFile('/bin/dash', r('bin/sh'));
       await chmod(r('bin/sh'), 0o755);
       await copyFile('/bin/dash', r('sbin/apk'));
