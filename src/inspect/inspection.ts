@@ -68,6 +68,8 @@ export class Inspection {
   private readonly prefetched = new Map<string, Map<string, Buffer | undefined>>();
   /** Each Windows root's applications, read with its facts (its SOFTWARE hive): its packages when asked for. */
   private readonly windowsApps = new Map<string, Package[]>();
+  /** Subvolumes an fstab names that are not there, by the id matchEntry gave them: their subvol= names. */
+  private readonly missingSubvolumes = new Map<string, string>();
   /** Each OS's tree, by its root's id (osTree). */
   private readonly osTrees = new Map<string, Promise<OsTree>>();
   private subvolumesListed = false;
@@ -289,7 +291,9 @@ export class Inspection {
    * the filesystem is in the OS's tree ("/" when named directly), so paths read in it can be
    * said as the OS has them. In the OS, the path is resolved as its kernel would across the
    * mount points (OsTree.resolve); its last component too with `follow` (to read a file's
-   * content through a symlink, as cat does).
+   * content through a symlink, as cat does). `unmounted`: the filesystem the OS mounts at or
+   * above the path that could not be mounted, if one is: the path is then the one beneath
+   * its mount point, as libguestfs reads it.
    */
   async locate(
     path: Name,
@@ -361,10 +365,9 @@ export class Inspection {
     const tried = await Promise.all(
       Object.entries(os.mountpoints).map(async ([mountpoint, id]) => {
         try {
-          // A subvolume an fstab names that is not there (matchEntry).
-          const missing = /^btrfsvol:.*?\/([^/].*)$/s.exec(id);
-          if (missing && !this.entries.some((e) => e.info.id === id))
-            throw new FilesystemError('EMOUNT', (w) => `cannot mount ${w.fs(id)} (btrfs, read-only): ENOENT: its subvolume "${missing[1]}" is not there`);
+          const missing = this.missingSubvolumes.get(id);
+          if (missing !== undefined)
+            throw new FilesystemError('EMOUNT', (w) => `cannot mount ${w.fs(id)} (btrfs, read-only): ENOENT: its subvolume "${missing}" is not there`);
           return { mountpoint, fs: await this.mount(id) };
         } catch (err) {
           // That filesystem alone (EMOUNT, ENOFS); a guest gone, a timeout, end the call.
@@ -593,10 +596,10 @@ export class Inspection {
       ?.slice('subvol='.length)
       .replace(/^\/+/, '');
     if (!id || !subvol || !this.entries.some((x) => x.info.id === id && x.info.type === 'btrfs')) return id;
-    return (
-      this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device)?.info.id ??
-      `btrfsvol:${id}/${subvol}`
-    );
+    const found = this.entries.find((x) => x.info.subvolume === subvol && x.device === this.entries.find((y) => y.info.id === id)?.device);
+    if (found) return found.info.id;
+    this.missingSubvolumes.set(`btrfsvol:${id}/${subvol}`, subvol);
+    return `btrfsvol:${id}/${subvol}`;
   }
 
   /**
