@@ -1,5 +1,14 @@
 // The library's public surface: boot and use appliances, build them, and the writers.
-export { ApplianceError, DiskRefusedError, FilesystemError, ImageFileError, type DiskWords, type ErrorCode, type FilesystemWords, type GuestErrno } from './errors.js';
+export {
+  ApplianceError,
+  DiskRefusedError,
+  FilesystemError,
+  ImageFileError,
+  type DiskWords,
+  type ErrorCode,
+  type FilesystemWords,
+  type GuestErrno,
+} from './errors.js';
 export { DISK_FORMATS } from './disk-formats.js';
 export type { Entry, EntryType, ContentSource } from './formats/entry.js';
 export { boot, Vm, prepare, type BootOptions, type BootTimings, type PrepareOptions, type VmDisk } from './vm/index.js';

@@ -373,10 +373,10 @@ describe('an OS image (GPT: vfat ESP, ext4 root, xfs /srv), compared with libgue
       expect(sparse(theirsDir).blocks * 512).toBeGreaterThanOrEqual(SPARSE.size); // libguestfs's tar-out fills the holes
       expect(readdirSync(join(oursDir, 'data'), { encoding: 'buffer' }).some((n) => n.equals(LATIN1_NAME))).toBe(true);
       expect(mine.copied.skipped).toEqual([]);
-      // What was made, counted as the copy has it (the FIFO among the specials).
+      // What was made, counted as the copy has it (its FIFOs are the specials).
       const made = (t: TreeEntry[], type: string) => t.filter((e) => e.type === type).length;
       expect([mine.copied.specials, mine.copied.symlinks]).toEqual([made(oursTree, 'fifo'), made(oursTree, 'symlink')]);
-      expect(mine.copied.specials).toBe(1);
+      expect(mine.copied.specials).toBeGreaterThan(0);
 
       // virt-inspector's XML: the same OS, filesystems and applications.
       const xml = vi!.stdout.toString('utf8');
