@@ -20,11 +20,21 @@ export function register(program: Command): void {
         if (o.checksum !== undefined && o.checksum !== 'sha256') throw usageError(`--checksum "${o.checksum}": only sha256`);
         const { disk, fs } = splitDiskFs(spec);
         await using img = await open([disk], o);
-        const at = await onImage(disk, () => img.locate(pathArg(path), fs));
+        let named = pathArg(path);
+        let at = await onImage(disk, () => img.locate(named, fs));
+        // A symlink to a folder, named without -l, lists the folder it names, as GNU ls and
+        // virt-ls list it (with -l, the link itself): as if named with a trailing slash.
+        if (!o.long && (await at.fs.lstat(at.path).catch(() => undefined))?.type === 'symlink') {
+          const target = await onImage(disk, () => img.locate(named, fs, 0, { follow: true }));
+          if ((await target.fs.stat(target.path).catch(() => undefined))?.type === 'dir') {
+            named = typeof named === 'string' ? `${named}/` : Buffer.concat([named, Buffer.from('/')]);
+            at = await onImage(disk, () => img.locate(named, fs));
+          }
+        }
         // Without :FS, the OS's tree: the filesystems its fstab mounts below the path are
         // listed in their places, a mount point as its filesystem's root, as virt-ls lists them.
         const tree = fs ? at.fs : await onImage(disk, () => img.tree());
-        const from = fs ? at.path : pathArg(path);
+        const from = fs ? at.path : named;
         const entries: FileStat[] = [];
         const errors: string[] = [];
         let first = true;
