@@ -268,9 +268,15 @@ describe("an OS's mount points, placed as mount(8) places them", () => {
     disk = os('placed', 'a file\n', 'var/srv');
   });
 
-  it('ls -R lists each filesystem where the kernel mounts it, and the file and symlink the refused mounts leave, as virt-ls does', async () => {
+  // The two mounts mount(8) refuses, each said on one line (libguestfs: "some filesystems could not be mounted").
+  const refused = (img: string) => [
+    `appliance: ${img}: /opt: cannot mount its filesystem (ext4, read-only) there: ENOTDIR: the OS has a file there, not a folder`,
+    `appliance: ${img}: /data: cannot mount its filesystem (ext4, read-only) there: ENOENT: the OS has no folder there`,
+  ];
+
+  it('ls -R lists each filesystem where the kernel mounts it, and the file and symlink the refused mounts leave, as virt-ls does, and says which it refused', async () => {
     const r = cli('ls', '-R', disk, '/');
-    expect([r.status, r.stderr]).toEqual([0, '']);
+    expect([r.status, r.stderr.split('\n').filter(Boolean)]).toEqual([1, refused(disk)]);
     const ours = r.stdout.split('\n').filter(Boolean);
     for (const p of ['/opt', '/srv', '/var/srv/in-FSA', '/var/home/alice/in-FSD', '/mnt/in-FSE']) expect(ours).toContain(p);
     for (const p of ['/data', '/var/srv/beneath', '/var/home/alice/beneath', '/mnt/beneath', '/opt/in-FSC']) expect(ours).not.toContain(p);
@@ -289,7 +295,7 @@ describe("an OS's mount points, placed as mount(8) places them", () => {
   it('diff sees the file and the symlink as changed, and what moved with the mount', () => {
     const other = os('placed-other', 'another file\n', 'var/other');
     const d = cli('diff', disk, other);
-    expect([d.status, d.stderr]).toEqual([0, '']);
+    expect([d.status, d.stderr.split('\n').filter(Boolean)]).toEqual([1, [...refused(disk), ...refused(other)]]);
     expect(d.stdout.split('\n').filter(Boolean)).toEqual([
       '= - 0644         13 /opt (size, content)',
       '= l 0777          9 /srv -> var/other (target; was -> var/srv)',
@@ -423,6 +429,48 @@ describe('an OS one of whose filesystems cannot be mounted', () => {
 });
 
 describe('diff', () => {
+  it('lists in tree order, as virt-diff and ls -R do, and sees hard links made or undone (nlink)', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    const side = (name: string, text: string, linked: boolean) => {
+      const tree = join(work, `order-${name}`);
+      mkdirSync(join(tree, 'a/x'), { recursive: true });
+      for (const f of ['a/f', 'a/x/f', 'a/x b', 'a b', 'a-b', 'a.b', 'x', 'y']) writeFileSync(join(tree, f), f.startsWith('a') ? text : 'same\n');
+      if (linked) {
+        rmSync(join(tree, 'y'));
+        execFileSync('ln', [join(tree, 'x'), join(tree, 'y')]);
+      }
+      execFileSync('mkfs.ext4', ['-q', '-d', tree, join(work, `order-${name}.img`), '8M']);
+      return join(work, `order-${name}.img`);
+    };
+    const d = cli('diff', side('a', 'one\n', false), side('b', 'two\n', true));
+    expect([d.status, d.stderr]).toEqual([0, '']);
+    const lines = d.stdout.split('\n').filter(Boolean);
+    expect(lines.map((l) => l.replace(/^. . \d{4} +\d+ /, ''))).toEqual([
+      '/a/f (content)',
+      '/a/x/f (content)',
+      '/a/x b (content)',
+      '/a b (content)',
+      '/a-b (content)',
+      '/a.b (content)',
+      '/x (nlink)',
+      '/y (nlink)',
+    ]);
+    const ls = cli('ls', '-R', join(work, 'order-a.img'), '/').stdout.split('\n');
+    const inLs = lines.map((l) => ls.indexOf(l.replace(/^. . \d{4} +\d+ /, '').replace(/ \(.*\)$/, '')));
+    expect(inLs).toEqual([...inLs].sort((x, y) => x - y));
+  });
+
+  it("names the image and the path as given when a path through a symlink is missing, and a copy's non-UTF-8 name as its bytes in --json", () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
+    for (const cmd of ['ls', 'copy-out']) {
+      const r = cli(cmd, image, '/bin/../nothing', ...(cmd === 'copy-out' ? [mkdtempSync(join(work, 'given-'))] : []));
+      expect([cmd, r.status, r.stderr]).toEqual([cmd, 1, `appliance: ${image}: /bin/../nothing: ENOENT: no such file or folder\n`]);
+    }
+    const r = cli('copy-out', '--json', image, '/names/bad\\xff\\xfename', mkdtempSync(join(work, 'hex-')));
+    expect(r.status).toBe(0);
+    expect((JSON.parse(r.stdout) as { path: { hex: string } }[])[0]!.path.hex).toMatch(/626164fffe6e616d65$/);
+  });
+
   it("shows a symlink's target, as virt-diff does, and what a changed one was", () => {
     const side = (name: string, links: [string, string][]) => {
       const tree = join(work, `diff-${name}`);

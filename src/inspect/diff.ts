@@ -5,10 +5,10 @@
  */
 import { ApplianceError, ImageFileError } from '../errors.js';
 import { sameLineage } from './filesystem.js';
-import type { FileTree } from './os-tree.js';
+import { treeOrder, type FileTree } from './os-tree.js';
 import type { FileStat, WalkError } from './records.js';
 
-export type Attribute = 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'content' | 'target' | 'rdev' | 'mtime';
+export type Attribute = 'type' | 'mode' | 'uid' | 'gid' | 'nlink' | 'size' | 'content' | 'target' | 'rdev' | 'mtime';
 
 export interface DiffEntry {
   change: 'added' | 'removed' | 'changed';
@@ -56,6 +56,8 @@ function differences(a: FileStat, b: FileStat, times: boolean): Attribute[] {
   if (a.mode !== b.mode) out.push('mode');
   if (a.uid !== b.uid) out.push('uid');
   if (a.gid !== b.gid) out.push('gid');
+  // Hard links made or undone (a folder's count, which its subfolders make, is left out, as virt-diff leaves it without --dir-links).
+  if (a.type !== 'dir' && a.nlink !== b.nlink) out.push('nlink');
   // Files of different sizes differ in content too (neither was hashed).
   if (a.type === 'file' && a.size !== b.size) out.push('size', 'content');
   // A side not hashed (its content unreadable, said by onError) is not known to differ.
@@ -66,7 +68,7 @@ function differences(a: FileStat, b: FileStat, times: boolean): Attribute[] {
   return out;
 }
 
-/** Everything added, removed or changed from `a` to `b`, sorted by path (byte order), as virt-diff prints it. */
+/** Everything added, removed or changed from `a` to `b`, in tree order (a folder's entries right after it, names in byte order), as virt-diff prints it and ls -R lists. */
 export async function diff(a: FileTree, b: FileTree, opts: DiffOptions = {}): Promise<DiffEntry[]> {
   for (const [name, t] of [
     ['a', a],
@@ -124,7 +126,7 @@ function compare(a: Side, b: Side, times: boolean): DiffEntry[] {
     }
   }
   for (const [k, s] of before) if (!after.has(k) && !unreadIn(b, s)) out.push({ change: 'removed', path: s.path, a: s });
-  return out.sort((x, y) => Buffer.compare(Buffer.from(x.path), Buffer.from(y.path)));
+  return out.sort((x, y) => treeOrder(Buffer.from(x.path), Buffer.from(y.path)));
 }
 
 async function tree(fs: FileTree, side: 'a' | 'b', path: string, checksum: boolean, signal?: AbortSignal) {

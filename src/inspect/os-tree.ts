@@ -8,9 +8,10 @@ import { isUtf8 } from 'node:buffer';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { basename, join } from 'node:path';
-import { ApplianceError, type FilesystemError } from '../errors.js';
+import { ApplianceError, FilesystemError, ImageFileError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 import { rootedPath, walkCounter, type Lineage, type MountedFilesystem, type WalkOptions } from './filesystem.js';
+import { describeErrno, errnoCode } from '../errno.js';
 import { fileError } from './helper.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
@@ -48,6 +49,31 @@ const components = (p: Buffer): Buffer[] =>
     .map((c) => Buffer.from(c, 'latin1'));
 const joined = (parts: Buffer[]): Buffer => Buffer.concat([Buffer.from('/'), ...parts.flatMap((c, i) => (i ? [Buffer.from('/'), c] : [c]))]);
 
+/** An error about the path a walk or a copy started from (`inner`, in its filesystem), naming the path as the caller gave it. */
+function namedAsGiven(err: unknown, inner: Buffer, given: Name): unknown {
+  return err instanceof ImageFileError && Buffer.from(err.path).equals(inner) ? fileError(err.errno, given) : err;
+}
+
+/** A walk's entries, its error about where it started named as the caller gave it (namedAsGiven). */
+async function* asGiven(walk: AsyncGenerator<FileStat>, inner: Buffer, given: Name): AsyncGenerator<FileStat> {
+  try {
+    yield* walk;
+  } catch (err) {
+    throw namedAsGiven(err, inner, given);
+  }
+}
+
+/** A filesystem that mounts, but not where its OS's fstab puts it: no folder there (ENOENT), a file (ENOTDIR), a symlink loop. */
+function notThere(fs: MountedFilesystem, errno: number): FilesystemError {
+  const why =
+    errno === osConstants.errno.ENOTDIR
+      ? `${errnoCode(errno)}: the OS has a file there, not a folder`
+      : errno === osConstants.errno.ENOENT
+        ? `${errnoCode(errno)}: the OS has no folder there`
+        : describeErrno(errno);
+  return new FilesystemError('EMOUNT', (w) => `cannot mount ${w.fs(fs.info.id)} (${fs.info.type}, read-only) there: ${why}`);
+}
+
 /** Why an unmounted filesystem's mount point shows the folder beneath it, in words that need no name for the filesystem. */
 export function unmountedReason(u: Unmounted): string {
   return u.error.inWords({ fs: () => 'its filesystem', selector: (text) => text }).split('\n')[0]!;
@@ -82,8 +108,8 @@ async function folderIn(hostDir: string, path: Buffer): Promise<string> {
   }
 }
 
-/** Paths in tree order: component by component, names in byte order ("/a" < "/a/b" < "/a-b"). */
-function treeOrder(a: Buffer, b: Buffer): number {
+/** Paths in tree order: component by component, names in byte order ("/a" < "/a/b" < "/a-b"), as a walk gives them. */
+export function treeOrder(a: Buffer, b: Buffer): number {
   const [x, y] = [a.toString('latin1').split('/'), b.toString('latin1').split('/')];
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
     const c = Buffer.compare(Buffer.from(x[i]!, 'latin1'), Buffer.from(y[i]!, 'latin1'));
@@ -125,25 +151,33 @@ export class OsTree implements FileTree {
   static async of(mounts: readonly Mount[], unmounted: readonly Unmounted[] = []): Promise<OsTree> {
     const shortestFirst = <T extends { mountpoint: string }>(xs: readonly T[]) => [...xs].sort((a, b) => a.mountpoint.length - b.mountpoint.length);
     const placed: Mount[] = [];
-    const place = async (mountpoint: string): Promise<string | undefined> => {
-      if (mountpoint === '/' || !placed.length) return mountpoint === '/' ? '/' : undefined;
+    // Where a mount point is in the OS, or the errno mount(8) would fail with there.
+    const place = async (mountpoint: string): Promise<string | number> => {
+      if (mountpoint === '/') return '/';
+      if (!placed.length) return osConstants.errno.ENOENT;
       const tree = new OsTree(placed);
-      const at = await tree.resolve(mountpoint, true).catch(() => undefined);
-      if (typeof at !== 'string') return undefined;
+      const at = await tree.resolve(mountpoint, true).catch((err: unknown) => (err instanceof ImageFileError ? err.errno : osConstants.errno.ELOOP));
+      if (typeof at === 'number') return at;
+      if (typeof at !== 'string') return osConstants.errno.EINVAL;
       const h = tree.holder(at);
-      return (await h.fs.lstat(h.inner).catch(() => undefined))?.type === 'dir' ? (rootedPath(at) as string) : undefined;
+      const type = (await h.fs.lstat(h.inner).catch(() => undefined))?.type;
+      return type === 'dir' ? (rootedPath(at) as string) : type ? osConstants.errno.ENOTDIR : osConstants.errno.ENOENT;
     };
+    const left: Unmounted[] = [];
     for (const m of shortestFirst(mounts)) {
       const at = await place(m.mountpoint);
-      if (at === undefined) continue;
+      // Said where a walk passes it, as one that cannot be mounted is (mount(8) says why too).
+      if (typeof at === 'number') {
+        left.push({ mountpoint: m.mountpoint, error: notThere(m.fs, at) });
+        continue;
+      }
       const same = placed.findIndex((x) => x.mountpoint === at);
       if (same >= 0) placed.splice(same, 1);
       placed.push({ mountpoint: at, fs: m.fs });
     }
-    const left: Unmounted[] = [];
     for (const u of shortestFirst(unmounted)) {
       const at = await place(u.mountpoint);
-      if (at !== undefined) left.push({ ...u, mountpoint: at });
+      if (typeof at === 'string') left.push({ ...u, mountpoint: at });
     }
     return new OsTree(placed, left);
   }
@@ -259,6 +293,7 @@ export class OsTree implements FileTree {
    * what the mount hides left out. Errors below `path` go to onError with their OS path.
    */
   async *walk(path: Name = '/', opts: WalkOptions = {}): AsyncGenerator<FileStat> {
+    const given = path;
     path = rootedPath(await this.resolve(path));
     const start = this.holder(path);
     const depth = opts.depth ?? Infinity;
@@ -272,10 +307,12 @@ export class OsTree implements FileTree {
       opts.onError?.(e);
     };
     const mounts = this.mounts;
-    // An unmounted filesystem is said where the walk gives its mount point's folder (the start, when it is in one).
+    // An unmounted filesystem is said where the walk gives its mount point's folder (the start,
+    // when it is in one); one whose mount point the OS lacks, after the walk, if within its depth.
     const leftOut = this.leftOut(p, start.at);
+    const said = new Set<(typeof leftOut)[number]>();
     const say = (ob: Buffer, outer: Name) => {
-      for (const l of leftOut) if (l.path.equals(ob)) onError({ path: outer, errno: osConstants.errno.EIO, reason: l.reason });
+      for (const l of leftOut) if (l.path.equals(ob) && !said.has(l) && said.add(l)) onError({ path: outer, errno: osConstants.errno.EIO, reason: l.reason });
     };
     async function* part(at: Buffer, fs: MountedFilesystem, from: Buffer): AsyncGenerator<FileStat> {
       const left = depth - (levels(OsTree.outer(at, from) as Buffer) - levels(p));
@@ -304,7 +341,9 @@ export class OsTree implements FileTree {
       }
       for (const c of children) yield* mounted(c);
     }
-    yield* part(start.at, start.fs, start.inner);
+    yield* asGiven(part(start.at, start.fs, start.inner), start.inner, given);
+    for (const l of leftOut)
+      if (levels(l.path) - levels(p) <= depth) say(l.path, typeof given === 'string' && isUtf8(l.path) ? l.path.toString('utf8') : l.path);
   }
 
   /**
@@ -314,6 +353,7 @@ export class OsTree implements FileTree {
    * mount point itself (/boot) becomes HOSTDIR/boot, as virt-copy-out makes it.
    */
   async copyOut(path: Name, hostDir: string, opts: CopyOutOptions = {}): Promise<CopyOutResult> {
+    const given = path;
     path = rootedPath(await this.resolve(path));
     const start = this.holder(path);
     const p = bytes(path);
@@ -331,7 +371,12 @@ export class OsTree implements FileTree {
       Object.assign(total, sum(total, r));
       total.skipped.push(...r.skipped.map((line) => (at.length > 1 && line.startsWith('/') ? `${at.toString('utf8')}${line}` : line)));
     };
-    add(await start.fs.copyOut(start.inner, into, { ...opts, hide: hidden(start.at), onProgress: progress({ ...total }) }), start.at);
+    const first = await start.fs
+      .copyOut(start.inner, into, { ...opts, hide: hidden(start.at), onProgress: progress({ ...total }) })
+      .catch((err: unknown) => Promise.reject(namedAsGiven(err, start.inner, given)));
+    add(first, start.at);
+    // A path inside a filesystem is copied as HOSTDIR/NAME by that copy: its name as it made it (bytes where not UTF-8).
+    if (start.inner.length > 1) total.path = first.path;
     // An unmounted filesystem's folder is copied as the OS shows it (what is beneath), and said.
     total.skipped.push(...this.leftOut(p, start.at).map((l) => `${l.path.toString('utf8')}: ${l.reason}`));
     const realTop = await realpath(top).catch(() => top);

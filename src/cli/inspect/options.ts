@@ -129,12 +129,14 @@ export function common(cmd: Command): Command {
 export function asGiven(err: unknown, given: string, at: { fs: { info: { id: string } }; path: Name }, disk?: string): unknown {
   if (err instanceof FilesystemError) return disk ? inImageWords(err, disk) : err;
   const inner = pathText(at.path);
-  if (!(err instanceof ApplianceError) || !err.message.startsWith(`${inner}: `)) return err;
+  const shown = pathText(given);
+  // Named as given already (the OS's tree names its start so), or as found in its filesystem.
+  const asShown = err instanceof ApplianceError && err.message.startsWith(`${shown}: `);
+  if (!(err instanceof ApplianceError) || (!asShown && !err.message.startsWith(`${inner}: `))) return err;
   // A file of the image that cannot be read names the image too.
   const image = disk && err instanceof ImageFileError ? `${pathText(disk)}: ` : '';
-  const shown = pathText(given);
   const message =
-    inner === shown
+    asShown || inner === shown
       ? `${image}${err.message}`
       : `${image}${shown}: ${err.message.slice(inner.length + 2)} (${inner} on ${disk ? fsName(at.fs.info.id, disk) : at.fs.info.id})`;
   if (message === err.message) return err;
