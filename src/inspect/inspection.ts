@@ -351,7 +351,9 @@ export class Inspection {
         const { mounts, unmounted } = await this.osMounts(os);
         const root = unmounted.find((u) => u.mountpoint === '/');
         if (root) throw root.error;
-        return OsTree.of(mounts, unmounted);
+        // A noauto line's mount point: what the OS mounts only when asked (fstab's last line for a place decides).
+        const noauto = new Set(os.fstab.filter((f) => f.noauto && os.mountpoints[f.mountpoint] === f.id).map((f) => f.mountpoint));
+        return OsTree.of(mounts, unmounted, noauto);
       })();
       // A failure is not kept: the next call tries again (and says why again).
       tree.catch(() => this.osTrees.delete(os.root));

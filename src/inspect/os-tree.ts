@@ -146,9 +146,10 @@ export class OsTree implements FileTree {
    * mounted only where that is a folder: one whose mount point is missing or not a folder is
    * left out, as mount(8) fails on it, and what the OS has there (a file, a symlink) stays.
    * A second mount at one place covers the first. An unmounted filesystem's mount point is
-   * resolved alike (its folder is where walks say why).
+   * resolved alike (its folder is where walks say why). `noauto`: mount points of lines the OS
+   * does not mount when it starts: one that cannot be placed is left out unsaid.
    */
-  static async of(mounts: readonly Mount[], unmounted: readonly Unmounted[] = []): Promise<OsTree> {
+  static async of(mounts: readonly Mount[], unmounted: readonly Unmounted[] = [], noauto: ReadonlySet<string> = new Set()): Promise<OsTree> {
     const shortestFirst = <T extends { mountpoint: string }>(xs: readonly T[]) => [...xs].sort((a, b) => a.mountpoint.length - b.mountpoint.length);
     const placed: Mount[] = [];
     // Where a mount point is in the OS, or the errno mount(8) would fail with there.
@@ -166,9 +167,10 @@ export class OsTree implements FileTree {
     const left: Unmounted[] = [];
     for (const m of shortestFirst(mounts)) {
       const at = await place(m.mountpoint);
-      // Said where a walk passes it, as one that cannot be mounted is (mount(8) says why too).
+      // Said where a walk passes it, as one that cannot be mounted is (mount(8) says why too);
+      // unsaid for a noauto line, which the OS itself never mounts unasked.
       if (typeof at === 'number') {
-        left.push({ mountpoint: m.mountpoint, error: notThere(m.fs, at) });
+        if (!noauto.has(m.mountpoint)) left.push({ mountpoint: m.mountpoint, error: notThere(m.fs, at) });
         continue;
       }
       const same = placed.findIndex((x) => x.mountpoint === at);

@@ -19,6 +19,8 @@ export interface FstabMount {
   device?: string;
   /** A btrfs subvolume's subvol= as the line writes it ("/@/home"), where that is not its id's spelling: virt-inspector's names keep it. */
   subvol?: string;
+  /** A noauto line: the OS does not mount it when it starts. */
+  noauto?: true;
 }
 
 /** A filesystem whose role is known, with what locates it and its fstab. */
@@ -67,7 +69,7 @@ export function resolveFstab(id: string, data: InspectionData, file: FileOf, mat
     const found = root ? id : DEVICE_SPEC.test(tried) ? match({ ...e, spec: tried }, id) : undefined;
     const subvol = e.options.find((o) => o.startsWith('subvol='))?.slice('subvol='.length);
     const written = found?.startsWith('btrfsvol:') && subvol !== undefined && !found.endsWith(`/${subvol}`) ? { subvol } : {};
-    if (found) fstab.push({ mountpoint: e.mountpoint, id: found, ...written });
+    if (found) fstab.push({ mountpoint: e.mountpoint, id: found, ...written, ...(e.options.includes('noauto') ? { noauto: true as const } : {}) });
     else if (named.startsWith('/dev/')) fstab.push({ mountpoint: e.mountpoint, device: named });
     if (!found && e.mountpoint.startsWith('/') && (DEVICE_SPEC.test(named) || /^\/\/|:/.test(e.spec))) unmatched.push(`${e.spec} ${e.mountpoint}`);
   }
