@@ -8,10 +8,10 @@ import { isUtf8 } from 'node:buffer';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { basename, join } from 'node:path';
+import { describeErrno, errnoCode } from '../errno.js';
 import { ApplianceError, FilesystemError, ImageFileError } from '../errors.js';
 import type { CopyOutOptions, CopyOutProgress, CopyOutResult } from './copy-out.js';
 import { rootedPath, walkCounter, type Lineage, type MountedFilesystem, type WalkOptions } from './filesystem.js';
-import { describeErrno, errnoCode } from '../errno.js';
 import { fileError } from './helper.js';
 import type { Name } from './probe/types.js';
 import type { FileStat, WalkError } from './records.js';
@@ -144,10 +144,10 @@ export class OsTree implements FileTree {
    * mounts them (fstab's order among equals), each resolved through the mounts made before it
    * as the kernel resolves it (its symlinks followed, ".." taken from what was reached), and
    * mounted only where that is a folder: one whose mount point is missing or not a folder is
-   * left out, as mount(8) fails on it, and what the OS has there (a file, a symlink) stays.
-   * A second mount at one place covers the first. An unmounted filesystem's mount point is
-   * resolved alike (its folder is where walks say why). `noauto`: mount points of lines the OS
-   * does not mount when it starts: one that cannot be placed is left out unsaid.
+   * left out, as mount(8) fails on it, what the OS has there (a file, a symlink) stays, and it
+   * is said as an unmounted one is, unless its line is noauto (`noauto`: mount points the OS
+   * does not mount when it starts). A second mount at one place covers the first. An unmounted
+   * filesystem's mount point is resolved alike (its folder is where walks say why).
    */
   static async of(mounts: readonly Mount[], unmounted: readonly Unmounted[] = [], noauto: ReadonlySet<string> = new Set()): Promise<OsTree> {
     const shortestFirst = <T extends { mountpoint: string }>(xs: readonly T[]) => [...xs].sort((a, b) => a.mountpoint.length - b.mountpoint.length);
