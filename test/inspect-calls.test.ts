@@ -31,6 +31,8 @@ const OLD = new Date('1960-01-01T00:00:00Z');
 const JUST_BEFORE = new Date('1969-12-31T23:59:59Z');
 let work: string;
 let image: string;
+/** The command line on the suite's shared cache, its output as text. */
+const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'appliance-flow-'));
@@ -163,8 +165,6 @@ describe('names that are not text', () => {
 });
 
 describe('paths of the OS, resolved as its kernel does across its mount points', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
-
   it('cat follows symlinks into another filesystem, takes ".." after a symlink from its target, and never reads what a mount hides', () => {
     const cat = (p: string) => {
       const r = cli('cat', image, p);
@@ -209,7 +209,6 @@ describe('paths of the OS, resolved as its kernel does across its mount points',
 });
 
 describe("an OS's mount points, placed as mount(8) places them", () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
   // fstab mounts on a file (/opt), through a symlink (/srv -> var/srv), on a folder the root
   // lacks (/data), below a symlinked folder (/home -> var/home, then /home/alice), and on a
   // path with ".." in it (/boot/../mnt): the kernel mounts the second, fourth and fifth at
@@ -310,7 +309,6 @@ describe("an OS's mount points, placed as mount(8) places them", () => {
 
 describe('a disk with two operating systems', () => {
   it('is refused for a path of "the OS", as libguestfs refuses a multi-boot disk, naming the roots to choose from', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
     const imgs = ['a', 'b'].map((n) => {
       const root = join(work, `two-${n}`);
       mkdirSync(join(root, 'etc'), { recursive: true });
@@ -337,7 +335,6 @@ describe('a disk with two operating systems', () => {
 });
 
 describe('an OS one of whose filesystems cannot be mounted', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
   // A Debian-like root whose fstab mounts /srv from a partition the kernel refuses to mount.
   const brokenOs = (name: string, extra: string[] = []) => {
     const root = join(work, `${name}-root`);
@@ -430,7 +427,6 @@ describe('an OS one of whose filesystems cannot be mounted', () => {
 
 describe('diff', () => {
   it('lists in tree order, as virt-diff and ls -R do, and sees hard links made or undone (nlink)', () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
     const side = (name: string, text: string, linked: boolean) => {
       const tree = join(work, `order-${name}`);
       mkdirSync(join(tree, 'a/x'), { recursive: true });
@@ -461,7 +457,6 @@ describe('diff', () => {
   });
 
   it("names the image and the path as given when a path through a symlink is missing, and a copy's non-UTF-8 name as its bytes in --json", () => {
-    const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
     for (const cmd of ['ls', 'copy-out']) {
       const r = cli(cmd, image, '/bin/../nothing', ...(cmd === 'copy-out' ? [mkdtempSync(join(work, 'given-'))] : []));
       expect([cmd, r.status, r.stderr]).toEqual([cmd, 1, `appliance: ${image}: /bin/../nothing: ENOENT: no such file or folder\n`]);
@@ -500,8 +495,6 @@ describe('diff', () => {
 });
 
 describe('the command line, given several paths', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [resolve('dist/src/bin.cjs'), ...args, '--cache-dir', SHARED_CACHE], { encoding: 'utf8' });
-
   it('cat prints every file it can, says each one it cannot on one line (a newline in a name escaped), and exits 1', () => {
     const r = cli('cat', image, '/etc/fstab', '/missing', '/usr/share', '/usr/share/many/f7', '/x\ny');
     expect(r.stdout).toBe('LABEL=ROOT / ext4 defaults 0 1\nLABEL=BOOT /boot ext4 defaults 0 2\n7\n');

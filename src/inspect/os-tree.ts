@@ -55,7 +55,7 @@ function namedAsGiven(err: unknown, inner: Buffer, given: Name): unknown {
 }
 
 /** A walk's entries, its error about where it started named as the caller gave it (namedAsGiven). */
-async function* asGiven(walk: AsyncGenerator<FileStat>, inner: Buffer, given: Name): AsyncGenerator<FileStat> {
+async function* walkNamedAsGiven(walk: AsyncGenerator<FileStat>, inner: Buffer, given: Name): AsyncGenerator<FileStat> {
   try {
     yield* walk;
   } catch (err) {
@@ -192,11 +192,12 @@ export class OsTree implements FileTree {
   async locate(path: Name, follow = false): Promise<{ fs: MountedFilesystem; path: Name; mountpoint: string; unmounted?: Unmounted }> {
     const resolved = await this.resolve(path, follow);
     const h = this.holder(resolved);
+    const r = bytes(resolved);
     const p = bytes(rootedPath(resolved));
     const under = this.unmounted.filter((u) => u.mountpoint.length > h.at.length && within(p, Buffer.from(u.mountpoint)));
     const unmounted = under.sort((a, b) => b.mountpoint.length - a.mountpoint.length)[0];
     // The path in its filesystem, its trailing slash kept (what it names must be a folder).
-    const trailing = Buffer.from(resolved).length > 1 && Buffer.from(resolved).at(-1) === 0x2f && h.inner.length > 1;
+    const trailing = r.length > 1 && r.at(-1) === 0x2f && h.inner.length > 1;
     const inner = trailing ? Buffer.concat([h.inner, Buffer.from('/')]) : h.inner;
     return {
       fs: h.fs,
@@ -343,7 +344,7 @@ export class OsTree implements FileTree {
       }
       for (const c of children) yield* mounted(c);
     }
-    yield* asGiven(part(start.at, start.fs, start.inner), start.inner, given);
+    yield* walkNamedAsGiven(part(start.at, start.fs, start.inner), start.inner, given);
     for (const l of leftOut)
       if (levels(l.path) - levels(p) <= depth) say(l.path, typeof given === 'string' && isUtf8(l.path) ? l.path.toString('utf8') : l.path);
   }
